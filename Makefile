@@ -1,0 +1,63 @@
+# Thin wrapper: every target runs inside .venv, which the first target creates and fills.
+# Re-running is fast: the install step only repeats when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+BOARD ?= ulx3s-85f
+CONFIG ?= default
+
+# The venv's tools (verilator shim, cocotb-config, yowasp-*) must be found by subprocesses.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install demo test test-all lint format bench verilog bitstream flash clean distclean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed (set PYTHON=...)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m verdigris.toolchain
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/verdigris doctor
+	$(BIN)/verdigris demo
+
+# The default suite: unit tests plus the Verilator benches (each design is built once).
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not synth and not board"
+
+# Everything that can run without a board, including synthesis.
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -m "not board"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+verilog: $(STAMP)
+	$(BIN)/verdigris verilog --config $(CONFIG) -o build/verilog/$(CONFIG)
+
+bitstream: $(STAMP)
+	$(BIN)/verdigris bitstream --board $(BOARD)
+
+flash: $(STAMP)
+	$(BIN)/verdigris flash --board $(BOARD)
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

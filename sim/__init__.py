@@ -1,0 +1,1 @@
+"""Executors and models: golden reference, instruction simulator, RTL harnesses, energy."""

@@ -1,0 +1,1 @@
+"""RTL simulation: Verilog generated from hw/, built with Verilator, driven by cocotb."""

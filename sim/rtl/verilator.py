@@ -1,0 +1,161 @@
+"""Verilog from Amaranth, built once with Verilator, driven by cocotb benches.
+
+A build is keyed by a hash of the Verilog text and the tool versions, and kept in a cache
+folder, so each distinct design is compiled once (20-40 s for a core) however many tests or
+CLI runs use it. A build happens in a temporary folder that is renamed into place only when
+it succeeded, so an interrupted build never leaves a half-built model behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.lib import wiring
+
+__all__ = [
+    "RtlBuild",
+    "RtlError",
+    "build_verilator",
+    "default_build_root",
+    "generate_verilog",
+    "run_cocotb",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class RtlError(RuntimeError):
+    """The RTL could not be built or a bench failed."""
+
+
+@dataclass(frozen=True)
+class RtlBuild:
+    """A Verilated model ready for cocotb: its top module and the folder holding it."""
+
+    top: str
+    build_dir: Path
+
+    @property
+    def verilog_path(self) -> Path:
+        return self.build_dir / f"{self.top}.v"
+
+
+def generate_verilog(component: wiring.Component, top: str) -> str:
+    """Verilog text for `component` with module name `top`."""
+    return verilog.convert(component, name=top, emit_src=False)
+
+
+def default_build_root() -> Path:
+    """Where Verilated models are cached: $VERDIGRIS_BUILD_DIR, else the user cache folder."""
+    if "VERDIGRIS_BUILD_DIR" in os.environ:
+        return Path(os.environ["VERDIGRIS_BUILD_DIR"])
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "verdigris" / "rtl"
+
+
+def _require_verilator() -> None:
+    if shutil.which("verilator") is None:
+        raise RtlError(
+            "`verilator` is not on PATH. Run `make install` (it writes a verilator shim into "
+            ".venv/bin) and activate the venv, or see `verdigris doctor`."
+        )
+
+
+def _quiet_runner():
+    from cocotb_tools.runner import get_runner
+
+    runner = get_runner("verilator")
+    # The runner logs every command at INFO; follow our own logger's level instead.
+    runner.log.setLevel(logger.getEffectiveLevel())
+    return runner
+
+
+def build_verilator(
+    verilog_text: str, top: str, *, build_root: Path | None = None, timeout: float = 900
+) -> RtlBuild:
+    """Compile `verilog_text` (top module `top`) with Verilator for cocotb, or reuse a build."""
+    _require_verilator()
+    versions = "|".join(importlib.metadata.version(d) for d in ("verilator", "cocotb"))
+    key = hashlib.sha256(f"{versions}\n{verilog_text}".encode()).hexdigest()[:16]
+    root = Path(build_root or default_build_root())
+    final = root / f"{top}-{key}"
+    if (final / top).exists():
+        logger.debug("reusing Verilator build %s", final)
+        return RtlBuild(top, final)
+
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{top}-", dir=root))
+    try:
+        (staging / f"{top}.v").write_text(verilog_text)
+        logger.info("building %s with Verilator (once per design)", top)
+        runner = _quiet_runner()
+        log = staging / "build.log"
+        try:
+            runner.build(
+                sources=[staging / f"{top}.v"],
+                hdl_toplevel=top,
+                build_dir=staging,
+                build_args=["-Wno-fatal", "-O3"],
+                log_file=log,
+            )
+        except (SystemExit, Exception) as error:
+            tail = log.read_text()[-3000:] if log.exists() else ""
+            raise RtlError(f"Verilator build of {top} failed: {error}\n{tail}") from error
+        if final.exists():  # another process finished the same build first
+            shutil.rmtree(staging)
+        else:
+            staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    # Verilator bakes the build folder into its makefiles, but the simulator binary itself
+    # is relocatable, which is all that cocotb runs.
+    return RtlBuild(top, final)
+
+
+def run_cocotb(
+    build: RtlBuild,
+    test_module: str,
+    *,
+    results_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[int, int]:
+    """Run the cocotb tests in `test_module` on `build`; return (tests run, tests failed).
+
+    `test_module` is an importable module name (for example `verdigris.sim.rtl.pe_bench`).
+    `env` passes parameters to the bench (cocotb tests read them from os.environ).
+    """
+    from cocotb_tools.runner import get_results
+
+    runner = _quiet_runner()
+    results = Path(results_dir or tempfile.mkdtemp(prefix="verdigris-cocotb-"))
+    name = test_module.rsplit(".", 1)[-1]
+    xml = results / f"{name}.xml"
+    try:
+        runner.test(
+            hdl_toplevel=build.top,
+            hdl_toplevel_lang="verilog",  # needed when the build came from the cache
+            test_module=test_module,
+            build_dir=build.build_dir,
+            test_dir=results,
+            results_xml=str(xml),
+            log_file=results / f"{name}.log",  # the simulator's output, kept for a failure
+            extra_env=env or {},
+        )
+    except SystemExit:
+        # The runner exits when a test failed; the results file says which, read below.
+        if not xml.exists():
+            raise RtlError(f"cocotb run of {name} on {build.top} produced no results") from None
+    run, failed = get_results(xml)
+    if failed:
+        log = (results / f"{name}.log").read_text()[-4000:]
+        logger.error("%d of %d cocotb tests in %s failed; log tail:\n%s", failed, run, name, log)
+    return run, failed

@@ -1,0 +1,126 @@
+"""The `verdigris` command line. It prints results; everything else goes through logging."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from verdigris import __version__
+from verdigris.toolchain import TOOLS, Status, check_tool
+
+__all__ = ["main"]
+
+# Commands whose capability belongs to a later issue; each says so instead of pretending.
+_NOT_BUILT = {
+    "inspect": ("print a model's IR, MACs and sizes, or disassemble a Program", 3),
+    "compile": ("compile an ONNX model into a Program (.vgp)", 4),
+    "run": ("run a model or Program on golden, isasim or RTL", 3),
+    "verilog": ("write the accelerator's Verilog for a config", 5),
+    "bitstream": ("build an ECP5 bitstream for a board", None),
+    "flash": ("flash a bitstream to a board", None),
+}
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    print(f"verdigris {__version__} on Python {sys.version.split()[0]} ({sys.executable})")
+    worst = Status.OK
+    for tool in TOOLS:
+        check = check_tool(tool, run_slow=args.run_all)
+        mark = {Status.OK: "ok  ", Status.WARNING: "WARN", Status.MISSING: "FAIL"}[check.status]
+        line = f"  {mark} {tool.name:<17} {check.version or '-':<30} {check.path or '-'}"
+        print(line)
+        if check.detail:
+            print(f"       {check.detail}")
+        if check.status is not Status.OK:
+            print(f"       fix: {tool.fix}")
+            if check.status is Status.MISSING or worst is Status.OK:
+                worst = check.status
+    if worst is Status.MISSING:
+        print("doctor: a tool needed to compile or simulate is missing (see FAIL above)")
+        return 1
+    if worst is Status.WARNING:
+        print("doctor: compiling and simulating will work; board tools have warnings")
+    else:
+        print("doctor: all tools found")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from verdigris.sim.amaranth_sim import simulate_pe
+    from verdigris.sim.blockmodels import PEModel, random_pe_inputs
+    from verdigris.sim.rtl.benches import run_pe_bench
+
+    vectors = args.vectors
+    print(f"Processing element, int8 x int8 -> int32, {vectors} random cycles:")
+    stimulus = random_pe_inputs(args.seed, vectors)
+    model = PEModel()
+    expected = [model.step(step) for step in stimulus]
+    start = time.monotonic()
+    got = simulate_pe(stimulus)
+    mismatches = sum(g != e for g, e in zip(got, expected, strict=True))
+    print(
+        f"  Amaranth simulator: {vectors - mismatches}/{vectors} cycles match the model "
+        f"({time.monotonic() - start:.1f} s)"
+    )
+    start = time.monotonic()
+    run, failed = run_pe_bench(vectors=vectors, seed=args.seed)
+    verdict = "match the model" if run and not failed else "DO NOT match the model"
+    print(
+        f"  Verilator (cocotb): {vectors} cycles {verdict} "
+        f"({time.monotonic() - start:.1f} s incl. build; the build is cached)"
+    )
+    ok = mismatches == 0 and run > 0 and failed == 0
+    print("demo: the PE is bit-exact in both simulators" if ok else "demo: FAILED")
+    return 0 if ok else 1
+
+
+def _not_built(name: str):
+    what, issue = _NOT_BUILT[name]
+
+    def handler(args: argparse.Namespace) -> int:
+        later = f" (issue #{issue})" if issue else ""
+        print(f"verdigris {name}: not built yet{later}: will {what}.", file=sys.stderr)
+        return 2
+
+    return handler
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="verdigris",
+        description="Compile quantized ONNX models for an open systolic-array accelerator, "
+        "run them bit-exactly, and measure cycles and energy.",
+    )
+    parser.add_argument("--version", action="version", version=f"verdigris {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    doctor = commands.add_parser("doctor", help="check every tool the toolkit uses")
+    doctor.add_argument(
+        "--run-all",
+        action="store_true",
+        help="also run the YoWASP tools (their first run compiles WebAssembly: minutes)",
+    )
+    doctor.set_defaults(handler=_doctor)
+
+    demo = commands.add_parser("demo", help="run the shipped end-to-end demonstration")
+    demo.add_argument("--vectors", type=int, default=2000, help="random cycles to simulate")
+    demo.add_argument("--seed", type=int, default=1, help="random seed")
+    demo.set_defaults(handler=_demo)
+
+    for name, (what, _) in _NOT_BUILT.items():
+        stub = commands.add_parser(name, help=f"{what} (not built yet)")
+        stub.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        stub.set_defaults(handler=_not_built(name))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    return args.handler(args)
