@@ -92,7 +92,7 @@ class Tensor:
 class Requant:
     """Integer requantization of an accumulator to an output type (spec: sim/golden.py).
 
-    out = clamp(((acc * multiplier) + 2**(shift-1)) >> shift) + zero_point, qmin, qmax)
+    out = clamp(round_half_even(acc * multiplier / 2**shift) + zero_point, qmin, qmax)
 
     `multiplier` and `shift` have one entry per output channel, or one for all channels.
     The clamp range also carries fused ReLU / ReLU6.

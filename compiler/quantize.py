@@ -69,6 +69,9 @@ def activation_clamp(
 def make_requant(
     real_scale: np.ndarray | float, zero_point: int, clamp: tuple[int, int]
 ) -> Requant:
+    real_scale = np.atleast_1d(np.asarray(real_scale, np.float64))
+    if np.all(real_scale == real_scale[0]):
+        real_scale = real_scale[:1]  # per-tensor: one multiplier serves every channel
     multiplier, shift = quantize_multiplier(real_scale)
     return Requant(multiplier, shift, int(zero_point), int(clamp[0]), int(clamp[1]))
 

@@ -6,9 +6,11 @@ The rules, also written out in docs/quantization.md:
 - Accumulators are int32 and wrap modulo 2**32. Products are exact.
 - Conv / MatMul: acc = sum(x * w) + bias, with x padded by the input zero point, w already
   zero-point-free and bias already holding -x_zero_point * sum(w).
-- Requantization: out = clamp(((acc * m) + 2**(n-1)) >> n) + z, qmin, qmax), with a
-  64-bit product, an arithmetic shift (so ties round toward +infinity), m < 2**31 and
-  1 <= n <= 62, per output channel where the weights are per channel.
+- Requantization: out = clamp(round_half_even((acc * m) / 2**n) + z, qmin, qmax), with
+  a 64-bit product, m < 2**31 and 1 <= n <= 62, per output channel where the weights are
+  per channel. In integers: (p + 2**(n-1) - 1 + ((p >> n) & 1)) >> n with an arithmetic
+  shift. Ties to even match ONNX's QuantizeLinear, which matters where ties are common
+  (an average of 4 values is a tie half the time).
 - AvgPool: acc = sum of (x - z_in) over the window (padding counts as zero), then requant.
 - Add: acc = (a - z_a) * m_a + (b - z_b) * m_b in int32, then requant (multiplier 1).
 - MaxPool, Concat, Reshape move values and do not change them.
@@ -50,7 +52,9 @@ def requantize(acc: np.ndarray, requant: ir.Requant, channel_axis: int) -> np.nd
     multiplier = requant.multiplier.reshape(shape).astype(np.int64)
     shift = requant.shift.reshape(shape).astype(np.int64)
     product = acc.astype(np.int64) * multiplier  # |acc| < 2**31, m < 2**31: fits int64
-    rounded = (product + (np.int64(1) << (shift - 1))) >> shift
+    # Round half to even: add half, less one when the kept part is even, then shift.
+    kept_odd = (product >> shift) & 1
+    rounded = (product + (np.int64(1) << (shift - 1)) - 1 + kept_odd) >> shift
     return np.clip(rounded + requant.zero_point, requant.qmin, requant.qmax)
 
 
@@ -200,7 +204,8 @@ def finish_output(graph_output: ir.GraphOutput, value: np.ndarray, *, raw: bool)
     for step in graph_output.steps:
         match step:
             case ir.Dequantize():
-                result = (result - step.zero_point).astype(np.float32) * np.float32(step.scale)
+                centred = result.astype(np.int64) - step.zero_point
+                result = centred.astype(np.float32) * np.float32(step.scale)
             case ir.Quantize():
                 info = np.iinfo(np.dtype(step.dtype))
                 scaled = np.rint(result.astype(np.float32) / np.float32(step.scale))

@@ -70,7 +70,7 @@ SUPPORTED_OPS = {
         "ConvInteger",
         "MatMulInteger",
     },
-    MS: {"QGemm", "QLinearAdd", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat"},
+    MS: {"QGemm", "QLinearSoftmax", "QLinearAdd", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat"},
 }
 _ACTIVATION_DTYPES = {np.dtype(np.int8): "int8", np.dtype(np.uint8): "uint8"}
 _OP_ADVICE = {
@@ -116,6 +116,15 @@ class _Act:
     @property
     def is_float_view(self) -> bool:
         return len(self.steps) == 1 and isinstance(self.steps[0], ir.Dequantize)
+
+
+@dataclass(frozen=True)
+class _FloatInput:
+    """A float model input, possibly reshaped (Flatten/Reshape) before its QuantizeLinear."""
+
+    input: str
+    shape: tuple[int, ...]
+    original_shape: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -233,7 +242,6 @@ class _Importer:
         self.inputs: list[ir.GraphInput] = []
         self.problems: list[Problem] = []
         self.dynamic_batch = False
-        self.float_inputs: dict[str, onnx.ValueInfoProto] = {}
         initializers = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
         self.values.update(initializers)
         self.values.update({k: np.asarray(v) for k, v in constants.items()})
@@ -271,7 +279,8 @@ class _Importer:
             self.inputs.append(ir.GraphInput(name, self.tensors[name], model_dtype))
             self.values[name] = _Act(name)
         elif np.issubdtype(dtype, np.floating):
-            self.float_inputs[value.name] = value  # becomes an input at its QuantizeLinear
+            # Becomes a device tensor at its QuantizeLinear; the host quantizes it.
+            self.values[value.name] = _FloatInput(value.name, shape, shape)
         else:
             raise ModelError(f"{self.label}: input '{value.name}' has unsupported type {dtype}")
 
@@ -385,15 +394,8 @@ class _Importer:
         scale, zero, model_dtype = self._qparams(node, 1, 2)
         source = self.values.get(node.input[0])
         out = node.output[0]
-        if node.input[0] in self.float_inputs:
-            if scale.size != 1:
-                raise _Skip("a model input must be quantized per tensor")
-            shape = self._shape_of(self.float_inputs[node.input[0]])
-            name = node.input[0]
-            tensor = self._new_tensor(out, shape, model_dtype, scale.item(), zero.item())
-            if not any(i.name == name for i in self.inputs):
-                self.inputs.append(ir.GraphInput(name, tensor, "float32"))
-            self.values[out] = _Act(out)
+        if isinstance(source, _FloatInput):
+            self._quantize_input(node, source, out, scale, zero, model_dtype)
         elif isinstance(source, _Pending):
             self._finalize(source, out, scale, zero, model_dtype)
         elif isinstance(source, _Act) and source.is_float_view:
@@ -410,20 +412,34 @@ class _Importer:
         else:
             raise _Skip(f"input '{node.input[0]}' is not something that can be quantized")
 
+    def _quantize_input(self, node, source: _FloatInput, out, scale, zero, model_dtype):
+        if scale.size != 1:
+            raise _Skip("a model input must be quantized per tensor")
+        if any(i.name == source.input for i in self.inputs):
+            raise _Skip(f"input '{source.input}' is quantized twice")
+        reshaped = source.shape != source.original_shape
+        name = f"{source.input}__quantized" if reshaped else out
+        tensor = self._new_tensor(
+            name, source.original_shape, model_dtype, float(scale.item()), int(zero.item())
+        )
+        self.inputs.append(ir.GraphInput(source.input, tensor, "float32"))
+        if reshaped:  # quantizing is element-wise, so reshaping after it is the same
+            self._new_tensor(out, source.shape, model_dtype, tensor.scale, int(zero.item()))
+            self._emit(ir.Reshape(f"{node.name}__reshape", (name,), out, source.shape))
+        self.values[out] = _Act(out)
+
     def _requantize_view(self, node, source: ir.Tensor, out, scale, zero, model_dtype) -> None:
-        """DequantizeLinear followed by QuantizeLinear: a rescale (or nothing)."""
-        target = self._new_tensor(out, source.shape, model_dtype, float(scale.item()), zero.item())
-        if (target.scale, target.zero_point) == (source.scale, source.zero_point):
-            self.nodes.append(ir.Reshape(node.name or out, (source.name,), out, source.shape))
-        else:
-            requant = make_requant(
-                source.scale / target.scale,
-                target.zero_point,
-                (target.dtype.qmin, target.dtype.qmax),
-            )
-            self._emit(
-                ir.Requantize(node.name or out, (source.name,), out, source.zero_point, requant)
-            )
+        """DequantizeLinear followed by QuantizeLinear: a rescale, or nothing."""
+        shift = 128 if model_dtype == "uint8" else 0
+        if (float(scale.item()), int(zero.item()) - shift) == (source.scale, source.zero_point):
+            self.values[out] = _Act(source.name)
+            return
+        self._new_tensor(out, source.shape, model_dtype, float(scale.item()), zero.item())
+        target = self.tensors[out]
+        requant = make_requant(
+            source.scale / target.scale, target.zero_point, (target.dtype.qmin, target.dtype.qmax)
+        )
+        self._emit(ir.Requantize(node.name or out, (source.name,), out, source.zero_point, requant))
         self.values[out] = _Act(out)
 
     def _op_DequantizeLinear(self, node):
@@ -600,7 +616,12 @@ class _Importer:
     def _reshape(self, node, new_shape, host: ir.HostStep | None):
         value = self.values.get(node.input[0])
         out = node.output[0]
-        if isinstance(value, _Act) and (not value.steps or value.is_float_view):
+        if isinstance(value, _FloatInput):
+            shape = new_shape(value.shape)
+            if shape[0] != value.shape[0]:
+                raise _Skip(f"reshape {list(value.shape)} -> {list(shape)} changes the batch")
+            self.values[out] = replace(value, shape=shape)
+        elif isinstance(value, _Act) and (not value.steps or value.is_float_view):
             x = self.tensors[value.tensor]
             shape = new_shape(x.shape)
             if shape[0] != x.shape[0]:
@@ -711,6 +732,23 @@ class _Importer:
         alpha = attrs.get("alpha", 1.0)
         self._emit(self._matmul(node, x, weight, bias_q, out, _full(out), alpha=alpha))
         self.values[out.name] = _Act(out.name)
+
+    def _op_QLinearSoftmax(self, node):
+        value = self.values.get(node.input[0])
+        if not isinstance(value, _Act):
+            raise _Skip(f"input '{node.input[0]}' is not a quantized value")
+        x_scale, x_zero, x_dtype = self._qparams(node, 1, 2)
+        y_scale, y_zero, y_dtype = self._qparams(node, 3, 4)
+        attrs = _attrs(node)
+        axis = attrs.get("axis", -1 if attrs.get("opset", 13) >= 13 else 1)
+        # A device tensor holds uint8 shifted to int8; a host Quantize result does not.
+        shift = 128 if x_dtype == "uint8" and not value.steps else 0
+        steps = (
+            ir.Dequantize(float(x_scale.item()), int(x_zero.item()) - shift),
+            ir.Softmax(axis),
+            ir.Quantize(float(y_scale.item()), int(y_zero.item()), y_dtype),
+        )
+        self.values[node.output[0]] = _Act(value.tensor, (*value.steps, *steps))
 
     def _op_QLinearAdd(self, node):
         a = self._quantized_input(node, 0, 1, 2)
