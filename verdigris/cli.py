@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 
 from verdigris import __version__
 from verdigris.toolchain import TOOLS, Status, check_tool
@@ -14,9 +15,7 @@ __all__ = ["main"]
 
 # Commands whose capability belongs to a later issue; each says so instead of pretending.
 _NOT_BUILT = {
-    "inspect": ("print a model's IR, MACs and sizes, or disassemble a Program", 3),
     "compile": ("compile an ONNX model into a Program (.vgp)", 4),
-    "run": ("run a model or Program on golden, isasim or RTL", 3),
     "verilog": ("write the accelerator's Verilog for a config", 5),
     "bitstream": ("build an ECP5 bitstream for a board", None),
     "flash": ("flash a bitstream to a board", None),
@@ -76,6 +75,71 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _load(args: argparse.Namespace):
+    from verdigris.api import load_model
+
+    if str(args.model).endswith(".vgp"):
+        raise _CliError("Programs (.vgp) come with the compiler backend (issue #4)")
+    return load_model(args.model, calibrate=args.calibrate)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from verdigris.api import layer_summaries
+    from verdigris.compiler.ir import format_graph
+
+    graph = _load(args)
+    print(format_graph(graph))
+    print()
+    header = f"{'layer':<28} {'op':<10} {'output':<16} {'MACs':>10} {'params B':>9} {'act B':>7}"
+    print(header)
+    print("-" * len(header))
+    rows = layer_summaries(graph)
+    for row in rows:
+        shape = "x".join(str(d) for d in row.output_shape[1:])
+        print(
+            f"{row.name[:28]:<28} {row.kind:<10} {shape:<16} {row.macs:>10,} "
+            f"{row.parameter_bytes:>9,} {row.activation_bytes:>7,}"
+        )
+    print("-" * len(header))
+    print(
+        f"{'total (per sample)':<56} {sum(r.macs for r in rows):>10,} "
+        f"{sum(r.parameter_bytes for r in rows):>9,} "
+        f"{max((r.activation_bytes for r in rows), default=0):>7,} (largest)"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from verdigris.api import read_inputs, run, write_outputs
+
+    graph = _load(args)
+    inputs = read_inputs(args.input, graph)
+    start = time.monotonic()
+    try:
+        outputs = run(graph, inputs, backend=args.backend, raw=args.raw)
+    except NotImplementedError as error:
+        raise _CliError(str(error)) from None
+    seconds = time.monotonic() - start
+    for name, value in outputs.items():
+        print(f"{name}: {value.dtype}{list(value.shape)}")
+        if value.ndim == 2 and value.shape[1] > 1:
+            top1 = np.argmax(value, axis=1)
+            shown = " ".join(str(int(k)) for k in top1[:16])
+            more = " ..." if len(top1) > 16 else ""
+            print(f"  top-1 per sample: {shown}{more}")
+    print(f"{args.backend}: {len(next(iter(inputs.values())))} sample(s) in {seconds:.2f} s")
+    if args.output:
+        written = write_outputs(args.output, outputs, protect=(Path(args.input),))
+        print(f"wrote {written}")
+    return 0
+
+
+class _CliError(Exception):
+    """A user-facing error: printed without a traceback."""
+
+
 def _not_built(name: str):
     what, issue = _NOT_BUILT[name]
 
@@ -110,6 +174,21 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="random seed")
     demo.set_defaults(handler=_demo)
 
+    inspect = commands.add_parser("inspect", help="print a model's IR, MACs and sizes")
+    inspect.add_argument("model", type=Path, help="quantized ONNX model (.onnx)")
+    inspect.add_argument("--calibrate", type=Path, help="calibration data for a float model")
+    inspect.set_defaults(handler=_inspect)
+
+    run = commands.add_parser("run", help="run a model on an executor")
+    run.add_argument("model", type=Path, help="quantized ONNX model (.onnx)")
+    run.add_argument("--input", required=True, help="inputs: .npy, or .npz named by input")
+    run.add_argument("--output", help="write outputs here (.npy for one output, else .npz)")
+    run.add_argument("--backend", default="golden", choices=("golden", "isasim", "rtl"))
+    run.add_argument("--raw", action="store_true", help="write the device's integer tensors")
+    run.add_argument("--calibrate", type=Path, help="calibration data (.npy/.npz) to quantize "
+                     "a float model first")
+    run.set_defaults(handler=_run)
+
     for name, (what, _) in _NOT_BUILT.items():
         stub = commands.add_parser(name, help=f"{what} (not built yet)")
         stub.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -123,4 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    return args.handler(args)
+    from verdigris.api import TensorFileError
+    from verdigris.compiler.frontend.errors import ModelError
+    from verdigris.sim.golden import GoldenError
+
+    try:
+        return args.handler(args)
+    except (_CliError, ModelError, TensorFileError, GoldenError) as error:
+        print(f"verdigris {args.command}: error: {error}", file=sys.stderr)
+        return 2

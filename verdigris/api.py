@@ -1,0 +1,175 @@
+"""The public Python API: load a model into the IR, run it, read and write tensors.
+
+    >>> graph = verdigris.load_model("examples/models/lenet_qdq.onnx")
+    >>> outputs = verdigris.run(graph, {"input": images})         # golden, float outputs
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from verdigris.compiler import ir
+from verdigris.compiler.frontend import import_model, load_onnx
+from verdigris.compiler.frontend.calibrate import load_calibration, quantize_float_model
+from verdigris.compiler.frontend.errors import ModelError
+
+__all__ = [
+    "BACKENDS",
+    "LayerSummary",
+    "TensorFileError",
+    "layer_summaries",
+    "load_model",
+    "read_inputs",
+    "run",
+    "write_outputs",
+]
+
+logger = logging.getLogger(__name__)
+
+# Executors: golden now; the instruction simulator (issue #4) and RTL (issue #5) later.
+BACKENDS = ("golden", "isasim", "rtl")
+
+
+class TensorFileError(ValueError):
+    """An input or output tensor file that cannot be read or written as asked."""
+
+
+def load_model(
+    path: str | Path,
+    *,
+    calibrate: str | Path | None = None,
+    per_channel: bool = True,
+) -> ir.Graph:
+    """Import a quantized ONNX model, or quantize a float one with calibration data first."""
+    path = Path(path)
+    if calibrate is None:
+        return import_model(path)
+    model = load_onnx(path)
+    names = [v.name for v in model.graph.input if v.name not in {i.name for i in
+                                                                  model.graph.initializer}]
+    data = load_calibration(calibrate, names)
+    quantized = quantize_float_model(path, data, per_channel=per_channel)
+    return import_model(quantized, name=path.stem)
+
+
+def run(
+    graph: ir.Graph,
+    inputs: Mapping[str, np.ndarray],
+    *,
+    backend: str = "golden",
+    raw: bool = False,
+) -> dict[str, np.ndarray]:
+    """Run `graph` on float (or the model's integer) inputs; outputs as the model returns them,
+    or the device's integer tensors with `raw`."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend != "golden":
+        issue = {"isasim": 4, "rtl": 5}[backend]
+        raise NotImplementedError(f"backend '{backend}' is not built yet (issue #{issue})")
+    from verdigris.sim.golden import run_graph
+
+    return run_graph(graph, inputs, raw=raw)
+
+
+def read_inputs(path: str | Path, graph: ir.Graph) -> dict[str, np.ndarray]:
+    """Inputs from .npy (a single-input model) or .npz (arrays named after the inputs)."""
+    path = Path(path)
+    names = [i.name for i in graph.inputs]
+    if not path.is_file():
+        raise TensorFileError(f"{path}: no such input file")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise TensorFileError(f"{path}: not a .npy/.npz file: {error}") from None
+    if isinstance(data, np.ndarray):
+        if len(names) != 1:
+            raise TensorFileError(f"{path}: the model has inputs {names}; give an .npz with those")
+        return {names[0]: data}
+    with data:
+        arrays = {key: data[key] for key in data.files}
+    if len(arrays) == 1 and len(names) == 1:
+        return {names[0]: next(iter(arrays.values()))}
+    missing = [name for name in names if name not in arrays]
+    if missing:
+        raise TensorFileError(f"{path}: arrays {sorted(arrays)} do not name inputs {missing}")
+    return {name: arrays[name] for name in names}
+
+
+def write_outputs(
+    path: str | Path, outputs: Mapping[str, np.ndarray], *, protect: tuple[Path, ...] = ()
+) -> Path:
+    """Write one output as .npy or several as .npz, atomically (a temporary file renamed into
+    place), refusing to overwrite any file in `protect` (such as the inputs)."""
+    path = Path(path)
+    if any(path.resolve() == Path(p).resolve() for p in protect):
+        raise TensorFileError(f"{path}: refusing to overwrite an input file; choose another name")
+    if path.suffix not in (".npy", ".npz"):
+        raise TensorFileError(f"{path}: the output must be a .npy or .npz file")
+    if path.suffix == ".npy" and len(outputs) != 1:
+        raise TensorFileError(
+            f"{path}: the model has {len(outputs)} outputs ({', '.join(outputs)}); use .npz"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            if path.suffix == ".npy":
+                np.save(stream, next(iter(outputs.values())))
+            else:
+                np.savez(stream, **outputs)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]
+    macs: int  # per sample
+    parameter_bytes: int  # weights at their bit width, biases and requant tables
+    activation_bytes: int  # output tensor, per sample
+
+
+def layer_summaries(graph: ir.Graph) -> list[LayerSummary]:
+    """Per device op: output shape, MACs, parameter and activation sizes (batch of one)."""
+    rows = []
+    for node in graph.nodes:
+        out = graph.tensors[node.output]
+        batch = out.shape[0] if out.shape else 1
+        parameters = 0
+        weight = getattr(node, "weight", None)
+        if weight is not None:
+            parameters += (weight.size * node.weight_bits + 7) // 8 + 4 * node.bias.size
+        requant = getattr(node, "requant", None)
+        if requant is not None:
+            parameters += 8 * requant.multiplier.size  # 32-bit multiplier + shift per channel
+        element_bytes = (out.dtype.bits + 7) // 8
+        rows.append(
+            LayerSummary(
+                node.name,
+                node.kind,
+                out.shape,
+                ir.macs(node, graph) // max(batch, 1),
+                parameters,
+                int(np.prod(out.shape[1:])) * element_bytes,
+            )
+        )
+    return rows
+
+
+def describe_error(error: Exception) -> str:
+    """One message for the CLI; our own errors already say what to do."""
+    if isinstance(error, ModelError | TensorFileError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
