@@ -1,7 +1,7 @@
 """The public Python API: load a model into the IR, run it, read and write tensors.
 
-    >>> graph = verdigris.load_model("examples/models/lenet_qdq.onnx")
-    >>> outputs = verdigris.run(graph, {"input": images})         # golden, float outputs
+>>> graph = verdigris.load_model("examples/models/lenet_qdq.onnx")
+>>> outputs = verdigris.run(graph, {"input": images})         # golden, float outputs
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ def load_model(
     if calibrate is None:
         return import_model(path)
     model = load_onnx(path)
-    names = [v.name for v in model.graph.input if v.name not in {i.name for i in
-                                                                  model.graph.initializer}]
+    names = [
+        v.name for v in model.graph.input if v.name not in {i.name for i in model.graph.initializer}
+    ]
     data = load_calibration(calibrate, names)
     quantized = quantize_float_model(path, data, per_channel=per_channel)
     return import_model(quantized, name=path.stem)

@@ -70,9 +70,42 @@ def _demo(args: argparse.Namespace) -> int:
         f"  Verilator (cocotb): {vectors} cycles {verdict} "
         f"({time.monotonic() - start:.1f} s incl. build; the build is cached)"
     )
-    ok = mismatches == 0 and run > 0 and failed == 0
-    print("demo: the PE is bit-exact in both simulators" if ok else "demo: FAILED")
+    pe_ok = mismatches == 0 and run > 0 and failed == 0
+    print("  the PE is bit-exact in both simulators" if pe_ok else "  PE: FAILED")
+    model_ok = _demo_model()
+    ok = pe_ok and model_ok
+    print("demo: ok" if ok else "demo: FAILED")
     return 0 if ok else 1
+
+
+def _demo_model() -> bool:
+    """The shipped LeNet on the golden model, against the ONNX reference implementation."""
+    import numpy as np
+
+    from verdigris.api import layer_summaries, load_model, run
+    from verdigris.sim.reference import run_onnx_reference
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    path = examples / "models" / "lenet_qdq.onnx"
+    data = np.load(examples / "digits_test.npz")
+    x, labels = data["x"], data["y"]
+    graph = load_model(path)
+    macs = sum(row.macs for row in layer_summaries(graph))
+    print(f"\n{path.name}: {len(graph.nodes)} device ops, {macs:,} MACs per image")
+    golden = run(graph, {"input": x})["output"]
+    reference = run_onnx_reference(path, {"input": x})["output"]
+    lsb = graph.outputs[0].steps[0].scale
+    identical = np.mean(np.abs(golden - reference) < 1e-3 * lsb)
+    agree = np.mean(golden.argmax(1) == reference.argmax(1))
+    print(
+        f"  golden vs ONNX reference on {len(x)} test images: {identical:.2%} of outputs "
+        f"identical, top-1 agrees on {agree:.2%}"
+    )
+    print(f"  golden top-1 accuracy: {np.mean(golden.argmax(1) == labels):.2%}")
+    print(
+        f"  first 10 predictions: {golden.argmax(1)[:10].tolist()} labels: {labels[:10].tolist()}"
+    )
+    return agree == 1.0
 
 
 def _load(args: argparse.Namespace):
@@ -185,8 +218,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="write outputs here (.npy for one output, else .npz)")
     run.add_argument("--backend", default="golden", choices=("golden", "isasim", "rtl"))
     run.add_argument("--raw", action="store_true", help="write the device's integer tensors")
-    run.add_argument("--calibrate", type=Path, help="calibration data (.npy/.npz) to quantize "
-                     "a float model first")
+    run.add_argument(
+        "--calibrate",
+        type=Path,
+        help="calibration data (.npy/.npz) to quantize a float model first",
+    )
     run.set_defaults(handler=_run)
 
     for name, (what, _) in _NOT_BUILT.items():

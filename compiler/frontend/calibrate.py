@@ -94,7 +94,9 @@ def quantize_float_model(
         try:
             quant_pre_process(str(model_path), str(prepared))
         except Exception as error:
-            raise CalibrationError(f"{model_path}: onnxruntime could not prepare it: {error}")
+            raise CalibrationError(
+                f"{model_path}: onnxruntime could not prepare it: {error}"
+            ) from None
         logger.info("calibrating on %d samples and quantizing (QDQ)", samples)
         try:
             quantize_static(

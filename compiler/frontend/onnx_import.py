@@ -70,7 +70,14 @@ SUPPORTED_OPS = {
         "ConvInteger",
         "MatMulInteger",
     },
-    MS: {"QGemm", "QLinearSoftmax", "QLinearAdd", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat"},
+    MS: {
+        "QGemm",
+        "QLinearSoftmax",
+        "QLinearAdd",
+        "QLinearGlobalAveragePool",
+        "QLinearAveragePool",
+        "QLinearConcat",
+    },
 }
 _ACTIVATION_DTYPES = {np.dtype(np.int8): "int8", np.dtype(np.uint8): "uint8"}
 _OP_ADVICE = {

@@ -43,7 +43,7 @@ def test_empty_file(tmp_path):
 
 
 def test_float_model_asks_for_calibration():
-    with pytest.raises(ModelError, match="float model.*--calibrate"):
+    with pytest.raises(ModelError, match=r"float model.*--calibrate"):
         import_model(BUILDERS["conv"]())
 
 

@@ -17,8 +17,12 @@ from verdigris.sim.golden import run_graph
 NODE_TESTS = Path(onnx.__file__).parent / "backend" / "test" / "data" / "node"
 CASES = sorted(
     path.name
-    for pattern in ("test_qlinearconv*", "test_qlinearmatmul*", "test_convinteger*",
-                    "test_matmulinteger*")
+    for pattern in (
+        "test_qlinearconv*",
+        "test_qlinearmatmul*",
+        "test_convinteger*",
+        "test_matmulinteger*",
+    )
     for path in NODE_TESTS.glob(pattern)
 )
 

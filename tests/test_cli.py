@@ -1,0 +1,77 @@
+"""The `verdigris` command line: inspect, run, and its errors."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from verdigris.cli import main
+from verdigris.sim.reference import run_onnx_reference
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+LENET = EXAMPLES / "models" / "lenet_qop.onnx"
+SAMPLES = EXAMPLES / "digits_samples.npy"
+
+
+def test_inspect_prints_ir_and_layer_table(capsys):
+    assert main(["inspect", str(EXAMPLES / "models" / "resnet_qdq.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "Add        /2/Add" in out
+    assert "requant per-channel" in out
+    assert "total (per sample)" in out
+    assert "533,824" in out  # MACs per image of the tiny ResNet
+
+
+def test_run_writes_outputs_matching_the_reference(tmp_path, capsys):
+    target = tmp_path / "out" / "probabilities.npy"
+    assert main(["run", str(LENET), "--input", str(SAMPLES), "--output", str(target)]) == 0
+    assert "top-1 per sample" in capsys.readouterr().out
+    ours = np.load(target)
+    reference = run_onnx_reference(LENET, {"input": np.load(SAMPLES)})["output"]
+    np.testing.assert_array_equal(ours.argmax(1), reference.argmax(1))
+    assert ours.dtype == np.float32 and ours.shape == (8, 10)
+
+
+def test_run_raw_gives_the_models_integer_type(tmp_path):
+    target = tmp_path / "raw.npy"
+    assert main(["run", str(LENET), "--input", str(SAMPLES), "--output", str(target), "--raw"]) == 0
+    assert np.load(target).dtype == np.uint8  # the QOperator model's activations are uint8
+
+
+def test_run_refuses_to_overwrite_its_input(tmp_path, capsys):
+    inputs = tmp_path / "x.npy"
+    np.save(inputs, np.load(SAMPLES))
+    before = inputs.read_bytes()
+    assert main(["run", str(LENET), "--input", str(inputs), "--output", str(inputs)]) == 2
+    assert "refusing to overwrite an input file" in capsys.readouterr().err
+    assert inputs.read_bytes() == before
+
+
+def test_float_model_runs_with_calibration(capsys):
+    model = EXAMPLES / "models" / "mlp_fp32.onnx"
+    assert main(["run", str(model), "--input", str(SAMPLES), "--calibrate", str(SAMPLES)]) == 0
+    assert "output: float32[8, 10]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["inspect", "nowhere.onnx"], "nowhere.onnx: no such file"),
+        (["run", str(LENET), "--input", "nowhere.npy"], "nowhere.npy: no such input file"),
+        (["run", str(LENET), "--input", str(SAMPLES), "--backend", "isasim"], "issue #4"),
+        (["inspect", str(EXAMPLES / "models" / "mlp_fp32.onnx")], "float model"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(arguments, message, capsys):
+    assert main(arguments) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_wrong_input_shape_is_named(tmp_path, capsys):
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((2, 64), np.float32))
+    assert main(["run", str(LENET), "--input", str(bad)]) == 2
+    assert (
+        "input input has shape (2, 64); the model expects (1, 1, 8, 8)" in capsys.readouterr().err
+    )
