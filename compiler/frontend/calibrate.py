@@ -92,7 +92,8 @@ def quantize_float_model(
         quantized = Path(folder) / "quantized.onnx"
         logger.info("pre-processing %s (shape inference, BatchNorm folding)", model_path)
         try:
-            quant_pre_process(str(model_path), str(prepared))
+            # ONNX shape inference suffices for CNNs; the symbolic one would need sympy.
+            quant_pre_process(str(model_path), str(prepared), skip_symbolic_shape=True)
         except Exception as error:
             raise CalibrationError(
                 f"{model_path}: onnxruntime could not prepare it: {error}"
