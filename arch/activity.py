@@ -1,0 +1,41 @@
+"""Activity: what an execution did, in counts every executor can produce identically.
+
+The instruction simulator derives it from its cycle model; the RTL reads it from its
+performance counters; the energy model turns it into joules. Definitions: docs/isa.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["UNITS", "Activity"]
+
+UNITS = ("load", "compute", "store")
+
+
+def _per_unit() -> dict[str, int]:
+    return dict.fromkeys(UNITS, 0)
+
+
+@dataclass
+class Activity:
+    cycles: int = 0
+    busy: dict[str, int] = field(default_factory=_per_unit)
+    stall: dict[str, int] = field(default_factory=_per_unit)
+    instructions: dict[str, int] = field(default_factory=_per_unit)
+    macs: int = 0
+    zero_macs: int = 0
+    main_read_bytes: int = 0
+    main_write_bytes: int = 0
+    inp_read_bytes: int = 0
+    wgt_read_bytes: int = 0
+    acc_read_bytes: int = 0
+    acc_write_bytes: int = 0
+    buffer_write_bytes: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def utilization(self, pe_count: int) -> float:
+        """Fraction of PE-cycles that issued a MAC slot."""
+        return self.macs / (self.cycles * pe_count) if self.cycles else 0.0

@@ -1,0 +1,311 @@
+"""The instruction set: 128-bit instructions for the load, compute and store units.
+
+The semantics and the cycle model are specified in docs/isa.md; this module holds the
+encoding. Every instruction is a frozen dataclass whose fields are listed, with their bit
+positions, in its `LAYOUT`; `encode` and `decode` are driven by those tables, so the layout
+in one place is the layout everywhere.
+
+Bits 0-3 of every instruction are the opcode and bits 4-7 the dependency flags:
+bit 4 pop_prev, bit 5 pop_next, bit 6 push_prev, bit 7 push_next (see docs/isa.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import IntEnum
+from typing import ClassVar
+
+import numpy as np
+
+__all__ = [
+    "INSTRUCTION_BYTES",
+    "Buffer",
+    "Deps",
+    "Finish",
+    "Gemm",
+    "IllegalInstruction",
+    "Instruction",
+    "Load",
+    "Nop",
+    "Opcode",
+    "Store",
+    "Unit",
+    "Vector",
+    "VectorOp",
+    "decode",
+    "decode_program",
+    "encode",
+    "encode_program",
+]
+
+INSTRUCTION_BYTES = 16
+
+
+class Opcode(IntEnum):
+    NOP = 0
+    LOAD = 1
+    GEMM = 2
+    VECTOR = 3
+    STORE = 4
+    FINISH = 5
+
+
+class Unit(IntEnum):
+    LOAD = 0
+    COMPUTE = 1
+    STORE = 2
+
+
+class Buffer(IntEnum):
+    INP = 0  # rows of dim int8 activations
+    WGT = 1  # rows of dim int8 weights
+    ACC = 2  # rows of dim int32 partial sums
+    REQ = 3  # rows of dim requant entries (12 bytes each, see docs/isa.md)
+
+
+class VectorOp(IntEnum):
+    WRITE = 0
+    ADD = 1
+    MAX = 2
+
+
+class IllegalInstruction(ValueError):
+    """A word that is not a valid instruction, or an instruction that cannot be encoded."""
+
+
+@dataclass(frozen=True)
+class Deps:
+    """Dependency-token flags. `prev`/`next` are the unit's neighbours in the chain
+    load -> compute -> store. Pops happen when the instruction starts, pushes when it
+    completes."""
+
+    pop_prev: bool = False
+    pop_next: bool = False
+    push_prev: bool = False
+    push_next: bool = False
+
+    def bits(self) -> int:
+        return (
+            int(self.pop_prev)
+            | int(self.pop_next) << 1
+            | int(self.push_prev) << 2
+            | int(self.push_next) << 3
+        )
+
+    @classmethod
+    def from_bits(cls, value: int) -> Deps:
+        return cls(bool(value & 1), bool(value & 2), bool(value & 4), bool(value & 8))
+
+    def __str__(self) -> str:
+        names = ("pop_prev", "pop_next", "push_prev", "push_next")
+        return ",".join(n for n in names if getattr(self, n)) or "-"
+
+
+NO_DEPS = Deps()
+
+
+@dataclass(frozen=True)
+class Instruction:
+    OPCODE: ClassVar[Opcode]
+    UNIT: ClassVar[Unit | None]
+    # (field, lowest bit, width, signed) for the fields after opcode and deps.
+    LAYOUT: ClassVar[tuple[tuple[str, int, int, bool], ...]] = ()
+
+    deps: Deps
+
+    @property
+    def unit(self) -> Unit | None:
+        return self.UNIT
+
+
+@dataclass(frozen=True)
+class Nop(Instruction):
+    """Does nothing but pop and push tokens, on the unit it names."""
+
+    OPCODE = Opcode.NOP
+    UNIT = None
+    LAYOUT = (("target", 8, 2, False),)
+
+    target: int = Unit.COMPUTE
+
+    @property
+    def unit(self) -> Unit:
+        return Unit(self.target)
+
+
+@dataclass(frozen=True)
+class Load(Instruction):
+    """Main memory -> a buffer: `rows` rows of `elems` elements, row i read from
+    dram_addr + i * dram_stride; elements of a row past `elems` are zero. With `fill`,
+    every element of the rows is `fill_value` and main memory is not read."""
+
+    OPCODE = Opcode.LOAD
+    UNIT = Unit.LOAD
+    LAYOUT = (
+        ("buffer", 8, 2, False),
+        ("fill", 10, 1, False),
+        ("buf_row", 11, 16, False),
+        ("rows", 27, 16, False),
+        ("elems", 43, 8, False),
+        ("dram_addr", 51, 24, False),
+        ("dram_stride", 75, 24, False),
+        ("fill_value", 99, 8, True),
+    )
+
+    buffer: int
+    fill: bool
+    buf_row: int
+    rows: int
+    elems: int
+    dram_addr: int = 0
+    dram_stride: int = 0
+    fill_value: int = 0
+
+
+@dataclass(frozen=True)
+class Gemm(Instruction):
+    """For i < rows: acc[acc_row + i] (+)= inp[inp_row + i] @ W, where W is the dim x dim
+    weight tile in the array: loaded from wgt rows wgt_row.. wgt_row+dim-1 first when
+    `load_weights`, else the tile of the previous GEMM."""
+
+    OPCODE = Opcode.GEMM
+    UNIT = Unit.COMPUTE
+    LAYOUT = (
+        ("load_weights", 8, 1, False),
+        ("accumulate", 9, 1, False),
+        ("wgt_row", 10, 16, False),
+        ("inp_row", 26, 16, False),
+        ("acc_row", 42, 16, False),
+        ("rows", 58, 16, False),
+    )
+
+    load_weights: bool
+    accumulate: bool
+    wgt_row: int
+    inp_row: int
+    acc_row: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class Vector(Instruction):
+    """For i < rows, every lane c: v = (inp[inp_row+i][c] - zero) * multiplier;
+    acc[acc_row+i][c] = v (WRITE), acc + v (ADD, wrapping) or max(acc, v) (MAX)."""
+
+    OPCODE = Opcode.VECTOR
+    UNIT = Unit.COMPUTE
+    LAYOUT = (
+        ("op", 8, 2, False),
+        ("inp_row", 10, 16, False),
+        ("acc_row", 26, 16, False),
+        ("rows", 42, 16, False),
+        ("zero", 58, 9, True),
+        ("multiplier", 67, 22, False),
+    )
+
+    op: int
+    inp_row: int
+    acc_row: int
+    rows: int
+    zero: int = 0
+    multiplier: int = 1
+
+
+@dataclass(frozen=True)
+class Store(Instruction):
+    """acc -> main memory: for i < rows, c < elems, the int32 acc[acc_row+i][c] goes through
+    requant entry req[req_row][c] to an int8 at dram_addr + i * dram_stride + c, or, with
+    `raw`, is written as a little-endian int32 at dram_addr + i * dram_stride + 4c."""
+
+    OPCODE = Opcode.STORE
+    UNIT = Unit.STORE
+    LAYOUT = (
+        ("raw", 8, 1, False),
+        ("acc_row", 9, 16, False),
+        ("rows", 25, 16, False),
+        ("elems", 41, 8, False),
+        ("dram_addr", 49, 24, False),
+        ("dram_stride", 73, 24, False),
+        ("req_row", 97, 16, False),
+    )
+
+    raw: bool
+    acc_row: int
+    rows: int
+    elems: int
+    dram_addr: int
+    dram_stride: int
+    req_row: int = 0
+
+
+@dataclass(frozen=True)
+class Finish(Instruction):
+    """Stop fetching; the program is done when every unit has drained."""
+
+    OPCODE = Opcode.FINISH
+    UNIT = None
+
+
+_CLASSES: dict[int, type[Instruction]] = {
+    cls.OPCODE: cls for cls in (Nop, Load, Gemm, Vector, Store, Finish)
+}
+
+
+def encode(instruction: Instruction) -> int:
+    """The 128-bit instruction word as a Python int."""
+    word = int(instruction.OPCODE) | instruction.deps.bits() << 4
+    for name, low, width, signed in instruction.LAYOUT:
+        value = int(getattr(instruction, name))
+        lowest, highest = (
+            (-(1 << (width - 1)), (1 << (width - 1)) - 1)
+            if signed
+            else (
+                0,
+                (1 << width) - 1,
+            )
+        )
+        if not lowest <= value <= highest:
+            raise IllegalInstruction(
+                f"{type(instruction).__name__}.{name} = {value} does not fit "
+                f"{'signed ' if signed else ''}{width} bits"
+            )
+        word |= (value & ((1 << width) - 1)) << low
+    return word
+
+
+def decode(word: int) -> Instruction:
+    """The instruction in a 128-bit word; IllegalInstruction for an unknown opcode."""
+    opcode = word & 0xF
+    cls = _CLASSES.get(opcode)
+    if cls is None:
+        raise IllegalInstruction(f"unknown opcode {opcode} in word {word:#034x}")
+    values = {}
+    for name, low, width, signed in cls.LAYOUT:
+        value = (word >> low) & ((1 << width) - 1)
+        if signed and value >> (width - 1):
+            value -= 1 << width
+        kind = next(f.type for f in fields(cls) if f.name == name)
+        values[name] = bool(value) if kind in ("bool", bool) else value
+    return cls(deps=Deps.from_bits((word >> 4) & 0xF), **values)
+
+
+def encode_program(instructions: list[Instruction]) -> bytes:
+    """Instructions as consecutive 16-byte little-endian words."""
+    return b"".join(encode(i).to_bytes(INSTRUCTION_BYTES, "little") for i in instructions)
+
+
+def decode_program(data: bytes) -> list[Instruction]:
+    if len(data) % INSTRUCTION_BYTES:
+        raise IllegalInstruction(
+            f"instruction stream of {len(data)} bytes is not a multiple of {INSTRUCTION_BYTES}"
+        )
+    words = np.frombuffer(data, np.uint8).reshape(-1, INSTRUCTION_BYTES)
+    return [decode(int.from_bytes(w.tobytes(), "little")) for w in words]
+
+
+def disassemble(instruction: Instruction) -> str:
+    """One line: mnemonic, fields, dependency flags."""
+    parts = [f"{name}={int(getattr(instruction, name))}" for name, *_ in instruction.LAYOUT]
+    name = instruction.OPCODE.name.lower()
+    deps = "" if instruction.deps == NO_DEPS else f"  [{instruction.deps}]"
+    return f"{name:<7}{' '.join(parts)}{deps}"
