@@ -33,6 +33,17 @@ class Activity:
     acc_write_bytes: int = 0
     buffer_write_bytes: int = 0
 
+    def __add__(self, other: Activity) -> Activity:
+        """The activity of running `self` then `other`."""
+        total = Activity()
+        for name, value in self.to_dict().items():
+            theirs = getattr(other, name)
+            if isinstance(value, dict):
+                setattr(total, name, {k: value[k] + theirs[k] for k in value})
+            else:
+                setattr(total, name, value + theirs)
+        return total
+
     def to_dict(self) -> dict:
         return asdict(self)
 

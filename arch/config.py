@@ -7,6 +7,7 @@ Named presets live in arch/presets/*.toml; users can pass their own file.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -83,7 +84,8 @@ class AccelConfig:
             f"dma_bytes must be a power of two from 1 to 64, not {self.dma_bytes}",
         )
         need(
-            self.main_memory_bytes % self.dma_bytes == 0
+            self.dma_bytes > 0
+            and self.main_memory_bytes % self.dma_bytes == 0
             and 1024 <= self.main_memory_bytes <= 2**24,
             f"main_memory_bytes must be a multiple of dma_bytes from 1 KiB to 16 MiB, not "
             f"{self.main_memory_bytes}",
@@ -111,7 +113,9 @@ class AccelConfig:
     def to_toml(self) -> str:
         lines = []
         for key, value in self.to_dict().items():
-            lines.append(f'{key} = "{value}"' if isinstance(value, str) else f"{key} = {value}")
+            # A JSON string is a valid TOML basic string, escapes included.
+            text = json.dumps(value) if isinstance(value, str) else str(value)
+            lines.append(f"{key} = {text}")
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -138,7 +142,7 @@ def load_config(name_or_path: str | Path) -> AccelConfig:
                 f"{text_name}: neither a preset ({', '.join(PRESETS)}) nor a TOML file"
             )
     try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     return AccelConfig.from_dict(data, source=str(path))

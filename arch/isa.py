@@ -286,7 +286,12 @@ def decode(word: int) -> Instruction:
             value -= 1 << width
         kind = next(f.type for f in fields(cls) if f.name == name)
         values[name] = bool(value) if kind in ("bool", bool) else value
-    return cls(deps=Deps.from_bits((word >> 4) & 0xF), **values)
+    instruction = cls(deps=Deps.from_bits((word >> 4) & 0xF), **values)
+    if word >> 128 or encode(instruction) != word:
+        raise IllegalInstruction(
+            f"reserved bits are set in {type(instruction).__name__} word {word:#034x}"
+        )
+    return instruction
 
 
 def encode_program(instructions: list[Instruction]) -> bytes:

@@ -122,6 +122,14 @@ def pack_tensor(binding: Binding, values: np.ndarray) -> bytes:
         raise ProgramError(
             f"tensor {binding.name}: shape {values.shape} where the program expects {binding.shape}"
         )
+    info = np.iinfo(np.dtype(binding.dtype))
+    if not np.issubdtype(values.dtype, np.integer):
+        raise ProgramError(f"tensor {binding.name}: {values.dtype} values; integers expected")
+    if values.size and (values.min() < info.min or values.max() > info.max):
+        raise ProgramError(
+            f"tensor {binding.name}: values from {values.min()} to {values.max()} do not fit "
+            f"{binding.dtype}"
+        )
     laid_out = values.reshape(binding.pre_shape).transpose(binding.perm)
     return np.ascontiguousarray(laid_out).astype(f"<{np.dtype(binding.dtype).str[1:]}").tobytes()
 
@@ -129,6 +137,10 @@ def pack_tensor(binding: Binding, values: np.ndarray) -> bytes:
 def unpack_tensor(binding: Binding, data: bytes | np.ndarray) -> np.ndarray:
     """The logical tensor (int64) from its bytes in memory."""
     dtype = np.dtype(binding.dtype).newbyteorder("<")
+    if len(data) < binding.nbytes:
+        raise ProgramError(
+            f"tensor {binding.name}: {len(data)} bytes where {binding.nbytes} are needed"
+        )
     flat = np.frombuffer(bytes(data[: binding.nbytes]), dtype)
     laid_out_shape = tuple(binding.pre_shape[p] for p in binding.perm)
     inverse = np.argsort(binding.perm)
@@ -194,14 +206,14 @@ def parse_program(data: bytes, *, source: str = "program") -> Program:
     if len(data) < _HEAD.size + _CHECKSUM_BYTES or data[:8] != MAGIC:
         raise ProgramError(f"{source}: not a Verdigris program (.vgp): bad magic or too short")
     _, version, header_length = _HEAD.unpack_from(data)
+    body, checksum = data[:-_CHECKSUM_BYTES], data[-_CHECKSUM_BYTES:]
+    if hashlib.sha256(body).digest() != checksum:
+        raise ProgramError(f"{source}: checksum mismatch: the file is corrupted or truncated")
     if version != FORMAT_VERSION:
         raise ProgramError(
             f"{source}: program format version {version}; this Verdigris reads version "
             f"{FORMAT_VERSION}. Recompile the model with `verdigris compile`."
         )
-    body, checksum = data[:-_CHECKSUM_BYTES], data[-_CHECKSUM_BYTES:]
-    if hashlib.sha256(body).digest() != checksum:
-        raise ProgramError(f"{source}: checksum mismatch: the file is corrupted or truncated")
     start = _HEAD.size
     try:
         header = json.loads(body[start : start + header_length])
@@ -236,8 +248,12 @@ def parse_program(data: bytes, *, source: str = "program") -> Program:
         )
     except (KeyError, TypeError, ValueError, IllegalInstruction) as error:
         raise ProgramError(f"{source}: malformed program: {error}") from None
-    if any(len(s.data) != h["size"] for s, h in zip(segments, header["segments"], strict=True)):
-        raise ProgramError(f"{source}: truncated constant data")
+    expected = code_end + sum(h["size"] for h in header["segments"])
+    if expected != len(body):
+        raise ProgramError(
+            f"{source}: the header describes {expected:,} bytes but the file holds "
+            f"{len(body):,}: malformed program"
+        )
     return program
 
 

@@ -1,0 +1,395 @@
+"""The Program and its .vgp file: round trip, corruption, versions, configs, tensor layouts."""
+
+import dataclasses
+import hashlib
+import json
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from verdigris.arch.config import load_config
+from verdigris.arch.isa import Buffer, Deps, Finish, Gemm, Load, Nop, Store, Unit, Vector, VectorOp
+from verdigris.arch.program import (
+    FORMAT_VERSION,
+    MAGIC,
+    Binding,
+    LayerInfo,
+    Program,
+    ProgramError,
+    Segment,
+    load_program,
+    pack_tensor,
+    parse_program,
+    program_bytes,
+    save_program,
+    unpack_tensor,
+)
+
+TINY = load_config("tiny")
+NHWC = (0, 2, 3, 1)
+HEAD_BYTES = 16  # magic (8), version (4), header length (4)
+CHECKSUM_BYTES = 32
+
+
+def make_program(config=TINY, host=None) -> Program:
+    instructions = (
+        Load(Deps(), Buffer.WGT, False, 0, 4, 4, dram_addr=0x000, dram_stride=4),
+        Load(Deps(), Buffer.REQ, False, 0, 1, 4, dram_addr=0x040),
+        Load(Deps(push_next=True), Buffer.INP, False, 0, 4, 4, dram_addr=0x100, dram_stride=4),
+        Gemm(Deps(pop_prev=True), True, False, 0, 0, 0, 4),
+        Vector(Deps(push_next=True), VectorOp.ADD, 0, 0, 4, zero=-3, multiplier=5),
+        Nop(Deps(), target=Unit.STORE),
+        Store(Deps(pop_prev=True), False, 0, 4, 4, 0x200, 4, req_row=0),
+        Finish(Deps()),
+    )
+    segments = (
+        Segment(0x000, bytes(range(16))),  # weights
+        Segment(0x040, bytes(range(200, 248))),  # one requant row: 4 entries of 12 bytes
+    )
+    inputs = (Binding("x", 0x100, "int8", (1, 4, 2, 2), (1, 4, 2, 2), NHWC),)
+    outputs = (Binding("y", 0x200, "int8", (1, 4, 2, 2), (1, 4, 2, 2), NHWC),)
+    layers = (LayerInfo("conv0", "Conv", 0, 8, 64, (1, 4, 2, 2)), LayerInfo("nop", "Nop", 8, 8, 0))
+    if host is None:
+        host = {"inputs": {"x": {"onnx": "input.1", "scale": 0.25, "zero_point": -3}}, "steps": []}
+    return Program(config, instructions, segments, inputs, outputs, layers, host, "hand-made")
+
+
+def assert_same_program(got: Program, want: Program) -> None:
+    for field in dataclasses.fields(Program):
+        assert getattr(got, field.name) == getattr(want, field.name), field.name
+
+
+def with_checksum(body: bytes) -> bytes:
+    return body + hashlib.sha256(body).digest()
+
+
+@pytest.fixture(scope="module")
+def data() -> bytes:
+    return program_bytes(make_program())
+
+
+# ------------------------------------------------------------------------------ round trip
+
+
+def test_save_then_load_gives_equal_fields(tmp_path):
+    program = make_program()
+    path = save_program(program, tmp_path / "model.vgp")
+    assert path == tmp_path / "model.vgp"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.vgp"]  # no temporary left behind
+    loaded = load_program(path)
+    assert_same_program(loaded, program)
+    assert isinstance(loaded.inputs[0].shape, tuple) and isinstance(
+        loaded.layers[0].output_shape, tuple
+    )
+    assert load_program(str(path), config=TINY).config == TINY
+    assert program_bytes(loaded) == program_bytes(program)
+
+
+def test_an_empty_program_round_trips(tmp_path):
+    program = Program(TINY, (), (), (), ())
+    assert_same_program(load_program(save_program(program, tmp_path / "empty.vgp")), program)
+
+
+def test_program_bytes_is_deterministic(data):
+    assert program_bytes(make_program()) == data
+    assert program_bytes(make_program()) == program_bytes(make_program())
+    # The order in which the host dict was built does not matter.
+    host = make_program().host
+    reordered = dict(reversed(list(host.items())))
+    assert list(reordered) != list(host)
+    assert program_bytes(make_program(host=reordered)) == data
+
+
+def test_the_file_layout(data):
+    program = make_program()
+    magic, version, header_length = struct.unpack_from("<8sII", data)
+    assert (magic, version) == (MAGIC, FORMAT_VERSION) == (b"VGRSPROG", 1)
+    code = HEAD_BYTES + header_length
+    assert data[code : code + 16 * len(program.instructions)] == b"".join(
+        program_bytes(dataclasses.replace(program, instructions=(i,)))[code : code + 16]
+        for i in program.instructions
+    )
+    constants = data[code + 16 * len(program.instructions) : -CHECKSUM_BYTES]
+    assert constants == b"".join(s.data for s in program.segments)
+    assert data[-CHECKSUM_BYTES:] == hashlib.sha256(data[:-CHECKSUM_BYTES]).digest()
+
+
+# ------------------------------------------------------------------------------ corruption
+
+
+def flip_positions(data: bytes) -> dict[str, int]:
+    header_length = struct.unpack_from("<I", data, 12)[0]
+    code = HEAD_BYTES + header_length
+    constants = code + 16 * len(make_program().instructions)
+    return {
+        "magic-first": 0,
+        "magic-last": 7,
+        "header-length": 12,
+        "header-length-high": 15,
+        "header-json-first": HEAD_BYTES,
+        "header-json-middle": HEAD_BYTES + header_length // 2,
+        "header-json-last": code - 1,
+        "instruction-first": code,
+        "instruction-middle": code + 16 * 3 + 9,
+        "instruction-last": constants - 1,
+        "constants-first": constants,
+        "constants-last": len(data) - CHECKSUM_BYTES - 1,
+        "checksum-first": len(data) - CHECKSUM_BYTES,
+        "checksum-last": len(data) - 1,
+    }
+
+
+@pytest.mark.parametrize("where", list(flip_positions(program_bytes(make_program()))))
+@pytest.mark.parametrize("mask", [0x01, 0x80, 0xFF])
+def test_a_flipped_byte_is_detected(tmp_path, data, where, mask):
+    position = flip_positions(data)[where]
+    corrupted = bytearray(data)
+    corrupted[position] ^= mask
+    path = tmp_path / "bad.vgp"
+    path.write_bytes(bytes(corrupted))
+    with pytest.raises(ProgramError) as info:
+        load_program(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert "checksum" in message or "magic" in message
+
+
+@pytest.mark.parametrize("position", range(8, 12))
+def test_a_flipped_version_byte_is_detected(data, position):
+    # The version is checked before the checksum, so a flip here reports a version.
+    corrupted = bytearray(data)
+    corrupted[position] ^= 0x01
+    with pytest.raises(ProgramError, match=r"version|checksum"):
+        parse_program(bytes(corrupted))
+
+
+@given(position=st.integers(0, len(program_bytes(make_program())) - 1), mask=st.integers(1, 255))
+def test_any_flipped_byte_is_detected(data, position, mask):
+    corrupted = bytearray(data)
+    corrupted[position] ^= mask
+    with pytest.raises(ProgramError) as info:
+        parse_program(bytes(corrupted), source="p.vgp")
+    message = str(info.value)
+    expected = ("version",) if 8 <= position < 12 else ("checksum", "magic")
+    assert any(word in message for word in expected), message
+
+
+def truncation_lengths() -> list[int]:
+    length = len(program_bytes(make_program()))
+    return sorted({0, 1, 7, 8, 16, 47, 48, 100, length // 2, length - 33, length - 32, length - 1})
+
+
+@pytest.mark.parametrize("length", truncation_lengths())
+def test_a_truncated_file_is_detected(tmp_path, data, length):
+    path = tmp_path / "short.vgp"
+    path.write_bytes(data[:length])
+    with pytest.raises(ProgramError) as info:
+        load_program(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert "too short" in message or "truncated" in message or "checksum" in message
+
+
+def test_messages_for_magic_and_checksum(data):
+    with pytest.raises(ProgramError) as info:
+        parse_program(b"NOTAPROG" + data[8:], source="f.vgp")
+    assert str(info.value) == "f.vgp: not a Verdigris program (.vgp): bad magic or too short"
+    with pytest.raises(ProgramError) as info:
+        parse_program(data[:-1] + bytes([data[-1] ^ 1]), source="f.vgp")
+    assert str(info.value) == "f.vgp: checksum mismatch: the file is corrupted or truncated"
+
+
+@pytest.mark.parametrize("version", [0, 2, FORMAT_VERSION + 1, 2**32 - 1])
+def test_another_format_version_says_recompile(tmp_path, data, version):
+    assert version != FORMAT_VERSION
+    body = bytearray(data[:-CHECKSUM_BYTES])
+    struct.pack_into("<I", body, 8, version)
+    path = tmp_path / "old.vgp"
+    path.write_bytes(with_checksum(bytes(body)))
+    with pytest.raises(ProgramError) as info:
+        load_program(path)
+    assert str(info.value) == (
+        f"{path}: program format version {version}; this Verdigris reads version "
+        f"{FORMAT_VERSION}. Recompile the model with `verdigris compile`."
+    )
+
+
+def test_a_valid_checksum_over_a_malformed_header_is_a_program_error(data):
+    header_length = struct.unpack_from("<I", data, 12)[0]
+    body = bytearray(data[:-CHECKSUM_BYTES])
+    body[HEAD_BYTES] = ord("[")  # the JSON header no longer parses
+    with pytest.raises(ProgramError, match="malformed program"):
+        parse_program(with_checksum(bytes(body)))
+    body = bytearray(data[:-CHECKSUM_BYTES])
+    struct.pack_into("<I", body, 12, header_length + 10**6)
+    with pytest.raises(ProgramError, match="malformed program"):
+        parse_program(with_checksum(bytes(body)))
+
+
+def rewrite_header(data: bytes, **changes) -> bytes:
+    """The file with header entries changed and a valid checksum (as a buggy writer would)."""
+    header_length = struct.unpack_from("<I", data, 12)[0]
+    header = json.loads(data[HEAD_BYTES : HEAD_BYTES + header_length])
+    header.update(changes)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    rest = data[HEAD_BYTES + header_length : -CHECKSUM_BYTES]
+    return with_checksum(struct.pack("<8sII", MAGIC, FORMAT_VERSION, len(text)) + text + rest)
+
+
+def test_rewrite_header_keeps_a_valid_file(data):
+    assert rewrite_header(data) == data
+
+
+@pytest.mark.parametrize("delta", [-1, -2])
+def test_an_instruction_count_that_disagrees_with_the_body_is_rejected(data, delta):
+    count = len(make_program().instructions) + delta
+    with pytest.raises(ProgramError):
+        parse_program(rewrite_header(data, instruction_count=count))
+
+
+def test_an_instruction_count_past_the_constants_is_rejected(data):
+    count = len(make_program().instructions) + 1
+    with pytest.raises(ProgramError, match="malformed program"):
+        parse_program(rewrite_header(data, instruction_count=count))
+
+
+# ------------------------------------------------------------------------------ configs
+
+
+def test_another_config_is_named_with_the_differences(tmp_path):
+    path = save_program(make_program(), tmp_path / "tiny.vgp")
+    default = load_config("default")
+    with pytest.raises(ProgramError) as info:
+        load_program(path, config=default)
+    message = str(info.value)
+    assert message.startswith(f"{path}: compiled for config 'tiny', not 'default' (")
+    assert message.endswith("). Recompile with --config.")
+    differing = [k for k, v in TINY.to_dict().items() if getattr(default, k) != v]
+    assert {"name", "rows", "cols", "inp_rows", "dma_bytes"} <= set(differing)
+    for key in differing:
+        assert f"{key}: program {getattr(TINY, key)} vs {getattr(default, key)}" in message
+    for key in ("operand_bits", "acc_bits", "dataflow", "queue_depth"):
+        assert f"{key}:" not in message
+
+
+def test_a_config_differing_in_one_key_is_named(tmp_path):
+    path = save_program(make_program(), tmp_path / "tiny.vgp")
+    other = dataclasses.replace(TINY, queue_depth=16)
+    with pytest.raises(ProgramError) as info:
+        load_program(path, config=other)
+    assert str(info.value) == (
+        f"{path}: compiled for config 'tiny', not 'tiny' (queue_depth: program 8 vs 16). "
+        "Recompile with --config."
+    )
+
+
+def test_a_missing_file_is_a_program_error(tmp_path):
+    path = tmp_path / "absent.vgp"
+    with pytest.raises(ProgramError) as info:
+        load_program(path)
+    assert str(info.value) == f"{path}: no such program file"
+    with pytest.raises(ProgramError, match="no such program file"):
+        load_program(tmp_path)  # a directory
+
+
+# ------------------------------------------------------------------------------ tensors
+
+
+def test_nhwc_memory_order_int8():
+    binding = Binding("x", 0, "int8", (1, 2, 2, 3), (1, 2, 2, 3), NHWC)
+    logical = np.arange(12).reshape(1, 2, 2, 3) - 6  # x[0, c, h, w] = 6c + 3h + w - 6
+    packed = pack_tensor(binding, logical)
+    in_memory = [int(logical[0, c, h, w]) for h in range(2) for w in range(3) for c in range(2)]
+    assert in_memory == [-6, 0, -5, 1, -4, 2, -3, 3, -2, 4, -1, 5]
+    assert packed == struct.pack("<12b", *in_memory)
+    assert binding.nbytes == len(packed) == 12
+    unpacked = unpack_tensor(binding, packed)
+    assert unpacked.dtype == np.int64
+    np.testing.assert_array_equal(unpacked, logical)
+
+
+def test_nhwc_memory_order_int32():
+    binding = Binding("y", 0, "int32", (1, 3, 1, 2), (1, 3, 1, 2), NHWC)
+    logical = np.array([[[[1, -2]], [[70000, 2**31 - 1]], [[-(2**31), 5]]]])
+    packed = pack_tensor(binding, logical)
+    # Memory order (h, w, c): w = 0 first, then the three channels.
+    assert packed == struct.pack("<6i", 1, 70000, -(2**31), -2, 2**31 - 1, 5)
+    assert binding.nbytes == len(packed) == 24
+    np.testing.assert_array_equal(unpack_tensor(binding, packed), logical)
+
+
+def test_pre_shape_splits_the_logical_tensor():
+    # A flat (1, 12) logical tensor laid out as NCHW (1, 3, 2, 2) in channels-last order.
+    binding = Binding("z", 0, "int8", (1, 12), (1, 3, 2, 2), NHWC)
+    logical = np.arange(12).reshape(1, 12)
+    packed = pack_tensor(binding, logical)
+    assert list(packed) == [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11]
+    np.testing.assert_array_equal(unpack_tensor(binding, packed), logical)
+
+
+@st.composite
+def bindings_and_tensors(draw):
+    dtype = draw(st.sampled_from(["int8", "int32"]))
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=4, max_size=4)))
+    perm = tuple(draw(st.permutations(range(4))))
+    info = np.iinfo(dtype)
+    values = draw(hnp.arrays(np.int64, shape, elements=st.integers(int(info.min), int(info.max))))
+    return Binding("t", 0, dtype, shape, shape, perm), values
+
+
+@given(bindings_and_tensors())
+def test_pack_unpack_round_trips(case):
+    binding, values = case
+    packed = pack_tensor(binding, values)
+    assert len(packed) == binding.nbytes
+    expected = np.ascontiguousarray(values.transpose(binding.perm)).astype(
+        "<i1" if binding.dtype == "int8" else "<i4"
+    )
+    assert packed == expected.tobytes()
+    np.testing.assert_array_equal(unpack_tensor(binding, packed), values)
+    # Unpacking reads only nbytes, so a slice of a whole memory image works too.
+    image = np.frombuffer(packed + bytes(64), np.uint8)
+    np.testing.assert_array_equal(unpack_tensor(binding, image), values)
+
+
+def test_a_shape_mismatch_is_a_program_error():
+    binding = Binding("x", 0, "int8", (1, 2, 2, 3), (1, 2, 2, 3), NHWC)
+    with pytest.raises(ProgramError) as info:
+        pack_tensor(binding, np.zeros((1, 2, 3, 2), np.int8))  # same size, other shape
+    assert str(info.value) == (
+        "tensor x: shape (1, 2, 3, 2) where the program expects (1, 2, 2, 3)"
+    )
+    with pytest.raises(ProgramError, match="tensor x: shape"):
+        pack_tensor(binding, np.zeros(12, np.int8))
+
+
+def test_memory_image_places_segments():
+    program = make_program()
+    image = program.memory_image()
+    assert image.dtype == np.uint8 and image.shape == (TINY.main_memory_bytes,)
+    expected = np.zeros(TINY.main_memory_bytes, np.uint8)
+    expected[0x000:0x010] = np.arange(16)
+    expected[0x040:0x070] = np.arange(200, 248)
+    np.testing.assert_array_equal(image, expected)
+    assert program.memory_image() is not image  # a fresh image each time
+
+
+def test_memory_image_segment_at_the_end_of_memory():
+    end = TINY.main_memory_bytes
+    program = Program(TINY, (), (Segment(end - 4, b"\x01\x02\x03\x04"),), (), ())
+    image = program.memory_image()
+    assert image[-4:].tolist() == [1, 2, 3, 4] and not image[:-4].any()
+
+
+def test_an_input_packed_into_the_image_unpacks():
+    program = make_program()
+    binding = program.inputs[0]
+    values = np.arange(16).reshape(binding.shape) - 8
+    image = program.memory_image()
+    packed = pack_tensor(binding, values)
+    image[binding.dram_addr : binding.dram_addr + len(packed)] = np.frombuffer(packed, np.uint8)
+    np.testing.assert_array_equal(unpack_tensor(binding, image[binding.dram_addr :]), values)
