@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from verdigris.arch.activity import Activity
+from verdigris.arch.config import AccelConfig, load_config
+from verdigris.arch.program import Program
 from verdigris.compiler import ir
 from verdigris.compiler.frontend import import_model, load_onnx
 from verdigris.compiler.frontend.calibrate import load_calibration, quantize_float_model
@@ -22,6 +25,8 @@ from verdigris.compiler.frontend.errors import ModelError
 
 __all__ = [
     "BACKENDS",
+    "compile_model",
+    "run_program",
     "LayerSummary",
     "TensorFileError",
     "layer_summaries",
@@ -60,6 +65,73 @@ def load_model(
     return import_model(quantized, name=path.stem)
 
 
+def compile_model(
+    model: str | Path | ir.Graph,
+    config: str | Path | AccelConfig = "default",
+    *,
+    calibrate: str | Path | None = None,
+    dump_dir: str | Path | None = None,
+) -> Program:
+    """Compile an ONNX model (or an imported graph) into a Program for `config` (a preset
+    name, a TOML path or an AccelConfig)."""
+    from verdigris.compiler.backend import compile_graph
+
+    graph = model if isinstance(model, ir.Graph) else load_model(model, calibrate=calibrate)
+    if not isinstance(config, AccelConfig):
+        config = load_config(config)
+    return compile_graph(graph, config, dump_dir=dump_dir)
+
+
+def run_program(
+    program: Program,
+    inputs: Mapping[str, np.ndarray],
+    *,
+    backend: str = "isasim",
+    raw: bool = False,
+) -> tuple[dict[str, np.ndarray], Activity]:
+    """Run a Program on an executor: float (or the model's integer) inputs in, outputs as the
+    model returns them (or the device's integers with `raw`), plus the Activity. A batch
+    larger than the one compiled runs one sample at a time; the Activity is the total."""
+    from verdigris.compiler.backend.host import host_from_json
+    from verdigris.sim.golden import GoldenError, finish_output, quantize_input
+
+    if backend not in ("isasim",):
+        issue = {"rtl": 5}.get(backend)
+        if issue:
+            raise NotImplementedError(f"backend '{backend}' is not built yet (issue #{issue})")
+        raise ValueError(f"backend {backend!r} cannot run a Program; use isasim")
+    from verdigris.sim.isasim import run_program as isasim_run
+
+    graph_inputs, graph_outputs, _ = host_from_json(program.host)
+    missing = [i.name for i in graph_inputs if i.name not in inputs]
+    if missing:
+        raise GoldenError(f"missing input(s) {missing}")
+    compiled = {b.name: b for b in program.inputs}
+    batch = compiled[graph_inputs[0].tensor.name].shape[0]
+    given = np.shape(inputs[graph_inputs[0].name])[0]
+    if given % batch:
+        raise GoldenError(f"a batch of {given} does not split into the compiled batch {batch}")
+    results: dict[str, list[np.ndarray]] = {o.name: [] for o in graph_outputs}
+    total = Activity()
+    for start in range(0, given, batch):
+        device_inputs = {}
+        for graph_input in graph_inputs:
+            value = np.asarray(inputs[graph_input.name])[start : start + batch]
+            binding = compiled[graph_input.tensor.name]
+            if tuple(value.shape) != tuple(binding.shape):
+                raise GoldenError(
+                    f"input {graph_input.name} has shape {value.shape} per run; the program "
+                    f"expects {binding.shape}"
+                )
+            device_inputs[binding.name] = quantize_input(graph_input, value)
+        outputs, activity = isasim_run(program, device_inputs)
+        total = total + activity
+        for graph_output in graph_outputs:
+            value = outputs[graph_output.tensor.name]
+            results[graph_output.name].append(finish_output(graph_output, value, raw=raw))
+    return {k: np.concatenate(v) for k, v in results.items()}, total
+
+
 def run(
     graph: ir.Graph,
     inputs: Mapping[str, np.ndarray],
@@ -71,18 +143,26 @@ def run(
     or the device's integer tensors with `raw`."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend != "golden":
-        issue = {"isasim": 4, "rtl": 5}[backend]
-        raise NotImplementedError(f"backend '{backend}' is not built yet (issue #{issue})")
+    if backend == "rtl":
+        raise NotImplementedError("backend 'rtl' is not built yet (issue #5)")
+    if backend == "isasim":
+        outputs, _ = run_program(compile_model(graph), inputs, backend="isasim", raw=raw)
+        return outputs
     from verdigris.sim.golden import run_graph
 
     return run_graph(graph, inputs, raw=raw)
 
 
-def read_inputs(path: str | Path, graph: ir.Graph) -> dict[str, np.ndarray]:
+def input_names(model: ir.Graph | Program) -> list[str]:
+    if isinstance(model, Program):
+        return [i["name"] for i in model.host["inputs"]]
+    return [i.name for i in model.inputs]
+
+
+def read_inputs(path: str | Path, model: ir.Graph | Program) -> dict[str, np.ndarray]:
     """Inputs from .npy (a single-input model) or .npz (arrays named after the inputs)."""
     path = Path(path)
-    names = [i.name for i in graph.inputs]
+    names = input_names(model)
     if not path.is_file():
         raise TensorFileError(f"{path}: no such input file")
     try:

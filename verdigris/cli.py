@@ -15,7 +15,6 @@ __all__ = ["main"]
 
 # Commands whose capability belongs to a later issue; each says so instead of pretending.
 _NOT_BUILT = {
-    "compile": ("compile an ONNX model into a Program (.vgp)", 4),
     "verilog": ("write the accelerator's Verilog for a config", 5),
     "bitstream": ("build an ECP5 bitstream for a board", None),
     "flash": ("flash a bitstream to a board", None),
@@ -108,18 +107,40 @@ def _demo_model() -> bool:
     return agree == 1.0
 
 
+def _is_program(path: Path) -> bool:
+    return str(path).endswith(".vgp")
+
+
 def _load(args: argparse.Namespace):
     from verdigris.api import load_model
 
-    if str(args.model).endswith(".vgp"):
-        raise _CliError("Programs (.vgp) come with the compiler backend (issue #4)")
-    return load_model(args.model, calibrate=args.calibrate)
+    return load_model(args.model, calibrate=getattr(args, "calibrate", None))
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from verdigris.api import compile_model
+    from verdigris.arch.program import program_bytes, save_program
+
+    start = time.monotonic()
+    program = compile_model(args.model, args.config, calibrate=args.calibrate,
+                            dump_dir=args.dump_dir)
+    seconds = time.monotonic() - start
+    output = args.output or args.model.with_suffix(".vgp")
+    save_program(program, output)
+    constants = sum(len(s.data) for s in program.segments)
+    print(f"{args.model.name} -> {output} for config '{program.config.name}' "
+          f"({program.config.rows}x{program.config.cols})")
+    print(f"  {len(program.instructions):,} instructions, {constants:,} bytes of constants, "
+          f"{len(program_bytes(program)):,} bytes in all; compiled in {seconds:.2f} s")
+    return 0
 
 
 def _inspect(args: argparse.Namespace) -> int:
     from verdigris.api import layer_summaries
     from verdigris.compiler.ir import format_graph
 
+    if _is_program(args.model):
+        return _inspect_program(args)
     graph = _load(args)
     print(format_graph(graph))
     print()
@@ -145,13 +166,28 @@ def _inspect(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from verdigris.api import read_inputs, run, write_outputs
+    from verdigris.api import compile_model, read_inputs, run, run_program, write_outputs
+    from verdigris.arch.program import load_program
 
-    graph = _load(args)
-    inputs = read_inputs(args.input, graph)
+    activity = None
+    if _is_program(args.model):
+        if args.backend == "golden":
+            raise _CliError("the golden model runs the ONNX model, not a Program: pass the "
+                            ".onnx file, or use --backend isasim")
+        program = load_program(args.model)
+        inputs = read_inputs(args.input, program)
+    else:
+        graph = _load(args)
+        inputs = read_inputs(args.input, graph)
+        program = None
+        if args.backend != "golden":
+            program = compile_model(graph, args.config)
     start = time.monotonic()
     try:
-        outputs = run(graph, inputs, backend=args.backend, raw=args.raw)
+        if program is None:
+            outputs = run(graph, inputs, backend="golden", raw=args.raw)
+        else:
+            outputs, activity = run_program(program, inputs, backend=args.backend, raw=args.raw)
     except NotImplementedError as error:
         raise _CliError(str(error)) from None
     seconds = time.monotonic() - start
@@ -162,10 +198,50 @@ def _run(args: argparse.Namespace) -> int:
             shown = " ".join(str(int(k)) for k in top1[:16])
             more = " ..." if len(top1) > 16 else ""
             print(f"  top-1 per sample: {shown}{more}")
-    print(f"{args.backend}: {len(next(iter(inputs.values())))} sample(s) in {seconds:.2f} s")
+    samples = len(next(iter(inputs.values())))
+    print(f"{args.backend}: {samples} sample(s) in {seconds:.2f} s")
+    if activity is not None:
+        config = program.config
+        print(f"  {activity.cycles:,} cycles ({activity.cycles // samples:,} per sample), "
+              f"PE utilization {activity.utilization(config.pe_count):.1%} on "
+              f"{config.rows}x{config.cols}")
     if args.output:
         written = write_outputs(args.output, outputs, protect=(Path(args.input),))
         print(f"wrote {written}")
+    return 0
+
+
+def _inspect_program(args: argparse.Namespace) -> int:
+    from verdigris.api import program_report
+    from verdigris.arch.isa import disassemble
+    from verdigris.arch.program import load_program
+
+    program = load_program(args.model)
+    config = program.config
+    print(f"program {program.name}: config '{config.name}' ({config.rows}x{config.cols}, "
+          f"{config.main_memory_bytes:,} B main memory), {len(program.instructions):,} "
+          "instructions")
+    print("memory map:")
+    for segment in program.segments:
+        print(f"  constants  @{segment.addr:#08x}  {len(segment.data):>8,} B")
+    for kind, bindings in (("input", program.inputs), ("output", program.outputs)):
+        for b in bindings:
+            print(f"  {kind:<10} @{b.dram_addr:#08x}  {b.nbytes:>8,} B  {b.name} {b.dtype}"
+                  f"{list(b.shape)}")
+    report = program_report(program)
+    header = (f"{'layer':<28} {'op':<10} {'instr':>6} {'cycles':>9} {'MACs':>10} "
+              f"{'ideal':>8} {'util':>6}")
+    print(header)
+    print("-" * len(header))
+    for row in report.layers:
+        print(f"{row.name[:28]:<28} {row.kind:<10} {row.instructions:>6} {row.cycles:>9,} "
+              f"{row.macs:>10,} {row.ideal_cycles:>8,} {row.utilization:>6.1%}")
+    print("-" * len(header))
+    print(f"{'total':<28} {'':<10} {len(program.instructions):>6} {report.cycles:>9,} "
+          f"{report.macs:>10,} {report.ideal_cycles:>8,} {report.utilization:>6.1%}")
+    if args.disassemble:
+        for index, instruction in enumerate(program.instructions):
+            print(f"{index:6d}  {disassemble(instruction)}")
     return 0
 
 
@@ -207,17 +283,31 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="random seed")
     demo.set_defaults(handler=_demo)
 
-    inspect = commands.add_parser("inspect", help="print a model's IR, MACs and sizes")
-    inspect.add_argument("model", type=Path, help="quantized ONNX model (.onnx)")
+    compile_ = commands.add_parser("compile", help="compile an ONNX model into a Program")
+    compile_.add_argument("model", type=Path, help="quantized ONNX model (.onnx)")
+    compile_.add_argument("--config", default="default",
+                          help="preset (tiny, default, large) or a TOML file")
+    compile_.add_argument("-o", "--output", type=Path, help="the .vgp file to write")
+    compile_.add_argument("--calibrate", type=Path, help="calibration data for a float model")
+    compile_.add_argument("--dump-dir", type=Path, help="write each compiler step's result")
+    compile_.set_defaults(handler=_compile)
+
+    inspect = commands.add_parser(
+        "inspect", help="print a model's IR and sizes, or a Program's map and cycles"
+    )
+    inspect.add_argument("model", type=Path, help="quantized ONNX model or Program (.vgp)")
     inspect.add_argument("--calibrate", type=Path, help="calibration data for a float model")
+    inspect.add_argument("--disassemble", action="store_true", help="list every instruction")
     inspect.set_defaults(handler=_inspect)
 
     run = commands.add_parser("run", help="run a model on an executor")
-    run.add_argument("model", type=Path, help="quantized ONNX model (.onnx)")
+    run.add_argument("model", type=Path, help="quantized ONNX model or Program (.vgp)")
     run.add_argument("--input", required=True, help="inputs: .npy, or .npz named by input")
     run.add_argument("--output", help="write outputs here (.npy for one output, else .npz)")
     run.add_argument("--backend", default="golden", choices=("golden", "isasim", "rtl"))
     run.add_argument("--raw", action="store_true", help="write the device's integer tensors")
+    run.add_argument("--config", default="default",
+                     help="config to compile an ONNX model for (isasim, rtl)")
     run.add_argument(
         "--calibrate",
         type=Path,
@@ -239,11 +329,15 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     from verdigris.api import TensorFileError
+    from verdigris.arch.config import ConfigError
+    from verdigris.arch.program import ProgramError
+    from verdigris.compiler.backend import CompileError
     from verdigris.compiler.frontend.errors import ModelError
     from verdigris.sim.golden import GoldenError
 
     try:
         return args.handler(args)
-    except (_CliError, ModelError, TensorFileError, GoldenError) as error:
+    except (_CliError, ModelError, TensorFileError, GoldenError, ConfigError, ProgramError,
+            CompileError) as error:
         print(f"verdigris {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,703 @@
+"""Lowering IR ops to instructions: tiling to the array and buffers, double buffering.
+
+Every op is lowered through one pattern. Output pixels (or matrix rows) are cut into
+M-tiles; output channels into blocks of `dim`, grouped so that a group's partial sums fit
+half of the accumulator. For each (group, M-tile) the op runs a sequence of *steps*; a step
+loads its inputs into one half of the input and weight buffers (the halves alternate), then
+computes from them. Loads of the next step overlap the computes of this one. When a tile's
+steps are done, its accumulator half is stored through the requantizer while the next tile
+computes into the other half.
+
+- Conv / MatMul: a step is one (kernel tap, input-channel block) for Conv, one K block for
+  MatMul; it loads the window rows (padding filled with the input zero point) and the
+  group's weight tiles, and issues one GEMM per output-channel block. Grouped and depthwise
+  convolutions are dense convolutions with block-diagonal weights; all-zero tiles are
+  skipped, so a depthwise conv costs one GEMM per tap and channel block.
+- MaxPool / AvgPool: a step is one window tap; VECTOR max (or add, minus the zero point)
+  accumulates it.
+- Add: two steps, VECTOR write (a - z_a) * m_a and add (b - z_b) * m_b.
+- Requantize and Concat: one step each input, VECTOR write, stored at a channel offset for
+  Concat.
+- Reshape: no instructions; the output aliases the input (a MatMul after a Flatten of a
+  channels-last tensor gets its weight rows permuted to match).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from verdigris.arch.config import AccelConfig
+from verdigris.arch.isa import Buffer, Deps, Gemm, Load, Store, Vector, VectorOp
+from verdigris.compiler import ir
+from verdigris.compiler.backend.emitter import Emitter, Token
+from verdigris.compiler.backend.memory import CompileError, Layout
+
+__all__ = ["ConstantPool", "Lowerer", "constants_for"]
+
+_REQ_ENTRY = struct.Struct("<iiBbbb")
+REQ_ENTRY_BYTES = _REQ_ENTRY.size  # 12
+_IDENTITY = (0, 1 << 30, 30)  # bias, multiplier, shift: out = acc exactly
+
+
+# ------------------------------------------------------------------------- constants
+
+
+@dataclass
+class ConstantPool:
+    """Constant bytes in main memory from address 0, each blob aligned to `align`."""
+
+    align: int
+    data: bytearray = field(default_factory=bytearray)
+
+    def add(self, blob: bytes) -> int:
+        pad = -len(self.data) % self.align
+        self.data.extend(b"\0" * pad)
+        addr = len(self.data)
+        self.data.extend(blob)
+        return addr
+
+
+def _req_table(dim: int, channels: int, bias, multiplier, shift, zero_point, qmin, qmax) -> bytes:
+    """Requant entries for `channels` outputs, padded to whole rows of `dim`."""
+    rows = -(-channels // dim)
+    out = bytearray()
+    for c in range(rows * dim):
+        if c < channels:
+            entry = (int(bias[c]), int(multiplier[c]), int(shift[c]), zero_point, qmin, qmax)
+        else:
+            entry = (0, 0, 1, 0, 0, 0)
+        out += _REQ_ENTRY.pack(*entry)
+    return bytes(out)
+
+
+def _per_channel(values: np.ndarray, channels: int) -> np.ndarray:
+    values = np.asarray(values).reshape(-1)
+    return np.broadcast_to(values, (channels,)) if values.size == 1 else values
+
+
+@dataclass(frozen=True)
+class OpConstants:
+    """Where an op's weight tiles and requant table are, and what the tiles contain."""
+
+    weights_addr: int = 0
+    req_addr: int = 0
+    req_rows: int = 0
+    # (step, output block) -> whether that weight tile has a nonzero entry
+    nonzero: np.ndarray | None = None
+    steps: int = 0
+
+
+def _weight_matrix_conv(node: ir.Conv, in_channels: int) -> np.ndarray:
+    """Dense (taps * C, OC) weight matrix in step order (kh, kw, c), groups expanded."""
+    oc, cg, kh, kw = node.weight.shape
+    dense = np.zeros((oc, in_channels, kh, kw), np.int64)
+    og = oc // node.groups
+    for g in range(node.groups):
+        dense[g * og : (g + 1) * og, g * cg : (g + 1) * cg] = node.weight[g * og : (g + 1) * og]
+    return dense.transpose(2, 3, 1, 0)  # (kh, kw, C, OC)
+
+
+def _tiles(matrix: np.ndarray, steps_k: int, k_per_step: int, out_channels: int, dim: int):
+    """Weight tiles [step][ocb] as (dim x dim) int8 blocks, from a (steps*k, OC) matrix
+    where each step holds k_per_step rows (padded to dim)."""
+    ocb = -(-out_channels // dim)
+    tiles = np.zeros((steps_k, ocb, dim, dim), np.int64)
+    for step in range(steps_k):
+        block = matrix[step * k_per_step : (step + 1) * k_per_step]
+        for o in range(ocb):
+            part = block[:, o * dim : (o + 1) * dim]
+            tiles[step, o, : part.shape[0], : part.shape[1]] = part
+    return tiles
+
+
+def constants_for(
+    node: ir.Op,
+    graph: ir.Graph,
+    layouts_in: dict[str, Layout],
+    pool: ConstantPool,
+    config: AccelConfig,
+) -> OpConstants:
+    """Append an op's weight tiles and requant table to the pool."""
+    dim = config.dim
+    out = graph.tensors[node.output]
+    if isinstance(node, ir.Conv | ir.MatMul):
+        if node.weight_bits > 8:
+            raise CompileError(
+                f"op {node.name}: weights need {node.weight_bits} bits; the array multiplies "
+                f"int{config.operand_bits}"
+            )
+        if isinstance(node, ir.Conv):
+            in_channels = graph.tensors[node.inputs[0]].shape[1]
+            dense = _weight_matrix_conv(node, in_channels)  # (kh, kw, C, OC)
+            kh, kw, c, oc = dense.shape
+            cb = -(-c // dim)
+            padded = np.zeros((kh, kw, cb * dim, oc), np.int64)
+            padded[:, :, :c] = dense
+            steps = kh * kw * cb
+            tiles = _tiles(padded.reshape(steps * dim, oc), steps, dim, oc, dim)
+        else:
+            weight = node.weight
+            if weight.ndim != 2:
+                raise CompileError(f"op {node.name}: batched MatMul weights are not supported")
+            source = layouts_in[node.inputs[0]]
+            if source.channels_last and len(source.shape) == 2:
+                # Flattened channels-last input: reorder the K rows to memory order.
+                order = (
+                    np.arange(int(np.prod(source.pre_shape[1:])))
+                    .reshape(source.pre_shape[1:])
+                    .transpose(1, 2, 0)
+                    .ravel()
+                )
+                weight = weight[order]
+            k, oc = weight.shape
+            steps = -(-k // dim)
+            padded = np.zeros((steps * dim, oc), np.int64)
+            padded[:k] = weight
+            tiles = _tiles(padded, steps, dim, oc, dim)
+        channels = out.shape[1] if isinstance(node, ir.Conv) else out.shape[-1]
+        weights_addr = pool.add(tiles.astype(np.int8).tobytes())
+        nonzero = tiles.reshape(tiles.shape[0], tiles.shape[1], -1).any(axis=2)
+        rq = node.requant
+        if rq is None:
+            table = _req_table(dim, channels, node.bias, [0] * channels, [1] * channels, 0, 0, 0)
+        else:
+            table = _req_table(
+                dim,
+                channels,
+                _per_channel(node.bias, channels),
+                _per_channel(rq.multiplier, channels),
+                _per_channel(rq.shift, channels),
+                rq.zero_point,
+                rq.qmin,
+                rq.qmax,
+            )
+        req_addr = pool.add(table)
+        return OpConstants(
+            weights_addr, req_addr, len(table) // (REQ_ENTRY_BYTES * dim), nonzero, tiles.shape[0]
+        )
+    if isinstance(node, ir.AvgPool | ir.Add | ir.Requantize):
+        channels = out.shape[1]
+        rq = node.requant
+        zeros = np.zeros(channels, np.int64)
+        table = _req_table(
+            dim,
+            channels,
+            zeros,
+            _per_channel(rq.multiplier, channels),
+            _per_channel(rq.shift, channels),
+            rq.zero_point,
+            rq.qmin,
+            rq.qmax,
+        )
+        return OpConstants(req_addr=pool.add(table), req_rows=len(table) // (12 * dim))
+    if isinstance(node, ir.MaxPool | ir.Concat):
+        channels = out.shape[1]
+        bias, mult, shift = _IDENTITY
+        table = _req_table(
+            dim, channels, [bias] * channels, [mult] * channels, [shift] * channels, 0, -128, 127
+        )
+        return OpConstants(req_addr=pool.add(table), req_rows=len(table) // (12 * dim))
+    return OpConstants()
+
+
+# ------------------------------------------------------------------------- lowering
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Rows of an input tile: for output pixel m, which input element feeds it."""
+
+    layout: Layout
+    channel0: int  # first channel of the block
+    elems: int
+    kh: int
+    kw: int
+    strides: tuple[int, int]
+    dilations: tuple[int, int]
+    pads: tuple[int, int, int, int]
+    out_hw: tuple[int, int]
+    pad_value: int
+
+
+class Lowerer:
+    """Emits the instructions of one op after another into one Emitter."""
+
+    def __init__(self, config: AccelConfig):
+        self.config = config
+        self.dim = config.dim
+        self.emitter = Emitter()
+        self.step = 0  # global step counter: selects inp/wgt buffer halves
+        self.tile = 0  # global accumulator tile counter: selects acc halves
+        self.inp_half = config.inp_rows // 2
+        self.wgt_half = config.wgt_rows // 2
+        self.acc_half = config.acc_rows // 2
+        # Last token that released each inp/wgt half (compute done reading it).
+        self.half_released: list[Token | None] = [None, None]
+        # Last token that released each acc half (store done reading it).
+        self.acc_released: list[Token | None] = [None, None]
+        self.stores_done: Token | None = None  # the latest store completion, for RAW
+        self.pending_load_barrier: Token | None = None
+
+    # ---- step and tile bookkeeping
+
+    def _begin_layer(self) -> None:
+        """Loads of a new layer read what earlier layers stored: wait for those stores."""
+        if self.stores_done is not None:
+            self.pending_load_barrier = self.emitter.relay_store_to_load(self.stores_done)
+            self.stores_done = None
+
+    def _run_step(self, loads: list, computes: list) -> None:
+        """One step: loads into the current half, then computes from it."""
+        half = self.step % 2
+        em = self.emitter
+        em.wait(self.half_released[half])
+        em.wait(self.pending_load_barrier)
+        self.pending_load_barrier = None
+        for instruction in loads:
+            em.emit(instruction)
+        loaded = em.push("l2c")
+        em.wait(loaded)
+        for instruction in computes:
+            em.emit(instruction)
+        self.half_released[half] = em.push("c2l")
+        self.step += 1
+
+    def _inp_base(self) -> int:
+        return (self.step % 2) * self.inp_half
+
+    def _wgt_base(self) -> int:
+        return (self.step % 2) * self.wgt_half
+
+    def _acc_base(self) -> int:
+        return (self.tile % 2) * self.acc_half
+
+    def _begin_tile(self) -> None:
+        self.emitter.wait(self.acc_released[self.tile % 2])
+
+    def _end_tile(self, stores: list) -> None:
+        em = self.emitter
+        em.wait(em.push("c2s"))
+        for instruction in stores:
+            em.emit(instruction)
+        done = em.push("s2c")
+        self.acc_released[self.tile % 2] = done
+        self.stores_done = done
+        self.tile += 1
+
+    # ---- input tiles
+
+    def _window_loads(self, window: _Window, pixels: range, inp_row: int) -> list[Load]:
+        """Load the rows of an input tile: for each output pixel, the input pixel under
+        tap (kh, kw), or the pad value where it falls outside the input."""
+        layout = window.layout
+        _, c, h, w = layout.pre_shape
+        oh_count, ow_count = window.out_hw
+        sh, sw = window.strides
+        dh, dw = window.dilations
+        top, left = window.pads[0], window.pads[1]
+        loads: list[Load] = []
+        row = inp_row
+        m = pixels.start
+        while m < pixels.stop:
+            n, rest = divmod(m, oh_count * ow_count)
+            oh, ow0 = divmod(rest, ow_count)
+            run = min(ow_count - ow0, pixels.stop - m)  # pixels left in this output row
+            ih = oh * sh + window.kh * dh - top
+            # Valid ow: 0 <= ow*sw + kw*dw - left < w
+            offset = window.kw * dw - left
+            # ceil(-offset / sw) is the first ow whose input column is not left of the edge
+            first_valid = max(ow0, -(offset // sw)) if offset < 0 else ow0
+            last_valid = min(ow0 + run - 1, (w - 1 - offset) // sw)
+            if not 0 <= ih < h or first_valid > last_valid:
+                loads.append(self._fill(row, run, window.pad_value))
+            else:
+                before = first_valid - ow0
+                valid = last_valid - first_valid + 1
+                after = run - before - valid
+                if before:
+                    loads.append(self._fill(row, before, window.pad_value))
+                iw = first_valid * sw + offset
+                addr = layout.addr + ((n * h + ih) * w + iw) * c + window.channel0
+                loads.append(
+                    Load(Deps(), Buffer.INP, False, row + before, valid, window.elems, addr, sw * c)
+                )
+                if after:
+                    loads.append(self._fill(row + before + valid, after, window.pad_value))
+            row += run
+            m += run
+        return loads
+
+    @staticmethod
+    def _fill(row: int, rows: int, value: int) -> Load:
+        return Load(Deps(), Buffer.INP, True, row, rows, 1, 0, 0, value)
+
+    def _req_load(self, constants: OpConstants) -> Load:
+        """The op's requant table goes to req rows 0.. (one layer at a time: every layer
+        starts after the previous layer's stores, so the table rows are free)."""
+        if constants.req_rows > self.config.req_rows:
+            raise CompileError(
+                f"{constants.req_rows * self.dim} output channels need {constants.req_rows} "
+                f"requant rows; config '{self.config.name}' has {self.config.req_rows}"
+            )
+        return Load(
+            Deps(),
+            Buffer.REQ,
+            False,
+            0,
+            constants.req_rows,
+            self.dim,
+            constants.req_addr,
+            REQ_ENTRY_BYTES * self.dim,
+        )
+
+    # ---- ops
+
+    def lower(
+        self, node: ir.Op, graph: ir.Graph, layouts: dict[str, Layout], constants: OpConstants
+    ) -> None:
+        if isinstance(node, ir.Reshape):
+            return
+        self._begin_layer()
+        match node:
+            case ir.Conv():
+                self._conv(node, graph, layouts, constants)
+            case ir.MatMul():
+                self._matmul(node, graph, layouts, constants)
+            case ir.MaxPool() | ir.AvgPool():
+                self._pool(node, graph, layouts, constants)
+            case ir.Add():
+                self._add(node, graph, layouts, constants)
+            case ir.Requantize():
+                self._requantize(node, graph, layouts, constants)
+            case ir.Concat():
+                self._concat(node, graph, layouts, constants)
+            case _:
+                raise CompileError(f"op {node.name}: {node.kind} has no lowering")
+
+    def _m_tile(self, pixels: int, group: int) -> int:
+        return max(1, min(pixels, self.inp_half, self.acc_half // group))
+
+    def _groups(self, blocks: int, pixels: int) -> tuple[int, int]:
+        """(output blocks per group, M-tile rows): the longest M-tile first (utilization),
+        then as many output blocks as the accumulator and weight halves hold."""
+        m_tile = max(1, min(pixels, self.inp_half, self.acc_half))
+        group = max(1, min(blocks, self.acc_half // m_tile, self.wgt_half // self.dim))
+        return group, m_tile
+
+    def _store_block(
+        self,
+        out: Layout,
+        acc_row: int,
+        m0: int,
+        rows: int,
+        block: int,
+        channels: int,
+        req_row: int,
+        channel_offset: int = 0,
+    ) -> Store:
+        dim = self.dim
+        elems = min(dim, channels - block * dim)
+        row_elems = out.pre_shape[1] if out.channels_last else out.pre_shape[-1]
+        raw = out.itemsize == 4
+        addr = out.addr + (m0 * row_elems + channel_offset + block * dim) * out.itemsize
+        return Store(Deps(), raw, acc_row, rows, elems, addr, row_elems * out.itemsize, req_row)
+
+    def _conv(self, node: ir.Conv, graph, layouts, constants: OpConstants) -> None:
+        dim = self.dim
+        x, out = layouts[node.inputs[0]], layouts[node.output]
+        n, c, _, _ = x.pre_shape
+        _, oc, oh, ow = out.pre_shape
+        kw = node.kernel[1]
+        cb = -(-c // dim)
+        ocb = -(-oc // dim)
+        pixels = n * oh * ow
+        group, m_tile = self._groups(ocb, pixels)
+        needed = self._needed_steps(constants.nonzero, ocb)
+        first = True
+        for g0 in range(0, ocb, group):
+            blocks = range(g0, min(ocb, g0 + group))
+            for m0 in range(0, pixels, m_tile):
+                rows = min(m_tile, pixels - m0)
+                self._begin_tile()
+                started = set()
+                for step in range(constants.steps):
+                    active = [b for b in blocks if needed[step, b]]
+                    if not active:
+                        continue
+                    tap, block_c = divmod(step, cb)
+                    window = _Window(
+                        x,
+                        block_c * dim,
+                        min(dim, c - block_c * dim),
+                        tap // kw,
+                        tap % kw,
+                        node.strides,
+                        node.dilations,
+                        node.pads,
+                        (oh, ow),
+                        node.input_zero_point,
+                    )
+                    loads = [self._req_load(constants)] if first else []
+                    first = False
+                    loads += self._window_loads(window, range(m0, m0 + rows), self._inp_base())
+                    loads.append(self._weight_load(constants, step, ocb, blocks))
+                    computes = [
+                        Gemm(
+                            Deps(),
+                            True,
+                            b in started,
+                            self._wgt_base() + (b - g0) * dim,
+                            self._inp_base(),
+                            self._acc_base() + (b - g0) * rows,
+                            rows,
+                        )
+                        for b in active
+                    ]
+                    started.update(active)
+                    self._run_step(loads, computes)
+                self._end_tile(
+                    [
+                        self._store_block(
+                            out, self._acc_base() + (b - g0) * rows, m0, rows, b, oc, b
+                        )
+                        for b in blocks
+                    ]
+                )
+
+    @staticmethod
+    def _needed_steps(nonzero: np.ndarray, blocks: int) -> np.ndarray:
+        """Steps that must run per output block: nonzero tiles, and at least one (a block
+        whose weights are all zero still needs its accumulator written)."""
+        needed = nonzero.copy()
+        for b in range(blocks):
+            if not needed[:, b].any():
+                needed[0, b] = True
+        return needed
+
+    def _weight_load(
+        self, constants: OpConstants, step: int, blocks_total: int, blocks: range
+    ) -> Load:
+        dim = self.dim
+        addr = constants.weights_addr + (step * blocks_total + blocks.start) * dim * dim
+        return Load(Deps(), Buffer.WGT, False, self._wgt_base(), len(blocks) * dim, dim, addr, dim)
+
+    def _matmul(self, node: ir.MatMul, graph, layouts, constants: OpConstants) -> None:
+        dim = self.dim
+        x, out = layouts[node.inputs[0]], layouts[node.output]
+        if len(x.shape) != 2:
+            raise CompileError(f"op {node.name}: MatMul input must be 2-D, not {x.shape}")
+        m, k = x.shape
+        n_out = out.shape[-1]
+        ocb = -(-n_out // dim)
+        group, m_tile = self._groups(ocb, m)
+        needed = self._needed_steps(constants.nonzero, ocb)
+        first = True
+        for g0 in range(0, ocb, group):
+            blocks = range(g0, min(ocb, g0 + group))
+            for m0 in range(0, m, m_tile):
+                rows = min(m_tile, m - m0)
+                self._begin_tile()
+                started = set()
+                for step in range(constants.steps):
+                    active = [b for b in blocks if needed[step, b]]
+                    if not active:
+                        continue
+                    loads = [self._req_load(constants)] if first else []
+                    first = False
+                    elems = min(dim, k - step * dim)
+                    loads.append(
+                        Load(
+                            Deps(),
+                            Buffer.INP,
+                            False,
+                            self._inp_base(),
+                            rows,
+                            elems,
+                            x.addr + m0 * k + step * dim,
+                            k,
+                        )
+                    )
+                    loads.append(self._weight_load(constants, step, ocb, blocks))
+                    computes = [
+                        Gemm(
+                            Deps(),
+                            True,
+                            b in started,
+                            self._wgt_base() + (b - g0) * dim,
+                            self._inp_base(),
+                            self._acc_base() + (b - g0) * rows,
+                            rows,
+                        )
+                        for b in active
+                    ]
+                    started.update(active)
+                    self._run_step(loads, computes)
+                self._end_tile(
+                    [
+                        self._store_block(
+                            out, self._acc_base() + (b - g0) * rows, m0, rows, b, n_out, b
+                        )
+                        for b in blocks
+                    ]
+                )
+
+    def _channel_tiles(self, pixels: int):
+        """M-tiles for one-block-at-a-time vector ops."""
+        m_tile = self._m_tile(pixels, 1)
+        for m0 in range(0, pixels, m_tile):
+            yield m0, min(m_tile, pixels - m0)
+
+    def _pool(self, node: ir.MaxPool | ir.AvgPool, graph, layouts, constants) -> None:
+        dim = self.dim
+        x, out = layouts[node.inputs[0]], layouts[node.output]
+        n, c, _, _ = x.pre_shape
+        _, _, oh, ow = out.pre_shape
+        kh, kw = node.kernel
+        is_max = isinstance(node, ir.MaxPool)
+        pad_value = -128 if is_max else node.input_zero_point
+        zero = 0 if is_max else node.input_zero_point
+        dilations = node.dilations if is_max else (1, 1)
+        first = True
+        for block in range(-(-c // dim)):
+            for m0, rows in self._channel_tiles(n * oh * ow):
+                self._begin_tile()
+                for tap in range(kh * kw):
+                    window = _Window(
+                        x,
+                        block * dim,
+                        min(dim, c - block * dim),
+                        tap // kw,
+                        tap % kw,
+                        node.strides,
+                        dilations,
+                        node.pads,
+                        (oh, ow),
+                        pad_value,
+                    )
+                    loads = [self._req_load(constants)] if first else []
+                    first = False
+                    loads += self._window_loads(window, range(m0, m0 + rows), self._inp_base())
+                    # The first tap initializes the accumulator.
+                    later = VectorOp.MAX if is_max else VectorOp.ADD
+                    op = VectorOp.WRITE if tap == 0 else later
+                    self._run_step(
+                        loads,
+                        [Vector(Deps(), op, self._inp_base(), self._acc_base(), rows, zero, 1)],
+                    )
+                self._end_tile(
+                    [self._store_block(out, self._acc_base(), m0, rows, block, c, block)]
+                )
+
+    def _rows_load(self, layout: Layout, m0: int, rows: int, block: int) -> Load:
+        """Rows m0.. of a channels-last (or 2-D) tensor, channel block `block`."""
+        dim = self.dim
+        row_elems = layout.pre_shape[1] if layout.channels_last else layout.pre_shape[-1]
+        elems = min(dim, row_elems - block * dim)
+        return Load(
+            Deps(),
+            Buffer.INP,
+            False,
+            self._inp_base(),
+            rows,
+            elems,
+            layout.addr + m0 * row_elems + block * dim,
+            row_elems,
+        )
+
+    @staticmethod
+    def _pixels(layout: Layout) -> tuple[int, int]:
+        """(rows, elements per row) of a tensor in memory order."""
+        if layout.channels_last:
+            n, c, h, w = layout.pre_shape
+            return n * h * w, c
+        return int(np.prod(layout.shape[:-1])), layout.shape[-1]
+
+    def _add(self, node: ir.Add, graph, layouts, constants) -> None:
+        a, b, out = (layouts[name] for name in (*node.inputs, node.output))
+        pixels, channels = self._pixels(out)
+        first = True
+        for block in range(-(-channels // self.dim)):
+            for m0, rows in self._channel_tiles(pixels):
+                self._begin_tile()
+                for source, op, zero, mult in (
+                    (a, VectorOp.WRITE, node.a_zero_point, node.a_multiplier),
+                    (b, VectorOp.ADD, node.b_zero_point, node.b_multiplier),
+                ):
+                    loads = [self._req_load(constants)] if first else []
+                    first = False
+                    loads.append(self._rows_load(source, m0, rows, block))
+                    self._run_step(
+                        loads,
+                        [Vector(Deps(), op, self._inp_base(), self._acc_base(), rows, zero, mult)],
+                    )
+                self._end_tile(
+                    [self._store_block(out, self._acc_base(), m0, rows, block, channels, block)]
+                )
+
+    def _requantize(self, node: ir.Requantize, graph, layouts, constants) -> None:
+        x, out = layouts[node.inputs[0]], layouts[node.output]
+        pixels, channels = self._pixels(out)
+        first = True
+        for block in range(-(-channels // self.dim)):
+            for m0, rows in self._channel_tiles(pixels):
+                self._begin_tile()
+                loads = [self._req_load(constants)] if first else []
+                first = False
+                loads.append(self._rows_load(x, m0, rows, block))
+                self._run_step(
+                    loads,
+                    [
+                        Vector(
+                            Deps(),
+                            VectorOp.WRITE,
+                            self._inp_base(),
+                            self._acc_base(),
+                            rows,
+                            node.input_zero_point,
+                            1,
+                        )
+                    ],
+                )
+                self._end_tile(
+                    [self._store_block(out, self._acc_base(), m0, rows, block, channels, block)]
+                )
+
+    def _concat(self, node: ir.Concat, graph, layouts, constants) -> None:
+        out = layouts[node.output]
+        if node.axis != 1 or not (out.channels_last or len(out.shape) == 2):
+            raise CompileError(f"op {node.name}: only channel concatenation is supported")
+        pixels, _ = self._pixels(out)
+        offset = 0
+        first = True
+        for name in node.inputs:
+            x = layouts[name]
+            _, channels = self._pixels(x)
+            for block in range(-(-channels // self.dim)):
+                for m0, rows in self._channel_tiles(pixels):
+                    self._begin_tile()
+                    loads = [self._req_load(constants)] if first else []
+                    first = False
+                    loads.append(self._rows_load(x, m0, rows, block))
+                    self._run_step(
+                        loads,
+                        [
+                            Vector(
+                                Deps(),
+                                VectorOp.WRITE,
+                                self._inp_base(),
+                                self._acc_base(),
+                                rows,
+                                0,
+                                1,
+                            )
+                        ],
+                    )
+                    # Every row of a Concat's table is the identity: use row 0.
+                    store = self._store_block(
+                        out, self._acc_base(), m0, rows, block, channels, 0, offset
+                    )
+                    self._end_tile([store])
+            offset += channels

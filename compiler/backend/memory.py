@@ -1,0 +1,150 @@
+"""Main-memory planning: constants first, then activations with reuse of dead tensors.
+
+Activation tensors are laid out channels-last (NHWC: one pixel's channels are contiguous, so
+a strided transfer gathers a convolution window's rows). A Reshape output aliases its input.
+Each activation gets a slot from a first-fit allocator; a slot is free again after the last
+op that reads its tensor, so later tensors reuse it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from verdigris.arch.config import AccelConfig
+from verdigris.compiler import ir
+
+__all__ = ["CompileError", "Layout", "MemoryPlan", "plan_memory"]
+
+
+class CompileError(ValueError):
+    """The graph cannot be compiled for this configuration."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A tensor's place in main memory: logical (ONNX order) `shape`, laid out as
+    `logical.reshape(pre_shape).transpose(perm)`; element size `itemsize`."""
+
+    addr: int
+    shape: tuple[int, ...]
+    pre_shape: tuple[int, ...]
+    perm: tuple[int, ...]
+    itemsize: int
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.itemsize
+
+    @property
+    def channels_last(self) -> bool:
+        return len(self.pre_shape) == 4 and self.perm == (0, 2, 3, 1)
+
+
+def natural_layout(tensor: ir.Tensor, addr: int) -> Layout:
+    shape = tuple(tensor.shape)
+    itemsize = 4 if tensor.dtype.bits == 32 else 1
+    if len(shape) == 4:
+        return Layout(addr, shape, shape, (0, 2, 3, 1), itemsize)
+    return Layout(addr, shape, shape, tuple(range(len(shape))), itemsize)
+
+
+@dataclass
+class MemoryPlan:
+    layouts: dict[str, Layout]
+    constants_end: int
+    activations_end: int
+
+
+def _align(value: int, alignment: int) -> int:
+    return -(-value // alignment) * alignment
+
+
+def plan_memory(graph: ir.Graph, config: AccelConfig, constants_bytes: int) -> MemoryPlan:
+    """Place every device tensor after `constants_bytes` of constant data."""
+    align = config.dma_bytes
+    base = _align(constants_bytes, align)
+    # Reshape outputs share their input's memory: find each tensor's storage root.
+    root: dict[str, str] = {}
+    for node in graph.nodes:
+        if isinstance(node, ir.Reshape):
+            root[node.output] = root.get(node.inputs[0], node.inputs[0])
+    last_use: dict[str, int] = {}
+    first_def: dict[str, int] = {}
+    end = len(graph.nodes)
+    for graph_input in graph.inputs:
+        first_def[graph_input.tensor.name] = -1
+    for index, node in enumerate(graph.nodes):
+        for name in node.inputs:
+            storage = root.get(name, name)
+            last_use[storage] = max(last_use.get(storage, -1), index)
+        storage = root.get(node.output, node.output)
+        first_def.setdefault(storage, index)
+    for graph_output in graph.outputs:
+        storage = root.get(graph_output.tensor.name, graph_output.tensor.name)
+        last_use[storage] = end  # outputs stay until the host reads them
+
+    free: list[tuple[int, int]] = []  # (addr, size), sorted by addr
+    top = base
+    addresses: dict[str, int] = {}
+    # Events in op order: allocate at definition, free after last use.
+    by_time: dict[int, list[str]] = {}
+    for storage, time in first_def.items():
+        by_time.setdefault(time, []).append(storage)
+    frees: dict[int, list[str]] = {}
+    for storage, time in last_use.items():
+        frees.setdefault(time, []).append(storage)
+
+    def size_of(name: str) -> int:
+        tensor = graph.tensors[name]
+        return _align(natural_layout(tensor, 0).nbytes, align)
+
+    for time in range(-1, end + 1):
+        for storage in by_time.get(time, []):
+            size = size_of(storage)
+            slot = next(((a, s) for a, s in free if s >= size), None)
+            if slot is None:
+                addresses[storage] = top
+                top += size
+            else:
+                free.remove(slot)
+                addresses[storage] = slot[0]
+                if slot[1] > size:
+                    free.append((slot[0] + size, slot[1] - size))
+                    free.sort()
+        for storage in frees.get(time, []):
+            if storage in addresses and time < end:
+                free.append((addresses[storage], size_of(storage)))
+                free.sort()
+                free = _merge(free)
+    if top > config.main_memory_bytes:
+        largest = max(addresses, key=size_of)
+        raise CompileError(
+            f"the model needs {top:,} bytes of main memory ({base:,} of constants, "
+            f"{top - base:,} of activations; the largest tensor, '{largest}', takes "
+            f"{size_of(largest):,}); config '{config.name}' has {config.main_memory_bytes:,}. "
+            "Use a larger config or a smaller model."
+        )
+    layouts = {}
+    for name, tensor in graph.tensors.items():
+        storage = root.get(name, name)
+        if storage not in addresses:
+            continue  # a tensor nothing produces or reads (not used on the device)
+        layout = natural_layout(graph.tensors[storage], addresses[storage])
+        if storage != name:
+            layout = Layout(
+                layout.addr, tuple(tensor.shape), layout.pre_shape, layout.perm, layout.itemsize
+            )
+        layouts[name] = layout
+    return MemoryPlan(layouts, base, top)
+
+
+def _merge(free: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for addr, size in free:
+        if merged and merged[-1][0] + merged[-1][1] == addr:
+            merged[-1] = (merged[-1][0], merged[-1][1] + size)
+        else:
+            merged.append((addr, size))
+    return merged

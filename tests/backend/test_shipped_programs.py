@@ -1,0 +1,74 @@
+"""Every shipped model compiled for tiny, default and large runs on the instruction
+simulator with outputs bit-identical to the golden model; compiling is deterministic."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from verdigris.arch.config import load_config
+from verdigris.arch.program import ProgramError, load_program, program_bytes, save_program
+from verdigris.compiler.backend import CompileError, compile_graph
+from verdigris.compiler.frontend import import_model
+from verdigris.sim.golden import quantize_input, run_device
+from verdigris.sim.isasim import run_program
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+MODELS = sorted(p.name for p in (EXAMPLES / "models").glob("*_q*.onnx"))
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return np.load(EXAMPLES / "digits_samples.npy")[:2]
+
+
+@pytest.mark.parametrize("config", ["tiny", "default", "large"])
+@pytest.mark.parametrize("model", MODELS)
+def test_isasim_matches_golden(model, config, samples):
+    graph = import_model(EXAMPLES / "models" / model)
+    program = compile_graph(graph, load_config(config))
+    graph_input = graph.inputs[0]
+    for sample in samples:
+        device_input = quantize_input(graph_input, sample[None])
+        expected = run_device(graph, {graph_input.tensor.name: device_input})
+        outputs, activity = run_program(program, {graph_input.tensor.name: device_input})
+        for graph_output in graph.outputs:
+            name = graph_output.tensor.name
+            np.testing.assert_array_equal(outputs[name], expected[name])
+        assert 0 < activity.utilization(program.config.pe_count) <= 1
+
+
+def test_compiling_twice_gives_identical_bytes():
+    graph = import_model(EXAMPLES / "models" / "resnet_qdq.onnx")
+    config = load_config("default")
+    first = program_bytes(compile_graph(graph, config))
+    second = program_bytes(compile_graph(import_model(EXAMPLES / "models" / "resnet_qdq.onnx"),
+                                         config))
+    assert first == second
+
+
+def test_saved_program_loads_and_a_flipped_byte_is_rejected(tmp_path):
+    graph = import_model(EXAMPLES / "models" / "lenet_qdq.onnx")
+    path = save_program(compile_graph(graph, load_config("tiny")), tmp_path / "lenet.vgp")
+    assert load_program(path).config.name == "tiny"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    path.write_bytes(bytes(data))
+    with pytest.raises(ProgramError, match="checksum mismatch"):
+        load_program(path)
+
+
+def test_program_for_another_config_is_rejected(tmp_path):
+    graph = import_model(EXAMPLES / "models" / "mlp_qdq.onnx")
+    path = save_program(compile_graph(graph, load_config("tiny")), tmp_path / "mlp.vgp")
+    with pytest.raises(ProgramError, match="compiled for config 'tiny', not 'default'"):
+        load_program(path, config=load_config("default"))
+
+
+def test_model_too_big_for_memory_names_the_tensor():
+    graph = import_model(EXAMPLES / "models" / "resnet_qdq.onnx")
+    config = load_config("tiny")
+    small = type(config)(**{**config.to_dict(), "main_memory_bytes": 8192})
+    with pytest.raises(CompileError, match=r"needs [\d,]+ bytes of main memory .* largest "
+                                           r"tensor, '.*', takes"):
+        compile_graph(graph, small)
