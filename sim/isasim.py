@@ -54,8 +54,7 @@ could see hardware implementing):
 - **Overlapping rows.** A STORE whose rows overlap in main memory (`dram_stride` below the
   row's bytes, e.g. 0) writes them in order, so the last row wins.
 - **Counters** are unbounded (the spec gives them no width).
-- **`inp_read_bytes`** counts GEMM reads only, as the Activity table defines it, although a
-  VECTOR also reads `dim` inp bytes per row.
+- **`inp_read_bytes`** counts GEMM and VECTOR reads (`dim` bytes per row each).
 """
 
 from __future__ import annotations
@@ -560,6 +559,7 @@ def _count_static(plan: _Plan, config: AccelConfig, activity: Activity) -> None:
         activity.acc_read_bytes += ins.rows * acc_row_bytes if ins.accumulate else 0
         activity.acc_write_bytes += ins.rows * acc_row_bytes
     elif isinstance(ins, Vector):
+        activity.inp_read_bytes += ins.rows * dim
         reads_acc = ins.op in (VectorOp.ADD, VectorOp.MAX)
         activity.acc_read_bytes += ins.rows * acc_row_bytes if reads_acc else 0
         activity.acc_write_bytes += ins.rows * acc_row_bytes
@@ -577,8 +577,9 @@ class _Machine:
     `run` visits only event cycles; between two of them nothing can start, complete or be
     fetched, so stalls accrue for the whole gap."""
 
-    def __init__(self, plans: list[_Plan], state: _State):
+    def __init__(self, plans: list[_Plan], state: _State, timeline: np.ndarray | None = None):
         self.plans = plans
+        self.timeline = timeline  # (start, completion) per instruction, when asked for
         self.state = state
         self.depth = state.config.queue_depth
         self.queues: list[deque[tuple[_Plan, int]]] = [deque() for _ in Unit]  # (plan, fetched)
@@ -651,6 +652,8 @@ class _Machine:
         if plan.uses_array:
             self.array_drained_at = done
         self.last_completion = max(self.last_completion, done)
+        if self.timeline is not None:
+            self.timeline[plan.index] = (t, done)
         heapq.heappush(self.pending, (done, plan.index, plan, effect))
         return False
 
@@ -706,11 +709,16 @@ class _Machine:
 
 
 def run_instructions(
-    config: AccelConfig, instructions: Sequence[Instruction], memory: np.ndarray
+    config: AccelConfig,
+    instructions: Sequence[Instruction],
+    memory: np.ndarray,
+    *,
+    timeline: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Activity]:
     """Run `instructions` on a main-memory image (uint8, `main_memory_bytes` long); the
     final main memory (a new array) and the Activity. IsaError when the machine would stop
-    with an error status."""
+    with an error status. `timeline`, an int64 array of shape (len(instructions), 2), receives
+    each instruction's start and completion cycle (FINISH and unexecuted rows are left)."""
     memory = np.asarray(memory)
     if memory.dtype != np.uint8 or memory.shape != (config.main_memory_bytes,):
         raise ValueError(
@@ -722,7 +730,7 @@ def run_instructions(
     state = _State.reset(config, memory.copy())
     for plan in plans:
         _count_static(plan, config, state.activity)
-    state.activity.cycles = _Machine(plans, state).run()
+    state.activity.cycles = _Machine(plans, state, timeline).run()
     logger.debug(
         "isasim: %d instructions, %d cycles in %.3f s",
         len(plans),
@@ -756,13 +764,16 @@ def _place_inputs(program: Program, inputs: Mapping[str, np.ndarray], memory: np
 
 
 def run_program(
-    program: Program, inputs: Mapping[str, np.ndarray]
+    program: Program, inputs: Mapping[str, np.ndarray], *, timeline: np.ndarray | None = None
 ) -> tuple[dict[str, np.ndarray], Activity]:
     """Run a compiled Program on device inputs (logical integer tensors by binding name);
-    the output tensors by binding name and the Activity."""
+    the output tensors by binding name and the Activity (and the `timeline`, see
+    `run_instructions`)."""
     memory = program.memory_image()
     _place_inputs(program, inputs, memory)
-    memory, activity = run_instructions(program.config, program.instructions, memory)
+    memory, activity = run_instructions(
+        program.config, program.instructions, memory, timeline=timeline
+    )
     outputs = {
         binding.name: unpack_tensor(
             binding, memory[binding.dram_addr : binding.dram_addr + binding.nbytes]

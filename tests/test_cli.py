@@ -58,7 +58,8 @@ def test_float_model_runs_with_calibration(capsys):
     [
         (["inspect", "nowhere.onnx"], "nowhere.onnx: no such file"),
         (["run", str(LENET), "--input", "nowhere.npy"], "nowhere.npy: no such input file"),
-        (["run", str(LENET), "--input", str(SAMPLES), "--backend", "isasim"], "issue #4"),
+        (["run", str(LENET), "--input", str(SAMPLES), "--backend", "rtl"], "issue #5"),
+        (["compile", str(LENET), "--config", "huge"], "huge: neither a preset"),
         (["inspect", str(EXAMPLES / "models" / "mlp_fp32.onnx")], "float model"),
     ],
 )
@@ -75,3 +76,33 @@ def test_wrong_input_shape_is_named(tmp_path, capsys):
     assert (
         "input input has shape (2, 64); the model expects (1, 1, 8, 8)" in capsys.readouterr().err
     )
+
+
+def test_compile_inspect_and_run_a_program(tmp_path, capsys):
+    program = tmp_path / "lenet.vgp"
+    assert main(["compile", str(LENET), "--config", "tiny", "-o", str(program)]) == 0
+    assert "instructions" in capsys.readouterr().out
+    assert main(["inspect", str(program), "--disassemble"]) == 0
+    out = capsys.readouterr().out
+    assert "memory map:" in out and "util" in out and "gemm" in out and "finish" in out
+    target = tmp_path / "out.npy"
+    arguments = ["run", str(program), "--input", str(SAMPLES), "--backend", "isasim"]
+    assert main([*arguments, "--output", str(target)]) == 0
+    assert "cycles" in capsys.readouterr().out
+    golden = tmp_path / "golden.npy"
+    assert main(["run", str(LENET), "--input", str(SAMPLES), "--output", str(golden)]) == 0
+    np.testing.assert_array_equal(np.load(target), np.load(golden))
+
+
+def test_golden_cannot_run_a_program(tmp_path, capsys):
+    program = tmp_path / "mlp.vgp"
+    assert main(["compile", str(EXAMPLES / "models" / "mlp_qdq.onnx"), "-o", str(program)]) == 0
+    assert main(["run", str(program), "--input", str(SAMPLES)]) == 2
+    assert "golden model runs the ONNX model" in capsys.readouterr().err
+
+
+def test_corrupted_program_is_a_clear_error(tmp_path, capsys):
+    program = tmp_path / "bad.vgp"
+    program.write_bytes(b"VGRSPROG" + b"\0" * 100)
+    assert main(["inspect", str(program)]) == 2
+    assert "checksum mismatch" in capsys.readouterr().err

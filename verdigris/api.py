@@ -25,14 +25,14 @@ from verdigris.compiler.frontend.errors import ModelError
 
 __all__ = [
     "BACKENDS",
-    "compile_model",
-    "run_program",
     "LayerSummary",
     "TensorFileError",
+    "compile_model",
     "layer_summaries",
     "load_model",
     "read_inputs",
     "run",
+    "run_program",
     "write_outputs",
 ]
 
@@ -254,3 +254,64 @@ def describe_error(error: Exception) -> str:
     if isinstance(error, ModelError | TensorFileError):
         return str(error)
     return f"{type(error).__name__}: {error}"
+
+
+@dataclass(frozen=True)
+class LayerCycles:
+    name: str
+    kind: str
+    instructions: int
+    cycles: int  # from the previous layer's end to this layer's last completion
+    macs: int  # useful MACs
+    ideal_cycles: int  # MACs / PEs: a perfectly used array
+    utilization: float
+
+
+@dataclass(frozen=True)
+class ProgramReport:
+    layers: tuple[LayerCycles, ...]
+    cycles: int
+    macs: int
+    ideal_cycles: int
+    utilization: float
+    activity: Activity
+
+
+def program_report(program: Program) -> ProgramReport:
+    """Per-layer cycles and PE utilization of one run of `program` on the instruction
+    simulator (cycles do not depend on the data; inputs are zeros)."""
+    from verdigris.sim.isasim import run_program as isasim_run
+
+    inputs = {b.name: np.zeros(b.shape, np.int64) for b in program.inputs}
+    timeline = np.full((len(program.instructions), 2), -1, np.int64)
+    _, activity = isasim_run(program, inputs, timeline=timeline)
+    pes = program.config.pe_count
+    rows = []
+    previous_end = 0
+    for layer in program.layers:
+        done = timeline[layer.first : layer.last, 1]
+        done = done[done >= 0]
+        end = int(done.max()) if done.size else previous_end
+        cycles = max(0, end - previous_end)
+        ideal = -(-layer.macs // pes)
+        rows.append(
+            LayerCycles(
+                layer.name,
+                layer.kind,
+                layer.last - layer.first,
+                cycles,
+                layer.macs,
+                ideal,
+                layer.macs / (cycles * pes) if cycles else 0.0,
+            )
+        )
+        previous_end = max(previous_end, end)
+    macs = sum(layer.macs for layer in program.layers)
+    return ProgramReport(
+        tuple(rows),
+        activity.cycles,
+        macs,
+        -(-macs // pes),
+        macs / (activity.cycles * pes) if activity.cycles else 0.0,
+        activity,
+    )

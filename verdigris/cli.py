@@ -122,16 +122,21 @@ def _compile(args: argparse.Namespace) -> int:
     from verdigris.arch.program import program_bytes, save_program
 
     start = time.monotonic()
-    program = compile_model(args.model, args.config, calibrate=args.calibrate,
-                            dump_dir=args.dump_dir)
+    program = compile_model(
+        args.model, args.config, calibrate=args.calibrate, dump_dir=args.dump_dir
+    )
     seconds = time.monotonic() - start
     output = args.output or args.model.with_suffix(".vgp")
     save_program(program, output)
     constants = sum(len(s.data) for s in program.segments)
-    print(f"{args.model.name} -> {output} for config '{program.config.name}' "
-          f"({program.config.rows}x{program.config.cols})")
-    print(f"  {len(program.instructions):,} instructions, {constants:,} bytes of constants, "
-          f"{len(program_bytes(program)):,} bytes in all; compiled in {seconds:.2f} s")
+    print(
+        f"{args.model.name} -> {output} for config '{program.config.name}' "
+        f"({program.config.rows}x{program.config.cols})"
+    )
+    print(
+        f"  {len(program.instructions):,} instructions, {constants:,} bytes of constants, "
+        f"{len(program_bytes(program)):,} bytes in all; compiled in {seconds:.2f} s"
+    )
     return 0
 
 
@@ -172,8 +177,10 @@ def _run(args: argparse.Namespace) -> int:
     activity = None
     if _is_program(args.model):
         if args.backend == "golden":
-            raise _CliError("the golden model runs the ONNX model, not a Program: pass the "
-                            ".onnx file, or use --backend isasim")
+            raise _CliError(
+                "the golden model runs the ONNX model, not a Program: pass the "
+                ".onnx file, or use --backend isasim"
+            )
         program = load_program(args.model)
         inputs = read_inputs(args.input, program)
     else:
@@ -202,9 +209,11 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{args.backend}: {samples} sample(s) in {seconds:.2f} s")
     if activity is not None:
         config = program.config
-        print(f"  {activity.cycles:,} cycles ({activity.cycles // samples:,} per sample), "
-              f"PE utilization {activity.utilization(config.pe_count):.1%} on "
-              f"{config.rows}x{config.cols}")
+        print(
+            f"  {activity.cycles:,} cycles ({activity.cycles // samples:,} per sample), "
+            f"array MAC slots used {activity.utilization(config.pe_count):.1%} on "
+            f"{config.rows}x{config.cols}"
+        )
     if args.output:
         written = write_outputs(args.output, outputs, protect=(Path(args.input),))
         print(f"wrote {written}")
@@ -218,27 +227,36 @@ def _inspect_program(args: argparse.Namespace) -> int:
 
     program = load_program(args.model)
     config = program.config
-    print(f"program {program.name}: config '{config.name}' ({config.rows}x{config.cols}, "
-          f"{config.main_memory_bytes:,} B main memory), {len(program.instructions):,} "
-          "instructions")
+    print(
+        f"program {program.name}: config '{config.name}' ({config.rows}x{config.cols}, "
+        f"{config.main_memory_bytes:,} B main memory), {len(program.instructions):,} "
+        "instructions"
+    )
     print("memory map:")
     for segment in program.segments:
         print(f"  constants  @{segment.addr:#08x}  {len(segment.data):>8,} B")
     for kind, bindings in (("input", program.inputs), ("output", program.outputs)):
         for b in bindings:
-            print(f"  {kind:<10} @{b.dram_addr:#08x}  {b.nbytes:>8,} B  {b.name} {b.dtype}"
-                  f"{list(b.shape)}")
+            print(
+                f"  {kind:<10} @{b.dram_addr:#08x}  {b.nbytes:>8,} B  {b.name} {b.dtype}"
+                f"{list(b.shape)}"
+            )
     report = program_report(program)
-    header = (f"{'layer':<28} {'op':<10} {'instr':>6} {'cycles':>9} {'MACs':>10} "
-              f"{'ideal':>8} {'util':>6}")
+    header = (
+        f"{'layer':<28} {'op':<10} {'instr':>6} {'cycles':>9} {'MACs':>10} {'ideal':>8} {'util':>6}"
+    )
     print(header)
     print("-" * len(header))
     for row in report.layers:
-        print(f"{row.name[:28]:<28} {row.kind:<10} {row.instructions:>6} {row.cycles:>9,} "
-              f"{row.macs:>10,} {row.ideal_cycles:>8,} {row.utilization:>6.1%}")
+        print(
+            f"{row.name[:28]:<28} {row.kind:<10} {row.instructions:>6} {row.cycles:>9,} "
+            f"{row.macs:>10,} {row.ideal_cycles:>8,} {row.utilization:>6.1%}"
+        )
     print("-" * len(header))
-    print(f"{'total':<28} {'':<10} {len(program.instructions):>6} {report.cycles:>9,} "
-          f"{report.macs:>10,} {report.ideal_cycles:>8,} {report.utilization:>6.1%}")
+    print(
+        f"{'total':<28} {'':<10} {len(program.instructions):>6} {report.cycles:>9,} "
+        f"{report.macs:>10,} {report.ideal_cycles:>8,} {report.utilization:>6.1%}"
+    )
     if args.disassemble:
         for index, instruction in enumerate(program.instructions):
             print(f"{index:6d}  {disassemble(instruction)}")
@@ -285,8 +303,9 @@ def _parser() -> argparse.ArgumentParser:
 
     compile_ = commands.add_parser("compile", help="compile an ONNX model into a Program")
     compile_.add_argument("model", type=Path, help="quantized ONNX model (.onnx)")
-    compile_.add_argument("--config", default="default",
-                          help="preset (tiny, default, large) or a TOML file")
+    compile_.add_argument(
+        "--config", default="default", help="preset (tiny, default, large) or a TOML file"
+    )
     compile_.add_argument("-o", "--output", type=Path, help="the .vgp file to write")
     compile_.add_argument("--calibrate", type=Path, help="calibration data for a float model")
     compile_.add_argument("--dump-dir", type=Path, help="write each compiler step's result")
@@ -306,8 +325,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="write outputs here (.npy for one output, else .npz)")
     run.add_argument("--backend", default="golden", choices=("golden", "isasim", "rtl"))
     run.add_argument("--raw", action="store_true", help="write the device's integer tensors")
-    run.add_argument("--config", default="default",
-                     help="config to compile an ONNX model for (isasim, rtl)")
+    run.add_argument(
+        "--config", default="default", help="config to compile an ONNX model for (isasim, rtl)"
+    )
     run.add_argument(
         "--calibrate",
         type=Path,
@@ -337,7 +357,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.handler(args)
-    except (_CliError, ModelError, TensorFileError, GoldenError, ConfigError, ProgramError,
-            CompileError) as error:
+    except (
+        _CliError,
+        ModelError,
+        TensorFileError,
+        GoldenError,
+        ConfigError,
+        ProgramError,
+        CompileError,
+    ) as error:
         print(f"verdigris {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -15,12 +15,19 @@ def _tensor(name, shape, zero_point=0, scale=0.05):
 def _graph(name, inputs, nodes, output, tensors) -> ir.Graph:
     graph_inputs = tuple(ir.GraphInput(t.name, t, "int8") for t in inputs)
     out = tensors[output]
-    return ir.Graph(name, graph_inputs, tuple(nodes),
-                    (ir.GraphOutput("y", out, "int8"),), tensors, dynamic_batch=False)
+    return ir.Graph(
+        name,
+        graph_inputs,
+        tuple(nodes),
+        (ir.GraphOutput("y", out, "int8"),),
+        tensors,
+        dynamic_batch=False,
+    )
 
 
-def conv_graph(rng, *, n, c, h, w, oc, kernel, stride, pad, dilation, groups,
-               zero_point, relu) -> ir.Graph:
+def conv_graph(
+    rng, *, n, c, h, w, oc, kernel, stride, pad, dilation, groups, zero_point, relu
+) -> ir.Graph:
     kh, kw = kernel
     oh = (h + pad[0] + pad[2] - dilation * (kh - 1) - 1) // stride + 1
     ow = (w + pad[1] + pad[3] - dilation * (kw - 1) - 1) // stride + 1
@@ -31,8 +38,20 @@ def conv_graph(rng, *, n, c, h, w, oc, kernel, stride, pad, dilation, groups,
     bias = rng.integers(-5000, 5000, oc) - zero_point * weight.reshape(oc, -1).sum(axis=1)
     scales = rng.uniform(1e-4, 4e-3, oc)
     clamp = (-5, 127) if relu else (-128, 127)
-    node = ir.Conv("conv", ("x",), "y", weight, 8, bias, zero_point, (stride, stride),
-                   tuple(pad), (dilation, dilation), groups, make_requant(scales, -5, clamp))
+    node = ir.Conv(
+        "conv",
+        ("x",),
+        "y",
+        weight,
+        8,
+        bias,
+        zero_point,
+        (stride, stride),
+        tuple(pad),
+        (dilation, dilation),
+        groups,
+        make_requant(scales, -5, clamp),
+    )
     return _graph("conv", [x], [node], "y", {"x": x, "y": y})
 
 
@@ -54,10 +73,12 @@ def pool_graph(rng, *, kind, n, c, h, w, kernel, stride, pad, zero_point) -> ir.
     if kind == "max":
         node = ir.MaxPool("pool", ("x",), "y", (kernel, kernel), (stride, stride), tuple(pad))
     else:
-        requant = make_requant(1.0 / (kernel * kernel) * rng.uniform(0.5, 2), zero_point,
-                               (-128, 127))
-        node = ir.AvgPool("pool", ("x",), "y", (kernel, kernel), (stride, stride), tuple(pad),
-                          zero_point, requant)
+        requant = make_requant(
+            1.0 / (kernel * kernel) * rng.uniform(0.5, 2), zero_point, (-128, 127)
+        )
+        node = ir.AvgPool(
+            "pool", ("x",), "y", (kernel, kernel), (stride, stride), tuple(pad), zero_point, requant
+        )
     return _graph("pool", [x], [node], "y", {"x": x, "y": y})
 
 

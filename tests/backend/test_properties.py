@@ -2,7 +2,7 @@
 force tiling, run on the instruction simulator, bit-identical to the golden model."""
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from verdigris.arch.config import AccelConfig
@@ -13,15 +13,34 @@ from verdigris.sim.isasim import run_program
 from .graphs import add_graph, conv_graph, matmul_graph, pool_graph, random_inputs
 
 # Small buffers so that M-tiles, output-channel groups and both buffer halves all occur.
-SMALL = AccelConfig(name="small", rows=4, cols=4, inp_rows=64, wgt_rows=16, acc_rows=64,
-                    req_rows=16, main_memory_bytes=65536, instruction_capacity=65536,
-                    dma_bytes=4, queue_depth=4)
-WIDE = AccelConfig(name="wide", rows=8, cols=8, inp_rows=256, wgt_rows=64, acc_rows=128,
-                   req_rows=8, main_memory_bytes=65536, instruction_capacity=65536,
-                   dma_bytes=8, queue_depth=8)
+SMALL = AccelConfig(
+    name="small",
+    rows=4,
+    cols=4,
+    inp_rows=64,
+    wgt_rows=16,
+    acc_rows=64,
+    req_rows=16,
+    main_memory_bytes=65536,
+    instruction_capacity=65536,
+    dma_bytes=4,
+    queue_depth=4,
+)
+WIDE = AccelConfig(
+    name="wide",
+    rows=8,
+    cols=8,
+    inp_rows=256,
+    wgt_rows=64,
+    acc_rows=128,
+    req_rows=8,
+    main_memory_bytes=65536,
+    instruction_capacity=65536,
+    dma_bytes=8,
+    queue_depth=8,
+)
 CONFIGS = st.sampled_from([SMALL, WIDE])
-PROPERTY = settings(max_examples=25, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _check(graph, config, seed):
@@ -44,48 +63,91 @@ def _check(graph, config, seed):
     stride=st.integers(1, 2),
     pad=st.tuples(*[st.integers(0, 2)] * 4),
     dilation=st.integers(1, 2),
-    depthwise=st.booleans(),
+    grouping=st.sampled_from(["dense", "depthwise", "two groups"]),
     zero_point=st.integers(-128, 127),
     relu=st.booleans(),
     seed=st.integers(0, 2**16),
 )
-def test_conv(config, c, oc, size, kernel, stride, pad, dilation, depthwise, zero_point, relu,
-              seed):
-    groups = c if depthwise else 1
-    oc = c if depthwise else oc
+def test_conv(config, c, oc, size, kernel, stride, pad, dilation, grouping, zero_point, relu, seed):
+    if grouping == "depthwise":
+        groups, oc = c, c
+    elif grouping == "two groups":
+        groups, c, oc = 2, 2 * (c // 2 + 1), 2 * (oc // 2 + 1)
+    else:
+        groups = 1
     span = dilation * (kernel - 1) + 1
-    if size + pad[0] + pad[2] < span or size + pad[1] + pad[3] < span:
-        return
+    assume(size + pad[0] + pad[2] >= span and size + pad[1] + pad[3] >= span)
     rng = np.random.default_rng(seed)
-    graph = conv_graph(rng, n=1, c=c, h=size, w=size + 1, oc=oc, kernel=(kernel, kernel),
-                       stride=stride, pad=pad, dilation=dilation, groups=groups,
-                       zero_point=zero_point, relu=relu)
+    graph = conv_graph(
+        rng,
+        n=1,
+        c=c,
+        h=size,
+        w=size + 1,
+        oc=oc,
+        kernel=(kernel, kernel),
+        stride=stride,
+        pad=pad,
+        dilation=dilation,
+        groups=groups,
+        zero_point=zero_point,
+        relu=relu,
+    )
     _check(graph, config, seed)
 
 
 @PROPERTY
-@given(config=CONFIGS, m=st.integers(1, 40), k=st.integers(1, 40), n=st.integers(1, 40),
-       zero_point=st.integers(-128, 127), seed=st.integers(0, 2**16))
+@given(
+    config=CONFIGS,
+    m=st.integers(1, 40),
+    k=st.integers(1, 40),
+    n=st.integers(1, 40),
+    zero_point=st.integers(-128, 127),
+    seed=st.integers(0, 2**16),
+)
 def test_matmul(config, m, k, n, zero_point, seed):
     graph = matmul_graph(np.random.default_rng(seed), m=m, k=k, n=n, zero_point=zero_point)
     _check(graph, config, seed)
 
 
 @PROPERTY
-@given(config=CONFIGS, kind=st.sampled_from(["max", "avg"]), c=st.integers(1, 10),
-       size=st.integers(2, 8), kernel=st.integers(1, 3), stride=st.integers(1, 3),
-       pad=st.integers(0, 1), zero_point=st.integers(-128, 127), seed=st.integers(0, 2**16))
+@given(
+    config=CONFIGS,
+    kind=st.sampled_from(["max", "avg"]),
+    c=st.integers(1, 10),
+    size=st.integers(2, 8),
+    kernel=st.integers(1, 3),
+    stride=st.integers(1, 3),
+    pad=st.integers(0, 1),
+    zero_point=st.integers(-128, 127),
+    seed=st.integers(0, 2**16),
+)
 def test_pool(config, kind, c, size, kernel, stride, pad, zero_point, seed):
-    if size + 2 * pad < kernel or pad >= kernel:
-        return
-    graph = pool_graph(np.random.default_rng(seed), kind=kind, n=1, c=c, h=size, w=size,
-                       kernel=kernel, stride=stride, pad=(pad,) * 4, zero_point=zero_point)
+    assume(size + 2 * pad >= kernel and pad < kernel)
+    graph = pool_graph(
+        np.random.default_rng(seed),
+        kind=kind,
+        n=1,
+        c=c,
+        h=size,
+        w=size,
+        kernel=kernel,
+        stride=stride,
+        pad=(pad,) * 4,
+        zero_point=zero_point,
+    )
     _check(graph, config, seed)
 
 
 @PROPERTY
-@given(config=CONFIGS, c=st.integers(1, 12), size=st.integers(1, 6),
-       za=st.integers(-128, 127), zb=st.integers(-128, 127), seed=st.integers(0, 2**16))
+@given(
+    config=CONFIGS,
+    c=st.integers(1, 12),
+    size=st.integers(1, 6),
+    za=st.integers(-128, 127),
+    zb=st.integers(-128, 127),
+    seed=st.integers(0, 2**16),
+)
 def test_add(config, c, size, za, zb, seed):
     graph = add_graph(np.random.default_rng(seed), shape=(1, c, size, size), za=za, zb=zb)
     _check(graph, config, seed)

@@ -42,8 +42,9 @@ def test_compiling_twice_gives_identical_bytes():
     graph = import_model(EXAMPLES / "models" / "resnet_qdq.onnx")
     config = load_config("default")
     first = program_bytes(compile_graph(graph, config))
-    second = program_bytes(compile_graph(import_model(EXAMPLES / "models" / "resnet_qdq.onnx"),
-                                         config))
+    second = program_bytes(
+        compile_graph(import_model(EXAMPLES / "models" / "resnet_qdq.onnx"), config)
+    )
     assert first == second
 
 
@@ -69,6 +70,9 @@ def test_model_too_big_for_memory_names_the_tensor():
     graph = import_model(EXAMPLES / "models" / "resnet_qdq.onnx")
     config = load_config("tiny")
     small = type(config)(**{**config.to_dict(), "main_memory_bytes": 8192})
-    with pytest.raises(CompileError, match=r"needs [\d,]+ bytes of main memory .* largest "
-                                           r"tensor, '.*', takes"):
+    with pytest.raises(
+        CompileError,
+        match=r"needs [\d,]+ bytes of main memory .* largest "
+        r"tensor, '.*', takes",
+    ):
         compile_graph(graph, small)
