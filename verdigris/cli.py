@@ -104,7 +104,21 @@ def _demo_model() -> bool:
     print(
         f"  first 10 predictions: {golden.argmax(1)[:10].tolist()} labels: {labels[:10].tolist()}"
     )
-    return agree == 1.0
+    from verdigris.api import compile_model, program_report, run_program
+
+    program = compile_model(graph, "default")
+    report = program_report(program)
+    simulated, _ = run_program(program, {"input": x[:32]})
+    exact = np.array_equal(simulated["output"], golden[:32])
+    print(
+        f"  compiled for 'default' (8x8): {len(program.instructions):,} instructions; "
+        f"instruction simulator on 32 images: {'bit-exact' if exact else 'DIFFERS'} vs golden"
+    )
+    print(
+        f"  {report.cycles:,} cycles per image (ideal {report.ideal_cycles:,}), "
+        f"PE utilization {report.utilization:.1%}"
+    )
+    return agree == 1.0 and exact
 
 
 def _is_program(path: Path) -> bool:
