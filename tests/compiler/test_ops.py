@@ -118,3 +118,15 @@ def test_concat_rescales_inputs_with_other_scales():
     for name in concat.inputs:
         part = graph.tensors[name]
         assert (part.scale, part.zero_point) == (out.scale, out.zero_point)
+
+
+def test_fixed_batch_of_one_runs_samples_in_turn():
+    model = quantize(BUILDERS["conv_relu"](), **FORMATS["qdq-s8-perchannel"])
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1  # fix the batch at 1
+    graph = import_model(model)
+    assert not graph.dynamic_batch
+    x = calibration_inputs([1, 4, 7, 7], 5, seed=3)
+    batch = run_graph(graph, {"x": x})["y"]
+    one_by_one = np.concatenate([run_graph(graph, {"x": x[i : i + 1]})["y"] for i in range(5)])
+    assert batch.shape[0] == 5
+    np.testing.assert_array_equal(batch, one_by_one)
