@@ -154,6 +154,8 @@ class _Plan:
     words: int  # main-memory words moved (LOAD, STORE), summed over rows
     is_vector: bool  # waits for the array pipeline to drain (hazard rule)
     uses_array: bool  # GEMM or VECTOR: later VECTORs wait for its completion
+    loads_weights: bool  # GEMM with load_weights: waits for the weight-swap rule
+    streams: bool  # GEMM with rows > 0: streams activations (and swaps in a new tile)
 
 
 # ------------------------------------------------------------------------- static checks
@@ -256,6 +258,8 @@ def _plan(
         words=words,
         is_vector=isinstance(instruction, Vector),
         uses_array=isinstance(instruction, Gemm | Vector),
+        loads_weights=isinstance(instruction, Gemm) and bool(instruction.load_weights),
+        streams=isinstance(instruction, Gemm) and instruction.rows > 0,
     )
 
 
@@ -589,6 +593,11 @@ class _Machine:
         # program order and keeps the tuples from comparing the rest.
         self.pending: list[tuple[int, int, _Plan, _Effect]] = []
         self.array_drained_at = 0  # completion cycle of the latest started GEMM or VECTOR
+        # Weight-swap rule: the stream start of the GEMM that last swapped a new tile in, and
+        # whether a loaded tile still waits to be swapped in.
+        self.dim = state.config.dim
+        self.swapped_at = -(10**18)
+        self.swap_pending = False
         self.pc = 0
         self.finish_cycle: int | None = None
         self.last_completion = 0
@@ -643,11 +652,18 @@ class _Machine:
             plan.is_vector and self.array_drained_at > t
         ):
             return True
+        if plan.loads_weights and t < self.swapped_at + self.dim:
+            return True
         queue.popleft()
         for counter in plan.pops:
             counters[counter] -= 1
         effect = _STARTERS[type(plan.instruction)](self.state, plan)
         self.free_at[unit] = t + plan.busy
+        if plan.streams and (plan.loads_weights or self.swap_pending):
+            self.swapped_at = t + (self.dim if plan.loads_weights else 0)
+            self.swap_pending = False
+        elif plan.loads_weights:
+            self.swap_pending = True
         done = t + plan.busy + plan.latency
         if plan.uses_array:
             self.array_drained_at = done
@@ -667,6 +683,8 @@ class _Machine:
                 candidates.append(self.free_at[unit])
             elif queue[0][1] >= t:
                 candidates.append(t + 1)
+            elif queue[0][0].loads_weights and self.swapped_at + self.dim > t:
+                candidates.append(self.swapped_at + self.dim)
             # else the head waits for tokens or the hazard: only a completion frees it
         if self.finish_cycle is None and (
             self.pc == len(self.plans) or len(self.queues[self.plans[self.pc].unit]) < self.depth
