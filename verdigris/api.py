@@ -20,7 +20,11 @@ from verdigris.arch.config import AccelConfig, load_config
 from verdigris.arch.program import Program
 from verdigris.compiler import ir
 from verdigris.compiler.frontend import import_model, load_onnx
-from verdigris.compiler.frontend.calibrate import load_calibration, quantize_float_model
+from verdigris.compiler.frontend.calibrate import (
+    load_calibration,
+    quantize_float_model,
+    read_named_arrays,
+)
 from verdigris.compiler.frontend.errors import ModelError
 
 __all__ = [
@@ -161,26 +165,7 @@ def input_names(model: ir.Graph | Program) -> list[str]:
 
 def read_inputs(path: str | Path, model: ir.Graph | Program) -> dict[str, np.ndarray]:
     """Inputs from .npy (a single-input model) or .npz (arrays named after the inputs)."""
-    path = Path(path)
-    names = input_names(model)
-    if not path.is_file():
-        raise TensorFileError(f"{path}: no such input file")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise TensorFileError(f"{path}: not a .npy/.npz file: {error}") from None
-    if isinstance(data, np.ndarray):
-        if len(names) != 1:
-            raise TensorFileError(f"{path}: the model has inputs {names}; give an .npz with those")
-        return {names[0]: data}
-    with data:
-        arrays = {key: data[key] for key in data.files}
-    if len(arrays) == 1 and len(names) == 1:
-        return {names[0]: next(iter(arrays.values()))}
-    missing = [name for name in names if name not in arrays]
-    if missing:
-        raise TensorFileError(f"{path}: arrays {sorted(arrays)} do not name inputs {missing}")
-    return {name: arrays[name] for name in names}
+    return read_named_arrays(path, input_names(model), TensorFileError, "input")
 
 
 def write_outputs(

@@ -25,6 +25,7 @@ computes into the other half.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -412,43 +413,73 @@ class Lowerer:
         _, oc, oh, ow = out.pre_shape
         kw = node.kernel[1]
         cb = -(-c // dim)
-        ocb = -(-oc // dim)
-        pixels = n * oh * ow
-        group, m_tile = self._groups(ocb, pixels)
-        needed = self._needed_steps(constants.nonzero, ocb)
+
+        def inp_loads(step: int, m0: int, rows: int) -> list[Load]:
+            tap, block_c = divmod(step, cb)
+            window = _Window(
+                x,
+                block_c * dim,
+                min(dim, c - block_c * dim),
+                tap // kw,
+                tap % kw,
+                node.strides,
+                node.dilations,
+                node.pads,
+                (oh, ow),
+                node.input_zero_point,
+            )
+            return self._window_loads(window, range(m0, m0 + rows), self._inp_base())
+
+        self._tiled_gemm(constants, out, n * oh * ow, oc, inp_loads)
+
+    def _matmul(self, node: ir.MatMul, graph, layouts, constants: OpConstants) -> None:
+        dim = self.dim
+        x, out = layouts[node.inputs[0]], layouts[node.output]
+        if len(x.shape) != 2:
+            raise CompileError(f"op {node.name}: MatMul input must be 2-D, not {x.shape}")
+        m, k = x.shape
+
+        def inp_loads(step: int, m0: int, rows: int) -> list[Load]:
+            addr = x.addr + m0 * k + step * dim
+            elems = min(dim, k - step * dim)
+            return [Load(Deps(), Buffer.INP, False, self._inp_base(), rows, elems, addr, k)]
+
+        self._tiled_gemm(constants, out, m, out.shape[-1], inp_loads)
+
+    def _tiled_gemm(
+        self,
+        constants: OpConstants,
+        out: Layout,
+        pixels: int,
+        channels: int,
+        inp_loads: Callable[[int, int, int], list[Load]],
+    ) -> None:
+        """The loop nest shared by Conv and MatMul: output-block groups, M-tiles, steps.
+        `inp_loads(step, m0, rows)` gives the input tile of one step."""
+        dim = self.dim
+        blocks_total = -(-channels // dim)
+        group, m_tile = self._groups(blocks_total, pixels)
+        needed = self._needed_steps(constants.nonzero, blocks_total)
         first = True
-        for g0 in range(0, ocb, group):
-            blocks = range(g0, min(ocb, g0 + group))
+        for g0 in range(0, blocks_total, group):
+            blocks = range(g0, min(blocks_total, g0 + group))
             for m0 in range(0, pixels, m_tile):
                 rows = min(m_tile, pixels - m0)
                 self._begin_tile()
-                started = set()
+                started: set[int] = set()
                 for step in range(constants.steps):
                     active = [b for b in blocks if needed[step, b]]
                     if not active:
-                        continue
-                    tap, block_c = divmod(step, cb)
-                    window = _Window(
-                        x,
-                        block_c * dim,
-                        min(dim, c - block_c * dim),
-                        tap // kw,
-                        tap % kw,
-                        node.strides,
-                        node.dilations,
-                        node.pads,
-                        (oh, ow),
-                        node.input_zero_point,
-                    )
+                        continue  # every weight tile of this step is zero
                     loads = [self._req_load(constants)] if first else []
                     first = False
-                    loads += self._window_loads(window, range(m0, m0 + rows), self._inp_base())
-                    loads.append(self._weight_load(constants, step, ocb, blocks))
+                    loads += inp_loads(step, m0, rows)
+                    loads.append(self._weight_load(constants, step, blocks_total, blocks))
                     computes = [
                         Gemm(
                             Deps(),
                             True,
-                            b in started,
+                            b in started,  # the block's first step overwrites its acc rows
                             self._wgt_base() + (b - g0) * dim,
                             self._inp_base(),
                             self._acc_base() + (b - g0) * rows,
@@ -461,7 +492,7 @@ class Lowerer:
                 self._end_tile(
                     [
                         self._store_block(
-                            out, self._acc_base() + (b - g0) * rows, m0, rows, b, oc, b
+                            out, self._acc_base() + (b - g0) * rows, m0, rows, b, channels, b
                         )
                         for b in blocks
                     ]
@@ -483,66 +514,6 @@ class Lowerer:
         dim = self.dim
         addr = constants.weights_addr + (step * blocks_total + blocks.start) * dim * dim
         return Load(Deps(), Buffer.WGT, False, self._wgt_base(), len(blocks) * dim, dim, addr, dim)
-
-    def _matmul(self, node: ir.MatMul, graph, layouts, constants: OpConstants) -> None:
-        dim = self.dim
-        x, out = layouts[node.inputs[0]], layouts[node.output]
-        if len(x.shape) != 2:
-            raise CompileError(f"op {node.name}: MatMul input must be 2-D, not {x.shape}")
-        m, k = x.shape
-        n_out = out.shape[-1]
-        ocb = -(-n_out // dim)
-        group, m_tile = self._groups(ocb, m)
-        needed = self._needed_steps(constants.nonzero, ocb)
-        first = True
-        for g0 in range(0, ocb, group):
-            blocks = range(g0, min(ocb, g0 + group))
-            for m0 in range(0, m, m_tile):
-                rows = min(m_tile, m - m0)
-                self._begin_tile()
-                started = set()
-                for step in range(constants.steps):
-                    active = [b for b in blocks if needed[step, b]]
-                    if not active:
-                        continue
-                    loads = [self._req_load(constants)] if first else []
-                    first = False
-                    elems = min(dim, k - step * dim)
-                    loads.append(
-                        Load(
-                            Deps(),
-                            Buffer.INP,
-                            False,
-                            self._inp_base(),
-                            rows,
-                            elems,
-                            x.addr + m0 * k + step * dim,
-                            k,
-                        )
-                    )
-                    loads.append(self._weight_load(constants, step, ocb, blocks))
-                    computes = [
-                        Gemm(
-                            Deps(),
-                            True,
-                            b in started,
-                            self._wgt_base() + (b - g0) * dim,
-                            self._inp_base(),
-                            self._acc_base() + (b - g0) * rows,
-                            rows,
-                        )
-                        for b in active
-                    ]
-                    started.update(active)
-                    self._run_step(loads, computes)
-                self._end_tile(
-                    [
-                        self._store_block(
-                            out, self._acc_base() + (b - g0) * rows, m0, rows, b, n_out, b
-                        )
-                        for b in blocks
-                    ]
-                )
 
     def _channel_tiles(self, pixels: int):
         """M-tiles for one-block-at-a-time vector ops."""

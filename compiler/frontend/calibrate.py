@@ -17,7 +17,12 @@ import onnx
 
 from verdigris.compiler.frontend.errors import ModelError
 
-__all__ = ["CalibrationError", "load_calibration", "quantize_float_model"]
+__all__ = [
+    "CalibrationError",
+    "load_calibration",
+    "quantize_float_model",
+    "read_named_arrays",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -26,30 +31,39 @@ class CalibrationError(ModelError):
     """The calibration data does not fit the model."""
 
 
-def load_calibration(path: str | Path, input_names: list[str]) -> dict[str, np.ndarray]:
-    """Calibration samples from .npy (one input) or .npz (arrays named like the inputs, or a
-    single array for a single-input model)."""
+def read_named_arrays(
+    path: str | Path, names: list[str], error: type[Exception], what: str
+) -> dict[str, np.ndarray]:
+    """Arrays for the model inputs `names` from .npy (a single-input model) or .npz (arrays
+    named after the inputs, or one array for a single-input model). Problems raise `error`
+    with a message naming the file (`what` says what the file is for)."""
     path = Path(path)
     if not path.is_file():
-        raise CalibrationError(f"{path}: no such calibration file")
+        raise error(f"{path}: no such {what} file")
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise CalibrationError(f"{path}: not a .npy/.npz file: {error}") from None
+    except (OSError, ValueError) as problem:
+        raise error(f"{path}: not a .npy/.npz file: {problem}") from None
     if isinstance(data, np.ndarray):
         arrays = {"": data}
     else:
         with data:
             arrays = {key: data[key] for key in data.files}
-    if len(arrays) == 1 and len(input_names) == 1:
-        return {input_names[0]: next(iter(arrays.values())).astype(np.float32)}
-    missing = [name for name in input_names if name not in arrays]
+    if len(arrays) == 1 and len(names) == 1:
+        return {names[0]: next(iter(arrays.values()))}
+    missing = [name for name in names if name not in arrays]
     if missing:
-        raise CalibrationError(
-            f"{path}: has arrays {sorted(arrays)}, but the model's inputs are {input_names}; "
+        raise error(
+            f"{path}: has arrays {sorted(arrays)}, but the model's inputs are {names}; "
             f"name the arrays after the inputs (missing: {missing})"
         )
-    return {name: arrays[name].astype(np.float32) for name in input_names}
+    return {name: arrays[name] for name in names}
+
+
+def load_calibration(path: str | Path, input_names: list[str]) -> dict[str, np.ndarray]:
+    """Calibration samples (float32) for each model input."""
+    arrays = read_named_arrays(path, input_names, CalibrationError, "calibration")
+    return {name: value.astype(np.float32) for name, value in arrays.items()}
 
 
 def quantize_float_model(
