@@ -86,6 +86,7 @@ from verdigris.arch.isa import (
     encode,
 )
 from verdigris.arch.program import Program, pack_tensor, unpack_tensor
+from verdigris.arch.timing import LOAD_OVERHEAD, STORE_OVERHEAD, VECTOR_LATENCY, gemm_latency
 
 __all__ = ["IsaError", "run_instructions", "run_program"]
 
@@ -118,10 +119,6 @@ _REQ_RECORD = np.dtype(
 _BIAS, _MULTIPLIER, _SHIFT, _ZERO_POINT, _QMIN, _QMAX = range(6)
 _SHIFT_RANGE = (1, 62)
 
-_GEMM_LATENCY_PER_DIM = 2
-_VECTOR_LATENCY = 2
-_LOAD_OVERHEAD = 2
-_STORE_OVERHEAD = 3
 
 _Effect = Callable[[], None]
 
@@ -275,7 +272,7 @@ def _plan_load(index: int, ins: Load, config: AccelConfig) -> _Plan:
     transfer = (ins.dram_addr, ins.dram_stride, ins.rows, nbytes)
     _check_memory(index, ins, transfer, config.main_memory_bytes)
     words = _words(*transfer, config.dma_bytes)
-    return _plan(index, ins, Unit.LOAD, (words + _LOAD_OVERHEAD, 0), words)
+    return _plan(index, ins, Unit.LOAD, (words + LOAD_OVERHEAD, 0), words)
 
 
 def _plan_gemm(index: int, ins: Gemm, config: AccelConfig) -> _Plan:
@@ -285,7 +282,7 @@ def _plan_gemm(index: int, ins: Gemm, config: AccelConfig) -> _Plan:
     if ins.load_weights:
         _check_range(index, ins, Buffer.WGT, ins.wgt_row, dim, config.wgt_rows)
     busy = (dim if ins.load_weights else 0) + ins.rows
-    return _plan(index, ins, Unit.COMPUTE, (busy, _GEMM_LATENCY_PER_DIM * dim))
+    return _plan(index, ins, Unit.COMPUTE, (busy, gemm_latency(dim)))
 
 
 def _plan_vector(index: int, ins: Vector, config: AccelConfig) -> _Plan:
@@ -293,7 +290,7 @@ def _plan_vector(index: int, ins: Vector, config: AccelConfig) -> _Plan:
         raise _instruction_error(index, ins, f"VECTOR op {ins.op} is not write, add or max")
     _check_range(index, ins, Buffer.INP, ins.inp_row, ins.rows, config.inp_rows)
     _check_range(index, ins, Buffer.ACC, ins.acc_row, ins.rows, config.acc_rows)
-    return _plan(index, ins, Unit.COMPUTE, (ins.rows, _VECTOR_LATENCY))
+    return _plan(index, ins, Unit.COMPUTE, (ins.rows, VECTOR_LATENCY))
 
 
 def _plan_store(index: int, ins: Store, config: AccelConfig) -> _Plan:
@@ -305,7 +302,7 @@ def _plan_store(index: int, ins: Store, config: AccelConfig) -> _Plan:
     transfer = (ins.dram_addr, ins.dram_stride, ins.rows, nbytes)
     _check_memory(index, ins, transfer, config.main_memory_bytes)
     words = _words(*transfer, config.dma_bytes)
-    return _plan(index, ins, Unit.STORE, (words + _STORE_OVERHEAD, 0), words)
+    return _plan(index, ins, Unit.STORE, (words + STORE_OVERHEAD, 0), words)
 
 
 def _plan_nop(index: int, ins: Nop, config: AccelConfig) -> _Plan:

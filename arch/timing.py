@@ -1,0 +1,22 @@
+"""The timing constants of the cycle model (docs/isa.md), shared by the instruction
+simulator and the hardware, so that one edit changes both."""
+
+__all__ = [
+    "LOAD_OVERHEAD",
+    "STORE_OVERHEAD",
+    "VECTOR_LATENCY",
+    "gemm_latency",
+]
+
+# Cycles a LOAD transfer adds to rows * words: main-memory read latency and the last write.
+LOAD_OVERHEAD = 2
+# Cycles a STORE adds to rows * words: accumulator read and requantizer pipeline.
+STORE_OVERHEAD = 3
+# Cycles from a VECTOR's last busy cycle to its completion (read, operate, write).
+VECTOR_LATENCY = 2
+
+
+def gemm_latency(dim: int) -> int:
+    """Cycles from a GEMM's last busy cycle to its completion: through the array and the
+    accumulator's read-modify-write."""
+    return 2 * dim
