@@ -19,4 +19,4 @@ VECTOR_LATENCY = 2
 def gemm_latency(dim: int) -> int:
     """Cycles from a GEMM's last busy cycle to its completion: through the array and the
     accumulator's read-modify-write."""
-    return 2 * dim
+    return 2 * dim + 1

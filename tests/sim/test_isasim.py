@@ -392,11 +392,11 @@ def test_cycles_of_a_token_round_trip_between_load_and_compute():
     # Fetch: A 0, B 1, C 2, FINISH 3.
     # A starts 1, busy 2*1+2 = 4: completes 5 and pushes l2c in 5.
     # B may start from 2; waits 2, 3, 4 (3 stall cycles); pops l2c in 5 (the push is seen
-    # in its own cycle); busy 0 + 2 = 2, latency 2*4 = 8: completes in 15, pushes c2l.
-    # C heads the load queue once A starts; the unit is busy until 5; waits 5..14 (10);
-    # pops c2l in 15, busy 4, completes in 19 = the cycle count.
-    assert activity.cycles == 19
-    assert activity.stall == {"load": 10, "compute": 3, "store": 0}
+    # in its own cycle); busy 0 + 2 = 2, latency 2*4 + 1 = 9: completes in 16, pushes c2l.
+    # C heads the load queue once A starts; the unit is busy until 5; waits 5..15 (11);
+    # pops c2l in 16, busy 4, completes in 20 = the cycle count.
+    assert activity.cycles == 20
+    assert activity.stall == {"load": 11, "compute": 3, "store": 0}
     assert activity.busy == {"load": 8, "compute": 2, "store": 0}
     assert activity.instructions == {"load": 2, "compute": 1, "store": 0}
 
@@ -409,21 +409,21 @@ def test_cycles_when_fetch_stalls_on_a_full_queue():
     # 2, 3, 4: NOP2..4, the queue is at 4 = queue_depth. 5, 6: fetch stalls on NOP5.
     # 7: NOP1 starts, its slot is free for fetch from 8; fetch still stalls in 7.
     # 8: fetch NOP5. 9: fetch GEMM. 10: fetch FINISH; the GEMM starts in 10,
-    # busy 4 + 4 = 8, latency 8: completes in 26. (NOPs end in 12.)
-    assert activity.cycles == 26
+    # busy 4 + 4 = 8, latency 9: completes in 27. (NOPs end in 12.)
+    assert activity.cycles == 27
     assert activity.stall == {"load": 0, "compute": 0, "store": 0}
 
 
 def test_cycles_of_the_vector_hazard_and_of_back_to_back_gemms():
     _, hazard = run([gemm(0, 0, 0, 2, load_weights=False), Vector(NO, VectorOp.ADD, 0, 0, 2)])
-    # GEMM: starts 1, busy 2, free at 3, completes 3 + 8 = 11. VECTOR (fetched in 1) waits
-    # in 3..10 for the pipeline to drain (8 stall cycles), starts in 11, busy 2, latency 2:
-    # completes in 15.
-    assert hazard.cycles == 15
-    assert hazard.stall["compute"] == 8
+    # GEMM: starts 1, busy 2, free at 3, completes 3 + 9 = 12. VECTOR (fetched in 1) waits
+    # in 3..11 for the pipeline to drain (9 stall cycles), starts in 12, busy 2, latency 2:
+    # completes in 16.
+    assert hazard.cycles == 16
+    assert hazard.stall["compute"] == 9
     _, gemms = run([gemm(0, 0, 0, 2, load_weights=False), gemm(0, 0, 4, 2, load_weights=False)])
-    # The second GEMM starts as soon as the unit is free (3) and completes in 3 + 2 + 8 = 13.
-    assert gemms.cycles == 13
+    # The second GEMM starts as soon as the unit is free (3) and completes in 3 + 2 + 9 = 14.
+    assert gemms.cycles == 14
     assert gemms.stall["compute"] == 0
 
 
@@ -439,9 +439,9 @@ def test_operands_are_read_at_start_so_a_nop_can_release_inp_early():
         ]
     )
     # Fills: inp 1..2, wgt 2..6 (pushes l2c in 6). GEMM starts 6, busy 4 + 1 = 5, completes
-    # 6 + 5 + 8 = 19. NOP 11..12 pushes c2l; the second inp fill runs 12..13, before the GEMM
-    # completes, but the GEMM read its row in 6. STORE 19..26 (4 words + 3).
-    assert activity.cycles == 26
+    # 6 + 5 + 9 = 20. NOP 11..12 pushes c2l; the second inp fill runs 12..13, before the GEMM
+    # completes, but the GEMM read its row in 6. STORE 20..27 (4 words + 3).
+    assert activity.cycles == 27
     assert read_int32(memory, OUT, 1)[0].tolist() == [DIM] * DIM  # 1 * 1 summed over 4 rows
 
 
@@ -484,7 +484,7 @@ def _busy_latency(ins: Instruction) -> tuple[int, int]:
         words = _words(ins.dram_addr, ins.dram_stride, ins.rows, ins.elems * e)
         busy, latency = (ins.rows if ins.fill else words + 2), 0
     elif isinstance(ins, Gemm):
-        busy, latency = (DIM if ins.load_weights else 0) + ins.rows, 2 * DIM
+        busy, latency = (DIM if ins.load_weights else 0) + ins.rows, 2 * DIM + 1  # arch.timing.gemm_latency
     elif isinstance(ins, Vector):
         busy, latency = ins.rows, 2
     elif isinstance(ins, Store):
@@ -597,12 +597,12 @@ def test_activity_of_a_small_gemm():
         for c in range(DIM)
     )
     # Fetch 0..4. LOAD wgt 1..7 (busy 4 + 2), LOAD inp 7..12 (busy 3 + 2), pushes l2c in 12.
-    # GEMM can start from 3, waits 3..11 (9), runs 12..19 (busy 4 + 3), completes 27.
-    # STORE can start from 4, waits 4..26 (23), busy 3 rows x 4 words + 3 = 15: ends 42.
+    # GEMM can start from 3, waits 3..11 (9), runs 12..19 (busy 4 + 3), completes 28.
+    # STORE can start from 4, waits 4..27 (24), busy 3 rows x 4 words + 3 = 15: ends 43.
     assert activity.to_dict() == {
-        "cycles": 42,
+        "cycles": 43,
         "busy": {"load": 11, "compute": 7, "store": 15},
-        "stall": {"load": 0, "compute": 9, "store": 23},
+        "stall": {"load": 0, "compute": 9, "store": 24},
         "instructions": {"load": 2, "compute": 1, "store": 1},
         "macs": 3 * DIM * DIM,
         "zero_macs": zero,
@@ -800,10 +800,10 @@ def test_run_program_rejects_wrong_inputs():
 def test_cycles_of_the_weight_swap_rule():
     # dim 4. GEMM A loads weights and streams 1 row: starts 1 (fetched at 0), swap stream
     # start 1 + 4 = 5, busy 5. GEMM B loads weights: free at 6 but must wait until
-    # 5 + 4 = 9: 3 stall cycles; busy 5, completes 9 + 5 + 8 = 22.
+    # 5 + 4 = 9: 3 stall cycles; busy 5, completes 9 + 5 + 9 = 23.
     _, activity = run([gemm(0, 0, 0, 1), gemm(0, 0, 0, 1)])
     assert activity.stall["compute"] == 3
-    assert activity.cycles == 22
+    assert activity.cycles == 23
     # Streaming dim rows hides the rule: B starts at 1 + 4 + 4 = 9 with no stall.
     _, activity = run([gemm(0, 0, 0, 4), gemm(0, 0, 0, 1)])
     assert activity.stall["compute"] == 0
