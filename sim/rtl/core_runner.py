@@ -1,0 +1,115 @@
+"""Run Programs on the Verilated core (through cocotb) and return outputs and Activity.
+
+The core for a config is generated and built once (cached by its Verilog hash); many
+Programs then run in one simulator process (`core_bench.run_jobs`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from verdigris.arch.activity import UNITS, Activity
+from verdigris.arch.config import AccelConfig
+from verdigris.arch.isa import encode_program
+from verdigris.arch.program import Program, pack_tensor, unpack_tensor
+from verdigris.hw.core import BYTE_COUNTERS, Core
+from verdigris.sim.rtl.verilator import (
+    RtlBuild,
+    RtlError,
+    build_verilator,
+    generate_verilog,
+    run_cocotb,
+)
+
+__all__ = ["RtlResult", "build_core", "run_on_rtl"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RtlResult:
+    outputs: dict[str, np.ndarray]
+    activity: Activity
+    error: bool
+
+
+def build_core(config: AccelConfig, *, build_root: Path | None = None) -> RtlBuild:
+    top = f"core_{config.name}"
+    return build_verilator(generate_verilog(Core(config), top), top, build_root=build_root)
+
+
+def _image(program: Program, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    memory = program.memory_image()
+    for binding in program.inputs:
+        data = np.frombuffer(pack_tensor(binding, np.asarray(inputs[binding.name])), np.uint8)
+        memory[binding.dram_addr : binding.dram_addr + len(data)] = data
+    return memory
+
+
+def run_on_rtl(
+    jobs: list[tuple[Program, dict[str, np.ndarray]]],
+    *,
+    expected_cycles: list[int] | None = None,
+    build_root: Path | None = None,
+    results_dir: Path | None = None,
+) -> list[RtlResult]:
+    """Run each (program, device inputs) on the RTL core of their (common) config."""
+    config = jobs[0][0].config
+    if any(program.config != config for program, _ in jobs):
+        raise RtlError("all programs of one RTL run must share a config")
+    build = build_core(config, build_root=build_root)
+    folder = Path(results_dir or tempfile.mkdtemp(prefix="verdigris-core-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    word = config.dma_bytes
+    arrays = {}
+    manifest = {"dma_bytes": word, "jobs": []}
+    for index, (program, inputs) in enumerate(jobs):
+        arrays[f"instructions_{index}"] = np.frombuffer(
+            encode_program(list(program.instructions)), np.uint8
+        )
+        arrays[f"memory_{index}"] = _image(program, inputs)
+        reads = []
+        for binding in program.outputs:
+            first = binding.dram_addr // word
+            last = (binding.dram_addr + binding.nbytes + word - 1) // word
+            reads.append((first, last - first))
+        cycles = expected_cycles[index] if expected_cycles else 1_000_000
+        manifest["jobs"].append({"read": reads, "watchdog_cycles": 2 * cycles + 10_000})
+    arrays["manifest"] = np.array(json.dumps(manifest))
+    jobs_file = folder / "jobs.npz"
+    results_file = folder / "results.npz"
+    np.savez(jobs_file, **arrays)
+    _, failed = run_cocotb(
+        build,
+        "verdigris.sim.rtl.core_bench",
+        results_dir=folder,
+        env={"VERDIGRIS_CORE_JOBS": str(jobs_file), "VERDIGRIS_CORE_RESULTS": str(results_file)},
+    )
+    if failed or not results_file.exists():
+        raise RtlError(f"the RTL bench failed; see {folder}/core_bench.log")
+    results = np.load(results_file, allow_pickle=False)
+    out = []
+    for index, (program, _) in enumerate(jobs):
+        counters = json.loads(str(results[f"counters_{index}"]))
+        outputs = {}
+        for number, binding in enumerate(program.outputs):
+            data = results[f"read_{index}_{number}"]
+            offset = binding.dram_addr % word
+            outputs[binding.name] = unpack_tensor(binding, data[offset : offset + binding.nbytes])
+        activity = Activity(
+            cycles=counters["cycles"],
+            busy={u: counters[f"{u}_busy_cycles"] for u in UNITS},
+            stall={u: counters[f"{u}_stall_cycles"] for u in UNITS},
+            instructions={u: counters[f"{u}_instructions"] for u in UNITS},
+            macs=counters["macs"],
+            zero_macs=counters["zero_macs"],
+            **{name: counters[name] for name in BYTE_COUNTERS},
+        )
+        out.append(RtlResult(outputs, activity, bool(counters["error"])))
+    return out
