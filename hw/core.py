@@ -6,7 +6,8 @@ Host port (used by the test benches and, on a board, by the UART bridge), all sy
   address): main memory, `dma_bytes` per word; use only while `running` is low.
 - `imem_addr`, `imem_wdata`, `imem_we`: instruction memory, 16 bytes per word.
 - `run` (a strobe while idle) starts the program at instruction 0; `done` rises when it has
-  finished (docs/isa.md's end) or stopped on an error (`error`).
+  finished (docs/isa.md's end) or stopped on an error (`error`). An error is fatal until
+  the host resets the core (`rst`); memories keep their contents across a reset.
 - Performance counters: `cycles`, per unit `*_busy_cycles`, `*_stall_cycles`,
   `*_instructions`, and `macs`, `zero_macs`, `main_read_bytes`, `main_write_bytes`,
   `inp_read_bytes`, `wgt_read_bytes`, `acc_read_bytes`, `acc_write_bytes`,

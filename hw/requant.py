@@ -6,16 +6,23 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = ["Requantizer"]
 
-# Bits of the rounding window t = floor(2p / 2**shift), which the int8 result depends on
-# when t fits them: then |floor(t / 2) + 1| <= 256 covers every q with |q + zero_point| <= 128
-# (zero_point is int8); when t does not fit, the clamp decides alone, from the sign of p.
-_WINDOW = 10
-# Stage 3 moves the window by 4 * (shift // 4) bits, stage 4 by the remaining 0..3 bits.
+# e = 2p is shifted right by n = 4k + f (f < 4) in two steps: stage 3 takes the coarse window
+# c = floor(e / 2**(4k)) in _COARSE_BITS bits, stage 4 reads q from c's bits f and up. 13 bits
+# suffice: when c does not fit them, |floor(e / 2**n)| >= 2**12 / 2**3, so |q| >= 256 and the
+# clamp decides alone, from the sign of p (the zero point and the bounds are int8).
 _COARSE_STEP_BITS = 2
 _COARSE_STEP = 1 << _COARSE_STEP_BITS
-_COARSE_BITS = _WINDOW + _COARSE_STEP - 1
+_COARSE_BITS = 13  # c's sign bit starts a group of e: (_COARSE_BITS - 1) % _COARSE_STEP == 0
 _E_BITS = 65  # e = 2p, the product with one zero bit below it
+_GROUPS = -(-_E_BITS // _COARSE_STEP)  # 4-bit groups of e, the last one sign-extended
+_COARSE_SIGN_GROUP = (_COARSE_BITS - 1) // _COARSE_STEP  # the group of c's sign bit above 4k
 _E_EXT_BITS = _COARSE_STEP * (63 // _COARSE_STEP) + _COARSE_BITS  # every coarse window fits
+
+
+def _round_up(half, sticky, floor_odd):
+    """Round half to even: up when the dropped part is above one half (the half bit and a
+    1 bit below it), or exactly one half and the floor is odd."""
+    return half & (sticky | floor_odd)
 
 
 class Requantizer(wiring.Component):
@@ -170,54 +177,80 @@ class Requantizer(wiring.Component):
         qmin_2 = stage(load[0], signed(8), qmin_1, "qmin_2")
         qmax_2 = stage(load[0], signed(8), qmax_1, "qmax_2")
 
-        # Stage 3: p, and the window t = floor(2p / 2**n) = e >> n with e = 2p, sign-extended
-        # so that every window position exists. The window moves by 4*(n // 4) here.
+        # Stage 3: p and the coarse window c (see _COARSE_BITS). In parallel, from the entry
+        # alone, the clamp thresholds in c's units (see stage 4) and group masks.
         p = Signal(signed(64), name=f"p_{i}")
         m.d.comb += p.eq(sum_2 + carry_2)
-        sign = p[63]
-        e_ext = Cat(C(0, 1), p, sign.replicate(_E_EXT_BITS - _E_BITS))
-        coarse = e_ext.bit_select(
-            Cat(C(0, _COARSE_STEP_BITS), n_2[_COARSE_STEP_BITS:]), _COARSE_BITS
-        )
+        e_ext = Cat(C(0, 1), p, p[63].replicate(_E_EXT_BITS - _E_BITS))
+        coarse_shift = Cat(C(0, _COARSE_STEP_BITS), n_2[_COARSE_STEP_BITS:])  # 4k
+        fine = n_2[:_COARSE_STEP_BITS]  # f
         p_3 = stage(load[1], signed(64), p, "p_3")
-        coarse_3 = stage(load[1], _COARSE_BITS, coarse, "coarse_3")
-        fine_3 = stage(load[1], _COARSE_STEP_BITS, n_2[:_COARSE_STEP_BITS], "fine_3")
-        # Which bits of e lie below the window (for the sticky bit) and which at or above
-        # its sign bit (for the saturation test).
-        below_3 = stage(load[1], _E_BITS, Cat(*(n_2 > j for j in range(_E_BITS))), "below_3")
-        above = Cat(*(n_2 + _WINDOW - 1 <= j for j in range(_E_BITS)))
-        above_3 = stage(load[1], _E_BITS, above, "above_3")
-        # Clamp bounds for q = floor + up: q < qmin - z and q > qmax - z, as compares of floor.
-        low_3 = stage(load[1], signed(10), qmin_2 - z_2 - 1, "low_3")
-        high_3 = stage(load[1], signed(10), qmax_2 - z_2, "high_3")
-        z_3 = stage(load[1], signed(8), z_2, "z_3")
-        z1_3 = stage(load[1], signed(9), z_2 + 1, "z1_3")
+        coarse_3 = stage(
+            load[1], signed(_COARSE_BITS), e_ext.bit_select(coarse_shift, _COARSE_BITS), "coarse_3"
+        )
+        fine_3 = stage(load[1], _COARSE_STEP_BITS, fine, "fine_3")
+        # Masks over the 4-bit groups of e: the groups below c (for the sticky bit) and those
+        # at or above c's sign bit (when one differs from the sign, c is not exact).
+        k = n_2[_COARSE_STEP_BITS:]
+        groups_below_3 = stage(
+            load[1], _GROUPS, Cat(*(k > g for g in range(_GROUPS))), "groups_below_3"
+        )
+        groups_beyond = Cat(*(k + _COARSE_SIGN_GROUP <= g for g in range(_GROUPS)))
+        groups_beyond_3 = stage(load[1], _GROUPS, groups_beyond, "groups_beyond_3")
+        low = Signal(signed(10), name=f"low_{i}")  # q + z < qmin  <=>  q < low
+        high = Signal(signed(10), name=f"high_{i}")  # q + z > qmax  <=>  q > high
+        m.d.comb += [low.eq(qmin_2 - z_2), high.eq(qmax_2 - z_2)]
+        threshold_shape = signed(_COARSE_BITS + 1)
+        low_3 = stage(load[1], threshold_shape, (2 * low - 1) << fine, "low_3")
+        high_3 = stage(load[1], threshold_shape, (2 * high + 1) << fine, "high_3")
+        low_odd_3 = stage(load[1], 1, low[0], "low_odd_3")
+        high_odd_3 = stage(load[1], 1, high[0], "high_odd_3")
+        z_3 = stage(load[1], 8, z_2, "z_3")  # the zero point modulo 256, and plus one
+        z1_3 = stage(load[1], 8, z_2 + 1, "z1_3")
         qmin_3 = stage(load[1], signed(8), qmin_2, "qmin_3")
         qmax_3 = stage(load[1], signed(8), qmax_2, "qmax_3")
         inverted_3 = stage(load[1], 1, qmin_2 > qmax_2, "inverted_3")
         x_raw_3 = stage(valid[1], acc_shape, x_raw_2, "x_raw_3")
 
-        # Stage 4: round half to even, add the zero point, clamp.
-        window = coarse_3.bit_select(fine_3, _WINDOW).as_signed()  # t, if t fits _WINDOW bits
-        e_3 = Cat(C(0, 1), p_3)
+        # Stage 4: the clamp decisions, compared in c's units so that they do not wait for the
+        # fine shift: q < low  <=>  e < (2*low - 1) * 2**n, or equal and low odd (a tie to
+        # the even low - 1); q > high  <=>  e > (2*high + 1) * 2**n, or equal and high odd.
+        # Both thresholds are multiples of 2**(4k), so e against them is c against
+        # (2*low - 1) << f and (2*high + 1) << f, with the bits of e below c breaking a tie.
+        e_3 = Cat(C(0, 1), p_3, p_3[63].replicate(_GROUPS * _COARSE_STEP - _E_BITS))
         sign_3 = p_3[63]
-        sticky = (e_3 & below_3).any()  # 2p has 1 bits below the window: not a tie
-        saturated = ((e_3 ^ sign_3.replicate(_E_BITS)) & above_3).any()  # t does not fit
-        floor = window[1:].as_signed()  # floor(p / 2**n)
-        half = window[0]
-        up = half & (sticky | floor[0])  # round up: above a half, or a tie to an odd floor
-        plain = Signal(signed(10), name=f"plain_{i}")
-        plus_one = Signal(signed(10), name=f"plus_one_{i}")
-        m.d.comb += [plain.eq(floor + z_3), plus_one.eq(floor + z1_3)]
-        too_low = Mux(saturated, sign_3, (floor < low_3) | ((floor == low_3) & ~up))
-        too_high = Mux(saturated, ~sign_3, (floor > high_3) | ((floor == high_3) & up))
+        groups = [e_3[g * _COARSE_STEP : (g + 1) * _COARSE_STEP] for g in range(_GROUPS)]
+        nonzero = Cat(*(group.any() for group in groups))
+        differ = Cat(*((group ^ sign_3.replicate(_COARSE_STEP)).any() for group in groups))
+        coarse_sticky = (nonzero & groups_below_3).any()  # e has 1 bits below c
+        overflow = (differ & groups_beyond_3).any()  # c is not exact: |q| >= 256
+        too_low = Mux(
+            overflow,
+            sign_3,
+            (coarse_3 < low_3) | ((coarse_3 == low_3) & ~coarse_sticky & low_odd_3),
+        )
+        too_high = Mux(
+            overflow,
+            ~sign_3,
+            (coarse_3 > high_3) | ((coarse_3 == high_3) & (coarse_sticky | high_odd_3)),
+        )
+        # Inside the clamp range, y = floor + up + z modulo 256, with floor = c >> (f + 1),
+        # the half bit c[f] and the sticky bits below it. The sums for all four f are formed
+        # in parallel and the fine shift selects among them.
+        half = coarse_3.bit_select(fine_3, 1)
+        floor_odd = coarse_3.bit_select(fine_3 + 1, 1)
+        fine_sticky = (coarse_3[: _COARSE_STEP - 1] & Cat(*(fine_3 > j for j in range(3)))).any()
+        up = _round_up(half, coarse_sticky | fine_sticky, floor_odd)
+        plain = Cat(*((coarse_3[f + 1 : f + 9] + z_3)[:8] for f in range(_COARSE_STEP)))
+        plus_one = Cat(*((coarse_3[f + 1 : f + 9] + z1_3)[:8] for f in range(_COARSE_STEP)))
+        inside = Mux(up, plus_one.word_select(fine_3, 8), plain.word_select(fine_3, 8))
         y = Signal(signed(8), name=f"y_{i}")
         with m.If(inverted_3 | too_high):
             m.d.comb += y.eq(qmax_3)
         with m.Elif(too_low):
             m.d.comb += y.eq(qmin_3)
         with m.Else():
-            m.d.comb += y.eq(Mux(up, plus_one, plain))
+            m.d.comb += y.eq(inside)
         with m.If(load[2]):
             m.d.sync += self.result[i].eq(y)
         with m.If(valid[2]):

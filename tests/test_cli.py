@@ -58,7 +58,6 @@ def test_float_model_runs_with_calibration(capsys):
     [
         (["inspect", "nowhere.onnx"], "nowhere.onnx: no such file"),
         (["run", str(LENET), "--input", "nowhere.npy"], "nowhere.npy: no such input file"),
-        (["run", str(LENET), "--input", str(SAMPLES), "--backend", "rtl"], "issue #5"),
         (["compile", str(LENET), "--config", "huge"], "huge: neither a preset"),
         (["inspect", str(EXAMPLES / "models" / "mlp_fp32.onnx")], "float model"),
     ],

@@ -42,7 +42,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Executors: golden now; the instruction simulator (issue #4) and RTL (issue #5) later.
+# Executors: the golden model, the instruction simulator and the Verilated RTL.
 BACKENDS = ("golden", "isasim", "rtl")
 
 
@@ -99,11 +99,8 @@ def run_program(
     from verdigris.compiler.backend.host import host_from_json
     from verdigris.sim.golden import GoldenError, finish_output, quantize_input
 
-    if backend not in ("isasim",):
-        issue = {"rtl": 5}.get(backend)
-        if issue:
-            raise NotImplementedError(f"backend '{backend}' is not built yet (issue #{issue})")
-        raise ValueError(f"backend {backend!r} cannot run a Program; use isasim")
+    if backend not in ("isasim", "rtl"):
+        raise ValueError(f"backend {backend!r} cannot run a Program; use isasim or rtl")
     from verdigris.sim.isasim import run_program as isasim_run
 
     graph_inputs, graph_outputs, _ = host_from_json(program.host)
@@ -117,6 +114,7 @@ def run_program(
         raise GoldenError(f"a batch of {given} does not split into the compiled batch {batch}")
     results: dict[str, list[np.ndarray]] = {o.name: [] for o in graph_outputs}
     total = Activity()
+    runs = []
     for start in range(0, given, batch):
         device_inputs = {}
         for graph_input in graph_inputs:
@@ -128,12 +126,32 @@ def run_program(
                     f"expects {binding.shape}"
                 )
             device_inputs[binding.name] = quantize_input(graph_input, value)
-        outputs, activity = isasim_run(program, device_inputs)
+        runs.append(device_inputs)
+    if backend == "isasim":
+        executed = [isasim_run(program, device_inputs) for device_inputs in runs]
+    else:
+        executed = _run_rtl(program, runs)
+    for outputs, activity in executed:
         total = total + activity
         for graph_output in graph_outputs:
             value = outputs[graph_output.tensor.name]
             results[graph_output.name].append(finish_output(graph_output, value, raw=raw))
     return {k: np.concatenate(v) for k, v in results.items()}, total
+
+
+def _run_rtl(program: Program, runs: list[dict[str, np.ndarray]]):
+    """Every run on the Verilated core (built once per config and cached)."""
+    from verdigris.sim.isasim import run_program as isasim_run
+    from verdigris.sim.rtl.core_runner import run_on_rtl
+    from verdigris.sim.rtl.verilator import RtlError
+
+    # The instruction simulator's cycle count sets the bench's watchdog.
+    cycles = [isasim_run(program, runs[0])[1].cycles] * len(runs)
+    logger.info("running %d sample(s) on the RTL (the first run builds the core)", len(runs))
+    results = run_on_rtl([(program, r) for r in runs], expected_cycles=cycles)
+    if any(r.error for r in results):
+        raise RtlError("the RTL core stopped with its error status")
+    return [(r.outputs, r.activity) for r in results]
 
 
 def run(
@@ -147,10 +165,8 @@ def run(
     or the device's integer tensors with `raw`."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "rtl":
-        raise NotImplementedError("backend 'rtl' is not built yet (issue #5)")
-    if backend == "isasim":
-        outputs, _ = run_program(compile_model(graph), inputs, backend="isasim", raw=raw)
+    if backend != "golden":
+        outputs, _ = run_program(compile_model(graph), inputs, backend=backend, raw=raw)
         return outputs
     from verdigris.sim.golden import run_graph
 

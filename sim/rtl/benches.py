@@ -137,3 +137,34 @@ def run_load_bench(
 
 
 __all__ += ["run_load_bench"]
+
+
+def run_requant_bench(
+    requantizer=None,
+    *,
+    cycles: int = 2000,
+    seed: int = 0,
+    build_root: Path | None = None,
+    results_dir: Path | None = None,
+) -> tuple[int, int]:
+    """Run `requant_bench` on the Verilated `requantizer` (default: 4 lanes, int32
+    accumulators): `cycles` input cycles of random rows with gaps, raw rows, rounding ties and
+    wrap-around, each cycle against `RequantModel`. Return (tests run, tests failed)."""
+    from verdigris.hw.requant import Requantizer
+
+    requantizer = requantizer or Requantizer(4)
+    lanes, acc_width = requantizer.lanes, requantizer.acc_width
+    top = f"{type(requantizer).__name__.lower().lstrip('_')}_{lanes}x{acc_width}"
+    with _pch_include_flag():
+        build = build_verilator(generate_verilog(requantizer, top), top, build_root=build_root)
+    env = {
+        "RQ_LANES": str(lanes),
+        "RQ_ACC_WIDTH": str(acc_width),
+        "RQ_LATENCY": str(requantizer.LATENCY),
+        "RQ_CYCLES": str(cycles),
+        "RQ_SEED": str(seed),
+    }
+    return run_cocotb(build, "verdigris.sim.rtl.requant_bench", env=env, results_dir=results_dir)
+
+
+__all__ += ["run_requant_bench"]

@@ -9,6 +9,7 @@ and every counter, and writes them to VERDIGRIS_CORE_RESULTS (.npz).
 
 import json
 import os
+import time
 
 import cocotb
 import numpy as np
@@ -87,13 +88,23 @@ async def run_jobs(dut):
         await FallingEdge(dut.clk)
         dut.run.value = 0
         watchdog = Timer(PERIOD_NS * job["watchdog_cycles"], unit="ns")
+        began = time.perf_counter()
         finished = await First(RisingEdge(dut.done), watchdog)
+        seconds = time.perf_counter() - began
         if finished is watchdog:
             raise AssertionError(f"job {index}: no done within {job['watchdog_cycles']} cycles")
         await ReadOnly()
         counters = {name: int(getattr(dut, name).value) for name in COUNTERS}
         counters["error"] = int(dut.error.value)
+        counters["seconds"] = seconds
         results[f"counters_{index}"] = np.array(json.dumps(counters))
+        if counters["error"]:
+            # An error is fatal until the host resets the core (memories keep their data).
+            await FallingEdge(dut.clk)
+            dut.rst.value = 1
+            await ClockCycles(dut.clk, 2)
+            dut.rst.value = 0
+            continue
         for number, (first, count) in enumerate(job["read"]):
             words = await _read(dut, first, count)
             results[f"read_{index}_{number}"] = np.frombuffer(

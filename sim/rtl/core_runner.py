@@ -37,6 +37,7 @@ class RtlResult:
     outputs: dict[str, np.ndarray]
     activity: Activity
     error: bool
+    seconds: float  # wall time from start to done (the simulator alone, no Python stepping)
 
 
 def build_core(config: AccelConfig, *, build_root: Path | None = None) -> RtlBuild:
@@ -56,10 +57,14 @@ def run_on_rtl(
     jobs: list[tuple[Program, dict[str, np.ndarray]]],
     *,
     expected_cycles: list[int] | None = None,
+    raw_instructions: list[bytes | None] | None = None,
     build_root: Path | None = None,
     results_dir: Path | None = None,
 ) -> list[RtlResult]:
-    """Run each (program, device inputs) on the RTL core of their (common) config."""
+    """Run each (program, device inputs) on the RTL core of their (common) config.
+
+    `raw_instructions` may replace a job's instruction words with arbitrary bytes (16 per
+    word), to test how the core handles words no Program can hold (illegal opcodes)."""
     config = jobs[0][0].config
     if any(program.config != config for program, _ in jobs):
         raise RtlError("all programs of one RTL run must share a config")
@@ -70,9 +75,10 @@ def run_on_rtl(
     arrays = {}
     manifest = {"dma_bytes": word, "jobs": []}
     for index, (program, inputs) in enumerate(jobs):
-        arrays[f"instructions_{index}"] = np.frombuffer(
-            encode_program(list(program.instructions)), np.uint8
-        )
+        words = (raw_instructions or [None] * len(jobs))[index]
+        if words is None:
+            words = encode_program(list(program.instructions))
+        arrays[f"instructions_{index}"] = np.frombuffer(words, np.uint8)
         arrays[f"memory_{index}"] = _image(program, inputs)
         reads = []
         for binding in program.outputs:
@@ -111,5 +117,5 @@ def run_on_rtl(
             zero_macs=counters["zero_macs"],
             **{name: counters[name] for name in BYTE_COUNTERS},
         )
-        out.append(RtlResult(outputs, activity, bool(counters["error"])))
+        out.append(RtlResult(outputs, activity, bool(counters["error"]), counters["seconds"]))
     return out

@@ -47,3 +47,30 @@ def test_shipped_models_on_rtl(config_name, rtl_build_root, tmp_path):
         for name, value in outputs.items():
             np.testing.assert_array_equal(result.outputs[name], value, err_msg=model)
         assert result.activity == activity, model
+
+
+def test_faults_stop_the_core_with_an_error(rtl_build_root, tmp_path):
+    """An illegal opcode and an out-of-range DMA address end with the error status within a
+    few cycles, instead of hanging (the bench's watchdog would fail the test)."""
+    from verdigris.arch.isa import Buffer, Deps, Finish, Load, encode_program
+    from verdigris.arch.program import Program
+
+    config = load_config("tiny")
+    good = Load(Deps(), Buffer.INP, False, 0, 1, 4, 0, 4)
+    past_the_end = Load(Deps(), Buffer.INP, False, 0, 2, 4, config.main_memory_bytes - 4, 4)
+    programs = [
+        Program(config, (good, Finish(Deps())), (), (), ()),
+        Program(config, (good, past_the_end, Finish(Deps())), (), (), ()),
+    ]
+    illegal = encode_program([good]) + bytes([9]) + bytes(15) + encode_program([Finish(Deps())])
+    good_program, bad_program = programs
+    results = run_on_rtl(
+        # good, out of range, illegal opcode, and good again after the host's reset
+        [(good_program, {}), (bad_program, {}), (good_program, {}), (good_program, {})],
+        expected_cycles=[100] * 4,
+        raw_instructions=[None, None, illegal, None],
+        build_root=rtl_build_root,
+        results_dir=tmp_path,
+    )
+    assert [r.error for r in results] == [False, True, True, False]
+    assert all(r.activity.cycles < 20 for r in results)
