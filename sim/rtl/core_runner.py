@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import struct
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,18 +18,29 @@ import numpy as np
 
 from verdigris.arch.activity import UNITS, Activity
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import encode_program
+from verdigris.arch.isa import Load, Store, encode_program
 from verdigris.arch.program import Program, pack_tensor, unpack_tensor
 from verdigris.hw.core import BYTE_COUNTERS, Core
 from verdigris.sim.rtl.verilator import (
     RtlBuild,
     RtlError,
+    build_harness,
     build_verilator,
     generate_verilog,
     run_cocotb,
 )
 
-__all__ = ["RtlResult", "build_core", "run_on_rtl"]
+__all__ = ["RtlResult", "build_core", "run_fast", "run_on_rtl"]
+
+HARNESS = Path(__file__).with_name("harness.cpp")
+# The counters the C++ harness writes, in its order.
+_HARNESS_COUNTERS = (
+    "cycles",
+    "macs",
+    "zero_macs",
+    *BYTE_COUNTERS,
+    *(f"{u}_{c}" for u in UNITS for c in ("busy_cycles", "stall_cycles", "instructions")),
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +56,21 @@ class RtlResult:
 def build_core(config: AccelConfig, *, build_root: Path | None = None) -> RtlBuild:
     top = f"core_{config.name}"
     return build_verilator(generate_verilog(Core(config), top), top, build_root=build_root)
+
+
+def _extent(program: Program) -> int:
+    """One past the highest main-memory byte the program reads or writes."""
+    ends = [segment.addr + len(segment.data) for segment in program.segments]
+    ends += [b.dram_addr + b.nbytes for b in (*program.inputs, *program.outputs)]
+    for ins in program.instructions:
+        if isinstance(ins, Load) and not ins.fill and ins.rows:
+            element = {0: 1, 1: 1, 2: 4, 3: 12}[ins.buffer]  # inp, wgt, acc, req
+        elif isinstance(ins, Store) and ins.rows:
+            element = 4 if ins.raw else 1
+        else:
+            continue
+        ends.append(ins.dram_addr + (ins.rows - 1) * ins.dram_stride + ins.elems * element)
+    return max(ends, default=0)
 
 
 def _image(program: Program, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -74,12 +102,16 @@ def run_on_rtl(
     word = config.dma_bytes
     arrays = {}
     manifest = {"dma_bytes": word, "jobs": []}
+    dirty = 0  # main memory above this is still all zero on the core
     for index, (program, inputs) in enumerate(jobs):
         words = (raw_instructions or [None] * len(jobs))[index]
         if words is None:
             words = encode_program(list(program.instructions))
         arrays[f"instructions_{index}"] = np.frombuffer(words, np.uint8)
-        arrays[f"memory_{index}"] = _image(program, inputs)
+        # Only the part of memory that this or an earlier job touched needs writing.
+        extent = max(dirty, _extent(program))
+        dirty = extent
+        arrays[f"memory_{index}"] = _image(program, inputs)[: -(-extent // word) * word]
         reads = []
         for binding in program.outputs:
             first = binding.dram_addr // word
@@ -119,3 +151,85 @@ def run_on_rtl(
         )
         out.append(RtlResult(outputs, activity, bool(counters["error"]), counters["seconds"]))
     return out
+
+
+def _activity(counters: dict[str, int]) -> Activity:
+    return Activity(
+        cycles=counters["cycles"],
+        busy={u: counters[f"{u}_busy_cycles"] for u in UNITS},
+        stall={u: counters[f"{u}_stall_cycles"] for u in UNITS},
+        instructions={u: counters[f"{u}_instructions"] for u in UNITS},
+        macs=counters["macs"],
+        zero_macs=counters["zero_macs"],
+        **{name: counters[name] for name in BYTE_COUNTERS},
+    )
+
+
+def run_fast(
+    jobs: list[tuple[Program, dict[str, np.ndarray]]],
+    *,
+    expected_cycles: list[int] | None = None,
+    build_root: Path | None = None,
+) -> list[RtlResult]:
+    """Like `run_on_rtl`, through a C++ Verilator harness instead of cocotb: no VPI, so the
+    model runs at full speed (the in-process RTL backend of the CLI)."""
+    config = jobs[0][0].config
+    if any(program.config != config for program, _ in jobs):
+        raise RtlError("all programs of one RTL run must share a config")
+    top = f"core_{config.name}"
+    binary = build_harness(
+        generate_verilog(Core(config), top),
+        top,
+        HARNESS,
+        {"DMA_BYTES": config.dma_bytes},
+        build_root=build_root,
+    )
+    word = config.dma_bytes
+    with tempfile.TemporaryDirectory(prefix="verdigris-harness-") as folder:
+        jobs_file, results_file = Path(folder, "jobs.bin"), Path(folder, "results.bin")
+        parts = [struct.pack("<I", len(jobs))]
+        dirty = 0
+        for index, (program, inputs) in enumerate(jobs):
+            code = encode_program(list(program.instructions))
+            dirty = max(dirty, _extent(program))
+            memory = _image(program, inputs)[: -(-dirty // word) * word].tobytes()
+            ranges = [_word_range(b, word) for b in program.outputs]
+            cycles = expected_cycles[index] if expected_cycles else 10_000_000
+            parts.append(
+                struct.pack("<IIQI", len(code) // 16, len(memory), 2 * cycles + 10_000, len(ranges))
+            )
+            parts += [code, memory, b"".join(struct.pack("<II", *r) for r in ranges)]
+        jobs_file.write_bytes(b"".join(parts))
+        done = subprocess.run(
+            [str(binary), str(jobs_file), str(results_file)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RtlError(f"the RTL harness failed: {done.stderr.strip()[-2000:]}")
+        data = results_file.read_bytes()
+    results, offset = [], 0
+    for program, _ in jobs:
+        error, timed_out, seconds = struct.unpack_from("<IId", data, offset)
+        offset += 16
+        values = struct.unpack_from(f"<{len(_HARNESS_COUNTERS)}Q", data, offset)
+        offset += 8 * len(_HARNESS_COUNTERS)
+        if timed_out:
+            raise RtlError(f"{program.name}: the core did not finish (watchdog)")
+        outputs = {}
+        for binding in program.outputs:
+            _, count = _word_range(binding, word)
+            chunk = np.frombuffer(data[offset : offset + count * word], np.uint8)
+            offset += count * word
+            start = binding.dram_addr % word
+            outputs[binding.name] = unpack_tensor(binding, chunk[start : start + binding.nbytes])
+        activity = _activity(dict(zip(_HARNESS_COUNTERS, values, strict=True)))
+        results.append(RtlResult(outputs, activity, bool(error), seconds))
+    return results
+
+
+def _word_range(binding, word: int) -> tuple[int, int]:
+    first = binding.dram_addr // word
+    last = (binding.dram_addr + binding.nbytes + word - 1) // word
+    return first, last - first

@@ -14,8 +14,9 @@ import importlib.metadata
 import logging
 import os
 import shutil
+import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from amaranth.lib import wiring
 __all__ = [
     "RtlBuild",
     "RtlError",
+    "build_harness",
     "build_verilator",
     "default_build_root",
     "generate_verilog",
@@ -97,24 +99,41 @@ def _quiet_runner():
     return runner
 
 
-def build_verilator(
-    verilog_text: str, top: str, *, build_root: Path | None = None, timeout: float = 900
-) -> RtlBuild:
-    """Compile `verilog_text` (top module `top`) with Verilator for cocotb, or reuse a build."""
-    _require_verilator()
-    versions = "|".join(importlib.metadata.version(d) for d in ("verilator", "cocotb"))
-    key = hashlib.sha256(f"{versions}\n{verilog_text}".encode()).hexdigest()[:16]
-    root = Path(build_root or default_build_root())
+def _cached_build(
+    top: str, key_text: str, binary: str, build: Callable[[Path], None], root: Path | None
+) -> Path:
+    """The folder of a finished build keyed by `key_text`: reused if present, else made by
+    `build(staging_folder)` in a temporary folder that is renamed into place on success."""
+    key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
+    root = Path(root or default_build_root())
     final = root / f"{top}-{key}"
-    if (final / top).exists():
+    if (final / binary).exists():
         logger.debug("reusing Verilator build %s", final)
-        return RtlBuild(top, final)
-
+        return final
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{top}-", dir=root))
     try:
+        logger.info("building %s with Verilator (once per design; up to a minute)", top)
+        build(staging)
+        if final.exists():  # another process finished the same build first
+            shutil.rmtree(staging)
+        else:
+            staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    # Verilator bakes the build folder into its makefiles, but the simulator binary itself
+    # is relocatable, which is all that runs.
+    return final
+
+
+def build_verilator(verilog_text: str, top: str, *, build_root: Path | None = None) -> RtlBuild:
+    """Compile `verilog_text` (top module `top`) with Verilator for cocotb, or reuse a build."""
+    _require_verilator()
+    versions = "|".join(importlib.metadata.version(d) for d in ("verilator", "cocotb"))
+
+    def build(staging: Path) -> None:
         (staging / f"{top}.v").write_text(verilog_text)
-        logger.info("building %s with Verilator (once per design)", top)
         runner = _quiet_runner()
         log = staging / "build.log"
         try:
@@ -129,16 +148,70 @@ def build_verilator(
         except (SystemExit, Exception) as error:
             tail = log.read_text()[-3000:] if log.exists() else ""
             raise RtlError(f"Verilator build of {top} failed: {error}\n{tail}") from error
-        if final.exists():  # another process finished the same build first
-            shutil.rmtree(staging)
-        else:
-            staging.rename(final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    # Verilator bakes the build folder into its makefiles, but the simulator binary itself
-    # is relocatable, which is all that cocotb runs.
-    return RtlBuild(top, final)
+
+    folder = _cached_build(top, f"{versions}\n{verilog_text}", top, build, build_root)
+    return RtlBuild(top, folder)
+
+
+def build_harness(
+    verilog_text: str,
+    top: str,
+    harness: Path,
+    defines: dict[str, int],
+    *,
+    build_root: Path | None = None,
+) -> Path:
+    """Compile `verilog_text` with a C++ `harness` (its own main) into a standalone binary,
+    without cocotb's VPI (which makes every signal public and the model much slower);
+    return the binary's path."""
+    _require_verilator()
+    version = importlib.metadata.version("verilator")
+    source = harness.read_text()
+    flags = " ".join(f"-D{k}={v}" for k, v in sorted(defines.items()))
+
+    options = [
+        "-O3",
+        "-Wno-fatal",
+        # X handling without randomization, no assertions: the fastest model.
+        "--x-assign",
+        "fast",
+        "--x-initial",
+        "fast",
+        "--noassert",
+        "-CFLAGS",
+        f"-O3 {flags}",
+    ]
+
+    def build(staging: Path) -> None:
+        (staging / f"{top}.v").write_text(verilog_text)
+        (staging / "harness.cpp").write_text(source)
+        command = [
+            "verilator",
+            "--cc",
+            "--exe",
+            "--build",
+            "-j",
+            "2",
+            *options,
+            "--top-module",
+            top,
+            "--prefix",
+            "Vtop",
+            "-o",
+            "harness",
+            "-Mdir",
+            str(staging),
+            str(staging / f"{top}.v"),
+            str(staging / "harness.cpp"),
+        ]
+        with _pch_include_flag():
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            tail = (result.stdout + result.stderr)[-3000:]
+            raise RtlError(f"Verilator build of the {top} harness failed:\n{tail}")
+
+    key = f"{version}\n{options}\n{source}\n{verilog_text}"
+    return _cached_build(f"{top}_harness", key, "harness", build, build_root) / "harness"
 
 
 def run_cocotb(

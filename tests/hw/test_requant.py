@@ -104,10 +104,8 @@ def test_requantizer_is_exact_round_half_even(lanes):
     assert got == [_exact(lane) for lane in lanes]
     for lane, (y, x) in zip(lanes, got, strict=True):
         if lane.multiplier >= 0:  # the golden model's multipliers are non-negative
-            requant = ir.Requant(
-                np.array([lane.multiplier]), np.array([lane.shift]), lane.zero_point,
-                lane.qmin, lane.qmax,
-            )  # fmt: skip
+            multiplier, shift = np.array([lane.multiplier]), np.array([lane.shift])
+            requant = ir.Requant(multiplier, shift, lane.zero_point, lane.qmin, lane.qmax)
             assert y == int(requantize(np.array([x]), requant, 0)[0])
 
 
@@ -174,8 +172,8 @@ def test_clamp_is_min_of_max():
 
 def test_raw_rows_hold_the_requantized_result():
     normal = RequantRow((RequantLane(40, 2, 2**30, 31, 1),))  # y = 21 + 1, x = 42
-    garbage = RequantLane(-7, 2, -(2**31), 0, -128, 127, -128)  # shift 0, qmin > qmax
-    raw = RequantRow((garbage,), raw=True)
+    ignored = RequantLane(-7, 2, -(2**31), 0, -128, 127, -128)  # its y would be -128
+    raw = RequantRow((ignored,), raw=True)
     outputs = _simulate(Requantizer(1), [None, normal, raw, None, raw])
     latency = Requantizer.LATENCY
     assert outputs[:latency] == [RequantOutputs(False, (0,), (0,))] * latency
@@ -192,13 +190,14 @@ def test_stream_with_gaps_matches_model(lanes):
     outputs = _simulate(dut, stimulus)
     model = RequantModel(lanes, latency=dut.LATENCY)
     assert outputs == [model.step(row) for row in stimulus + [None] * dut.LATENCY]
-    # Independently of the model: four cycles of latency, rows in order, exact values.
+    # Independently of the model: a row held before edge t is out after edge t + 3, rows
+    # stay in order, and the values are exact.
     assert dut.LATENCY == 4
-    sent = [cycle for cycle, row in enumerate(stimulus) if row is not None]
-    came = [cycle for cycle, out in enumerate(outputs, start=1) if out.result_valid]
-    assert came == [cycle + dut.LATENCY for cycle in sent]
-    for cycle in sent:
-        row, out = stimulus[cycle], outputs[cycle + dut.LATENCY - 1]
+    sent = [edge for edge, row in enumerate(stimulus) if row is not None]
+    came = [edge - 3 for edge, out in enumerate(outputs) if out.result_valid]
+    assert came == sent
+    for edge in sent:
+        row, out = stimulus[edge], outputs[edge + 3]
         exact = [_exact(lane) for lane in row.lanes]
         assert out.raw_result == tuple(x for _, x in exact)
         if not row.raw:

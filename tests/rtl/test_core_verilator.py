@@ -17,7 +17,7 @@ from verdigris.sim.rtl.core_runner import run_on_rtl
 pytestmark = pytest.mark.verilator
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-MODELS = sorted(p.name for p in (EXAMPLES / "models").glob("*_qdq.onnx"))
+MODELS = sorted(p.name for p in (EXAMPLES / "models").glob("*_q*.onnx"))
 
 
 @pytest.mark.parametrize("config_name", ["tiny", "default"])

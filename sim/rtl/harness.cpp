@@ -1,0 +1,179 @@
+// Verilator C++ harness for the Verdigris core: runs jobs at full simulation speed.
+//
+// Usage: harness JOBS RESULTS. JOBS is a little-endian binary file (written by
+// verdigris.sim.rtl.fast_runner): u32 job count, then per job: u32 instruction words,
+// u32 memory bytes, u64 watchdog cycles, u32 read ranges, the instruction words (16 bytes
+// each), the memory image, and (u32 first word, u32 word count) per range. RESULTS gets,
+// per job: u32 error, u32 timed out, f64 seconds of the run, the counters (u64 each, in the
+// order of COUNTERS below) and the bytes of each read range.
+//
+// The core is loaded through its host port and started; the clock is then stepped in C++
+// until `done`, so nothing but the model runs per cycle.
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "Vtop.h"
+#include "verilated.h"
+
+#ifndef DMA_BYTES
+#error "compile with -DDMA_BYTES=<bytes per main-memory word>"
+#endif
+
+namespace {
+
+// Byte-wise access to Verilator signals of any width.
+template <typename T>
+void set_bytes(T& signal, const uint8_t* bytes, int count) {
+    uint64_t value = 0;
+    for (int i = count - 1; i >= 0; --i) value = (value << 8) | bytes[i];
+    signal = static_cast<T>(value);
+}
+template <std::size_t N>
+void set_bytes(VlWide<N>& signal, const uint8_t* bytes, int count) {
+    for (std::size_t w = 0; w < N; ++w) {
+        uint32_t value = 0;
+        for (int b = 3; b >= 0; --b) {
+            int index = static_cast<int>(w) * 4 + b;
+            value = (value << 8) | (index < count ? bytes[index] : 0);
+        }
+        signal[w] = value;
+    }
+}
+template <typename T>
+void get_bytes(const T& signal, uint8_t* bytes, int count) {
+    uint64_t value = static_cast<uint64_t>(signal);
+    for (int i = 0; i < count; ++i) bytes[i] = static_cast<uint8_t>(value >> (8 * i));
+}
+template <std::size_t N>
+void get_bytes(const VlWide<N>& signal, uint8_t* bytes, int count) {
+    for (int i = 0; i < count; ++i) bytes[i] = static_cast<uint8_t>(signal[i / 4] >> (8 * (i % 4)));
+}
+
+struct Core {
+    Vtop* top;
+    void tick() {
+        top->clk = 0;
+        top->eval();
+        top->clk = 1;
+        top->eval();
+    }
+};
+
+template <typename T>
+bool read_value(FILE* file, T& value) {
+    return std::fread(&value, sizeof(T), 1, file) == 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc != 3) {
+        std::fprintf(stderr, "usage: %s JOBS RESULTS\n", argv[0]);
+        return 2;
+    }
+    FILE* jobs = std::fopen(argv[1], "rb");
+    FILE* results = std::fopen(argv[2], "wb");
+    if (!jobs || !results) {
+        std::fprintf(stderr, "cannot open the job or result file\n");
+        return 2;
+    }
+    Verilated::commandArgs(1, argv);
+    Core core{new Vtop};
+    core.top->rst = 1;
+    core.top->run = 0;
+    core.top->main_we = 0;
+    core.top->imem_we = 0;
+    core.tick();
+    core.tick();
+    core.top->rst = 0;
+
+    uint32_t job_count = 0;
+    read_value(jobs, job_count);
+    for (uint32_t job = 0; job < job_count; ++job) {
+        uint32_t words = 0, memory_bytes = 0, ranges = 0;
+        uint64_t watchdog = 0;
+        if (!read_value(jobs, words) || !read_value(jobs, memory_bytes) ||
+            !read_value(jobs, watchdog) || !read_value(jobs, ranges)) {
+            std::fprintf(stderr, "truncated job file\n");
+            return 2;
+        }
+        std::vector<uint8_t> code(words * 16u), memory(memory_bytes);
+        std::vector<uint32_t> range(2u * ranges);
+        if (std::fread(code.data(), 1, code.size(), jobs) != code.size() ||
+            std::fread(memory.data(), 1, memory.size(), jobs) != memory.size() ||
+            std::fread(range.data(), 4, range.size(), jobs) != range.size()) {
+            std::fprintf(stderr, "truncated job file\n");
+            return 2;
+        }
+        // Load instructions and memory through the host port.
+        core.top->imem_we = 1;
+        for (uint32_t i = 0; i < words; ++i) {
+            core.top->imem_addr = i;
+            set_bytes(core.top->imem_wdata, &code[16u * i], 16);
+            core.tick();
+        }
+        core.top->imem_we = 0;
+        core.top->main_we = 1;
+        for (uint32_t a = 0; a * DMA_BYTES < memory_bytes; ++a) {
+            core.top->main_addr = a;
+            set_bytes(core.top->main_wdata, &memory[a * DMA_BYTES], DMA_BYTES);
+            core.tick();
+        }
+        core.top->main_we = 0;
+        // Run to done.
+        core.top->run = 1;
+        core.tick();
+        core.top->run = 0;
+        auto began = std::chrono::steady_clock::now();
+        uint64_t cycles = 0;
+        uint32_t timed_out = 0;
+        while (!core.top->done) {
+            core.tick();
+            if (++cycles > watchdog) {
+                timed_out = 1;
+                break;
+            }
+        }
+        double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+        uint32_t error = core.top->error;
+        std::fwrite(&error, 4, 1, results);
+        std::fwrite(&timed_out, 4, 1, results);
+        std::fwrite(&seconds, 8, 1, results);
+        const uint64_t counters[] = {
+            core.top->cycles, core.top->macs, core.top->zero_macs,
+            core.top->main_read_bytes, core.top->main_write_bytes, core.top->inp_read_bytes,
+            core.top->wgt_read_bytes, core.top->acc_read_bytes, core.top->acc_write_bytes,
+            core.top->buffer_write_bytes,
+            core.top->load_busy_cycles, core.top->load_stall_cycles, core.top->load_instructions,
+            core.top->compute_busy_cycles, core.top->compute_stall_cycles,
+            core.top->compute_instructions,
+            core.top->store_busy_cycles, core.top->store_stall_cycles,
+            core.top->store_instructions,
+        };
+        std::fwrite(counters, 8, sizeof(counters) / 8, results);
+        if (error || timed_out) {
+            // An error is fatal until the host resets the core; memories keep their data.
+            core.top->rst = 1;
+            core.tick();
+            core.tick();
+            core.top->rst = 0;
+        }
+        // Read back the requested ranges (one cycle of read latency per word).
+        std::vector<uint8_t> word(DMA_BYTES);
+        for (uint32_t r = 0; r < ranges; ++r) {
+            for (uint32_t a = range[2 * r]; a < range[2 * r] + range[2 * r + 1]; ++a) {
+                core.top->main_addr = a;
+                core.tick();
+                get_bytes(core.top->main_rdata, word.data(), DMA_BYTES);
+                std::fwrite(word.data(), 1, DMA_BYTES, results);
+            }
+        }
+    }
+    std::fclose(results);
+    delete core.top;
+    return 0;
+}
