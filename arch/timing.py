@@ -11,7 +11,7 @@ __all__ = [
 # Cycles a LOAD transfer adds to rows * words: main-memory read latency and the last write.
 LOAD_OVERHEAD = 2
 # Cycles a STORE adds to rows * words: accumulator read and requantizer pipeline.
-STORE_OVERHEAD = 5
+STORE_OVERHEAD = 6
 # Cycles from a VECTOR's last busy cycle to its completion (read, operate, write).
 VECTOR_LATENCY = 2
 

