@@ -610,65 +610,50 @@ class Lowerer:
 
     def _requantize(self, node: ir.Requantize, graph, layouts, constants) -> None:
         x, out = layouts[node.inputs[0]], layouts[node.output]
-        pixels, channels = self._pixels(out)
+        self._vector_copy(constants, x, out, node.input_zero_point, first=True)
+
+    def _concat(self, node: ir.Concat, graph, layouts, constants) -> None:
+        out = layouts[node.output]
+        if node.axis != 1 or not (out.channels_last or len(out.shape) == 2):
+            raise CompileError(f"op {node.name}: only channel concatenation is supported")
+        offset = 0
         first = True
+        for name in node.inputs:
+            x = layouts[name]
+            # Every row of a Concat's table is the identity: use row 0.
+            first = self._vector_copy(
+                constants, x, out, 0, offset=offset, identity_table=True, first=first
+            )
+            offset += self._pixels(x)[1]
+
+    def _vector_copy(
+        self,
+        constants: OpConstants,
+        x: Layout,
+        out: Layout,
+        zero: int,
+        *,
+        offset: int = 0,
+        identity_table: bool = False,
+        first: bool,
+    ) -> bool:
+        """x - zero through the accumulator and the store's requantizer into `out` at
+        channel `offset`; returns whether the requant table still has to be loaded."""
+        pixels, _ = self._pixels(out)
+        _, channels = self._pixels(x)
         for block in range(-(-channels // self.dim)):
             for m0, rows in self._channel_tiles(pixels):
                 self._begin_tile()
                 loads = [self._req_load(constants)] if first else []
                 first = False
                 loads.append(self._rows_load(x, m0, rows, block))
-                self._run_step(
-                    loads,
-                    [
-                        Vector(
-                            Deps(),
-                            VectorOp.WRITE,
-                            self._inp_base(),
-                            self._acc_base(),
-                            rows,
-                            node.input_zero_point,
-                            1,
-                        )
-                    ],
+                vector = Vector(
+                    Deps(), VectorOp.WRITE, self._inp_base(), self._acc_base(), rows, zero, 1
                 )
-                self._end_tile(
-                    [self._store_block(out, self._acc_base(), m0, rows, block, channels, block)]
+                self._run_step(loads, [vector])
+                req_row = 0 if identity_table else block
+                store = self._store_block(
+                    out, self._acc_base(), m0, rows, block, channels, req_row, offset
                 )
-
-    def _concat(self, node: ir.Concat, graph, layouts, constants) -> None:
-        out = layouts[node.output]
-        if node.axis != 1 or not (out.channels_last or len(out.shape) == 2):
-            raise CompileError(f"op {node.name}: only channel concatenation is supported")
-        pixels, _ = self._pixels(out)
-        offset = 0
-        first = True
-        for name in node.inputs:
-            x = layouts[name]
-            _, channels = self._pixels(x)
-            for block in range(-(-channels // self.dim)):
-                for m0, rows in self._channel_tiles(pixels):
-                    self._begin_tile()
-                    loads = [self._req_load(constants)] if first else []
-                    first = False
-                    loads.append(self._rows_load(x, m0, rows, block))
-                    self._run_step(
-                        loads,
-                        [
-                            Vector(
-                                Deps(),
-                                VectorOp.WRITE,
-                                self._inp_base(),
-                                self._acc_base(),
-                                rows,
-                                0,
-                                1,
-                            )
-                        ],
-                    )
-                    # Every row of a Concat's table is the identity: use row 0.
-                    store = self._store_block(
-                        out, self._acc_base(), m0, rows, block, channels, 0, offset
-                    )
-                    self._end_tile([store])
-            offset += channels
+                self._end_tile([store])
+        return first

@@ -13,6 +13,9 @@ from verdigris.compiler.frontend import import_model
 from verdigris.sim.golden import quantize_input, run_device
 from verdigris.sim.isasim import run_program
 
+from ..compiler.test_ops import FORMATS
+from ..compiler.tiny_models import BUILDERS, calibration_inputs, quantize
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MODELS = sorted(p.name for p in (EXAMPLES / "models").glob("*_q*.onnx"))
 
@@ -76,3 +79,21 @@ def test_model_too_big_for_memory_names_the_tensor():
         r"tensor, '.*', takes",
     ):
         compile_graph(graph, small)
+
+
+@pytest.mark.parametrize("fmt", ["qdq-s8-perchannel", "qop-u8"])
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_every_tiny_op_graph_runs_bit_exact(name, fmt):
+    """The per-op graphs of the frontend tests (Concat, Requantize, Add, pools, ...)
+    compiled for a small config and run on the instruction simulator."""
+    model = quantize(BUILDERS[name](), **FORMATS[fmt])
+    graph = import_model(model, name=name)
+    program = compile_graph(graph, load_config("tiny"))
+    shape = [d.dim_value or 1 for d in model.graph.input[0].type.tensor_type.shape.dim]
+    x = calibration_inputs(shape, 1, seed=11)
+    device_input = quantize_input(graph.inputs[0], x)
+    expected = run_device(graph, {graph.inputs[0].tensor.name: device_input})
+    outputs, _ = run_program(program, {graph.inputs[0].tensor.name: device_input})
+    for graph_output in graph.outputs:
+        name = graph_output.tensor.name
+        np.testing.assert_array_equal(outputs[name], expected[name])
