@@ -1,4 +1,2 @@
-"""ONNX frontend, integer IR, passes, tiling, scheduling and code generation.
-
-Not built yet (issues 3 and 4).
-"""
+"""The compiler: ONNX frontend (frontend/), the integer IR (ir.py), quantization helpers
+(quantize.py) and the backend to Programs (backend/)."""
