@@ -29,6 +29,7 @@ from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import Gemm, Opcode, Vector, VectorOp
 from verdigris.arch.timing import VECTOR_LATENCY, gemm_latency
 from verdigris.hw.array import SystolicArray
+from verdigris.hw.array_os import OutputStationaryArray
 from verdigris.hw.units import control_ports, field, opcode, push_flags
 
 __all__ = ["ComputeUnit"]
@@ -76,7 +77,9 @@ class ComputeUnit(wiring.Component):
         m = Module()
         config = self.config
         dim = config.dim
-        m.submodules.array = array = SystolicArray(dim)
+        # Both dataflows honour the same array contract (and so the same cycle model).
+        array_class = OutputStationaryArray if config.dataflow == "os" else SystolicArray
+        m.submodules.array = array = array_class(dim)
         word = self.instr
 
         now = Signal(NOW_BITS)

@@ -74,3 +74,29 @@ def test_faults_stop_the_core_with_an_error(rtl_build_root, tmp_path):
     )
     assert [r.error for r in results] == [False, True, True, False]
     assert all(r.activity.cycles < 20 for r in results)
+
+
+def test_output_stationary_core_runs_the_shipped_models(rtl_build_root):
+    """The output-stationary dataflow option: same Programs, same outputs and counters."""
+    from verdigris.arch.config import AccelConfig
+    from verdigris.sim.rtl.core_runner import run_fast
+
+    config = AccelConfig.from_dict(
+        {**load_config("default").to_dict(), "name": "default_os", "dataflow": "os"}
+    )
+    sample = np.load(EXAMPLES / "digits_samples.npy")[:1]
+    jobs, expected = [], []
+    for model in MODELS:
+        graph = import_model(EXAMPLES / "models" / model)
+        program = compile_graph(graph, config)
+        inputs = {graph.inputs[0].tensor.name: quantize_input(graph.inputs[0], sample)}
+        jobs.append((program, inputs))
+        expected.append(run_program(program, inputs))
+    results = run_fast(
+        jobs, expected_cycles=[a.cycles for _, a in expected], build_root=rtl_build_root
+    )
+    for model, (outputs, activity), result in zip(MODELS, expected, results, strict=True):
+        assert not result.error, model
+        for name, value in outputs.items():
+            np.testing.assert_array_equal(result.outputs[name], value, err_msg=model)
+        assert result.activity == activity, model

@@ -1,0 +1,133 @@
+"""An output-stationary array with the same ports and timing as `SystolicArray`.
+
+Each of the `dim` rows of PEs takes one input row at a time and keeps its `dim` output
+sums in place (output-stationary) while the row's `dim` activations are fed to it one per
+cycle, each multiplied by the matching row of the weight tile. Input rows are dealt to the
+PE rows in turn, so a new row may enter every cycle, as in the weight-stationary array.
+
+Contract: identical to `SystolicArray` (weight-tile loading into a shadow tile, the swap on
+the first row that uses it, `p_valid`/`p_data` exactly `2*dim - 1` cycles after a row
+entered, rows in order, `zero_count` summing to the GEMM's zero-operand MACs), so the
+compiler, the cycle model and the compute unit do not change with the dataflow. The two
+tiles are two banks: a swap flips which one new rows use; a row keeps the bank it entered
+with until its sums are out, `dim` cycles later, which docs/isa.md's weight-swap rule
+leaves enough time for before the freed bank is rewritten.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from verdigris.hw.array import _check_widths, _popcount_tree
+
+__all__ = ["OutputStationaryArray"]
+
+
+class OutputStationaryArray(wiring.Component):
+    """Output-stationary `dim` x `dim` array; see the module docstring."""
+
+    zero_count_delay = 1
+
+    def __init__(self, dim: int, *, operand_width: int = 8, acc_width: int = 32):
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 2:
+            raise ValueError(f"dim must be an integer of at least 2, not {dim!r}")
+        _check_widths(operand_width, acc_width)
+        self.dim = dim
+        self.operand_width = operand_width
+        self.acc_width = acc_width
+        self.latency = 2 * dim - 1
+        operands = data.ArrayLayout(signed(operand_width), dim)
+        super().__init__(
+            {
+                "w_en": In(1),
+                "w_row": In(max(1, (dim - 1).bit_length())),
+                "w_data": In(operands),
+                "a_valid": In(1),
+                "a_data": In(operands),
+                "a_swap": In(1),
+                "p_valid": Out(1),
+                "p_data": Out(data.ArrayLayout(signed(acc_width), dim)),
+                "zero_count": Out((dim * dim).bit_length()),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        dim = self.dim
+        operand, acc = signed(self.operand_width), signed(self.acc_width)
+        tiles = [
+            [[Signal(operand, name=f"w{b}_{r}_{c}") for c in range(dim)] for r in range(dim)]
+            for b in range(2)
+        ]
+        active = Signal()  # the bank rows without a swap use
+        shadow = ~active
+
+        # Weight loading into the shadow bank.
+        for bank in range(2):
+            for r in range(dim):
+                with m.If(self.w_en & (self.w_row == r) & (shadow == bank)):
+                    m.d.sync += [tiles[bank][r][c].eq(self.w_data[c]) for c in range(dim)]
+
+        # Dealing rows to PE rows in turn.
+        slot = Signal(range(dim))
+        entering_bank = Signal()
+        m.d.comb += entering_bank.eq(Mux(self.a_swap, shadow, active))
+        with m.If(self.a_valid):
+            m.d.sync += slot.eq(Mux(slot == dim - 1, 0, slot + 1))
+            with m.If(self.a_swap):
+                m.d.sync += active.eq(shadow)
+
+        finishing = []  # per PE row: (done this cycle, final sums)
+        zeros = []
+        for r in range(dim):
+            row = Signal(data.ArrayLayout(operand, dim), name=f"row_{r}")
+            bank = Signal(name=f"bank_{r}")
+            step = Signal(range(dim + 1), init=dim, name=f"step_{r}")  # dim: idle
+            m.d.sync += step.eq(Mux(step == dim, dim, step + 1))
+            # A row entering in the cycle this PE row finishes its previous one wins.
+            with m.If(self.a_valid & (slot == r)):
+                m.d.sync += [row.eq(self.a_data), bank.eq(entering_bank), step.eq(0)]
+            busy = step != dim
+            activation = Signal(operand, name=f"a_{r}")
+            m.d.comb += activation.eq(row[0])
+            with m.Switch(step):
+                for k in range(dim):
+                    with m.Case(k):
+                        m.d.comb += activation.eq(row[k])
+            sums = [Signal(acc, name=f"sum_{r}_{c}") for c in range(dim)]
+            final = [Signal(acc, name=f"final_{r}_{c}") for c in range(dim)]
+            for c in range(dim):
+                weight = Signal(operand, name=f"weight_{r}_{c}")
+                m.d.comb += weight.eq(tiles[0][0][c])
+                with m.Switch(step):
+                    for k in range(dim):
+                        with m.Case(k):
+                            m.d.comb += weight.eq(Mux(bank, tiles[1][k][c], tiles[0][k][c]))
+                product = activation * weight
+                m.d.comb += final[c].eq(Mux(step == 0, product, sums[c] + product))
+                with m.If(busy):
+                    m.d.sync += sums[c].eq(final[c])
+                zeros.append(busy & ((activation == 0) | (weight == 0)))
+            finishing.append((busy & (step == dim - 1), final))
+
+        # One PE row at most finishes per cycle: register its sums, then delay them to the
+        # weight-stationary array's latency.
+        valid = Signal()
+        out = Signal(data.ArrayLayout(acc, dim))
+        m.d.sync += valid.eq(0)
+        for done, final in finishing:
+            with m.If(done):
+                m.d.sync += [valid.eq(1), *[out[c].eq(final[c]) for c in range(dim)]]
+        # A row entering in cycle t finishes its last MAC in t + dim and is in `out` from
+        # t + dim + 1; dim - 2 more stages make 2*dim - 1.
+        for stage in range(dim - 2):
+            next_valid = Signal(name=f"valid_d{stage}")
+            next_out = Signal.like(out, name=f"out_d{stage}")
+            m.d.sync += [next_valid.eq(valid), next_out.eq(out)]
+            valid, out = next_valid, next_out
+        m.d.comb += [self.p_valid.eq(valid), self.p_data.eq(out)]
+
+        count = Signal.like(self.zero_count)
+        m.d.sync += count.eq(_popcount_tree(zeros))
+        m.d.comb += self.zero_count.eq(count)
+        return m
