@@ -214,6 +214,8 @@ def _run(args: argparse.Namespace) -> int:
         program = None
         if args.backend != "golden":
             program = compile_model(graph, args.config)
+    if args.backend == "rtl":
+        print("rtl: building the Verilated core if this config has none yet (about a minute)")
     start = time.monotonic()
     try:
         if program is None:
