@@ -25,7 +25,6 @@ from verdigris.compiler.frontend.calibrate import (
     quantize_float_model,
     read_named_arrays,
 )
-from verdigris.compiler.frontend.errors import ModelError
 
 __all__ = [
     "BACKENDS",
@@ -249,13 +248,6 @@ def layer_summaries(graph: ir.Graph) -> list[LayerSummary]:
             )
         )
     return rows
-
-
-def describe_error(error: Exception) -> str:
-    """One message for the CLI; our own errors already say what to do."""
-    if isinstance(error, ModelError | TensorFileError):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
 
 
 @dataclass(frozen=True)
