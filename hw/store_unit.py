@@ -90,7 +90,7 @@ class StoreUnit(wiring.Component):
                 (field(word, Store, "acc_row") + rows > config.acc_rows)
                 | (elems == 0)
                 | (elems > dim)
-                | (~raw & (field(word, Store, "req_row") >= config.req_rows))
+                | (field(word, Store, "req_row") >= config.req_rows)
                 | ((rows != 0) & (last_byte > config.main_memory_bytes))
             )
             | word[5]  # pop_next: the store unit has no next neighbour

@@ -44,7 +44,7 @@ could see hardware implementing):
   `req_row`, and only when `rows > 0`. Deadlock is raised when no event can ever happen
   again, naming every waiting queue head and the counters.
 - **Fields are checked only where used.** `elems` and the main-memory range are not checked
-  for a fill, `wgt_row` only with `load_weights`, `req_row` only without `raw`. A buffer
+  for a fill, `wgt_row` only with `load_weights`. A buffer
   range is `row + rows <= depth` also for `rows` 0.
 - **Values the encoding allows but the spec does not name** are illegal instructions: NOP
   `target` 3, VECTOR `op` 3, any flag on FINISH, and field values that do not fit their
@@ -296,8 +296,8 @@ def _plan_vector(index: int, ins: Vector, config: AccelConfig) -> _Plan:
 def _plan_store(index: int, ins: Store, config: AccelConfig) -> _Plan:
     _check_range(index, ins, Buffer.ACC, ins.acc_row, ins.rows, config.acc_rows)
     _check_elems(index, ins, ins.elems, config.dim)
-    if not ins.raw:
-        _check_range(index, ins, Buffer.REQ, ins.req_row, 1, config.req_rows)
+    # The req row is read for its biases even by a raw STORE.
+    _check_range(index, ins, Buffer.REQ, ins.req_row, 1, config.req_rows)
     nbytes = ins.elems * (4 if ins.raw else 1)
     transfer = (ins.dram_addr, ins.dram_stride, ins.rows, nbytes)
     _check_memory(index, ins, transfer, config.main_memory_bytes)
@@ -510,10 +510,11 @@ def _check_shifts(plan: _Plan, entries: np.ndarray) -> None:
 def _start_store(state: _State, plan: _Plan) -> _Effect:
     ins = plan.instruction
     acc = state.buffers[Buffer.ACC][ins.acc_row : ins.acc_row + ins.rows, : ins.elems]
-    if ins.raw:
-        data = acc.astype("<i4").view(np.uint8).reshape(ins.rows, 4 * ins.elems)
+    entries = state.buffers[Buffer.REQ][ins.req_row, : ins.elems]
+    if ins.raw:  # acc + bias, wrapped, as int32 (docs/isa.md)
+        values = _wrap32(acc + entries[:, _BIAS])
+        data = values.astype("<i4").view(np.uint8).reshape(ins.rows, 4 * ins.elems)
     else:
-        entries = state.buffers[Buffer.REQ][ins.req_row, : ins.elems]
         if ins.rows:
             _check_shifts(plan, entries)
         data = (_requantize(acc, entries) & 0xFF).astype(np.uint8)

@@ -97,3 +97,30 @@ def test_every_tiny_op_graph_runs_bit_exact(name, fmt):
     for graph_output in graph.outputs:
         name = graph_output.tensor.name
         np.testing.assert_array_equal(outputs[name], expected[name])
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["test_convinteger_with_padding", "test_convinteger_without_padding", "test_matmulinteger"],
+)
+def test_int32_outputs_compile_and_run_bit_exact(case):
+    """ConvInteger / MatMulInteger: raw int32 results (the STORE's raw mode, bias added)."""
+    import onnx
+    from onnx import numpy_helper
+
+    folder = Path(onnx.__file__).parent / "backend" / "test" / "data" / "node" / case
+    model = onnx.load(folder / "model.onnx")
+
+    def tensor(path):
+        proto = onnx.TensorProto()
+        proto.ParseFromString(path.read_bytes())
+        return numpy_helper.to_array(proto)
+
+    inputs = [tensor(p) for p in sorted((folder / "test_data_set_0").glob("input_*.pb"))]
+    names = [value.name for value in model.graph.input]
+    graph = import_model(model, constants=dict(zip(names[1:], inputs[1:], strict=True)))
+    program = compile_graph(graph, load_config("tiny"))
+    device_input = quantize_input(graph.inputs[0], inputs[0])
+    outputs, _ = run_program(program, {graph.inputs[0].tensor.name: device_input})
+    expected = tensor(folder / "test_data_set_0" / "output_0.pb")
+    np.testing.assert_array_equal(outputs[graph.outputs[0].tensor.name], expected)
