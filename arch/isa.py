@@ -18,7 +18,9 @@ from typing import ClassVar
 import numpy as np
 
 __all__ = [
+    "ELEMENT_BYTES",
     "INSTRUCTION_BYTES",
+    "REQ_ENTRY",
     "Buffer",
     "Deps",
     "Finish",
@@ -61,6 +63,21 @@ class Buffer(IntEnum):
     WGT = 1  # rows of dim int8 weights
     ACC = 2  # rows of dim int32 partial sums
     REQ = 3  # rows of dim requant entries (12 bytes each, see docs/isa.md)
+
+
+# A requant entry, as it lies in main memory and in the req table: 12 bytes, little-endian.
+REQ_ENTRY = np.dtype(
+    [
+        ("bias", "<i4"),
+        ("multiplier", "<i4"),
+        ("shift", "u1"),
+        ("zero_point", "i1"),
+        ("qmin", "i1"),
+        ("qmax", "i1"),
+    ]
+)
+# Bytes of one element of each buffer, in main memory.
+ELEMENT_BYTES = {Buffer.INP: 1, Buffer.WGT: 1, Buffer.ACC: 4, Buffer.REQ: REQ_ENTRY.itemsize}
 
 
 class VectorOp(IntEnum):

@@ -4,17 +4,25 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["ArrayPE", "SystolicArray"]
+from verdigris.hw.pe import check_widths
+
+__all__ = ["ArrayPE", "SystolicArray", "array_signature"]
 
 
-def _check_widths(operand_width, acc_width) -> None:
-    if not isinstance(operand_width, int) or not 2 <= operand_width <= 18:
-        raise ValueError(f"operand_width must be an integer from 2 to 18, not {operand_width!r}")
-    if not isinstance(acc_width, int) or acc_width < 2 * operand_width:
-        raise ValueError(
-            f"acc_width must be an integer of at least 2 * operand_width = "
-            f"{2 * operand_width}, not {acc_width!r}"
-        )
+def array_signature(dim: int, operand_width: int, acc_width: int) -> dict:
+    """The ports every array dataflow offers (see SystolicArray for the contract)."""
+    operands = data.ArrayLayout(signed(operand_width), dim)
+    return {
+        "w_en": In(1),
+        "w_row": In(max(1, (dim - 1).bit_length())),
+        "w_data": In(operands),
+        "a_valid": In(1),
+        "a_data": In(operands),
+        "a_swap": In(1),
+        "p_valid": Out(1),
+        "p_data": Out(data.ArrayLayout(signed(acc_width), dim)),
+        "zero_count": Out((dim * dim).bit_length()),
+    }
 
 
 class ArrayPE(wiring.Component):
@@ -44,7 +52,7 @@ class ArrayPE(wiring.Component):
     """
 
     def __init__(self, *, operand_width: int = 8, acc_width: int = 32):
-        _check_widths(operand_width, acc_width)
+        check_widths(operand_width, acc_width)
         self.operand_width = operand_width
         self.acc_width = acc_width
         operand, acc = signed(operand_width), signed(acc_width)
@@ -164,25 +172,12 @@ class SystolicArray(wiring.Component):
     def __init__(self, dim: int, *, operand_width: int = 8, acc_width: int = 32):
         if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
             raise ValueError(f"dim must be a positive integer, not {dim!r}")
-        _check_widths(operand_width, acc_width)
+        check_widths(operand_width, acc_width)
         self.dim = dim
         self.operand_width = operand_width
         self.acc_width = acc_width
         self.latency = 2 * dim - 1
-        operands = data.ArrayLayout(signed(operand_width), dim)
-        super().__init__(
-            {
-                "w_en": In(1),
-                "w_row": In(max(1, (dim - 1).bit_length())),
-                "w_data": In(operands),
-                "a_valid": In(1),
-                "a_data": In(operands),
-                "a_swap": In(1),
-                "p_valid": Out(1),
-                "p_data": Out(data.ArrayLayout(signed(acc_width), dim)),
-                "zero_count": Out((dim * dim).bit_length()),
-            }
-        )
+        super().__init__(array_signature(dim, operand_width, acc_width))
 
     def elaborate(self, platform):
         m = Module()

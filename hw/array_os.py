@@ -16,9 +16,9 @@ leaves enough time for before the freed bank is rewritten.
 
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
 
-from verdigris.hw.array import _check_widths, _popcount_tree
+from verdigris.hw.array import _popcount_tree, array_signature
+from verdigris.hw.pe import check_widths
 
 __all__ = ["OutputStationaryArray"]
 
@@ -31,25 +31,12 @@ class OutputStationaryArray(wiring.Component):
     def __init__(self, dim: int, *, operand_width: int = 8, acc_width: int = 32):
         if not isinstance(dim, int) or isinstance(dim, bool) or dim < 2:
             raise ValueError(f"dim must be an integer of at least 2, not {dim!r}")
-        _check_widths(operand_width, acc_width)
+        check_widths(operand_width, acc_width)
         self.dim = dim
         self.operand_width = operand_width
         self.acc_width = acc_width
         self.latency = 2 * dim - 1
-        operands = data.ArrayLayout(signed(operand_width), dim)
-        super().__init__(
-            {
-                "w_en": In(1),
-                "w_row": In(max(1, (dim - 1).bit_length())),
-                "w_data": In(operands),
-                "a_valid": In(1),
-                "a_data": In(operands),
-                "a_swap": In(1),
-                "p_valid": Out(1),
-                "p_data": Out(data.ArrayLayout(signed(acc_width), dim)),
-                "zero_count": Out((dim * dim).bit_length()),
-            }
-        )
+        super().__init__(array_signature(dim, operand_width, acc_width))
 
     def elaborate(self, platform):
         m = Module()

@@ -20,13 +20,14 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
+from verdigris.arch.isa import ELEMENT_BYTES
 from verdigris.hw.compute_unit import ComputeUnit
 from verdigris.hw.controller import PERF_BITS, UNIT_NAMES, Controller
 from verdigris.hw.load_unit import LoadUnit
 from verdigris.hw.store_unit import StoreUnit
 from verdigris.hw.units import INSTRUCTION_BITS
 
-__all__ = ["BYTE_COUNTERS", "Core"]
+__all__ = ["BYTE_COUNTERS", "COUNTERS", "Core"]
 
 BYTE_COUNTERS = (
     "main_read_bytes",
@@ -36,6 +37,20 @@ BYTE_COUNTERS = (
     "acc_read_bytes",
     "acc_write_bytes",
     "buffer_write_bytes",
+)
+
+
+# Every counter port, in the order the benches and the C++ harness report them.
+COUNTERS = (
+    "cycles",
+    "macs",
+    "zero_macs",
+    *BYTE_COUNTERS,
+    *(
+        f"{unit}_{counter}"
+        for unit in UNIT_NAMES
+        for counter in ("busy_cycles", "stall_cycles", "instructions")
+    ),
 )
 
 
@@ -207,10 +222,10 @@ class Core(wiring.Component):
             "wgt_read_bytes": compute.wgt_en * dim,
             "acc_read_bytes": (compute.acc_ren + store.acc_en) * 4 * dim,
             "acc_write_bytes": compute.acc_wen * 4 * dim,
-            "buffer_write_bytes": load.inp_en * dim
-            + load.wgt_en * dim
-            + load.acc_en * 4 * dim
-            + load.req_en * 12 * dim,
+            "buffer_write_bytes": sum(
+                getattr(load, f"{buffer.name.lower()}_en") * size * dim
+                for buffer, size in ELEMENT_BYTES.items()
+            ),
         }
         for counter, amount in increments.items():
             total = getattr(self, counter)

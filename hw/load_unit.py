@@ -9,7 +9,7 @@ from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import Buffer, Load, Nop, Opcode, Unit
+from verdigris.arch.isa import ELEMENT_BYTES, Buffer, Load, Nop, Opcode, Unit
 from verdigris.arch.timing import LOAD_OVERHEAD
 from verdigris.hw.units import control_ports, field, opcode, push_flags
 
@@ -17,7 +17,7 @@ __all__ = ["ELEMENT_BITS", "PIPELINE_OVERHEAD", "LoadUnit"]
 
 # Bits of one buffer element: int8 activations and weights, int32 partial sums, and the
 # 12-byte requant record of docs/isa.md, kept byte for byte as it lies in main memory.
-ELEMENT_BITS = {Buffer.INP: 8, Buffer.WGT: 8, Buffer.ACC: 32, Buffer.REQ: 96}
+ELEMENT_BITS = {buffer: 8 * size for buffer, size in ELEMENT_BYTES.items()}
 _PORTS = {Buffer.INP: "inp", Buffer.WGT: "wgt", Buffer.ACC: "acc", Buffer.REQ: "req"}
 # Flag bits of an instruction word that are illegal on the load unit (docs/isa.md).
 _POP_PREV_BIT, _PUSH_PREV_BIT = 4, 6

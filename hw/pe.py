@@ -4,7 +4,18 @@ from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["ProcessingElement"]
+__all__ = ["ProcessingElement", "check_widths"]
+
+
+def check_widths(operand_width, acc_width) -> None:
+    """The operand and accumulator widths every PE accepts; ValueError quoting a bad one."""
+    if not isinstance(operand_width, int) or not 2 <= operand_width <= 18:
+        raise ValueError(f"operand_width must be an integer from 2 to 18, not {operand_width!r}")
+    if not isinstance(acc_width, int) or acc_width < 2 * operand_width:
+        raise ValueError(
+            f"acc_width must be an integer of at least 2 * operand_width = "
+            f"{2 * operand_width}, not {acc_width!r}"
+        )
 
 
 class ProcessingElement(wiring.Component):
@@ -33,15 +44,7 @@ class ProcessingElement(wiring.Component):
     """
 
     def __init__(self, *, operand_width: int = 8, acc_width: int = 32):
-        if not isinstance(operand_width, int) or not 2 <= operand_width <= 18:
-            raise ValueError(
-                f"operand_width must be an integer from 2 to 18, not {operand_width!r}"
-            )
-        if not isinstance(acc_width, int) or acc_width < 2 * operand_width:
-            raise ValueError(
-                f"acc_width must be an integer of at least 2 * operand_width = "
-                f"{2 * operand_width}, not {acc_width!r}"
-            )
+        check_widths(operand_width, acc_width)
         self.operand_width = operand_width
         self.acc_width = acc_width
         operand, acc = signed(operand_width), signed(acc_width)

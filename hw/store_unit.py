@@ -18,7 +18,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import Opcode, Store
+from verdigris.arch.isa import REQ_ENTRY, Opcode, Store
 from verdigris.arch.timing import STORE_OVERHEAD
 from verdigris.hw.requant import Requantizer
 from verdigris.hw.units import control_ports, field, opcode, push_flags
@@ -28,13 +28,17 @@ __all__ = ["StoreUnit"]
 REQUANT_STAGES = Requantizer.LATENCY
 
 
-class _Entry(data.Struct):
-    bias: signed(32)
-    multiplier: signed(32)
-    shift: unsigned(8)
-    zero_point: signed(8)
-    qmin: signed(8)
-    qmax: signed(8)
+def _entry_layout() -> data.StructLayout:
+    """The req table entry as a hardware struct, from the ISA's one definition."""
+    fields = {}
+    for name in REQ_ENTRY.names:
+        kind = REQ_ENTRY.fields[name][0]
+        width = 8 * kind.itemsize
+        fields[name] = signed(width) if kind.kind == "i" else unsigned(width)
+    return data.StructLayout(fields)
+
+
+_Entry = _entry_layout()
 
 
 def _bits(depth: int) -> int:

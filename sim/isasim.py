@@ -71,6 +71,8 @@ import numpy as np
 from verdigris.arch.activity import UNITS, Activity
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import (
+    ELEMENT_BYTES,
+    REQ_ENTRY,
     Buffer,
     Finish,
     Gemm,
@@ -103,18 +105,6 @@ _FLAG_COUNTERS: dict[Unit, tuple[int | None, ...]] = {
     Unit.STORE: (C2S, None, S2C, None),
 }
 
-_ELEMENT_BYTES = {Buffer.INP: 1, Buffer.WGT: 1, Buffer.ACC: 4, Buffer.REQ: 12}
-# A requant entry as it lies in main memory (12 bytes, little-endian).
-_REQ_RECORD = np.dtype(
-    [
-        ("bias", "<i4"),
-        ("multiplier", "<i4"),
-        ("shift", "u1"),
-        ("zero_point", "i1"),
-        ("qmin", "i1"),
-        ("qmax", "i1"),
-    ]
-)
 # The req table holds each entry as these six int64 fields (last axis).
 _BIAS, _MULTIPLIER, _SHIFT, _ZERO_POINT, _QMIN, _QMAX = range(6)
 _SHIFT_RANGE = (1, 62)
@@ -268,7 +258,7 @@ def _plan_load(index: int, ins: Load, config: AccelConfig) -> _Plan:
             raise _instruction_error(index, ins, "a fill of the req table is illegal")
         return _plan(index, ins, Unit.LOAD, (ins.rows, 0))
     _check_elems(index, ins, ins.elems, config.dim)
-    nbytes = ins.elems * _ELEMENT_BYTES[buffer]
+    nbytes = ins.elems * ELEMENT_BYTES[buffer]
     transfer = (ins.dram_addr, ins.dram_stride, ins.rows, nbytes)
     _check_memory(index, ins, transfer, config.main_memory_bytes)
     words = _words(*transfer, config.dma_bytes)
@@ -411,8 +401,8 @@ def _decode_elements(raw: np.ndarray, buffer: Buffer) -> np.ndarray:
         return raw.view(np.int8).astype(np.int64)
     if buffer is Buffer.ACC:
         return raw.view("<i4").astype(np.int64)
-    records = raw.view(_REQ_RECORD)
-    return np.stack([records[name].astype(np.int64) for name in _REQ_RECORD.names], axis=-1)
+    records = raw.view(REQ_ENTRY)
+    return np.stack([records[name].astype(np.int64) for name in REQ_ENTRY.names], axis=-1)
 
 
 def _start_load(state: _State, plan: _Plan) -> _Effect:
@@ -423,7 +413,7 @@ def _start_load(state: _State, plan: _Plan) -> _Effect:
     if ins.fill:
         data[:] = ins.fill_value
     elif ins.rows:
-        nbytes = ins.elems * _ELEMENT_BYTES[buffer]
+        nbytes = ins.elems * ELEMENT_BYTES[buffer]
         raw = _read_rows(state.memory, ins.dram_addr, ins.dram_stride, ins.rows, nbytes)
         data[:, : ins.elems] = _decode_elements(raw, buffer)
 
@@ -552,7 +542,7 @@ def _count_static(plan: _Plan, config: AccelConfig, activity: Activity) -> None:
     activity.instructions[unit] += 1
     acc_row_bytes = 4 * dim
     if isinstance(ins, Load):
-        activity.buffer_write_bytes += ins.rows * dim * _ELEMENT_BYTES[Buffer(ins.buffer)]
+        activity.buffer_write_bytes += ins.rows * dim * ELEMENT_BYTES[Buffer(ins.buffer)]
         activity.main_read_bytes += plan.words * config.dma_bytes
     elif isinstance(ins, Gemm):
         activity.macs += ins.rows * dim * dim

@@ -24,22 +24,19 @@ computes into the other half.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import Buffer, Deps, Gemm, Load, Store, Vector, VectorOp
+from verdigris.arch.isa import REQ_ENTRY, Buffer, Deps, Gemm, Load, Store, Vector, VectorOp
 from verdigris.compiler import ir
 from verdigris.compiler.backend.emitter import Emitter, Token
 from verdigris.compiler.backend.memory import CompileError, Layout
 
 __all__ = ["ConstantPool", "Lowerer", "constants_for"]
 
-_REQ_ENTRY = struct.Struct("<iiBbbb")
-REQ_ENTRY_BYTES = _REQ_ENTRY.size  # 12
 _IDENTITY = (0, 1 << 30, 30)  # bias, multiplier, shift: out = acc exactly
 
 
@@ -61,22 +58,20 @@ class ConstantPool:
         return addr
 
 
-def _req_table(dim: int, channels: int, bias, multiplier, shift, zero_point, qmin, qmax) -> bytes:
-    """Requant entries for `channels` outputs, padded to whole rows of `dim`."""
+def _req_table(
+    pool: ConstantPool, dim: int, channels: int, bias, multiplier, shift, zero_point, qmin, qmax
+) -> tuple[int, int]:
+    """Add requant entries for `channels` outputs (per-channel values, or one for all),
+    padded to whole rows of `dim` with harmless entries; (address, rows)."""
     rows = -(-channels // dim)
-    out = bytearray()
-    for c in range(rows * dim):
-        if c < channels:
-            entry = (int(bias[c]), int(multiplier[c]), int(shift[c]), zero_point, qmin, qmax)
-        else:
-            entry = (0, 0, 1, 0, 0, 0)
-        out += _REQ_ENTRY.pack(*entry)
-    return bytes(out)
-
-
-def _per_channel(values: np.ndarray, channels: int) -> np.ndarray:
-    values = np.asarray(values).reshape(-1)
-    return np.broadcast_to(values, (channels,)) if values.size == 1 else values
+    table = np.zeros(rows * dim, REQ_ENTRY)
+    table["shift"] = 1  # padding entries: multiplier 0, a legal shift
+    for name, values in (("bias", bias), ("multiplier", multiplier), ("shift", shift)):
+        table[name][:channels] = np.broadcast_to(np.asarray(values).reshape(-1), (channels,))
+    table["zero_point"][:channels] = zero_point
+    table["qmin"][:channels] = qmin
+    table["qmax"][:channels] = qmax
+    return pool.add(table.tobytes()), rows
 
 
 @dataclass(frozen=True)
@@ -162,45 +157,32 @@ def constants_for(
         weights_addr = pool.add(tiles.astype(np.int8).tobytes())
         nonzero = tiles.reshape(tiles.shape[0], tiles.shape[1], -1).any(axis=2)
         rq = node.requant
-        if rq is None:
-            table = _req_table(dim, channels, node.bias, [0] * channels, [1] * channels, 0, 0, 0)
+        if rq is None:  # raw int32 results: only the bias is used
+            req_addr, req_rows = _req_table(pool, dim, channels, node.bias, 0, 1, 0, 0, 0)
         else:
-            table = _req_table(
+            req_addr, req_rows = _req_table(
+                pool,
                 dim,
                 channels,
-                _per_channel(node.bias, channels),
-                _per_channel(rq.multiplier, channels),
-                _per_channel(rq.shift, channels),
+                node.bias,
+                rq.multiplier,
+                rq.shift,
                 rq.zero_point,
                 rq.qmin,
                 rq.qmax,
             )
-        req_addr = pool.add(table)
-        return OpConstants(
-            weights_addr, req_addr, len(table) // (REQ_ENTRY_BYTES * dim), nonzero, tiles.shape[0]
-        )
+        return OpConstants(weights_addr, req_addr, req_rows, nonzero, tiles.shape[0])
     if isinstance(node, ir.AvgPool | ir.Add | ir.Requantize):
         channels = out.shape[1]
         rq = node.requant
-        zeros = np.zeros(channels, np.int64)
-        table = _req_table(
-            dim,
-            channels,
-            zeros,
-            _per_channel(rq.multiplier, channels),
-            _per_channel(rq.shift, channels),
-            rq.zero_point,
-            rq.qmin,
-            rq.qmax,
+        req_addr, req_rows = _req_table(
+            pool, dim, channels, 0, rq.multiplier, rq.shift, rq.zero_point, rq.qmin, rq.qmax
         )
-        return OpConstants(req_addr=pool.add(table), req_rows=len(table) // (12 * dim))
+        return OpConstants(req_addr=req_addr, req_rows=req_rows)
     if isinstance(node, ir.MaxPool | ir.Concat):
         channels = out.shape[1]
-        bias, mult, shift = _IDENTITY
-        table = _req_table(
-            dim, channels, [bias] * channels, [mult] * channels, [shift] * channels, 0, -128, 127
-        )
-        return OpConstants(req_addr=pool.add(table), req_rows=len(table) // (12 * dim))
+        req_addr, req_rows = _req_table(pool, dim, channels, *_IDENTITY, 0, -128, 127)
+        return OpConstants(req_addr=req_addr, req_rows=req_rows)
     return OpConstants()
 
 
@@ -351,7 +333,7 @@ class Lowerer:
             constants.req_rows,
             self.dim,
             constants.req_addr,
-            REQ_ENTRY_BYTES * self.dim,
+            REQ_ENTRY.itemsize * self.dim,
         )
 
     # ---- ops

@@ -16,19 +16,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, First, ReadOnly, RisingEdge, Timer
 
-from verdigris.hw.core import BYTE_COUNTERS
+from verdigris.hw.core import COUNTERS
 
-COUNTERS = (
-    "cycles",
-    "macs",
-    "zero_macs",
-    *BYTE_COUNTERS,
-    *(
-        f"{unit}_{counter}"
-        for unit in ("load", "compute", "store")
-        for counter in ("busy_cycles", "stall_cycles", "instructions")
-    ),
-)
 PERIOD_NS = 10
 
 

@@ -18,9 +18,9 @@ import numpy as np
 
 from verdigris.arch.activity import UNITS, Activity
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import Load, Store, encode_program
+from verdigris.arch.isa import ELEMENT_BYTES, Buffer, Load, Store, encode_program
 from verdigris.arch.program import Program, pack_tensor, unpack_tensor
-from verdigris.hw.core import BYTE_COUNTERS, Core
+from verdigris.hw.core import BYTE_COUNTERS, COUNTERS, Core
 from verdigris.sim.rtl.verilator import (
     RtlBuild,
     RtlError,
@@ -33,14 +33,8 @@ from verdigris.sim.rtl.verilator import (
 __all__ = ["RtlResult", "build_core", "run_fast", "run_on_rtl"]
 
 HARNESS = Path(__file__).with_name("harness.cpp")
-# The counters the C++ harness writes, in its order.
-_HARNESS_COUNTERS = (
-    "cycles",
-    "macs",
-    "zero_macs",
-    *BYTE_COUNTERS,
-    *(f"{u}_{c}" for u in UNITS for c in ("busy_cycles", "stall_cycles", "instructions")),
-)
+# Without an expected cycle count, a run may take this long before the watchdog stops it.
+DEFAULT_WATCHDOG_CYCLES = 10_000_000
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +58,7 @@ def _extent(program: Program) -> int:
     ends += [b.dram_addr + b.nbytes for b in (*program.inputs, *program.outputs)]
     for ins in program.instructions:
         if isinstance(ins, Load) and not ins.fill and ins.rows:
-            element = {0: 1, 1: 1, 2: 4, 3: 12}[ins.buffer]  # inp, wgt, acc, req
+            element = ELEMENT_BYTES[Buffer(ins.buffer)]
         elif isinstance(ins, Store) and ins.rows:
             element = 4 if ins.raw else 1
         else:
@@ -112,13 +106,10 @@ def run_on_rtl(
         extent = max(dirty, _extent(program))
         dirty = extent
         arrays[f"memory_{index}"] = _image(program, inputs)[: -(-extent // word) * word]
-        reads = []
-        for binding in program.outputs:
-            first = binding.dram_addr // word
-            last = (binding.dram_addr + binding.nbytes + word - 1) // word
-            reads.append((first, last - first))
-        cycles = expected_cycles[index] if expected_cycles else 1_000_000
-        manifest["jobs"].append({"read": reads, "watchdog_cycles": 2 * cycles + 10_000})
+        reads = [_word_range(binding, word) for binding in program.outputs]
+        manifest["jobs"].append(
+            {"read": reads, "watchdog_cycles": _watchdog(expected_cycles, index)}
+        )
     arrays["manifest"] = np.array(json.dumps(manifest))
     jobs_file = folder / "jobs.npz"
     results_file = folder / "results.npz"
@@ -140,16 +131,9 @@ def run_on_rtl(
             data = results[f"read_{index}_{number}"]
             offset = binding.dram_addr % word
             outputs[binding.name] = unpack_tensor(binding, data[offset : offset + binding.nbytes])
-        activity = Activity(
-            cycles=counters["cycles"],
-            busy={u: counters[f"{u}_busy_cycles"] for u in UNITS},
-            stall={u: counters[f"{u}_stall_cycles"] for u in UNITS},
-            instructions={u: counters[f"{u}_instructions"] for u in UNITS},
-            macs=counters["macs"],
-            zero_macs=counters["zero_macs"],
-            **{name: counters[name] for name in BYTE_COUNTERS},
+        out.append(
+            RtlResult(outputs, _activity(counters), bool(counters["error"]), counters["seconds"])
         )
-        out.append(RtlResult(outputs, activity, bool(counters["error"]), counters["seconds"]))
     return out
 
 
@@ -194,10 +178,8 @@ def run_fast(
             dirty = max(dirty, _extent(program))
             memory = _image(program, inputs)[: -(-dirty // word) * word].tobytes()
             ranges = [_word_range(b, word) for b in program.outputs]
-            cycles = expected_cycles[index] if expected_cycles else 10_000_000
-            parts.append(
-                struct.pack("<IIQI", len(code) // 16, len(memory), 2 * cycles + 10_000, len(ranges))
-            )
+            watchdog = _watchdog(expected_cycles, index)
+            parts.append(struct.pack("<IIQI", len(code) // 16, len(memory), watchdog, len(ranges)))
             parts += [code, memory, b"".join(struct.pack("<II", *r) for r in ranges)]
         jobs_file.write_bytes(b"".join(parts))
         done = subprocess.run(
@@ -213,8 +195,8 @@ def run_fast(
     for program, _ in jobs:
         error, timed_out, seconds = struct.unpack_from("<IId", data, offset)
         offset += 16
-        values = struct.unpack_from(f"<{len(_HARNESS_COUNTERS)}Q", data, offset)
-        offset += 8 * len(_HARNESS_COUNTERS)
+        values = struct.unpack_from(f"<{len(COUNTERS)}Q", data, offset)
+        offset += 8 * len(COUNTERS)
         if timed_out:
             raise RtlError(f"{program.name}: the core did not finish (watchdog)")
         outputs = {}
@@ -224,9 +206,16 @@ def run_fast(
             offset += count * word
             start = binding.dram_addr % word
             outputs[binding.name] = unpack_tensor(binding, chunk[start : start + binding.nbytes])
-        activity = _activity(dict(zip(_HARNESS_COUNTERS, values, strict=True)))
+        activity = _activity(dict(zip(COUNTERS, values, strict=True)))
         results.append(RtlResult(outputs, activity, bool(error), seconds))
     return results
+
+
+def _watchdog(expected_cycles: list[int] | None, index: int) -> int:
+    """Cycles a job may run: twice the expected count (plus slack), or the default."""
+    if expected_cycles is None:
+        return DEFAULT_WATCHDOG_CYCLES
+    return 2 * expected_cycles[index] + 10_000
 
 
 def _word_range(binding, word: int) -> tuple[int, int]:

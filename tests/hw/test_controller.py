@@ -5,6 +5,7 @@ instruction simulator, and the cycle, busy and stall counts must equal its Activ
 
 import random
 
+import numpy as np
 import pytest
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib.memory import Memory
@@ -113,12 +114,10 @@ def simulate(program):
 
 
 def _expected(program):
-    timeline = [[-1, -1] for _ in program]
-    import numpy as np
-
-    array = np.array(timeline, dtype=np.int64)
-    _, activity = run_instructions(CONFIG, program, memory_with(), timeline=array)
-    return {i: int(s) for i, (s, _) in enumerate(array) if s >= 0}, activity
+    """isasim's start cycle of every instruction, and its Activity."""
+    timeline = np.full((len(program), 2), -1, np.int64)
+    _, activity = run_instructions(CONFIG, program, memory_with(), timeline=timeline)
+    return {i: int(start) for i, (start, _) in enumerate(timeline) if start >= 0}, activity
 
 
 @pytest.mark.parametrize("seed", range(12))
