@@ -116,7 +116,7 @@ class StoreUnit(wiring.Component):
         tail = Signal(16)  # busy cycles left after the last read, counting this one
         pushes = Signal(2)
         push_prev, _ = push_flags(word)
-        m.d.comb += self.free.eq(~busy)
+        m.d.comb += [self.free.eq(~busy), self.in_flight.eq(busy)]
 
         row_bytes = Signal(range(4 * dim + 1))
         m.d.comb += row_bytes.eq(Mux(row_raw, row_elems * 4, row_elems))

@@ -352,3 +352,82 @@ def simulate_load_unit(config, instructions, memory, *, dut=None):
 
 
 __all__ += ["LoadUnitDriver", "UnitProtocolError", "simulate_load_unit"]
+
+
+def drive_in_amaranth(dut, driver) -> None:
+    """Run `driver` (a `verdigris.sim.drivers.UnitDriver`) against the component `dut`
+    in Amaranth's simulator, from reset until the driver is done."""
+    from amaranth.hdl import Value
+
+    ports = {name: Value.cast(getattr(dut, name)) for name in dut.signature.members}
+
+    async def testbench(ctx):
+        def read(name):
+            port = ports[name]
+            return ctx.get(port) & ((1 << len(port)) - 1)
+
+        def apply(values):
+            for name, value in values.items():
+                ctx.set(ports[name], value)
+
+        while not driver.done:
+            apply(driver.inputs(read))
+            apply(driver.late_inputs(read))
+            driver.outputs(read)
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+def simulate_compute_unit(config, instructions, inp, wgt, acc, *, dut=None):
+    """Run `instructions` (GEMM, VECTOR, NOP) on a ComputeUnit from reset, driven and checked
+    by `ComputeUnitDriver` with buffers `inp`, `wgt` and `acc` ((rows, dim) int arrays).
+    Return a ComputeRun (final accumulator, timeline of start and completion cycles,
+    counters); raise IsaError naming the instruction when the unit raised its error status,
+    UnitProtocolError when it broke the port contract. `dut` replaces the default
+    `ComputeUnit(config)` (a variant with the same ports)."""
+    from verdigris.hw.compute_unit import ComputeUnit
+    from verdigris.sim.drivers import ComputeUnitDriver
+
+    driver = ComputeUnitDriver(config, instructions, inp, wgt, acc)
+    drive_in_amaranth(ComputeUnit(config) if dut is None else dut, driver)
+    return driver.result()
+
+
+def simulate_store_unit(config, instructions, acc, req, memory, *, dut=None):
+    """Run `instructions` (STOREs and NOPs) on a StoreUnit from reset, driven and checked by
+    `StoreUnitDriver` with the accumulator `acc` ((acc_rows, dim) int), the req table `req`
+    ((req_rows, dim, 6) fields) and main memory `memory` (uint8). Return a StoreRun (final
+    main memory, timeline); raise IsaError naming the instruction when the unit raised its
+    error status, UnitProtocolError when it broke the port contract. `dut` replaces the
+    default `StoreUnit(config)` (a variant with the same ports)."""
+    from verdigris.hw.store_unit import StoreUnit
+    from verdigris.sim.drivers import StoreUnitDriver
+
+    driver = StoreUnitDriver(config, instructions, acc, req, memory)
+    drive_in_amaranth(StoreUnit(config) if dut is None else dut, driver)
+    return driver.result()
+
+
+def simulate_controller(config, program, *, controller=None):
+    """Load `program` (ending in FINISH) into a `ControllerWithImem`, run it, and play the
+    three units with `ControllerDriver`. Return a ControllerRun (start cycle of every
+    started instruction, counters, error); raise UnitProtocolError when the controller broke
+    the contract. `controller` replaces the default `Controller(config)` (a variant with the
+    same ports)."""
+    from verdigris.sim.drivers import ControllerDriver, ControllerWithImem
+
+    driver = ControllerDriver(config, program)
+    drive_in_amaranth(ControllerWithImem(config, controller), driver)
+    return driver.result()
+
+
+__all__ += [
+    "drive_in_amaranth",
+    "simulate_compute_unit",
+    "simulate_controller",
+    "simulate_store_unit",
+]

@@ -1,11 +1,12 @@
 """The `verdigris` command line: inspect, run, and its errors."""
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from verdigris.cli import main
+from verdigris.cli import _BuildProgress, main
 from verdigris.sim.reference import run_onnx_reference
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -105,3 +106,39 @@ def test_corrupted_program_is_a_clear_error(tmp_path, capsys):
     program.write_bytes(b"VGRSPROG" + b"\0" * 100)
     assert main(["inspect", str(program)]) == 2
     assert "checksum mismatch" in capsys.readouterr().err
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+BUILD_STEPS = [("verilating", 0, 0)] + [("compiling", done, 4) for done in range(5)]
+
+
+def test_build_progress_in_a_log_is_one_line_per_step_and_the_end():
+    stream = _Stream(tty=False)
+    progress = _BuildProgress("rtl: building", stream)
+    for step in BUILD_STEPS:
+        progress(*step)
+    lines = stream.getvalue().splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        "rtl: building: verilating",
+        "rtl: building: compiling [........................] 0/4 steps",
+        "rtl: building: compiling [########################] 4/4 steps",
+    ]
+
+
+def test_build_progress_on_a_terminal_redraws_one_bar():
+    stream = _Stream(tty=True)
+    progress = _BuildProgress("rtl: building", stream)
+    for step in BUILD_STEPS:
+        progress(*step)
+    text = stream.getvalue()
+    assert text.count("\r") == len(BUILD_STEPS)
+    assert text.count("\n") == 1 and text.endswith("\n")
+    assert "[############............] 2/4 steps" in text

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from verdigris.compiler.frontend.calibrate import (
     quantize_float_model,
     read_named_arrays,
 )
+
+if TYPE_CHECKING:  # the RTL runner imports Amaranth and Verilator helpers; only when used
+    from verdigris.sim.rtl.verilator import BuildProgress
 
 __all__ = [
     "BACKENDS",
@@ -91,10 +95,12 @@ def run_program(
     *,
     backend: str = "isasim",
     raw: bool = False,
+    progress: BuildProgress | None = None,
 ) -> tuple[dict[str, np.ndarray], Activity]:
     """Run a Program on an executor: float (or the model's integer) inputs in, outputs as the
     model returns them (or the device's integers with `raw`), plus the Activity. A batch
-    larger than the one compiled runs one sample at a time; the Activity is the total."""
+    larger than the one compiled runs one sample at a time; the Activity is the total.
+    `progress` hears how the RTL core's build goes (backend rtl, first run of a config)."""
     from verdigris.compiler.backend.host import host_from_json
     from verdigris.sim.golden import GoldenError, finish_output, quantize_input
 
@@ -129,7 +135,7 @@ def run_program(
     if backend == "isasim":
         executed = [isasim_run(program, device_inputs) for device_inputs in runs]
     else:
-        executed = _run_rtl(program, runs)
+        executed = _run_rtl(program, runs, progress)
     for outputs, activity in executed:
         total = total + activity
         for graph_output in graph_outputs:
@@ -138,14 +144,14 @@ def run_program(
     return {k: np.concatenate(v) for k, v in results.items()}, total
 
 
-def _run_rtl(program: Program, runs: list[dict[str, np.ndarray]]):
+def _run_rtl(program: Program, runs: list[dict[str, np.ndarray]], progress: BuildProgress | None):
     """Every run on the Verilated core through the C++ harness (built once per config and
     cached)."""
     from verdigris.sim.rtl.core_runner import run_fast
     from verdigris.sim.rtl.verilator import RtlError
 
     logger.info("running %d sample(s) on the RTL (the first run builds the core)", len(runs))
-    results = run_fast([(program, r) for r in runs])
+    results = run_fast([(program, r) for r in runs], progress=progress)
     if any(r.error for r in results):
         raise RtlError("the RTL core stopped with its error status")
     return [(r.outputs, r.activity) for r in results]

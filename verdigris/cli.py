@@ -20,6 +20,36 @@ _NOT_BUILT = {
 }
 
 
+class _BuildProgress:
+    """Shows a Verilator build on stderr: a bar redrawn in place on a terminal, else a line
+    when the step changes and when it ends (logs stay short)."""
+
+    WIDTH = 24
+
+    def __init__(self, what: str, stream=None):
+        self.what = what
+        self.stream = stream or sys.stderr
+        self.start = None
+        self.step = None
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        self.start = self.start or time.monotonic()
+        seconds = time.monotonic() - self.start
+        text = f"{self.what}: {step}"
+        if total:
+            filled = self.WIDTH * done // total
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            text += f" [{bar}] {done}/{total} steps"
+        text += f", {seconds:.0f} s"
+        finished = bool(total) and done == total
+        if self.stream.isatty():
+            end = "\n" if finished else ""
+            print(f"\r{text:<79}", end=end, file=self.stream, flush=True)
+        elif step != self.step or finished:
+            print(text, file=self.stream, flush=True)
+        self.step = step
+
+
 def _doctor(args: argparse.Namespace) -> int:
     print(f"verdigris {__version__} on Python {sys.version.split()[0]} ({sys.executable})")
     worst = Status.OK
@@ -119,7 +149,8 @@ def _demo_model() -> bool:
     )
     print("  RTL (Verilator; the first run builds the core, about a minute):")
     start = time.monotonic()
-    rtl, activity = run_program(program, {"input": x[:4]}, backend="rtl")
+    progress = _BuildProgress("  building the 'default' core")
+    rtl, activity = run_program(program, {"input": x[:4]}, backend="rtl", progress=progress)
     rtl_exact = np.array_equal(rtl["output"], golden[:4])
     _, isasim_activity = run_program(program, {"input": x[:4]})
     print(
@@ -214,14 +245,16 @@ def _run(args: argparse.Namespace) -> int:
         program = None
         if args.backend != "golden":
             program = compile_model(graph, args.config)
-    if args.backend == "rtl":
-        print("rtl: building the Verilated core if this config has none yet (about a minute)")
     start = time.monotonic()
     try:
         if program is None:
             outputs = run(graph, inputs, backend="golden", raw=args.raw)
         else:
-            outputs, activity = run_program(program, inputs, backend=args.backend, raw=args.raw)
+            name = program.config.name
+            progress = _BuildProgress(f"rtl: building the '{name}' core (once per config)")
+            outputs, activity = run_program(
+                program, inputs, backend=args.backend, raw=args.raw, progress=progress
+            )
     except NotImplementedError as error:
         raise _CliError(str(error)) from None
     seconds = time.monotonic() - start
@@ -296,13 +329,13 @@ class _CliError(Exception):
 
 def _verilog(args: argparse.Namespace) -> int:
     from verdigris.arch.config import load_config
-    from verdigris.hw.core import Core
+    from verdigris.hw.core_top import CoreTop
     from verdigris.sim.rtl.verilator import generate_verilog
 
     config = load_config(args.config)
     top = f"verdigris_core_{config.name}"
     start = time.monotonic()
-    text = generate_verilog(Core(config), top)
+    text = generate_verilog(CoreTop(config), top)
     args.output.mkdir(parents=True, exist_ok=True)
     path = args.output / f"{top}.v"
     path.write_text(text)

@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 
-from verdigris.hw.array import SystolicArray
-from verdigris.hw.pe import ProcessingElement
-from verdigris.sim.rtl.verilator import build_verilator, generate_verilog, run_cocotb
+import numpy as np
 
-__all__ = ["run_array_bench", "run_pe_bench"]
+from verdigris.arch.isa import encode
+from verdigris.hw.array import SystolicArray
+from verdigris.hw.compute_unit import ComputeUnit
+from verdigris.hw.load_unit import LoadUnit
+from verdigris.hw.pe import ProcessingElement
+from verdigris.hw.requant import Requantizer
+from verdigris.hw.store_unit import StoreUnit
+from verdigris.sim.amaranth_sim import LoadUnitDriver, UnitProtocolError
+from verdigris.sim.drivers import (
+    ComputeUnitDriver,
+    ControllerDriver,
+    ControllerWithImem,
+    StoreUnitDriver,
+)
+from verdigris.sim.rtl.verilator import RtlError, build_verilator, generate_verilog, run_cocotb
+
+__all__ = [
+    "run_array_bench",
+    "run_compute_bench",
+    "run_controller_bench",
+    "run_load_bench",
+    "run_pe_bench",
+    "run_requant_bench",
+    "run_store_bench",
+]
 
 
 def run_pe_bench(
@@ -75,15 +99,6 @@ def run_load_bench(
     `verdigris.sim.amaranth_sim.simulate_load_unit` does. Return (buffers, timeline) as that
     function does; raise UnitProtocolError or IsaError as it does, RtlError when the bench
     could not run."""
-    import json
-    import tempfile
-
-    import numpy as np
-
-    from verdigris.arch.isa import encode
-    from verdigris.hw.load_unit import LoadUnit
-    from verdigris.sim.amaranth_sim import LoadUnitDriver, UnitProtocolError
-    from verdigris.sim.rtl.verilator import RtlError
 
     driver = LoadUnitDriver(config, instructions, memory)  # checks the memory image
     dut = LoadUnit(config) if dut is None else dut
@@ -113,9 +128,6 @@ def run_load_bench(
     return driver.result()
 
 
-__all__ += ["run_load_bench"]
-
-
 def run_requant_bench(
     requantizer=None,
     *,
@@ -127,7 +139,6 @@ def run_requant_bench(
     """Run `requant_bench` on the Verilated `requantizer` (default: 4 lanes, int32
     accumulators): `cycles` input cycles of random rows with gaps, raw rows, rounding ties and
     wrap-around, each cycle against `RequantModel`. Return (tests run, tests failed)."""
-    from verdigris.hw.requant import Requantizer
 
     requantizer = requantizer or Requantizer(4)
     lanes, acc_width = requantizer.lanes, requantizer.acc_width
@@ -143,4 +154,90 @@ def run_requant_bench(
     return run_cocotb(build, "verdigris.sim.rtl.requant_bench", env=env, results_dir=results_dir)
 
 
-__all__ += ["run_requant_bench"]
+def _run_driver_bench(driver, dut, top: str, bench: str, build_root, results_dir):
+    """Build `dut`'s Verilog (module `top`) once, run the cocotb bench module `bench` with
+    `driver`'s case, and return the driver restored to the bench's outcome. Raise
+    UnitProtocolError as the driver did, RtlError when the bench could not run."""
+
+    build = build_verilator(generate_verilog(dut, top), top, build_root=build_root)
+    results = Path(results_dir or tempfile.mkdtemp(prefix=f"verdigris-{bench}-"))
+    results.mkdir(parents=True, exist_ok=True)
+    case, result = results / f"{bench}_case.json", results / f"{bench}_result.json"
+    result.unlink(missing_ok=True)
+    case.write_text(json.dumps(driver.to_case()))
+    env = {"UNIT_CASE": str(case), "UNIT_RESULT": str(result)}
+    run, failed = run_cocotb(build, f"verdigris.sim.rtl.{bench}", env=env, results_dir=results)
+    outcome = json.loads(result.read_text()) if result.exists() else {}
+    if "protocol_error" in outcome:
+        raise UnitProtocolError(outcome["protocol_error"])
+    if (run, failed) != (1, 0) or not outcome:
+        raise RtlError(f"{bench} on {top}: {failed} of {run} tests failed (see {results})")
+    driver.restore(outcome)
+    return driver
+
+
+def run_compute_bench(
+    config,
+    instructions,
+    inp,
+    wgt,
+    acc,
+    *,
+    dut=None,
+    build_root: Path | None = None,
+    results_dir: Path | None = None,
+):
+    """Run `compute_bench` on the Verilated `dut` (default: `ComputeUnit(config)`):
+    `instructions` on buffers `inp`, `wgt` and `acc`, driven and checked by
+    `ComputeUnitDriver` exactly as `verdigris.sim.amaranth_sim.simulate_compute_unit` does.
+    Return a ComputeRun as that function does; raise UnitProtocolError or IsaError as it
+    does, RtlError when the bench could not run."""
+
+    driver = ComputeUnitDriver(config, instructions, inp, wgt, acc)  # checks the buffers
+    dut = ComputeUnit(config) if dut is None else dut
+    top = f"{type(dut).__name__.lower().lstrip('_')}_{config.dim}x{config.acc_rows}"
+    return _run_driver_bench(driver, dut, top, "compute_bench", build_root, results_dir).result()
+
+
+def run_store_bench(
+    config,
+    instructions,
+    acc,
+    req,
+    memory,
+    *,
+    dut=None,
+    build_root: Path | None = None,
+    results_dir: Path | None = None,
+):
+    """Run `store_bench` on the Verilated `dut` (default: `StoreUnit(config)`):
+    `instructions` with accumulator `acc`, req table `req` and main memory `memory`, driven
+    and checked by `StoreUnitDriver` exactly as `simulate_store_unit` (in
+    `verdigris.sim.amaranth_sim`) does. Return a StoreRun as that function does; raise
+    UnitProtocolError or IsaError as it does, RtlError when the bench could not run."""
+
+    driver = StoreUnitDriver(config, instructions, acc, req, memory)  # checks the arrays
+    dut = StoreUnit(config) if dut is None else dut
+    top = f"{type(dut).__name__.lower().lstrip('_')}_{config.dim}x{config.dma_bytes}"
+    return _run_driver_bench(driver, dut, top, "store_bench", build_root, results_dir).result()
+
+
+def run_controller_bench(
+    config,
+    program,
+    *,
+    controller=None,
+    build_root: Path | None = None,
+    results_dir: Path | None = None,
+):
+    """Run `controller_bench` on the Verilated `ControllerWithImem` around `controller`
+    (default: `Controller(config)`): `program` loaded through the host port and run, the
+    units played by `ControllerDriver` exactly as `simulate_controller` (in
+    `verdigris.sim.amaranth_sim`) does. Return a ControllerRun as that function does; raise
+    UnitProtocolError as it does, RtlError when the bench could not run."""
+
+    driver = ControllerDriver(config, program)  # checks the program fits
+    dut = ControllerWithImem(config, controller)
+    name = type(dut.controller).__name__.lower().lstrip("_")
+    top = f"{name}_imem_q{config.queue_depth}x{config.instruction_capacity}"
+    return _run_driver_bench(driver, dut, top, "controller_bench", build_root, results_dir).result()

@@ -1,4 +1,5 @@
-"""cocotb bench: runs Programs on the Verilated core, with Python out of the cycle loop.
+"""cocotb bench: runs Programs on the Verilated core (`CoreTop`), with Python out of the cycle
+loop.
 
 The pytest side (`verdigris.sim.rtl.core_runner`) writes a jobs file (.npz) and points
 VERDIGRIS_CORE_JOBS at it. For each job the bench writes the instruction words and the whole
@@ -17,6 +18,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, First, ReadOnly, RisingEdge, Timer
 
 from verdigris.hw.core import COUNTERS
+from verdigris.hw.core_top import INPUT_LATENCY
 
 PERIOD_NS = 10
 
@@ -33,12 +35,13 @@ async def _write(dut, addr_port, data_port, enable_port, words) -> None:
 
 
 async def _read(dut, first: int, count: int) -> list[int]:
-    """Read `count` main-memory words from `first` (one cycle of read latency each)."""
+    """Read `count` main-memory words from `first` (after the input registers, one cycle of
+    memory latency each)."""
     values = []
     for addr in range(first, first + count):
         await FallingEdge(dut.clk)
         dut.main_addr.value = addr
-        await RisingEdge(dut.clk)
+        await ClockCycles(dut.clk, INPUT_LATENCY + 1)
         await ReadOnly()
         values.append(int(dut.main_rdata.value))
     return values

@@ -21,7 +21,9 @@ from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import ELEMENT_BYTES, Buffer, Load, Store, encode_program
 from verdigris.arch.program import Program, pack_tensor, unpack_tensor
 from verdigris.hw.core import BYTE_COUNTERS, COUNTERS, Core
+from verdigris.hw.core_top import INPUT_LATENCY, CoreTop
 from verdigris.sim.rtl.verilator import (
+    BuildProgress,
     RtlBuild,
     RtlError,
     build_harness,
@@ -49,7 +51,7 @@ class RtlResult:
 
 def build_core(config: AccelConfig, *, build_root: Path | None = None) -> RtlBuild:
     top = f"core_{config.name}"
-    return build_verilator(generate_verilog(Core(config), top), top, build_root=build_root)
+    return build_verilator(generate_verilog(CoreTop(config), top), top, build_root=build_root)
 
 
 def _extent(program: Program) -> int:
@@ -75,6 +77,49 @@ def _image(program: Program, inputs: dict[str, np.ndarray]) -> np.ndarray:
     return memory
 
 
+@dataclass(frozen=True)
+class _HostJob:
+    """What the host port does for one job: instruction words, main-memory image, output
+    ranges to read back (first word, word count) and the watchdog in cycles."""
+
+    code: bytes
+    memory: np.ndarray
+    reads: list[tuple[int, int]]
+    watchdog: int
+
+
+def _host_jobs(
+    jobs: list[tuple[Program, dict[str, np.ndarray]]],
+    expected_cycles: list[int] | None,
+    raw_instructions: list[bytes | None] | None,
+) -> list[_HostJob]:
+    config = jobs[0][0].config
+    if any(program.config != config for program, _ in jobs):
+        raise RtlError("all programs of one RTL run must share a config")
+    word = config.dma_bytes
+    host_jobs = []
+    dirty = 0  # main memory above this is still all zero on the core
+    for index, (program, inputs) in enumerate(jobs):
+        code = (raw_instructions or [None] * len(jobs))[index]
+        if code is None:
+            code = encode_program(list(program.instructions))
+        # Only the part of memory that this or an earlier job touched needs writing.
+        dirty = max(dirty, _extent(program))
+        memory = _image(program, inputs)[: -(-dirty // word) * word]
+        reads = [_word_range(binding, word) for binding in program.outputs]
+        host_jobs.append(_HostJob(code, memory, reads, _watchdog(expected_cycles, index)))
+    return host_jobs
+
+
+def _outputs(program: Program, chunks: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """The program's outputs from the main-memory words read back for each binding."""
+    outputs = {}
+    for binding, chunk in zip(program.outputs, chunks, strict=True):
+        start = binding.dram_addr % program.config.dma_bytes
+        outputs[binding.name] = unpack_tensor(binding, chunk[start : start + binding.nbytes])
+    return outputs
+
+
 def run_on_rtl(
     jobs: list[tuple[Program, dict[str, np.ndarray]]],
     *,
@@ -87,29 +132,16 @@ def run_on_rtl(
 
     `raw_instructions` may replace a job's instruction words with arbitrary bytes (16 per
     word), to test how the core handles words no Program can hold (illegal opcodes)."""
-    config = jobs[0][0].config
-    if any(program.config != config for program, _ in jobs):
-        raise RtlError("all programs of one RTL run must share a config")
-    build = build_core(config, build_root=build_root)
+    host_jobs = _host_jobs(jobs, expected_cycles, raw_instructions)
+    build = build_core(jobs[0][0].config, build_root=build_root)
     folder = Path(results_dir or tempfile.mkdtemp(prefix="verdigris-core-"))
     folder.mkdir(parents=True, exist_ok=True)
-    word = config.dma_bytes
     arrays = {}
-    manifest = {"dma_bytes": word, "jobs": []}
-    dirty = 0  # main memory above this is still all zero on the core
-    for index, (program, inputs) in enumerate(jobs):
-        words = (raw_instructions or [None] * len(jobs))[index]
-        if words is None:
-            words = encode_program(list(program.instructions))
-        arrays[f"instructions_{index}"] = np.frombuffer(words, np.uint8)
-        # Only the part of memory that this or an earlier job touched needs writing.
-        extent = max(dirty, _extent(program))
-        dirty = extent
-        arrays[f"memory_{index}"] = _image(program, inputs)[: -(-extent // word) * word]
-        reads = [_word_range(binding, word) for binding in program.outputs]
-        manifest["jobs"].append(
-            {"read": reads, "watchdog_cycles": _watchdog(expected_cycles, index)}
-        )
+    manifest = {"dma_bytes": jobs[0][0].config.dma_bytes, "jobs": []}
+    for index, job in enumerate(host_jobs):
+        arrays[f"instructions_{index}"] = np.frombuffer(job.code, np.uint8)
+        arrays[f"memory_{index}"] = job.memory
+        manifest["jobs"].append({"read": job.reads, "watchdog_cycles": job.watchdog})
     arrays["manifest"] = np.array(json.dumps(manifest))
     jobs_file = folder / "jobs.npz"
     results_file = folder / "results.npz"
@@ -126,11 +158,11 @@ def run_on_rtl(
     out = []
     for index, (program, _) in enumerate(jobs):
         counters = json.loads(str(results[f"counters_{index}"]))
-        outputs = {}
-        for number, binding in enumerate(program.outputs):
-            data = results[f"read_{index}_{number}"]
-            offset = binding.dram_addr % word
-            outputs[binding.name] = unpack_tensor(binding, data[offset : offset + binding.nbytes])
+        if counters["error"]:
+            outputs = {}  # the bench reads nothing back from a core that stopped on an error
+        else:
+            chunks = [results[f"read_{index}_{n}"] for n in range(len(program.outputs))]
+            outputs = _outputs(program, chunks)
         out.append(
             RtlResult(outputs, _activity(counters), bool(counters["error"]), counters["seconds"])
         )
@@ -153,34 +185,41 @@ def run_fast(
     jobs: list[tuple[Program, dict[str, np.ndarray]]],
     *,
     expected_cycles: list[int] | None = None,
+    raw_instructions: list[bytes | None] | None = None,
     build_root: Path | None = None,
+    bare_core: bool = False,
+    progress: BuildProgress | None = None,
 ) -> list[RtlResult]:
     """Like `run_on_rtl`, through a C++ Verilator harness instead of cocotb: no VPI, so the
-    model runs at full speed (the in-process RTL backend of the CLI)."""
+    model runs at full speed (the in-process RTL backend of the CLI). `progress` hears how
+    the harness build goes, when there is one.
+
+    `bare_core` runs `Core` without `CoreTop`'s input registers: the slower model that
+    bench/rtl_speed.py measures as its baseline."""
+    host_jobs = _host_jobs(jobs, expected_cycles, raw_instructions)
     config = jobs[0][0].config
-    if any(program.config != config for program, _ in jobs):
-        raise RtlError("all programs of one RTL run must share a config")
     top = f"core_{config.name}"
+    design = Core(config) if bare_core else CoreTop(config)
     binary = build_harness(
-        generate_verilog(Core(config), top),
+        generate_verilog(design, top),
         top,
         HARNESS,
-        {"DMA_BYTES": config.dma_bytes},
+        {"DMA_BYTES": config.dma_bytes, "INPUT_LATENCY": 0 if bare_core else INPUT_LATENCY},
         build_root=build_root,
+        progress=progress,
     )
     word = config.dma_bytes
     with tempfile.TemporaryDirectory(prefix="verdigris-harness-") as folder:
         jobs_file, results_file = Path(folder, "jobs.bin"), Path(folder, "results.bin")
         parts = [struct.pack("<I", len(jobs))]
-        dirty = 0
-        for index, (program, inputs) in enumerate(jobs):
-            code = encode_program(list(program.instructions))
-            dirty = max(dirty, _extent(program))
-            memory = _image(program, inputs)[: -(-dirty // word) * word].tobytes()
-            ranges = [_word_range(b, word) for b in program.outputs]
-            watchdog = _watchdog(expected_cycles, index)
-            parts.append(struct.pack("<IIQI", len(code) // 16, len(memory), watchdog, len(ranges)))
-            parts += [code, memory, b"".join(struct.pack("<II", *r) for r in ranges)]
+        for job in host_jobs:
+            parts.append(
+                struct.pack(
+                    "<IIQI", len(job.code) // 16, job.memory.size, job.watchdog, len(job.reads)
+                )
+            )
+            parts += [job.code, job.memory.tobytes()]
+            parts += [struct.pack("<II", *r) for r in job.reads]
         jobs_file.write_bytes(b"".join(parts))
         done = subprocess.run(
             [str(binary), str(jobs_file), str(results_file)],
@@ -192,20 +231,18 @@ def run_fast(
             raise RtlError(f"the RTL harness failed: {done.stderr.strip()[-2000:]}")
         data = results_file.read_bytes()
     results, offset = [], 0
-    for program, _ in jobs:
+    for (program, _), job in zip(jobs, host_jobs, strict=True):
         error, timed_out, seconds = struct.unpack_from("<IId", data, offset)
         offset += 16
         values = struct.unpack_from(f"<{len(COUNTERS)}Q", data, offset)
         offset += 8 * len(COUNTERS)
         if timed_out:
             raise RtlError(f"{program.name}: the core did not finish (watchdog)")
-        outputs = {}
-        for binding in program.outputs:
-            _, count = _word_range(binding, word)
-            chunk = np.frombuffer(data[offset : offset + count * word], np.uint8)
+        chunks = []
+        for _, count in job.reads:
+            chunks.append(np.frombuffer(data[offset : offset + count * word], np.uint8))
             offset += count * word
-            start = binding.dram_addr % word
-            outputs[binding.name] = unpack_tensor(binding, chunk[start : start + binding.nbytes])
+        outputs = {} if error else _outputs(program, chunks)
         activity = _activity(dict(zip(COUNTERS, values, strict=True)))
         results.append(RtlResult(outputs, activity, bool(error), seconds))
     return results

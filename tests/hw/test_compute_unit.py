@@ -1,18 +1,23 @@
 # amaranth: UnusedElaboratable=no
 """The compute unit alone in Amaranth's simulator: random GEMM / VECTOR / NOP sequences on
-random buffers. The accumulator must end as the ISA's semantics say, and every instruction
-must start and complete in the cycle the instruction simulator gives it."""
+random buffers, driven and checked by `ComputeUnitDriver` (the port contract, cycle by
+cycle). The accumulator must end as the ISA's semantics say, the MAC counters count what
+the instruction simulator counts, and every instruction must start and complete in the cycle
+the instruction simulator gives it."""
 
 import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
+from amaranth.hdl import Cat
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import Deps, Finish, Gemm, Nop, Unit, Vector, VectorOp, encode
+from verdigris.arch.isa import Deps, Finish, Gemm, Nop, Unit, Vector, VectorOp
 from verdigris.hw.compute_unit import ComputeUnit
-from verdigris.sim.isasim import run_instructions
+from verdigris.sim.amaranth_sim import UnitProtocolError, simulate_compute_unit
+from verdigris.sim.isasim import IsaError, _zero_macs, run_instructions
+
+from .faults import faulty
 
 CONFIG = AccelConfig(
     name="cu",
@@ -34,14 +39,17 @@ def _wrap(values):
     return ((np.asarray(values, np.int64) + 2**31) % 2**32) - 2**31
 
 
-def _reference(program, inp, wgt, acc):
-    """The ISA semantics of GEMM and VECTOR, applied in program order."""
+def reference(program, inp, wgt, acc):
+    """The ISA semantics of GEMM and VECTOR, applied in program order: (accumulator,
+    zero_macs)."""
     acc = acc.copy()
     tile = np.zeros((DIM, DIM), np.int64)
+    zero_macs = 0
     for ins in program:
         if isinstance(ins, Gemm):
             if ins.load_weights:
                 tile = wgt[ins.wgt_row : ins.wgt_row + DIM].copy()
+            zero_macs += _zero_macs(inp[ins.inp_row : ins.inp_row + ins.rows], tile)
             for i in range(ins.rows):
                 product = inp[ins.inp_row + i] @ tile
                 row = ins.acc_row + i
@@ -56,10 +64,15 @@ def _reference(program, inp, wgt, acc):
                     acc[row] = _wrap(acc[row] + value)
                 else:
                     acc[row] = np.maximum(acc[row], value)
-    return acc
+    return acc, zero_macs
 
 
-def _random_program(rng: random.Random, count: int):
+def _random_deps(rng: random.Random) -> Deps:
+    """Pushes only: the unit runs alone, so nothing would push the tokens a pop waits for."""
+    return Deps(push_prev=rng.random() < 0.3, push_next=rng.random() < 0.3)
+
+
+def random_program(rng: random.Random, count: int):
     program = []
     for _ in range(count):
         kind = rng.random()
@@ -67,7 +80,7 @@ def _random_program(rng: random.Random, count: int):
         if kind < 0.55:
             program.append(
                 Gemm(
-                    Deps(),
+                    _random_deps(rng),
                     rng.random() < 0.5,
                     rng.random() < 0.5,
                     rng.randint(0, CONFIG.wgt_rows - DIM),
@@ -79,7 +92,7 @@ def _random_program(rng: random.Random, count: int):
         elif kind < 0.85:
             program.append(
                 Vector(
-                    Deps(),
+                    _random_deps(rng),
                     rng.randrange(3),
                     rng.randint(0, 16 - rows),
                     rng.randint(0, 16 - rows),
@@ -89,70 +102,22 @@ def _random_program(rng: random.Random, count: int):
                 )
             )
         else:
-            program.append(Nop(Deps(), Unit.COMPUTE))
+            program.append(Nop(_random_deps(rng), Unit.COMPUTE))
     return program
 
 
-def simulate(program, inp, wgt, acc):
-    """Run `program` through the unit, starting each instruction as soon as `ready`; return
-    the final accumulator and each instruction's start cycle."""
-    dut = ComputeUnit(CONFIG)
-    memories = {"inp": inp.copy(), "wgt": wgt.copy(), "acc": acc.copy()}
-    starts = []
-
-    async def testbench(ctx):
-        index, t = 0, 0
-        pending_reads = {}
-        while index < len(program) or ctx.get(dut.in_flight) or not ctx.get(dut.free):
-            assert t < 3000
-            # Memory read data requested in the previous cycle.
-            for name, row in pending_reads.items():
-                port = {"inp": dut.inp_data, "wgt": dut.wgt_data, "acc": dut.acc_rdata}[name]
-                ctx.set(port, [int(v) for v in memories[name][row]])
-            if index < len(program):
-                ctx.set(dut.instr, encode(program[index]))
-            start = index < len(program) and ctx.get(dut.ready)
-            ctx.set(dut.start, start)
-            if start:
-                starts.append(t)
-                index += 1
-            # Sample this cycle's requests and writes (comb outputs after start is set).
-            reads = {}
-            if ctx.get(dut.inp_en):
-                reads["inp"] = ctx.get(dut.inp_addr)
-            if ctx.get(dut.wgt_en):
-                reads["wgt"] = ctx.get(dut.wgt_addr)
-            if ctx.get(dut.acc_ren):
-                reads["acc"] = ctx.get(dut.acc_raddr)
-            write = None
-            if ctx.get(dut.acc_wen):
-                write = (ctx.get(dut.acc_waddr), [int(v) for v in ctx.get(dut.acc_wdata)])
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            if write is not None:
-                memories["acc"][write[0]] = write[1]
-            # Data of this cycle's reads, presented next cycle; the acc port is transparent
-            # to the unit's writes, so a read sees a write to its row in the same cycle.
-            pending_reads = reads
-            t += 1
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
-    return memories["acc"], starts
+def random_buffers(seed: int):
+    """(inp, wgt, acc), with some zero operands for the zero-MAC counter."""
+    rng = np.random.default_rng(seed)
+    inp = rng.integers(-128, 128, (CONFIG.inp_rows, DIM))
+    wgt = rng.integers(-128, 128, (CONFIG.wgt_rows, DIM))
+    inp[rng.random(inp.shape) < 0.15] = 0
+    wgt[rng.random(wgt.shape) < 0.15] = 0
+    acc = rng.integers(-(2**31), 2**31, (CONFIG.acc_rows, DIM))
+    return inp, wgt, acc
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_random_sequences_match_the_isa(seed):
-    rng = random.Random(seed)
-    np_rng = np.random.default_rng(seed)
-    program = _random_program(rng, 14)
-    inp = np_rng.integers(-128, 128, (CONFIG.inp_rows, DIM))
-    wgt = np_rng.integers(-128, 128, (CONFIG.wgt_rows, DIM))
-    acc = np_rng.integers(-(2**31), 2**31, (CONFIG.acc_rows, DIM))
-    final, starts = simulate(program, inp, wgt, acc)
-    np.testing.assert_array_equal(final, _reference(program, inp, wgt, acc))
+def isasim_timeline(program) -> np.ndarray:
     timeline = np.full((len(program) + 1, 2), -1, np.int64)
     run_instructions(
         CONFIG,
@@ -160,5 +125,104 @@ def test_random_sequences_match_the_isa(seed):
         np.zeros(CONFIG.main_memory_bytes, np.uint8),
         timeline=timeline,
     )
+    return timeline[:-1]
+
+
+def check_compute_run(program, inp, wgt, acc, run) -> None:
+    """Assert a ComputeRun's accumulator, counters and timeline equal the models'."""
+    want, zero_macs = reference(program, inp, wgt, acc)
+    np.testing.assert_array_equal(run.acc, want, err_msg="acc")
+    assert run.macs == sum(i.rows for i in program if isinstance(i, Gemm)) * DIM * DIM
+    assert run.zero_macs == zero_macs
     # isasim counts from the first fetch; the unit here starts one cycle earlier.
-    assert [s + 1 for s in starts] == timeline[:-1, 0].tolist()
+    np.testing.assert_array_equal(run.timeline + 1, isasim_timeline(program), err_msg="timeline")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_sequences_match_the_isa(seed):
+    program = random_program(random.Random(seed), 14)
+    inp, wgt, acc = random_buffers(seed)
+    check_compute_run(program, inp, wgt, acc, simulate_compute_unit(CONFIG, program, inp, wgt, acc))
+
+
+def test_back_to_back_accumulation_and_hazards():
+    """Accumulating GEMMs into the same rows back to back, a weight swap right after, and a
+    VECTOR that must wait for the array to drain, each completing with its push."""
+    push = Deps(push_prev=True, push_next=True)
+    program = [
+        Gemm(push, True, False, 0, 0, 0, 3),
+        Gemm(push, False, True, 0, 3, 0, 3),
+        Gemm(Deps(), True, True, 4, 6, 0, 3),
+        Nop(push, Unit.COMPUTE),  # overtakes the GEMM: two completions may share a cycle
+        Vector(push, VectorOp.ADD, 0, 0, 3, 5, 7),
+    ]
+    inp, wgt, acc = random_buffers(1)
+    check_compute_run(program, inp, wgt, acc, simulate_compute_unit(CONFIG, program, inp, wgt, acc))
+
+
+# -------------------------------------------------------------------------------- errors
+
+ERROR_CASES = [
+    Gemm(Deps(), False, False, 0, 14, 0, 3),  # inp rows past the end
+    Gemm(Deps(), True, False, 13, 0, 0, 1),  # weight rows past the end
+    Vector(Deps(), VectorOp.ADD, 0, 15, 2),  # acc rows past the end
+    Vector(Deps(), 3, 0, 0, 1),  # no such op
+]
+
+
+@pytest.mark.parametrize("bad", ERROR_CASES)
+def test_errors_stop_the_unit(bad):
+    """The driver checks the illegal instruction raises `error` in the next cycle and
+    touches nothing, while the GEMM before it drains normally; isasim names the same one."""
+    program = [Gemm(Deps(push_next=True), True, False, 0, 0, 0, 4), bad, Nop(Deps(), Unit.COMPUTE)]
+    inp, wgt, acc = random_buffers(2)
+    with pytest.raises(IsaError, match=r"^instruction 1: the compute unit") as raised:
+        simulate_compute_unit(CONFIG, program, inp, wgt, acc)
+    assert raised.value.index == 1
+    zeros = np.zeros(CONFIG.main_memory_bytes, np.uint8)
+    with pytest.raises(IsaError) as reference_error:
+        run_instructions(CONFIG, [*program, Finish(Deps())], zeros)
+    assert reference_error.value.index == 1
+
+
+# ------------------------------------------------------------------- the tests can fail
+
+
+_Wrapped = faulty(ComputeUnit)
+
+
+class SwappedLanes(_Wrapped):
+    """Reads inp rows with lanes 0 and 1 swapped."""
+
+    TAMPERED = frozenset({"inp_data"})
+
+    def tamper(self, m, inner):
+        data = self.inp_data.as_value()
+        m.d.comb += inner.inp_data.eq(Cat(data[8:16], data[0:8], data[16:]))
+
+
+class IgnoresHazards(_Wrapped):
+    """Ready whenever free: a VECTOR does not wait for the array to drain."""
+
+    TAMPERED = frozenset({"ready"})
+
+    def tamper(self, m, inner):
+        m.d.comb += self.ready.eq(inner.free)
+
+
+@pytest.mark.parametrize(
+    ("variant", "error", "message"),
+    [
+        (SwappedLanes, AssertionError, "acc"),
+        # The VECTOR's first write comes while the GEMM before it still has rows to write.
+        (IgnoresHazards, UnitProtocolError, r"^cycle \d+: acc row write \d+ accessed, not"),
+    ],
+)
+def test_a_broken_unit_fails(variant, error, message):
+    program = random_program(random.Random(3), 14)
+    inp, wgt, acc = random_buffers(3)
+    run = simulate_compute_unit(CONFIG, program, inp, wgt, acc, dut=_Wrapped(CONFIG))
+    check_compute_run(program, inp, wgt, acc, run)  # wrapping alone is fine
+    with pytest.raises(error, match=message):
+        run = simulate_compute_unit(CONFIG, program, inp, wgt, acc, dut=variant(CONFIG))
+        check_compute_run(program, inp, wgt, acc, run)

@@ -6,8 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Mux, Shape, Signal
 
 from verdigris.arch.config import AccelConfig, load_config
 from verdigris.arch.isa import Buffer, Deps, Finish, Gemm, Load, Nop, Unit
@@ -16,6 +15,8 @@ from verdigris.hw.load_unit import LoadUnit
 from verdigris.sim import isasim
 from verdigris.sim.amaranth_sim import UnitProtocolError, simulate_load_unit
 from verdigris.sim.isasim import IsaError, run_instructions
+
+from .faults import faulty
 
 ELEMENT_BYTES = {Buffer.INP: 1, Buffer.WGT: 1, Buffer.ACC: 4, Buffer.REQ: 12}
 PUSH = Deps(push_next=True)
@@ -338,27 +339,7 @@ def test_legal_edges_do_not_raise(edge):
 # ------------------------------------------------------------- the tests can fail, ports
 
 
-class _Wrapped(LoadUnit):
-    """A LoadUnit around a correct one, with one deliberate fault for the tests to catch."""
-
-    TAMPERED = frozenset()  # ports `tamper` drives instead of the plain connection
-
-    def tamper(self, m, inner):
-        raise NotImplementedError
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.inner = inner = LoadUnit(self.config)
-        for name, member in self.signature.members.items():
-            if name in self.TAMPERED:
-                continue
-            outer, port = getattr(self, name), getattr(inner, name)
-            if member.flow is wiring.In:
-                m.d.comb += port.eq(outer)
-            else:
-                m.d.comb += outer.eq(port)
-        self.tamper(m, inner)
-        return m
+_Wrapped = faulty(LoadUnit)
 
 
 class _SwappedBytes(_Wrapped):
@@ -406,17 +387,12 @@ class _LateWrites(_Wrapped):
             m.d.sync += getattr(self, name).eq(getattr(inner, name))
 
 
-class _Faithful(_Wrapped):
-    def tamper(self, m, inner):
-        pass
-
-
 @pytest.mark.parametrize(("variant", "message"), [(_SwappedBytes, "INP"), (_OneCycleLate, "busy")])
 def test_a_broken_unit_fails(variant, message):
     config = small_config(4, 4)
     memory = random_memory(config, 9)
     program = random_program(config, seed=3, count=12)
-    check_load_unit(config, program, memory, dut=_Faithful(config))  # wrapping alone is fine
+    check_load_unit(config, program, memory, dut=_Wrapped(config))  # wrapping alone is fine
     with pytest.raises(AssertionError, match=message):
         check_load_unit(config, program, memory, dut=variant(config))
 

@@ -153,6 +153,27 @@ def test_ties_go_to_even():
     assert got == [_exact(lane) for lane in lanes]
 
 
+def test_every_shift_at_the_rounding_and_clamp_boundaries():
+    """Products of one or two set bits, for every shift 0..63: the top bit just below, at
+    and above the half bit (rounding, ties, sticky bits) and near q = +-256 (where the
+    coarse window stops being exact), with every lower second bit; both signs."""
+    lanes = []
+    for shift in range(64):
+        for top in (shift + d for d in (-1, 0, 1, 7, 8, 9, 10, 11, 12)):
+            for low in range(max(0, top - 30), min(top, 31)):  # x = 2**(top-low) + 1 fits
+                for sign in (1, -1):
+                    x, multiplier = (1 << (top - low)) + 1, sign * (1 << low)
+                    lanes.append(RequantLane(x, 0, multiplier, shift))
+                    lanes.append(RequantLane(x, 0, multiplier, shift, 5, -20, 100))
+        for bit in range(62):
+            x = 1 << min(bit, 30)
+            for multiplier in (1 << (bit - min(bit, 30)), -(1 << (bit - min(bit, 30)))):
+                if -(2**31) <= multiplier < 2**31:
+                    lanes.append(RequantLane(x, 0, multiplier, shift))
+    got = _requantized(Requantizer(8), lanes)
+    assert got == [_exact(lane) for lane in lanes]
+
+
 @pytest.mark.parametrize("acc_width", [32, 16])
 def test_acc_plus_bias_wraps(acc_width):
     low, high = -(2 ** (acc_width - 1)), 2 ** (acc_width - 1) - 1

@@ -1,22 +1,25 @@
 # amaranth: UnusedElaboratable=no
-"""The store unit alone in Amaranth's simulator: random STOREs (requantized and raw,
-unaligned addresses, strides, partial rows) from random accumulator rows and requant
-entries. Main memory must end as the instruction simulator leaves it, and every STORE must
-keep the unit busy exactly as long as the cycle model says."""
+"""The store unit alone in Amaranth's simulator, driven and checked by `StoreUnitDriver` (the
+port contract, cycle by cycle): random STOREs (requantized and raw, unaligned addresses,
+strides, partial rows) and NOPs from random accumulator rows and requant entries. Main
+memory must end as the instruction simulator leaves it, and every instruction must keep the
+unit busy exactly as long as the cycle model says."""
 
-import itertools
 import random
 import struct
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
+from amaranth.hdl import Cat
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import Buffer, Deps, Finish, Load, Nop, Store, Unit, encode
+from verdigris.arch.isa import Buffer, Deps, Finish, Load, Nop, Store, Unit
 from verdigris.hw.store_unit import StoreUnit
-from verdigris.sim.isasim import _plan_program, run_instructions
+from verdigris.sim.amaranth_sim import UnitProtocolError, simulate_store_unit
+from verdigris.sim.isasim import IsaError, run_instructions
+
+from .faults import faulty
 
 CONFIG = AccelConfig(
     name="su",
@@ -33,11 +36,19 @@ CONFIG = AccelConfig(
 )
 DIM = CONFIG.dim
 ACC_AT, REQ_AT, OUT_AT = 1024, 1536, 0
+# The stores must see the loaded buffers: load -> compute NOP -> store tokens.
+LOADS = [
+    Load(Deps(), Buffer.ACC, False, 0, CONFIG.acc_rows, DIM, ACC_AT, 4 * DIM),
+    Load(Deps(push_next=True), Buffer.REQ, False, 0, CONFIG.req_rows, DIM, REQ_AT, 12 * DIM),
+    Nop(Deps(pop_prev=True, push_next=True), Unit.COMPUTE),
+]
 
 
-def _setup(rng: np.random.Generator):
-    """Main memory holding random acc rows and requant entries, and the LOADs that put them
-    into the buffers (for the instruction simulator)."""
+def setup(seed: int, *, bad_shift: bool = False):
+    """(memory, acc, req): main memory holding random acc rows and requant entries (the
+    LOADS put them into the buffers for the instruction simulator) and the same as the
+    buffers hold them. With `bad_shift`, entry req[1][0] has shift 0."""
+    rng = np.random.default_rng(seed)
     memory = np.zeros(CONFIG.main_memory_bytes, np.uint8)
     acc = rng.integers(-(2**31), 2**31, (CONFIG.acc_rows, DIM))
     memory[ACC_AT : ACC_AT + acc.size * 4] = np.frombuffer(acc.astype("<i4").tobytes(), np.uint8)
@@ -52,28 +63,28 @@ def _setup(rng: np.random.Generator):
             int(rng.integers(-128, 0)),
             int(rng.integers(0, 128)),
         )
+        if bad_shift and len(entries) == DIM:
+            entry = (*entry[:2], 0, *entry[3:])
         entries.append(entry)
         records += struct.pack("<iiBbbb", *entry)
     memory[REQ_AT : REQ_AT + len(records)] = np.frombuffer(records, np.uint8)
-    # The stores must see the loaded buffers: load -> compute NOP -> store tokens.
-    loads = [
-        Load(Deps(), Buffer.ACC, False, 0, CONFIG.acc_rows, DIM, ACC_AT, 4 * DIM),
-        Load(Deps(push_next=True), Buffer.REQ, False, 0, CONFIG.req_rows, DIM, REQ_AT, 12 * DIM),
-        Nop(Deps(pop_prev=True, push_next=True), Unit.COMPUTE),
-    ]
-    return memory, acc, entries, loads
+    return memory, acc, np.array(entries, np.int64).reshape(CONFIG.req_rows, DIM, 6)
 
 
-def _random_stores(rng: random.Random, count: int) -> list[Store]:
-    stores = []
+def random_program(rng: random.Random, count: int) -> list:
+    program = []
     for _ in range(count):
+        deps = Deps(push_prev=rng.random() < 0.3)
+        if rng.random() < 0.1:
+            program.append(Nop(deps, Unit.STORE))
+            continue
         raw = rng.random() < 0.3
         rows = rng.randint(0, 4)
         elems = rng.randint(1, DIM)
         stride = rng.choice([0, elems * (4 if raw else 1), rng.randint(1, 40)])
-        stores.append(
+        program.append(
             Store(
-                Deps(),
+                deps,
                 raw,
                 rng.randint(0, CONFIG.acc_rows - rows),
                 rows,
@@ -83,79 +94,112 @@ def _random_stores(rng: random.Random, count: int) -> list[Store]:
                 rng.randint(0, 1),
             )
         )
-    return stores
+    return program
 
 
-def simulate(stores, acc, entries):
-    """Run `stores` through the unit with buffer models; (memory writes applied to a zero
-    memory, start cycles)."""
-    dut = StoreUnit(CONFIG)
-    memory = np.zeros(CONFIG.main_memory_bytes, np.uint8)
-    word = CONFIG.dma_bytes
-    starts = []
+def isasim_run(program, memory):
+    """The instruction simulator's final memory and the program's timeline, after LOADS;
+    the first instruction pops the token that says the buffers are loaded."""
+    first = replace(program[0], deps=replace(program[0].deps, pop_prev=True))
+    full = [*LOADS, first, *program[1:], Finish(Deps())]
+    timeline = np.full((len(full), 2), -1, np.int64)
+    final, _ = run_instructions(CONFIG, full, memory, timeline=timeline)
+    return final, timeline[len(LOADS) : -1]
 
-    async def testbench(ctx):
-        index, t, pending = 0, 0, None
-        while index < len(stores) or not ctx.get(dut.free):
-            assert t < 5000
-            if pending is not None:
-                acc_row, req_row = pending
-                ctx.set(dut.acc_data, [int(v) for v in acc[acc_row]])
-                ctx.set(
-                    dut.req_data,
-                    [
-                        {
-                            "bias": e[0],
-                            "multiplier": e[1],
-                            "shift": e[2],
-                            "zero_point": e[3],
-                            "qmin": e[4],
-                            "qmax": e[5],
-                        }
-                        for e in entries[req_row * DIM : (req_row + 1) * DIM]
-                    ],
-                )
-            if index < len(stores):
-                ctx.set(dut.instr, encode(stores[index]))
-            start = index < len(stores) and ctx.get(dut.free)
-            ctx.set(dut.start, start)
-            if start:
-                starts.append(t)
-                index += 1
-            pending = None
-            if ctx.get(dut.acc_en):
-                pending = (ctx.get(dut.acc_addr), ctx.get(dut.req_addr))
-            if ctx.get(dut.mem_en):
-                addr, data, enables = (
-                    ctx.get(dut.mem_addr),
-                    ctx.get(dut.mem_data),
-                    ctx.get(dut.mem_be),
-                )
-                for b in range(word):
-                    if enables >> b & 1:
-                        memory[addr * word + b] = (data >> (8 * b)) & 0xFF
-            assert not ctx.get(dut.error)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            t += 1
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
-    return memory, starts
+def check_store_run(program, memory, run) -> None:
+    """Assert a StoreRun's memory and timeline equal the instruction simulator's."""
+    want, reference = isasim_run(program, memory)
+    np.testing.assert_array_equal(run.memory, want, err_msg="memory")
+    # Back to back: each instruction starts in the completion cycle of the one before.
+    timeline = run.timeline
+    np.testing.assert_array_equal(timeline[1:, 0], timeline[:-1, 1])
+    np.testing.assert_array_equal(timeline - timeline[0, 0], reference - reference[0, 0])
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_random_stores_match_the_instruction_simulator(seed):
-    np_rng = np.random.default_rng(seed)
-    memory, acc, entries, loads = _setup(np_rng)
-    stores = _random_stores(random.Random(seed), 8)
-    got, starts = simulate(stores, acc, entries)
-    first = replace(stores[0], deps=Deps(pop_prev=True))
-    expected, _ = run_instructions(CONFIG, [*loads, first, *stores[1:], Finish(Deps())], memory)
-    # Compare the output area (the inputs above it are untouched by the unit model).
-    np.testing.assert_array_equal(got[:ACC_AT], expected[:ACC_AT])
-    # Back to back: each STORE starts when the previous one's busy time is over.
-    busy = [plan.busy for plan in _plan_program(CONFIG, [*stores, Finish(Deps())])]
-    assert [b - a for a, b in itertools.pairwise(starts)] == busy[:-1]
+    memory, acc, req = setup(seed)
+    program = random_program(random.Random(seed), 10)
+    check_store_run(program, memory, simulate_store_unit(CONFIG, program, acc, req, memory))
+
+
+# -------------------------------------------------------------------------------- errors
+
+GOOD = Store(Deps(push_prev=True), False, 0, 2, DIM, OUT_AT, DIM)
+ERROR_CASES = [
+    Store(Deps(), False, 15, 2, DIM, OUT_AT, DIM),  # acc rows past the end
+    Store(Deps(), True, 0, 1, 0, OUT_AT, 0),  # elems 0
+    Store(Deps(), False, 0, 1, DIM + 1, OUT_AT, 0),  # elems past dim
+    Store(Deps(), False, 0, 1, DIM, OUT_AT, 0, 2),  # no req row 2
+    Store(Deps(), True, 0, 2, DIM, 2040, 8),  # past the end of main memory
+    Store(Deps(pop_next=True), False, 0, 1, DIM, OUT_AT, 0),  # the store unit has no next
+    Nop(Deps(push_next=True), Unit.STORE),
+]
+
+
+@pytest.mark.parametrize("bad", ERROR_CASES)
+def test_errors_stop_the_unit(bad):
+    """The driver checks the illegal instruction raises `error` in the next cycle and
+    touches nothing; isasim rejects the same one."""
+    memory, acc, req = setup(4)
+    program = [GOOD, bad, GOOD]
+    with pytest.raises(IsaError, match=r"^instruction 1: the store unit") as raised:
+        simulate_store_unit(CONFIG, program, acc, req, memory)
+    assert raised.value.index == 1
+    with pytest.raises(IsaError) as reference:
+        isasim_run(program, memory)
+    assert reference.value.index == len(LOADS) + 1
+
+
+def test_a_shift_out_of_range_stops_the_unit_while_it_runs():
+    memory, acc, req = setup(4, bad_shift=True)
+    program = [GOOD, Store(Deps(), False, 0, 2, DIM, OUT_AT, DIM, 1), GOOD]
+    with pytest.raises(IsaError, match=r"^instruction 1: the store unit") as raised:
+        simulate_store_unit(CONFIG, program, acc, req, memory)
+    assert raised.value.index == 1
+    with pytest.raises(IsaError, match="has shift 0") as reference:
+        isasim_run(program, memory)
+    assert reference.value.index == len(LOADS) + 1
+
+
+# ------------------------------------------------------------------- the tests can fail
+
+
+_Wrapped = faulty(StoreUnit)
+
+
+class SwappedStoreBytes(_Wrapped):
+    """Writes main-memory words with their two lowest bytes swapped."""
+
+    TAMPERED = frozenset({"mem_data"})
+
+    def tamper(self, m, inner):
+        data = inner.mem_data
+        m.d.comb += self.mem_data.eq(Cat(data[8:16], data[0:8], data[16:]))
+
+
+class NoPushes(_Wrapped):
+    """Never pushes a token."""
+
+    TAMPERED = frozenset({"push_prev"})
+
+    def tamper(self, m, inner):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("variant", "error", "message"),
+    [
+        (SwappedStoreBytes, AssertionError, "memory"),
+        (NoPushes, UnitProtocolError, r"push_prev is 0 in the completion cycle, not 1$"),
+    ],
+)
+def test_a_broken_unit_fails(variant, error, message):
+    memory, acc, req = setup(3)
+    program = random_program(random.Random(3), 10)
+    run = simulate_store_unit(CONFIG, program, acc, req, memory, dut=_Wrapped(CONFIG))
+    check_store_run(program, memory, run)  # wrapping alone is fine
+    with pytest.raises(error, match=message):
+        run = simulate_store_unit(CONFIG, program, acc, req, memory, dut=variant(CONFIG))
+        check_store_run(program, memory, run)

@@ -12,7 +12,7 @@ from verdigris.compiler.backend import compile_graph
 from verdigris.compiler.frontend import import_model
 from verdigris.sim.golden import quantize_input, run_device
 from verdigris.sim.isasim import run_program
-from verdigris.sim.rtl.core_runner import run_on_rtl
+from verdigris.sim.rtl.core_runner import run_fast, run_on_rtl
 
 pytestmark = pytest.mark.verilator
 
@@ -49,9 +49,11 @@ def test_shipped_models_on_rtl(config_name, rtl_build_root, tmp_path):
         assert result.activity == activity, model
 
 
-def test_faults_stop_the_core_with_an_error(rtl_build_root, tmp_path):
+@pytest.mark.parametrize("runner", ["cocotb", "harness"])
+def test_faults_stop_the_core_with_an_error(runner, rtl_build_root, tmp_path):
     """An illegal opcode and an out-of-range DMA address end with the error status within a
-    few cycles, instead of hanging (the bench's watchdog would fail the test)."""
+    few cycles, instead of hanging (the watchdog would fail the test); after the host's
+    reset the core runs the next program (through either host-port driver)."""
     from verdigris.arch.isa import Buffer, Deps, Finish, Load, encode_program
     from verdigris.arch.program import Program
 
@@ -64,14 +66,17 @@ def test_faults_stop_the_core_with_an_error(rtl_build_root, tmp_path):
     ]
     illegal = encode_program([good]) + bytes([9]) + bytes(15) + encode_program([Finish(Deps())])
     good_program, bad_program = programs
-    results = run_on_rtl(
-        # good, out of range, illegal opcode, and good again after the host's reset
-        [(good_program, {}), (bad_program, {}), (good_program, {}), (good_program, {})],
+    # good, out of range, illegal opcode, and good again after the host's reset
+    jobs = [(good_program, {}), (bad_program, {}), (good_program, {}), (good_program, {})]
+    options = dict(
         expected_cycles=[100] * 4,
         raw_instructions=[None, None, illegal, None],
         build_root=rtl_build_root,
-        results_dir=tmp_path,
     )
+    if runner == "cocotb":
+        results = run_on_rtl(jobs, results_dir=tmp_path, **options)
+    else:
+        results = run_fast(jobs, **options)
     assert [r.error for r in results] == [False, True, True, False]
     assert all(r.activity.cycles < 20 for r in results)
 
@@ -79,7 +84,6 @@ def test_faults_stop_the_core_with_an_error(rtl_build_root, tmp_path):
 def test_output_stationary_core_runs_the_shipped_models(rtl_build_root):
     """The output-stationary dataflow option: same Programs, same outputs and counters."""
     from verdigris.arch.config import AccelConfig
-    from verdigris.sim.rtl.core_runner import run_fast
 
     config = AccelConfig.from_dict(
         {**load_config("default").to_dict(), "name": "default_os", "dataflow": "os"}

@@ -1,0 +1,300 @@
+"""Drives the controller with its instruction memory, playing the three units by the
+cycle model, and checks its starts and counters against the instruction simulator; see
+`verdigris.sim.drivers`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In
+
+from verdigris.arch.config import AccelConfig
+from verdigris.arch.isa import (
+    Finish,
+    Instruction,
+    Nop,
+    Unit,
+    encode,
+)
+from verdigris.hw.controller import UNIT_NAMES, Controller
+from verdigris.hw.units import INSTRUCTION_BITS
+from verdigris.sim.amaranth_sim import UnitProtocolError
+from verdigris.sim.drivers.protocol import (
+    UnitDriver,
+    from_hex,
+    plan_each,
+    words_hex,
+)
+
+
+class ControllerWithImem(wiring.Component):
+    """A Controller and its instruction memory, which the host loads through a write port
+    as in Core: `imem_addr`, `imem_wdata` and `imem_we` (honoured while `running` is low).
+    Every other port is the Controller's own. `controller` replaces the default
+    `Controller(config)` (a variant with the same ports)."""
+
+    def __init__(self, config: AccelConfig, controller: Controller | None = None):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        self.config = config
+        self.controller = Controller(config) if controller is None else controller
+        members = dict(self.controller.signature.members.items())
+        address = members.pop("imem_addr")
+        del members["imem_en"], members["imem_data"]
+        members |= {
+            "imem_addr": In(address.shape),
+            "imem_wdata": In(INSTRUCTION_BITS),
+            "imem_we": In(1),
+        }
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.controller = ctl = self.controller
+        m.submodules.imem = imem = Memory(
+            shape=INSTRUCTION_BITS, depth=self.config.instruction_capacity, init=[]
+        )
+        read, write = imem.read_port(), imem.write_port()
+        m.d.comb += [
+            read.addr.eq(ctl.imem_addr),
+            read.en.eq(ctl.imem_en),
+            ctl.imem_data.eq(read.data),
+            write.addr.eq(self.imem_addr),
+            write.data.eq(self.imem_wdata),
+            write.en.eq(self.imem_we & ~ctl.running),
+        ]
+        for name, member in self.signature.members.items():
+            if name.startswith("imem_"):
+                continue
+            outer, inner = getattr(self, name), getattr(ctl, name)
+            m.d.comb += inner.eq(outer) if member.flow is In else outer.eq(inner)
+        return m
+
+
+@dataclass(frozen=True)
+class ControllerRun:
+    """What a controller did: each started instruction's start cycle by program index (cycle
+    0 is the cycle after `run`), its counters when `done` rose, and `error`."""
+
+    starts: dict[int, int]
+    cycles: int
+    busy: dict[str, int]
+    stall: dict[str, int]
+    instructions: dict[str, int]
+    error: bool
+
+
+def _unit_of(instruction: Instruction) -> Unit | None:
+    """The unit whose queue an instruction goes to; None for FINISH and a NOP target 3."""
+    if isinstance(instruction, Nop):
+        return Unit(instruction.target) if instruction.target in tuple(Unit) else None
+    return instruction.UNIT
+
+
+_UNIT_INPUTS = ("ready", "free", "push_prev", "push_next", "in_flight", "error")
+
+
+class ControllerDriver(UnitDriver):
+    """Loads `program` (ending in FINISH) into a ControllerWithImem through its host port,
+    one word per cycle, strobes `run`, and from the cycle after (cycle 0) plays the three
+    units as docs/isa.md's cycle model has them: an instruction started in cycle s with busy
+    b and latency l keeps its unit's `free` low until s+b and completes in s+b+l, its push
+    counts on the unit's ports then; `in_flight` while a started one completes later; the
+    compute unit's `ready` adds the hazard rules (a VECTOR waits until every GEMM and VECTOR
+    has completed, a GEMM that loads weights until `dim` cycles after the last swap).
+
+    Checks: nothing starts before cycle 0; a unit starts only while its `ready` is high, and
+    then the next instruction of its own in program order, with that word on its `instr`.
+    An instruction the instruction simulator rejects (a range, elems or flag error) makes
+    its unit raise `error` from the cycle after its start, and the controller must stop
+    (`done` with `error`) one cycle later. A word without a unit (NOP target 3, FINISH with
+    flags) stops fetch: it must never start, and the controller must end with `error`.
+    Without either, `done` must come without `error` and with every instruction started.
+    `result` gives the starts and the counters read at `done`.
+    """
+
+    INPUTS = (
+        "run",
+        "imem_addr",
+        "imem_wdata",
+        "imem_we",
+        *(f"{unit}_{port}" for unit in UNIT_NAMES for port in _UNIT_INPUTS),
+    )
+
+    def __init__(self, config: AccelConfig, program):
+        self.config, self.program = config, list(program)
+        if len(self.program) > config.instruction_capacity:
+            raise ValueError(
+                f"a program of {len(self.program)} instructions does not fit the instruction "
+                f"memory ({config.instruction_capacity})"
+            )
+        self.words = [encode(i) for i in self.program]
+        # What fetch queues: every instruction up to the first FINISH, or up to a word with
+        # no unit (`fetch_error`), where fetch stops with `error`.
+        self.queues = {unit: [] for unit in Unit}
+        self.fetch_error = None
+        for index, instruction in enumerate(self.program):
+            unit = _unit_of(instruction)
+            if unit is None:
+                if instruction.deps.bits() or not isinstance(instruction, Finish):
+                    self.fetch_error = index
+                break
+            self.queues[unit].append(index)
+        else:
+            raise ValueError("the program has no FINISH")
+        self.plans, _ = plan_each(config, self.program[:index])  # no plan: illegal
+        self.started = dict.fromkeys(Unit, 0)
+        self.free_at = dict.fromkeys(Unit, 0)
+        self.completions: list[tuple[int, object]] = []  # (cycle, plan)
+        self.drained_at = 0
+        self.swapped_at, self.swap_pending = -(10**9), False
+        self.ready = dict.fromkeys(Unit, False)
+        self.starts: dict[int, int] = {}
+        self.error_from = None  # the cycle a unit raised `error` in
+        self.error_unit = None
+        self.counters = {}
+        self.base = len(self.words) + 1  # cycle 0: loading, then the `run` strobe
+        self.limit = 64 + sum(p.busy + p.latency + 2 for p in self.plans.values())
+        self.cycle = 0
+        self.done = False
+
+    # -- JSON across processes
+
+    def to_case(self) -> dict:
+        return {"config": self.config.to_dict(), "program": words_hex(self.program)}
+
+    @classmethod
+    def from_case(cls, case: dict) -> ControllerDriver:
+        return cls(AccelConfig.from_dict(case["config"]), from_hex(case["program"]))
+
+    def snapshot(self) -> dict:
+        return {"starts": {str(i): t for i, t in self.starts.items()}, **self.counters}
+
+    def restore(self, snapshot: dict) -> None:
+        self.starts = {int(i): t for i, t in snapshot["starts"].items()}
+        self.counters = {k: v for k, v in snapshot.items() if k != "starts"}
+
+    def result(self) -> ControllerRun:
+        return ControllerRun(starts=dict(self.starts), **self.counters)
+
+    # -- the cycle
+
+    def _broken(self, message: str):
+        raise UnitProtocolError(f"cycle {self.cycle - self.base}: {message}")
+
+    def _idle(self) -> dict[str, int]:
+        return dict.fromkeys(self.INPUTS, 0)
+
+    def inputs(self, read) -> dict[str, int]:
+        values = self._idle()
+        if self.cycle < len(self.words):
+            values |= {
+                "imem_we": 1,
+                "imem_addr": self.cycle,
+                "imem_wdata": self.words[self.cycle],
+            }
+            return values
+        if self.cycle == len(self.words):
+            return values | {"run": 1}
+        t = self.cycle - self.base
+        if read("done"):
+            self._stopped(t, read)
+            return values
+        if t > self.limit:
+            self._broken(f"the controller did not finish within {self.limit} cycles")
+        if self.error_from is not None and t > self.error_from:
+            self._broken(f"did not stop in the cycle after a unit raised error (in {t - 1})")
+        for unit, name in zip(Unit, UNIT_NAMES, strict=True):
+            free = self.free_at[unit] <= t
+            ready = free
+            queue = self.queues[unit]
+            if unit == Unit.COMPUTE and self.started[unit] < len(queue) and free:
+                plan = self.plans.get(queue[self.started[unit]])
+                if plan is not None and plan.is_vector and self.drained_at > t:
+                    ready = False
+                if (
+                    plan is not None
+                    and plan.loads_weights
+                    and t < self.swapped_at + self.config.dim
+                ):
+                    ready = False
+            self.ready[unit] = ready
+            pushes = [0, 0]
+            in_flight = False
+            for completion, plan in self.completions:
+                if plan.unit != unit:
+                    continue
+                if completion == t:
+                    pushes[0] += plan.instruction.deps.push_prev
+                    pushes[1] += plan.instruction.deps.push_next
+                in_flight |= completion > t
+            error = self.error_unit == unit and t >= self.error_from
+            values |= {
+                f"{name}_ready": int(ready),
+                f"{name}_free": int(free),
+                f"{name}_push_prev": pushes[0],
+                f"{name}_push_next": pushes[1],
+                f"{name}_in_flight": int(in_flight),
+                f"{name}_error": int(error),
+            }
+        return values
+
+    def _stopped(self, t: int, read) -> None:
+        error = bool(read("error"))
+        if error and self.error_from is None and self.fetch_error is None:
+            self._broken("error without an illegal instruction")
+        if not error:
+            if self.error_from is not None:
+                self._broken("done without error after a unit raised error")
+            if self.fetch_error is not None:
+                index = self.fetch_error
+                self._broken(f"done without error, but instruction {index} is illegal")
+            left = [u.name for u in Unit if self.started[u] < len(self.queues[u])]
+            if left:
+                self._broken(f"done with instructions of {', '.join(left)} never started")
+        self.counters = {
+            "cycles": read("cycles"),
+            "busy": {name: read(f"{name}_busy_cycles") for name in UNIT_NAMES},
+            "stall": {name: read(f"{name}_stall_cycles") for name in UNIT_NAMES},
+            "instructions": {name: read(f"{name}_instructions") for name in UNIT_NAMES},
+            "error": error,
+        }
+        self.done = True
+
+    def outputs(self, read) -> None:
+        t = self.cycle - self.base
+        for unit, name in zip(Unit, UNIT_NAMES, strict=True):
+            if self.done or not read(f"{name}_start"):
+                continue
+            if t < 0:
+                self._broken(f"{name} started before run")
+            if not self.ready[unit]:
+                self._broken(f"{name} started while its ready is low")
+            queue = self.queues[unit]
+            if self.started[unit] == len(queue):
+                self._broken(f"{name} started with no instruction of its own left")
+            index = queue[self.started[unit]]
+            word = read(f"{name}_instr")
+            if word != self.words[index]:
+                self._broken(f"{name} started {word:#x}, not instruction {index}")
+            self.started[unit] += 1
+            self.starts[index] = t
+            plan = self.plans.get(index)
+            if plan is None:  # its unit rejects it (and the controller stops)
+                if self.error_from is None:
+                    self.error_from, self.error_unit = t + 1, unit
+                continue
+            self.free_at[unit] = t + plan.busy
+            completion = t + plan.busy + plan.latency
+            self.completions.append((completion, plan))
+            if plan.uses_array:
+                self.drained_at = completion
+            if plan.streams and (plan.loads_weights or self.swap_pending):
+                self.swapped_at = t + (self.config.dim if plan.loads_weights else 0)
+                self.swap_pending = False
+            elif plan.loads_weights:
+                self.swap_pending = True
+        self.cycle += 1

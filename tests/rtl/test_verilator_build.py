@@ -1,0 +1,64 @@
+"""Standalone Verilator builds (the C++ harness path): progress, caching and build errors,
+on the PE so that a build takes seconds."""
+
+import subprocess
+
+import pytest
+
+from verdigris.hw.pe import ProcessingElement
+from verdigris.sim.rtl.verilator import RtlError, build_harness, generate_verilog
+
+pytestmark = pytest.mark.verilator
+
+# Loads weight 5, then computes psum_out = 10 + 3 * 5.
+PE_MAIN = """
+#include <cstdio>
+#include "Vtop.h"
+#include "verilated.h"
+int main(int argc, char** argv) {
+    Verilated::commandArgs(argc, argv);
+    Vtop top;
+    auto tick = [&] { top.clk = 0; top.eval(); top.clk = 1; top.eval(); };
+    top.rst = 0;
+    top.w_in = 5; top.w_load = 1; tick();
+    top.w_load = 0; top.a_in = 3; top.psum_in = 10; tick();
+    std::printf("%d\\n", static_cast<int>(top.psum_out));
+    return 0;
+}
+"""
+
+
+def _build(tmp_path, source: str, events: list):
+    harness = tmp_path / "main.cpp"
+    harness.write_text(source)
+    return build_harness(
+        generate_verilog(ProcessingElement(), "pe"),
+        "pe",
+        harness,
+        {},
+        build_root=tmp_path / "builds",
+        progress=lambda *event: events.append(event),
+    )
+
+
+def test_a_harness_build_reports_its_steps_and_is_cached(tmp_path):
+    events = []
+    binary = _build(tmp_path, PE_MAIN, events)
+    assert events[0] == ("verilating", 0, 0)
+    compiling = [event for event in events if event[0] == "compiling"]
+    total = compiling[-1][2]
+    assert total >= 3  # the model, the Verilator runtime, the harness, the link
+    assert compiling[-1] == ("compiling", total, total)
+    done = [count for _, count, _ in compiling]
+    assert done == sorted(done)
+    assert subprocess.run([binary], capture_output=True, text=True).stdout == "25\n"
+
+    events.clear()
+    assert _build(tmp_path, PE_MAIN, events) == binary
+    assert events == []  # reused: nothing to build
+
+
+def test_a_failing_harness_build_says_why_and_leaves_nothing(tmp_path):
+    with pytest.raises(RtlError, match=r"(?s)C\+\+ build .* failed.*error: .undefined_name"):
+        _build(tmp_path, PE_MAIN.replace("return 0;", "return undefined_name;"), [])
+    assert [p.name for p in (tmp_path / "builds").iterdir()] == []
