@@ -10,7 +10,7 @@ Why: on an FPGA, registered inputs keep the pins out of the core's timing paths.
 Verilator they keep the top-level inputs (above all `rst`, which reaches every register's
 next-state logic) out of the core's combinational logic, which Verilator would otherwise
 settle again on every `eval()` call as well as after each clock edge; the registered top
-simulates 1.1 to 1.45 times faster (`bench/rtl_speed.py`).
+simulates about 1.2 times faster (`bench/rtl_speed.py`).
 """
 
 from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
