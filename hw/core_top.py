@@ -9,8 +9,8 @@ a bare `Core`: `main_rdata` two cycles after `main_addr`, `done` falls two cycle
 Why: on an FPGA, registered inputs keep the pins out of the core's timing paths. In
 Verilator they keep the top-level inputs (above all `rst`, which reaches every register's
 next-state logic) out of the core's combinational logic, which Verilator would otherwise
-settle again on every `eval()` call as well as after each clock edge; the registered top
-simulates about 1.2 times faster (`bench/rtl_speed.py`).
+settle again on every `eval()` call as well as after each clock edge (`bench/rtl_speed.py`
+measures the difference against the bare core).
 """
 
 from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal

@@ -140,8 +140,9 @@ class Requantizer(wiring.Component):
         def stage(enable, shape, value, name):
             """A pipeline register of this lane that takes `value` when `enable` is high.
             Without a reset: a stage is read only for a row that loaded it, and reset-less
-            data registers need no reset routing on an FPGA and make Verilator's model of
-            the whole core about 1.2 times faster (bench/rtl_speed.py's harness)."""
+            data registers need no reset routing on an FPGA and keep this block's logic out
+            of what Verilator settles whenever `rst` may change (the core's model runs
+            about 1.2 times faster)."""
             reg = Signal(shape, name=f"{name}_{i}", reset_less=True)
             with m.If(enable):
                 m.d.sync += reg.eq(value)
