@@ -8,7 +8,17 @@ from verdigris.hw.array import SystolicArray
 from verdigris.hw.pe import ProcessingElement
 from verdigris.sim.blockmodels import ArrayInputs, ArrayOutputs, PEInputs, PEOutputs
 
-__all__ = ["simulate_array", "simulate_pe"]
+__all__ = [
+    "LoadUnitDriver",
+    "UnitProtocolError",
+    "drive_in_amaranth",
+    "simulate_array",
+    "simulate_compute_unit",
+    "simulate_controller",
+    "simulate_load_unit",
+    "simulate_pe",
+    "simulate_store_unit",
+]
 
 
 def simulate_pe(
@@ -351,9 +361,6 @@ def simulate_load_unit(config, instructions, memory, *, dut=None):
     return driver.result()
 
 
-__all__ += ["LoadUnitDriver", "UnitProtocolError", "simulate_load_unit"]
-
-
 def drive_in_amaranth(dut, driver) -> None:
     """Run `driver` (a `verdigris.sim.drivers.UnitDriver`) against the component `dut`
     in Amaranth's simulator, from reset until the driver is done."""
@@ -423,11 +430,3 @@ def simulate_controller(config, program, *, controller=None):
     driver = ControllerDriver(config, program)
     drive_in_amaranth(ControllerWithImem(config, controller), driver)
     return driver.result()
-
-
-__all__ += [
-    "drive_in_amaranth",
-    "simulate_compute_unit",
-    "simulate_controller",
-    "simulate_store_unit",
-]
