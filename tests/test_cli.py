@@ -142,3 +142,13 @@ def test_build_progress_on_a_terminal_redraws_one_bar():
     assert text.count("\r") == len(BUILD_STEPS)
     assert text.count("\n") == 1 and text.endswith("\n")
     assert "[############............] 2/4 steps" in text
+
+
+def test_verilog_writes_the_registered_top_and_a_summary(tmp_path, capsys):
+    assert main(["verilog", "--config", "tiny", "-o", str(tmp_path)]) == 0
+    text = (tmp_path / "verdigris_core_tiny.v").read_text()
+    assert "module verdigris_core_tiny(" in text
+    assert "core_rst" in text  # the reset, registered once by CoreTop before the core
+    summary = (tmp_path / "verdigris_core_tiny.txt").read_text()
+    assert "4x4 = 16 PEs" in summary
+    assert "16 PEs" in capsys.readouterr().out
