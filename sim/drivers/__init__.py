@@ -1,6 +1,6 @@
-"""Cycle-by-cycle drivers for the controller, the compute unit and the store unit, independent
+"""Cycle-by-cycle drivers for the controller and the load, compute and store units, independent
 of the simulator that runs them: Amaranth's (`verdigris.sim.amaranth_sim`) or Verilator under
-cocotb (`verdigris.sim.rtl.controller_bench`, `compute_bench`, `store_bench`), so both
+cocotb (`verdigris.sim.rtl.load_bench`, `compute_bench`, `store_bench`, `controller_bench`), so both
 executors see the same stimulus and make the same checks.
 
 A driver plays everything around its block: the buffers and main memory a unit reads and
@@ -23,7 +23,8 @@ reset). `to_case()` and `from_case()` carry a driver's arguments across processe
 
 from verdigris.sim.drivers.compute import ComputeRun, ComputeUnitDriver
 from verdigris.sim.drivers.controller import ControllerDriver, ControllerRun, ControllerWithImem
-from verdigris.sim.drivers.protocol import UnitDriver, run_case_with_cocotb
+from verdigris.sim.drivers.load import LoadUnitDriver
+from verdigris.sim.drivers.protocol import UnitDriver, UnitProtocolError, run_case_with_cocotb
 from verdigris.sim.drivers.store import StoreRun, StoreUnitDriver
 
 __all__ = [
@@ -32,8 +33,10 @@ __all__ = [
     "ControllerDriver",
     "ControllerRun",
     "ControllerWithImem",
+    "LoadUnitDriver",
     "StoreRun",
     "StoreUnitDriver",
     "UnitDriver",
+    "UnitProtocolError",
     "run_case_with_cocotb",
 ]

@@ -21,9 +21,9 @@ from verdigris.arch.isa import (
 )
 from verdigris.hw.controller import UNIT_NAMES, Controller
 from verdigris.hw.units import INSTRUCTION_BITS
-from verdigris.sim.amaranth_sim import UnitProtocolError
 from verdigris.sim.drivers.protocol import (
     UnitDriver,
+    UnitProtocolError,
     from_hex,
     plan_each,
     words_hex,

@@ -16,8 +16,12 @@ from verdigris.arch.isa import (
     decode,
     encode,
 )
-from verdigris.sim.amaranth_sim import UnitProtocolError
 from verdigris.sim.isasim import IsaError, _plan_program
+
+
+class UnitProtocolError(RuntimeError):
+    """A block broke the port contract of docs/microarchitecture.md ("The unit interface")."""
+
 
 _POISON_BYTE = 0xA5  # what a read port shows in a cycle after no request
 

@@ -6,21 +6,19 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from verdigris.arch.isa import encode
 from verdigris.hw.array import SystolicArray
 from verdigris.hw.compute_unit import ComputeUnit
 from verdigris.hw.load_unit import LoadUnit
 from verdigris.hw.pe import ProcessingElement
 from verdigris.hw.requant import Requantizer
 from verdigris.hw.store_unit import StoreUnit
-from verdigris.sim.amaranth_sim import LoadUnitDriver, UnitProtocolError
 from verdigris.sim.drivers import (
     ComputeUnitDriver,
     ControllerDriver,
     ControllerWithImem,
+    LoadUnitDriver,
     StoreUnitDriver,
+    UnitProtocolError,
 )
 from verdigris.sim.rtl.verilator import RtlError, build_verilator, generate_verilog, run_cocotb
 
@@ -103,29 +101,7 @@ def run_load_bench(
     driver = LoadUnitDriver(config, instructions, memory)  # checks the memory image
     dut = LoadUnit(config) if dut is None else dut
     top = f"{type(dut).__name__.lower().lstrip('_')}_{config.dim}x{config.dma_bytes}"
-    build = build_verilator(generate_verilog(dut, top), top, build_root=build_root)
-    results = Path(results_dir or tempfile.mkdtemp(prefix="verdigris-load-"))
-    results.mkdir(parents=True, exist_ok=True)
-    case, result = results / "load_case.json", results / "load_result.json"
-    result.unlink(missing_ok=True)
-    case.write_text(
-        json.dumps(
-            {
-                "config": config.to_dict(),
-                "instructions": [f"{encode(i):x}" for i in instructions],
-                "memory": np.asarray(memory).tobytes().hex(),
-            }
-        )
-    )
-    env = {"LOAD_CASE": str(case), "LOAD_RESULT": str(result)}
-    run, failed = run_cocotb(build, "verdigris.sim.rtl.load_bench", env=env, results_dir=results)
-    outcome = json.loads(result.read_text()) if result.exists() else {}
-    if "protocol_error" in outcome:
-        raise UnitProtocolError(outcome["protocol_error"])
-    if (run, failed) != (1, 0) or not outcome:
-        raise RtlError(f"load_bench on {top}: {failed} of {run} tests failed (see {results})")
-    driver.restore(outcome)
-    return driver.result()
+    return _run_driver_bench(driver, dut, top, "load_bench", build_root, results_dir).result()
 
 
 def run_requant_bench(

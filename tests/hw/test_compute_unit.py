@@ -14,7 +14,8 @@ from amaranth.hdl import Cat
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import Deps, Finish, Gemm, Nop, Unit, Vector, VectorOp
 from verdigris.hw.compute_unit import ComputeUnit
-from verdigris.sim.amaranth_sim import UnitProtocolError, simulate_compute_unit
+from verdigris.sim.amaranth_sim import simulate_compute_unit
+from verdigris.sim.drivers import UnitProtocolError
 from verdigris.sim.isasim import IsaError, _zero_macs, run_instructions
 
 from .faults import faulty

@@ -13,7 +13,8 @@ import pytest
 
 from verdigris.arch.isa import Buffer, Deps, Finish, Gemm, Load, Nop, Unit, Vector
 from verdigris.hw.controller import Controller
-from verdigris.sim.amaranth_sim import UnitProtocolError, simulate_controller
+from verdigris.sim.amaranth_sim import simulate_controller
+from verdigris.sim.drivers import UnitProtocolError
 from verdigris.sim.isasim import run_instructions
 
 from ..sim.test_isasim import CONFIG, memory_with, random_instruction, serial

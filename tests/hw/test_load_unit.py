@@ -13,7 +13,8 @@ from verdigris.arch.isa import Buffer, Deps, Finish, Gemm, Load, Nop, Unit
 from verdigris.arch.timing import LOAD_OVERHEAD
 from verdigris.hw.load_unit import LoadUnit
 from verdigris.sim import isasim
-from verdigris.sim.amaranth_sim import UnitProtocolError, simulate_load_unit
+from verdigris.sim.amaranth_sim import simulate_load_unit
+from verdigris.sim.drivers import UnitProtocolError
 from verdigris.sim.isasim import IsaError, run_instructions
 
 from .faults import faulty

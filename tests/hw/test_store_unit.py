@@ -16,7 +16,8 @@ from amaranth.hdl import Cat
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import Buffer, Deps, Finish, Load, Nop, Store, Unit
 from verdigris.hw.store_unit import StoreUnit
-from verdigris.sim.amaranth_sim import UnitProtocolError, simulate_store_unit
+from verdigris.sim.amaranth_sim import simulate_store_unit
+from verdigris.sim.drivers import UnitProtocolError
 from verdigris.sim.isasim import IsaError, run_instructions
 
 from .faults import faulty
