@@ -34,7 +34,9 @@ __all__ = [
     "Unit",
     "Vector",
     "VectorOp",
+    "buffer_rows",
     "decode",
+    "decode_elements",
     "decode_program",
     "encode",
     "encode_program",
@@ -78,6 +80,27 @@ REQ_ENTRY = np.dtype(
 )
 # Bytes of one element of each buffer, in main memory.
 ELEMENT_BYTES = {Buffer.INP: 1, Buffer.WGT: 1, Buffer.ACC: 4, Buffer.REQ: REQ_ENTRY.itemsize}
+
+
+def buffer_rows(config, buffer: Buffer) -> int:
+    """Rows of `buffer` in an AccelConfig."""
+    return {
+        Buffer.INP: config.inp_rows,
+        Buffer.WGT: config.wgt_rows,
+        Buffer.ACC: config.acc_rows,
+        Buffer.REQ: config.req_rows,
+    }[buffer]
+
+
+def decode_elements(raw: np.ndarray, buffer: Buffer) -> np.ndarray:
+    """The elements of rows of `buffer` from their bytes ((rows, row bytes) uint8): (rows,
+    elems) int64 values, or (rows, elems, 6) int64 requant fields in REQ_ENTRY's order."""
+    if buffer in (Buffer.INP, Buffer.WGT):
+        return raw.view(np.int8).astype(np.int64)
+    if buffer is Buffer.ACC:
+        return raw.view("<i4").astype(np.int64)
+    records = raw.view(REQ_ENTRY)
+    return np.stack([records[name].astype(np.int64) for name in REQ_ENTRY.names], axis=-1)
 
 
 class VectorOp(IntEnum):

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import Buffer, Deps, Finish, Gemm, Instruction, Load, Store
+from verdigris.arch.isa import REQ_ENTRY, Buffer, Deps, Finish, Gemm, Instruction, Load, Store
 from verdigris.compiler import ir
 from verdigris.sim.golden import requantize, wrap_int32
 from verdigris.sim.isasim import run_instructions
@@ -39,17 +39,6 @@ K_TILES, N_TILES = K // DIM, N // DIM
 REPEATS = 3
 
 
-# A requant entry as docs/isa.md lays it out in main memory.
-REQ_RECORD = np.dtype(
-    [
-        ("bias", "<i4"),
-        ("multiplier", "<i4"),
-        ("shift", "u1"),
-        ("zero_point", "i1"),
-        ("qmin", "i1"),
-        ("qmax", "i1"),
-    ]
-)
 ZERO_POINT, QMIN, QMAX = -5, -128, 127
 
 
@@ -57,7 +46,7 @@ def build_program() -> list[Instruction]:
     last_gemm = K_TILES * N_TILES - 1
     program: list[Instruction] = [
         # All requant entries: one req row (8 entries of 12 bytes) per column tile.
-        Load(Deps(), Buffer.REQ, False, 0, N_TILES, DIM, REQ_ADDR, DIM * 12)
+        Load(Deps(), Buffer.REQ, False, 0, N_TILES, DIM, REQ_ADDR, DIM * REQ_ENTRY.itemsize)
     ]
     for n in range(N_TILES):
         half = (n % 2) * M
@@ -117,7 +106,7 @@ def build_memory(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     bias = rng.integers(-(2**20), 2**20, N)
     multiplier = rng.integers(2**29, 2**31, N)
     shift = rng.integers(36, 44, N)
-    records = np.zeros(N, REQ_RECORD)
+    records = np.zeros(N, REQ_ENTRY)
     records["bias"], records["multiplier"], records["shift"] = bias, multiplier, shift
     records["zero_point"], records["qmin"], records["qmax"] = ZERO_POINT, QMIN, QMAX
     memory = np.zeros(CONFIG.main_memory_bytes, np.uint8)

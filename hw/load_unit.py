@@ -9,11 +9,11 @@ from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import ELEMENT_BYTES, Buffer, Load, Nop, Opcode, Unit
+from verdigris.arch.isa import ELEMENT_BYTES, Buffer, Load, Nop, Opcode, Unit, buffer_rows
 from verdigris.arch.timing import LOAD_OVERHEAD
 from verdigris.hw.units import control_ports, field, opcode, push_flags
 
-__all__ = ["ELEMENT_BITS", "PIPELINE_OVERHEAD", "LoadUnit"]
+__all__ = ["PIPELINE_OVERHEAD", "LoadUnit"]
 
 # Bits of one buffer element: int8 activations and weights, int32 partial sums, and the
 # 12-byte requant record of docs/isa.md, kept byte for byte as it lies in main memory.
@@ -86,12 +86,7 @@ class LoadUnit(wiring.Component):
             )
         self.config = config
         dim = config.dim
-        self.depths = {
-            Buffer.INP: config.inp_rows,
-            Buffer.WGT: config.wgt_rows,
-            Buffer.ACC: config.acc_rows,
-            Buffer.REQ: config.req_rows,
-        }
+        self.depths = {buffer: buffer_rows(config, buffer) for buffer in Buffer}
         words = config.main_memory_bytes // config.dma_bytes
         members = control_ports() | {
             "mem_addr": Out(max(1, (words - 1).bit_length())),
@@ -126,7 +121,7 @@ class LoadUnit(wiring.Component):
         stride = field(instr, Load, "dram_stride")
         _, push_next = push_flags(instr)
 
-        element_bytes = Array(Const(ELEMENT_BITS[b] // 8, 4) for b in Buffer)
+        element_bytes = Array(Const(ELEMENT_BYTES[b], 4) for b in Buffer)
         depths = Array(Const(self.depths[b], 17) for b in Buffer)
         nbytes = Signal(range(dim * 12 + 1))  # bytes of a row (meaningful when elems is legal)
         m.d.comb += nbytes.eq(elems * element_bytes[buffer])

@@ -72,7 +72,6 @@ from verdigris.arch.activity import UNITS, Activity
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import (
     ELEMENT_BYTES,
-    REQ_ENTRY,
     Buffer,
     Finish,
     Gemm,
@@ -84,6 +83,8 @@ from verdigris.arch.isa import (
     Unit,
     Vector,
     VectorOp,
+    buffer_rows,
+    decode_elements,
     disassemble,
     encode,
 )
@@ -152,15 +153,6 @@ def _wrap32(values: np.ndarray) -> np.ndarray:
     """int64 values modulo 2**32 in the signed range (kept local: the simulator depends on
     the contract in verdigris.arch only, not on the compiler's golden model)."""
     return ((values + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
-
-
-def _depth(config: AccelConfig, buffer: Buffer) -> int:
-    return {
-        Buffer.INP: config.inp_rows,
-        Buffer.WGT: config.wgt_rows,
-        Buffer.ACC: config.acc_rows,
-        Buffer.REQ: config.req_rows,
-    }[buffer]
 
 
 def _check_range(
@@ -252,7 +244,7 @@ def _plan(
 
 def _plan_load(index: int, ins: Load, config: AccelConfig) -> _Plan:
     buffer = Buffer(ins.buffer)
-    _check_range(index, ins, buffer, ins.buf_row, ins.rows, _depth(config, buffer))
+    _check_range(index, ins, buffer, ins.buf_row, ins.rows, buffer_rows(config, buffer))
     if ins.fill:
         if buffer is Buffer.REQ:
             raise _instruction_error(index, ins, "a fill of the req table is illegal")
@@ -395,16 +387,6 @@ def _write_rows(memory: np.ndarray, addr: int, stride: int, data: np.ndarray) ->
             memory[addr + i * stride : addr + i * stride + nbytes] = data[i]
 
 
-def _decode_elements(raw: np.ndarray, buffer: Buffer) -> np.ndarray:
-    """(rows, elems) int64 elements, or (rows, elems, 6) requant fields, from row bytes."""
-    if buffer in (Buffer.INP, Buffer.WGT):
-        return raw.view(np.int8).astype(np.int64)
-    if buffer is Buffer.ACC:
-        return raw.view("<i4").astype(np.int64)
-    records = raw.view(REQ_ENTRY)
-    return np.stack([records[name].astype(np.int64) for name in REQ_ENTRY.names], axis=-1)
-
-
 def _start_load(state: _State, plan: _Plan) -> _Effect:
     ins = plan.instruction
     buffer = Buffer(ins.buffer)
@@ -415,7 +397,7 @@ def _start_load(state: _State, plan: _Plan) -> _Effect:
     elif ins.rows:
         nbytes = ins.elems * ELEMENT_BYTES[buffer]
         raw = _read_rows(state.memory, ins.dram_addr, ins.dram_stride, ins.rows, nbytes)
-        data[:, : ins.elems] = _decode_elements(raw, buffer)
+        data[:, : ins.elems] = decode_elements(raw, buffer)
 
     def complete() -> None:
         target[ins.buf_row : ins.buf_row + ins.rows] = data

@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import Buffer, Load, encode
-from verdigris.hw.load_unit import ELEMENT_BITS
+from verdigris.arch.isa import ELEMENT_BYTES, Buffer, Load, buffer_rows, decode_elements, encode
 from verdigris.sim.drivers.protocol import UnitDriver, from_hex, words_hex
 from verdigris.sim.isasim import IsaError
 
@@ -57,13 +56,12 @@ class LoadUnitDriver(UnitDriver):
         self.reads = [[] for _ in self.instructions]
         self.transfer = [isinstance(i, Load) and not i.fill for i in self.instructions]
         dma = config.dma_bytes
-        element_bytes = {Buffer.INP: 1, Buffer.WGT: 1, Buffer.ACC: 4, Buffer.REQ: 12}
         self.expected_reads = []  # the words each row touches, rows in order
         for ins, transfer in zip(self.instructions, self.transfer, strict=True):
             reads = []
             for r in range(ins.rows if transfer else 0):
                 start = ins.dram_addr + r * ins.dram_stride
-                end = start + ins.elems * element_bytes[Buffer(ins.buffer)]
+                end = start + ins.elems * ELEMENT_BYTES[Buffer(ins.buffer)]
                 reads.extend(range(start // dma, (end - 1) // dma + 1))
             self.expected_reads.append(reads)
         self.poison = int.from_bytes(b"\xa5" * dma, "little")
@@ -193,32 +191,11 @@ class LoadUnitDriver(UnitDriver):
         if self.error_index is not None:
             index = self.error_index
             raise IsaError(f"instruction {index}: the load unit raised its error status", index)
-        config, dim = self.config, self.config.dim
-        depths = {
-            Buffer.INP: config.inp_rows,
-            Buffer.WGT: config.wgt_rows,
-            Buffer.ACC: config.acc_rows,
-            Buffer.REQ: config.req_rows,
-        }
         buffers = {}
         for buffer in Buffer:
-            row_bytes = dim * ELEMENT_BITS[buffer] // 8
-            data = np.zeros((depths[buffer], row_bytes), np.uint8)
+            row_bytes = self.config.dim * ELEMENT_BYTES[buffer]
+            data = np.zeros((buffer_rows(self.config, buffer), row_bytes), np.uint8)
             for row, bits in self.raw[buffer].items():
                 data[row] = np.frombuffer(bits.to_bytes(row_bytes, "little"), np.uint8)
-            if buffer in (Buffer.INP, Buffer.WGT):
-                buffers[buffer] = data.view(np.int8).astype(np.int64)
-            elif buffer is Buffer.ACC:
-                buffers[buffer] = data.view("<i4").astype(np.int64)
-            else:
-                records = data.reshape(-1, dim, 12)
-                fields = (
-                    records[..., 0:4].copy().view("<i4")[..., 0],
-                    records[..., 4:8].copy().view("<i4")[..., 0],
-                    records[..., 8],
-                    records[..., 9].view(np.int8),
-                    records[..., 10].view(np.int8),
-                    records[..., 11].view(np.int8),
-                )
-                buffers[buffer] = np.stack([f.astype(np.int64) for f in fields], axis=-1)
+            buffers[buffer] = decode_elements(data, buffer)
         return buffers, self.timeline

@@ -9,7 +9,7 @@ import pytest
 from amaranth.hdl import Cat, Mux, Shape, Signal
 
 from verdigris.arch.config import AccelConfig, load_config
-from verdigris.arch.isa import Buffer, Deps, Finish, Gemm, Load, Nop, Unit
+from verdigris.arch.isa import Buffer, Deps, Finish, Gemm, Load, Nop, Unit, buffer_rows
 from verdigris.arch.timing import LOAD_OVERHEAD
 from verdigris.hw.load_unit import LoadUnit
 from verdigris.sim import isasim
@@ -36,15 +36,6 @@ def small_config(dim: int, dma_bytes: int, **overrides) -> AccelConfig:
     )
 
 
-def depth(config: AccelConfig, buffer: Buffer) -> int:
-    return {
-        Buffer.INP: config.inp_rows,
-        Buffer.WGT: config.wgt_rows,
-        Buffer.ACC: config.acc_rows,
-        Buffer.REQ: config.req_rows,
-    }[buffer]
-
-
 def random_memory(config: AccelConfig, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, config.main_memory_bytes, dtype=np.uint8)
@@ -56,7 +47,7 @@ def random_memory(config: AccelConfig, seed: int) -> np.ndarray:
 def model_buffers(config: AccelConfig, instructions, memory) -> dict:
     """docs/isa.md's LOAD, written out element by element (independent of isasim)."""
     dim = config.dim
-    buffers = {b: np.zeros((depth(config, b), dim), np.int64) for b in Buffer}
+    buffers = {b: np.zeros((buffer_rows(config, b), dim), np.int64) for b in Buffer}
     buffers[Buffer.REQ] = np.zeros((config.req_rows, dim, 6), np.int64)
     for ins in instructions:
         if not isinstance(ins, Load):
@@ -144,7 +135,7 @@ def random_load(config: AccelConfig, rng: np.random.Generator) -> Load:
     dim, dma = config.dim, config.dma_bytes
     buffer = Buffer(int(rng.integers(4)))
     rows = int(rng.integers(1, 7)) if rng.random() > 0.05 else 0
-    buf_row = int(rng.integers(0, depth(config, buffer) - rows + 1))
+    buf_row = int(rng.integers(0, buffer_rows(config, buffer) - rows + 1))
     deps = PUSH if rng.random() < 0.5 else Deps()
     if buffer is not Buffer.REQ and rng.random() < 0.25:
         value = int(rng.integers(-128, 128))
