@@ -20,13 +20,14 @@ them (docs/isa.md).
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import fifo, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import Nop, Opcode, Unit
 from verdigris.hw.units import INSTRUCTION_BITS, field, opcode
 
-__all__ = ["UNIT_NAMES", "Controller"]
+__all__ = ["UNIT_NAMES", "Controller", "ControllerWithImem"]
 
 UNIT_NAMES = ("load", "compute", "store")
 # (counter name, pushing unit, its flag, popping unit, its flag), as in docs/isa.md.
@@ -214,4 +215,48 @@ class Controller(wiring.Component):
                         m.d.sync += stall.eq(stall + 1)
                     with m.If(starts[unit]):
                         m.d.sync += count.eq(count + 1)
+        return m
+
+
+class ControllerWithImem(wiring.Component):
+    """A Controller and its instruction memory, which the host loads through a write port:
+    `imem_addr`, `imem_wdata` and `imem_we` (honoured while `running` is low).
+    Every other port is the Controller's own. `controller` replaces the default
+    `Controller(config)` (a variant with the same ports)."""
+
+    def __init__(self, config: AccelConfig, controller: Controller | None = None):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        self.config = config
+        self.controller = Controller(config) if controller is None else controller
+        members = dict(self.controller.signature.members.items())
+        address = members.pop("imem_addr")
+        del members["imem_en"], members["imem_data"]
+        members |= {
+            "imem_addr": In(address.shape),
+            "imem_wdata": In(INSTRUCTION_BITS),
+            "imem_we": In(1),
+        }
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.controller = ctl = self.controller
+        m.submodules.imem = imem = Memory(
+            shape=INSTRUCTION_BITS, depth=self.config.instruction_capacity, init=[]
+        )
+        read, write = imem.read_port(), imem.write_port()
+        m.d.comb += [
+            read.addr.eq(ctl.imem_addr),
+            read.en.eq(ctl.imem_en),
+            ctl.imem_data.eq(read.data),
+            write.addr.eq(self.imem_addr),
+            write.data.eq(self.imem_wdata),
+            write.en.eq(self.imem_we & ~ctl.running),
+        ]
+        for name, member in self.signature.members.items():
+            if name.startswith("imem_"):
+                continue
+            outer, inner = getattr(self, name), getattr(ctl, name)
+            m.d.comb += inner.eq(outer) if member.flow is In else outer.eq(inner)
         return m

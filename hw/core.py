@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import ELEMENT_BYTES
 from verdigris.hw.compute_unit import ComputeUnit
-from verdigris.hw.controller import PERF_BITS, UNIT_NAMES, Controller
+from verdigris.hw.controller import PERF_BITS, UNIT_NAMES, ControllerWithImem
 from verdigris.hw.load_unit import LoadUnit
 from verdigris.hw.store_unit import StoreUnit
 from verdigris.hw.units import INSTRUCTION_BITS
@@ -93,7 +93,7 @@ class Core(wiring.Component):
         dim = config.dim
         words = config.main_memory_bytes // config.dma_bytes
 
-        m.submodules.controller = ctl = Controller(config)
+        m.submodules.controller = ctl = ControllerWithImem(config)
         m.submodules.load = load = LoadUnit(config)
         m.submodules.compute = compute = ComputeUnit(config)
         m.submodules.store = store = StoreUnit(config)
@@ -101,9 +101,6 @@ class Core(wiring.Component):
 
         # ---- memories
         m.submodules.main = main = Memory(shape=8 * config.dma_bytes, depth=words, init=[])
-        m.submodules.imem = imem = Memory(
-            shape=INSTRUCTION_BITS, depth=config.instruction_capacity, init=[]
-        )
         m.submodules.inp = inp = Memory(shape=8 * dim, depth=config.inp_rows, init=[])
         m.submodules.wgt = wgt = Memory(shape=8 * dim, depth=config.wgt_rows, init=[])
         m.submodules.acc = acc = Memory(shape=32 * dim, depth=config.acc_rows, init=[])
@@ -132,15 +129,10 @@ class Core(wiring.Component):
             ]
         m.d.comb += [load.mem_data.eq(main_read.data), self.main_rdata.eq(main_read.data)]
 
-        imem_read = imem.read_port()
-        imem_write = imem.write_port()
         m.d.comb += [
-            imem_read.addr.eq(ctl.imem_addr),
-            imem_read.en.eq(ctl.imem_en),
-            ctl.imem_data.eq(imem_read.data),
-            imem_write.addr.eq(self.imem_addr),
-            imem_write.data.eq(self.imem_wdata),
-            imem_write.en.eq(self.imem_we & ~running),
+            ctl.imem_addr.eq(self.imem_addr),
+            ctl.imem_wdata.eq(self.imem_wdata),
+            ctl.imem_we.eq(self.imem_we),
         ]
 
         # On-chip buffers.

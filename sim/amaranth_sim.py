@@ -184,7 +184,8 @@ def simulate_controller(config, program, *, controller=None):
     started instruction, counters, error); raise UnitProtocolError when the controller broke
     the contract. `controller` replaces the default `Controller(config)` (a variant with the
     same ports)."""
-    from verdigris.sim.drivers import ControllerDriver, ControllerWithImem
+    from verdigris.hw.controller import ControllerWithImem
+    from verdigris.sim.drivers import ControllerDriver
 
     driver = ControllerDriver(config, program)
     drive_in_amaranth(ControllerWithImem(config, controller), driver)

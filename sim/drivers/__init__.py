@@ -22,7 +22,7 @@ reset). `to_case()` and `from_case()` carry a driver's arguments across processe
 """
 
 from verdigris.sim.drivers.compute import ComputeRun, ComputeUnitDriver
-from verdigris.sim.drivers.controller import ControllerDriver, ControllerRun, ControllerWithImem
+from verdigris.sim.drivers.controller import ControllerDriver, ControllerRun
 from verdigris.sim.drivers.load import LoadUnitDriver
 from verdigris.sim.drivers.protocol import UnitDriver, UnitProtocolError, run_case_with_cocotb
 from verdigris.sim.drivers.store import StoreRun, StoreUnitDriver
@@ -32,7 +32,6 @@ __all__ = [
     "ComputeUnitDriver",
     "ControllerDriver",
     "ControllerRun",
-    "ControllerWithImem",
     "LoadUnitDriver",
     "StoreRun",
     "StoreUnitDriver",

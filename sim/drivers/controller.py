@@ -6,11 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Module
-from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In
-
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import (
     Finish,
@@ -19,8 +14,7 @@ from verdigris.arch.isa import (
     Unit,
     encode,
 )
-from verdigris.hw.controller import UNIT_NAMES, Controller
-from verdigris.hw.units import INSTRUCTION_BITS
+from verdigris.hw.controller import UNIT_NAMES
 from verdigris.sim.drivers.protocol import (
     UnitDriver,
     UnitProtocolError,
@@ -28,50 +22,6 @@ from verdigris.sim.drivers.protocol import (
     plan_each,
     words_hex,
 )
-
-
-class ControllerWithImem(wiring.Component):
-    """A Controller and its instruction memory, which the host loads through a write port
-    as in Core: `imem_addr`, `imem_wdata` and `imem_we` (honoured while `running` is low).
-    Every other port is the Controller's own. `controller` replaces the default
-    `Controller(config)` (a variant with the same ports)."""
-
-    def __init__(self, config: AccelConfig, controller: Controller | None = None):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, not {config!r}")
-        self.config = config
-        self.controller = Controller(config) if controller is None else controller
-        members = dict(self.controller.signature.members.items())
-        address = members.pop("imem_addr")
-        del members["imem_en"], members["imem_data"]
-        members |= {
-            "imem_addr": In(address.shape),
-            "imem_wdata": In(INSTRUCTION_BITS),
-            "imem_we": In(1),
-        }
-        super().__init__(members)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.controller = ctl = self.controller
-        m.submodules.imem = imem = Memory(
-            shape=INSTRUCTION_BITS, depth=self.config.instruction_capacity, init=[]
-        )
-        read, write = imem.read_port(), imem.write_port()
-        m.d.comb += [
-            read.addr.eq(ctl.imem_addr),
-            read.en.eq(ctl.imem_en),
-            ctl.imem_data.eq(read.data),
-            write.addr.eq(self.imem_addr),
-            write.data.eq(self.imem_wdata),
-            write.en.eq(self.imem_we & ~ctl.running),
-        ]
-        for name, member in self.signature.members.items():
-            if name.startswith("imem_"):
-                continue
-            outer, inner = getattr(self, name), getattr(ctl, name)
-            m.d.comb += inner.eq(outer) if member.flow is In else outer.eq(inner)
-        return m
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from verdigris.hw.array import SystolicArray
 from verdigris.hw.compute_unit import ComputeUnit
+from verdigris.hw.controller import ControllerWithImem
 from verdigris.hw.load_unit import LoadUnit
 from verdigris.hw.pe import ProcessingElement
 from verdigris.hw.requant import Requantizer
@@ -15,7 +16,6 @@ from verdigris.hw.store_unit import StoreUnit
 from verdigris.sim.drivers import (
     ComputeUnitDriver,
     ControllerDriver,
-    ControllerWithImem,
     LoadUnitDriver,
     StoreUnitDriver,
     UnitProtocolError,

@@ -16,6 +16,7 @@ from verdigris.arch.isa import Deps, Finish, Gemm, Nop, Unit, Vector, VectorOp
 from verdigris.hw.compute_unit import ComputeUnit
 from verdigris.sim.amaranth_sim import simulate_compute_unit
 from verdigris.sim.drivers import UnitProtocolError
+from verdigris.sim.golden import wrap_int32
 from verdigris.sim.isasim import IsaError, _zero_macs, run_instructions
 
 from .faults import faulty
@@ -36,10 +37,6 @@ CONFIG = AccelConfig(
 DIM = CONFIG.dim
 
 
-def _wrap(values):
-    return ((np.asarray(values, np.int64) + 2**31) % 2**32) - 2**31
-
-
 def reference(program, inp, wgt, acc):
     """The ISA semantics of GEMM and VECTOR, applied in program order: (accumulator,
     zero_macs)."""
@@ -54,15 +51,15 @@ def reference(program, inp, wgt, acc):
             for i in range(ins.rows):
                 product = inp[ins.inp_row + i] @ tile
                 row = ins.acc_row + i
-                acc[row] = _wrap(acc[row] + product) if ins.accumulate else _wrap(product)
+                acc[row] = wrap_int32(acc[row] + product) if ins.accumulate else wrap_int32(product)
         elif isinstance(ins, Vector):
             for i in range(ins.rows):
-                value = _wrap((inp[ins.inp_row + i] - ins.zero) * ins.multiplier)
+                value = wrap_int32((inp[ins.inp_row + i] - ins.zero) * ins.multiplier)
                 row = ins.acc_row + i
                 if ins.op == VectorOp.WRITE:
                     acc[row] = value
                 elif ins.op == VectorOp.ADD:
-                    acc[row] = _wrap(acc[row] + value)
+                    acc[row] = wrap_int32(acc[row] + value)
                 else:
                     acc[row] = np.maximum(acc[row], value)
     return acc, zero_macs

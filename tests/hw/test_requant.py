@@ -22,24 +22,18 @@ from verdigris.sim.rtl.requant_bench import (
     requant_lane,
 )
 
+from ..exact import round_half_even
+
 INT32 = st.integers(-(2**31), 2**31 - 1)
 INT8 = st.integers(-128, 127)
 FEW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def _round_half_even(value: Fraction) -> int:
-    floor = value.numerator // value.denominator
-    rest = value - floor
-    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and floor % 2):
-        return floor + 1
-    return floor
 
 
 def _exact(lane: RequantLane, acc_width: int = 32) -> tuple[int, int]:
     """(y, x) from the definition: wrap, exact product, round half to even, clamp."""
     half = 1 << (acc_width - 1)
     x = (lane.acc + lane.bias + half) % (2 * half) - half
-    q = _round_half_even(Fraction(x * lane.multiplier, 2**lane.shift))
+    q = round_half_even(Fraction(x * lane.multiplier, 2**lane.shift))
     return min(max(q + lane.zero_point, lane.qmin), lane.qmax), x
 
 
@@ -99,7 +93,7 @@ def _lanes(draw, shift_lo: int = 1, shift_hi: int = 62, acc_width: int = 32) -> 
 
 @FEW
 @given(st.lists(_lanes(), min_size=1, max_size=12))
-def test_requantizer_is_exact_round_half_even(lanes):
+def test_requantizer_is_exactround_half_even(lanes):
     got = _requantized(Requantizer(1), lanes)
     assert got == [_exact(lane) for lane in lanes]
     for lane, (y, x) in zip(lanes, got, strict=True):

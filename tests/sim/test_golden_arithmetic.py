@@ -10,13 +10,7 @@ from verdigris.compiler import ir
 from verdigris.compiler.quantize import add_multipliers, quantize_multiplier
 from verdigris.sim.golden import requantize, wrap_int32
 
-
-def _round_half_even(value: Fraction) -> int:
-    floor = value.numerator // value.denominator
-    rest = value - floor
-    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and floor % 2):
-        return floor + 1
-    return floor
+from ..exact import round_half_even
 
 
 @given(
@@ -25,10 +19,10 @@ def _round_half_even(value: Fraction) -> int:
     shift=st.integers(1, 62),
     zero_point=st.integers(-128, 127),
 )
-def test_requantize_is_exact_round_half_even(acc, multiplier, shift, zero_point):
+def test_requantize_is_exactround_half_even(acc, multiplier, shift, zero_point):
     requant = ir.Requant(np.array([multiplier]), np.array([shift]), zero_point, -128, 127)
     got = int(requantize(np.array([acc]), requant, 0)[0])
-    exact = _round_half_even(Fraction(acc * multiplier, 2**shift)) + zero_point
+    exact = round_half_even(Fraction(acc * multiplier, 2**shift)) + zero_point
     assert got == min(127, max(-128, exact))
 
 
