@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["UNITS", "Activity"]
+__all__ = ["UNITS", "Activity", "pe_utilization"]
 
 UNITS = ("load", "compute", "store")
+
+
+def pe_utilization(useful_macs: int, cycles: int, pe_count: int) -> float:
+    """PE utilization, the one utilization figure Verdigris reports (docs/isa.md): the
+    model's own MACs over the PE-cycles of the run, so padding a layer to the array's size
+    does not count as work."""
+    return useful_macs / (cycles * pe_count) if cycles else 0.0
 
 
 def _per_unit() -> dict[str, int]:

@@ -2,20 +2,29 @@
 
 The hardware generator, the compiler and every simulator read the same AccelConfig, so one
 TOML file fixes the array size, the memories and the timing-relevant widths for all of them.
-Named presets live in arch/presets/*.toml; users can pass their own file.
+Named presets live in arch/presets/*.toml; users can pass their own file. docs/config.md
+describes every key: its meaning, unit, allowed values and default.
 """
 
 from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
-__all__ = ["PRESETS", "AccelConfig", "ConfigError", "load_config"]
+__all__ = ["PRESETS", "REQUIRED_KEYS", "AccelConfig", "ConfigError", "load_config"]
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 PRESETS = tuple(sorted(p.stem for p in PRESETS_DIR.glob("*.toml")))
+
+# A config file must give these keys. Every other key may be left out and then takes its
+# AccelConfig default, which is the `default` preset's value: a small file such as
+# `name = "mine"`, `rows = 4`, `cols = 4` describes a 4x4 array with default memories.
+# docs/config.md lists every key with its default; tests/arch/test_config.py checks both.
+REQUIRED_KEYS = ("name", "rows", "cols")
+_DOCS = "docs/config.md"
+_TEXT_KEYS = ("name", "dataflow")  # every other key is an int
 
 
 class ConfigError(ValueError):
@@ -48,55 +57,7 @@ class AccelConfig:
     queue_depth: int = 8
 
     def __post_init__(self):
-        problems = []
-
-        def need(condition: bool, message: str) -> None:
-            if not condition:
-                problems.append(message)
-
-        for field in fields(self):
-            value = getattr(self, field.name)
-            expected = str if field.name in ("name", "dataflow") else int
-            if not isinstance(value, expected) or isinstance(value, bool):
-                raise ConfigError(
-                    f"config {self.name!r}: {field.name} must be {expected.__name__}, not {value!r}"
-                )
-        need(
-            self.rows == self.cols,
-            f"rows ({self.rows}) must equal cols ({self.cols}): only square arrays are supported",
-        )
-        need(self.rows in (2, 4, 8, 16, 32), f"rows must be 2, 4, 8, 16 or 32, not {self.rows}")
-        need(self.operand_bits == 8, f"operand_bits must be 8 (int8), not {self.operand_bits}")
-        need(self.acc_bits == 32, f"acc_bits must be 32, not {self.acc_bits}")
-        need(self.dataflow in ("ws", "os"), f"dataflow must be 'ws' or 'os', not {self.dataflow!r}")
-        for name in ("inp_rows", "wgt_rows", "acc_rows", "req_rows"):
-            value = getattr(self, name)
-            need(
-                value >= 2 and value & (value - 1) == 0 and value <= 65536,
-                f"{name} must be a power of two from 2 to 65536, not {value}",
-            )
-        need(
-            self.wgt_rows >= 2 * self.rows,
-            f"wgt_rows ({self.wgt_rows}) must hold two weight tiles ({2 * self.rows} rows)",
-        )
-        need(
-            self.dma_bytes in (1, 2, 4, 8, 16, 32, 64),
-            f"dma_bytes must be a power of two from 1 to 64, not {self.dma_bytes}",
-        )
-        need(
-            self.dma_bytes > 0
-            and self.main_memory_bytes % self.dma_bytes == 0
-            and 1024 <= self.main_memory_bytes <= 2**24,
-            f"main_memory_bytes must be a multiple of dma_bytes from 1 KiB to 16 MiB, not "
-            f"{self.main_memory_bytes}",
-        )
-        need(
-            1 <= self.instruction_capacity <= 2**20,
-            f"instruction_capacity must be 1 to 2**20, not {self.instruction_capacity}",
-        )
-        need(2 <= self.queue_depth <= 64, f"queue_depth must be 2 to 64, not {self.queue_depth}")
-        if problems:
-            raise ConfigError(f"config {self.name!r}: " + "; ".join(problems))
+        _validate(_values(self), f"config {self.name!r}")
 
     @property
     def dim(self) -> int:
@@ -120,18 +81,123 @@ class AccelConfig:
 
     @classmethod
     def from_dict(cls, data: dict, *, source: str = "config") -> AccelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """The config a table of keys describes (a parsed TOML file, a program's header).
+
+        `source` starts every error message: the file's path, for a file. Unknown keys and
+        missing required keys (REQUIRED_KEYS) are errors; other missing keys take their
+        defaults. Raises ConfigError naming each key at fault and what it allows.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"{source}: a config is a table of keys, not {type(data).__name__} ({_DOCS})"
+            )
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ConfigError(f"{source}: unknown key(s) {unknown}; known keys: {sorted(known)}")
-        missing = [k for k in ("name", "rows", "cols") if k not in data]
+            raise ConfigError(
+                f"{source}: unknown key(s) {unknown}; known keys: {sorted(known)} ({_DOCS})"
+            )
+        missing = [key for key in REQUIRED_KEYS if key not in data]
         if missing:
-            raise ConfigError(f"{source}: missing key(s) {missing}")
-        return cls(**data)
+            raise ConfigError(
+                f"{source}: missing key(s) {missing}: {', '.join(REQUIRED_KEYS[:-1])} and "
+                f"{REQUIRED_KEYS[-1]} are required; the other keys default to the 'default' "
+                f"preset's values ({_DOCS})"
+            )
+        # In field order, so that the first mistyped key reported is the first in the docs.
+        defaults = _defaults()
+        values = {key: data[key] if key in data else defaults[key] for key in known}
+        # Validate here too, so that errors name `source` (the file) rather than the config's
+        # `name`; the constructor then validates again, which is cheap.
+        _validate(values, source)
+        return cls(**values)
+
+
+def _values(config: AccelConfig) -> dict:
+    """Every field of `config` by name (shallow, unlike asdict: no copies)."""
+    return {f.name: getattr(config, f.name) for f in fields(config)}
+
+
+def _defaults() -> dict:
+    """The AccelConfig default of every key that has one (all but REQUIRED_KEYS)."""
+    return {f.name: f.default for f in fields(AccelConfig) if f.default is not MISSING}
+
+
+def _type_problem(key: str, value: object) -> str | None:
+    """Why `value` has the wrong type for `key`, or None. A bool is never an int."""
+    expected = str if key in _TEXT_KEYS else int
+    if isinstance(value, expected) and not isinstance(value, bool):
+        return None
+    return f"{key} must be {expected.__name__}, not {value!r}"
+
+
+def _rule_problems(c: dict) -> list[str]:
+    """Every rule the well-typed values `c` (all keys present) break, each naming the key,
+    its value and what is allowed."""
+    problems = []
+
+    def need(condition: bool, message: str) -> None:
+        if not condition:
+            problems.append(message)
+
+    need(
+        c["rows"] == c["cols"],
+        f"rows ({c['rows']}) must equal cols ({c['cols']}): only square arrays are supported",
+    )
+    need(c["rows"] in (2, 4, 8, 16, 32), f"rows must be 2, 4, 8, 16 or 32, not {c['rows']}")
+    need(c["operand_bits"] == 8, f"operand_bits must be 8 (int8), not {c['operand_bits']}")
+    need(c["acc_bits"] == 32, f"acc_bits must be 32, not {c['acc_bits']}")
+    need(c["dataflow"] in ("ws", "os"), f"dataflow must be 'ws' or 'os', not {c['dataflow']!r}")
+    for name in ("inp_rows", "wgt_rows", "acc_rows", "req_rows"):
+        value = c[name]
+        need(
+            value >= 2 and value & (value - 1) == 0 and value <= 65536,
+            f"{name} must be a power of two from 2 to 65536, not {value}",
+        )
+    need(
+        c["wgt_rows"] >= 2 * c["rows"],
+        f"wgt_rows ({c['wgt_rows']}) must hold two weight tiles ({2 * c['rows']} rows)",
+    )
+    need(
+        c["dma_bytes"] in (1, 2, 4, 8, 16, 32, 64),
+        f"dma_bytes must be a power of two from 1 to 64, not {c['dma_bytes']}",
+    )
+    need(
+        c["dma_bytes"] > 0
+        and c["main_memory_bytes"] % c["dma_bytes"] == 0
+        and 1024 <= c["main_memory_bytes"] <= 2**24,
+        f"main_memory_bytes must be a multiple of dma_bytes from 1 KiB to 16 MiB, not "
+        f"{c['main_memory_bytes']}",
+    )
+    need(
+        1 <= c["instruction_capacity"] <= 2**20,
+        f"instruction_capacity must be 1 to 2**20, not {c['instruction_capacity']}",
+    )
+    need(2 <= c["queue_depth"] <= 64, f"queue_depth must be 2 to 64, not {c['queue_depth']}")
+    return problems
+
+
+def _validate(values: dict, where: str) -> None:
+    """Raise ConfigError(f"{where}: ...") unless `values` (every field) make a valid config.
+
+    The first mistyped key is reported alone (the rules need well-typed values); otherwise
+    every broken rule is reported at once, so one edit of a file can fix them all.
+    """
+    for key, value in values.items():
+        problem = _type_problem(key, value)
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
+    problems = _rule_problems(values)
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
 
 
 def load_config(name_or_path: str | Path) -> AccelConfig:
-    """A preset by name (tiny, default, large) or a TOML file by path."""
+    """A preset by name (tiny, default, large) or a TOML file by path (docs/config.md).
+
+    Raises ConfigError, whose message starts with the file's path, for a file that is
+    missing, not UTF-8 TOML, or not a valid config (see AccelConfig.from_dict).
+    """
     text_name = str(name_or_path)
     if text_name in PRESETS:
         path = PRESETS_DIR / f"{text_name}.toml"

@@ -14,10 +14,11 @@ import json
 import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from verdigris.arch.config import AccelConfig
+from verdigris.arch.config import AccelConfig, ConfigError
 from verdigris.arch.isa import (
     INSTRUCTION_BYTES,
     IllegalInstruction,
@@ -186,23 +187,194 @@ def save_program(program: Program, path: str | Path) -> Path:
     """Write a .vgp file atomically."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(program_bytes(program))
-    temporary.replace(path)
+    try:
+        temporary.write_bytes(program_bytes(program))
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # never leave a half-written file behind
+        raise
     return path
 
 
-def _binding(data: dict) -> Binding:
+# ------------------------------------------------------------------------------ reading
+#
+# Every read of a header field goes through _field (or a helper built on it), so that a file
+# from a buggy writer or a hand edit is rejected with the field's name and the type expected,
+# never with a bare KeyError or TypeError text.
+
+
+class _Malformed(Exception):
+    """A header that does not describe a valid program; the message names the field."""
+
+
+# Python types of parsed JSON, as a message names them.
+_JSON_NAMES = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def _json_kind(value: object) -> str:
+    """A parsed JSON value as a message shows it: its JSON type, and a scalar's value."""
+    kind = _JSON_NAMES.get(type(value), type(value).__name__)
+    if value is None or isinstance(value, list | dict):
+        return kind
+    text = json.dumps(value)
+    return f"{kind} ({text if len(text) <= 40 else text[:37] + '...'})"
+
+
+def _field(data: dict, key: str, kind: type, where: str = "") -> Any:
+    """data[key], which must be present and of JSON type `kind` (int, str, list or dict; a
+    boolean is not an integer). Raises _Malformed naming the field by its path in the
+    header, `where.key` (such as inputs[0].shape), for a missing field or a wrong type."""
+    name = f"{where}.{key}" if where else key
+    if key not in data:
+        raise _Malformed(f"missing field {name!r}")
+    value = data[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _Malformed(f"field {name!r} must be {_JSON_NAMES[kind]}, not {_json_kind(value)}")
+    return value
+
+
+def _natural(data: dict, key: str, where: str = "") -> int:
+    """An integer field that is a count, size or address: 0 or more."""
+    value = _field(data, key, int, where)
+    if value < 0:
+        name = f"{where}.{key}" if where else key
+        raise _Malformed(f"field {name!r} must be 0 or more, not {value}")
+    return value
+
+
+def _ints(data: dict, key: str, where: str = "") -> tuple[int, ...]:
+    """A list-of-integers field (a shape or a permutation) as a tuple."""
+    values = _field(data, key, list, where)
+    for index, value in enumerate(values):
+        if not isinstance(value, int) or isinstance(value, bool):
+            name = f"{where}.{key}[{index}]" if where else f"{key}[{index}]"
+            raise _Malformed(f"field {name!r} must be an integer, not {_json_kind(value)}")
+    return tuple(values)
+
+
+def _objects(data: dict, key: str) -> list[tuple[str, dict]]:
+    """A top-level list-of-objects field: (path, object) for each entry, such as
+    ("layers[2]", {...}), so that the entry's own fields are named by their full path."""
+    entries = []
+    for index, entry in enumerate(_field(data, key, list)):
+        where = f"{key}[{index}]"
+        if not isinstance(entry, dict):
+            raise _Malformed(f"field {where!r} must be an object, not {_json_kind(entry)}")
+        entries.append((where, entry))
+    return entries
+
+
+def _binding(data: dict, where: str) -> Binding:
+    dtype = _field(data, "dtype", str, where)
+    if dtype not in ("int8", "int32"):
+        raise _Malformed(f"field '{where}.dtype' must be 'int8' or 'int32', not {dtype!r}")
     return Binding(
-        data["name"],
-        data["dram_addr"],
-        data["dtype"],
-        tuple(data["shape"]),
-        tuple(data["pre_shape"]),
-        tuple(data["perm"]),
+        _field(data, "name", str, where),
+        _natural(data, "dram_addr", where),
+        dtype,
+        _ints(data, "shape", where),
+        _ints(data, "pre_shape", where),
+        _ints(data, "perm", where),
+    )
+
+
+def _layer(data: dict, where: str) -> LayerInfo:
+    # output_shape came after the first files were written: it stays optional.
+    output_shape = _ints(data, "output_shape", where) if "output_shape" in data else ()
+    return LayerInfo(
+        _field(data, "name", str, where),
+        _field(data, "kind", str, where),
+        _natural(data, "first", where),
+        _natural(data, "last", where),
+        _natural(data, "macs", where),
+        output_shape,
+    )
+
+
+def _config(header: dict) -> AccelConfig:
+    try:
+        return AccelConfig.from_dict(_field(header, "config", dict), source="field 'config'")
+    except ConfigError as error:
+        raise _Malformed(str(error)) from None
+
+
+def _segments(header: dict, constants: bytes) -> tuple[Segment, ...]:
+    """The segments, whose data the writer stores back to back after the instructions."""
+    segments = []
+    offset = 0
+    for where, entry in _objects(header, "segments"):
+        addr = _natural(entry, "addr", where)
+        stored = _natural(entry, "offset", where)
+        if stored != offset:
+            raise _Malformed(
+                f"field '{where}.offset' must be {offset} (segments are stored back to back), "
+                f"not {stored}"
+            )
+        size = _natural(entry, "size", where)
+        segments.append(Segment(addr, constants[offset : offset + size]))
+        offset += size
+    if offset != len(constants):
+        raise _Malformed(
+            f"the segments hold {offset:,} bytes of constants but the file holds "
+            f"{len(constants):,} after the instructions"
+        )
+    return tuple(segments)
+
+
+def _parse_body(body: bytes, header_length: int) -> Program:
+    """The Program in `body` (the file without its checksum, whose head has been checked).
+    Raises _Malformed for anything the header or the sizes get wrong."""
+    start = _HEAD.size
+    if start + header_length > len(body):
+        raise _Malformed(
+            f"the header length ({header_length:,} bytes) runs past the end of the file"
+        )
+    try:
+        header = json.loads(body[start : start + header_length])
+    except ValueError as error:  # json.JSONDecodeError, UnicodeDecodeError
+        raise _Malformed(f"the header is not JSON: {error}") from None
+    if not isinstance(header, dict):
+        raise _Malformed(f"the header must be a JSON object, not {_json_kind(header)}")
+    version = _field(header, "format_version", int)
+    if version != FORMAT_VERSION:
+        raise _Malformed(
+            f"field 'format_version' is {version} but the file's head says {FORMAT_VERSION}"
+        )
+    code_start = start + header_length
+    count = _natural(header, "instruction_count")
+    code_end = code_start + count * INSTRUCTION_BYTES
+    if code_end > len(body):
+        raise _Malformed(
+            f"field 'instruction_count' is {count:,}: more instructions than the file holds"
+        )
+    try:
+        instructions = tuple(decode_program(body[code_start:code_end]))
+    except IllegalInstruction as error:
+        raise _Malformed(str(error)) from None
+    return Program(
+        _config(header),
+        instructions,
+        _segments(header, body[code_end:]),
+        tuple(_binding(entry, where) for where, entry in _objects(header, "inputs")),
+        tuple(_binding(entry, where) for where, entry in _objects(header, "outputs")),
+        tuple(_layer(entry, where) for where, entry in _objects(header, "layers")),
+        _field(header, "host", dict),
+        _field(header, "name", str),
     )
 
 
 def parse_program(data: bytes, *, source: str = "program") -> Program:
+    """The Program in the bytes of a .vgp file. Raises ProgramError, starting with `source`
+    (the file's path), for a file that is not a program, corrupted or truncated, of another
+    format version, or malformed (naming the header field at fault)."""
     if len(data) < _HEAD.size + _CHECKSUM_BYTES or data[:8] != MAGIC:
         raise ProgramError(f"{source}: not a Verdigris program (.vgp): bad magic or too short")
     _, version, header_length = _HEAD.unpack_from(data)
@@ -214,52 +386,20 @@ def parse_program(data: bytes, *, source: str = "program") -> Program:
             f"{source}: program format version {version}; this Verdigris reads version "
             f"{FORMAT_VERSION}. Recompile the model with `verdigris compile`."
         )
-    start = _HEAD.size
     try:
-        header = json.loads(body[start : start + header_length])
-        config = AccelConfig.from_dict(header["config"], source=f"{source} config")
-        count = header["instruction_count"]
-        code_start = start + header_length
-        code_end = code_start + count * INSTRUCTION_BYTES
-        instructions = tuple(decode_program(body[code_start:code_end]))
-        segments = tuple(
-            Segment(s["addr"], body[code_end + s["offset"] : code_end + s["offset"] + s["size"]])
-            for s in header["segments"]
-        )
-        program = Program(
-            config,
-            instructions,
-            segments,
-            tuple(_binding(b) for b in header["inputs"]),
-            tuple(_binding(b) for b in header["outputs"]),
-            tuple(
-                LayerInfo(
-                    layer["name"],
-                    layer["kind"],
-                    layer["first"],
-                    layer["last"],
-                    layer["macs"],
-                    tuple(layer.get("output_shape", ())),
-                )
-                for layer in header["layers"]
-            ),
-            header["host"],
-            header["name"],
-        )
-    except (KeyError, TypeError, ValueError, IllegalInstruction) as error:
-        raise ProgramError(f"{source}: malformed program: {error}") from None
-    expected = code_end + sum(h["size"] for h in header["segments"])
-    if expected != len(body):
+        return _parse_body(body, header_length)
+    except _Malformed as error:
+        # The checksum matched, so the writer produced this: a bug or a hand edit.
         raise ProgramError(
-            f"{source}: the header describes {expected:,} bytes but the file holds "
-            f"{len(body):,}: malformed program"
-        )
-    return program
+            f"{source}: malformed program: {error}. Recompile the model with `verdigris compile`."
+        ) from None
 
 
 def load_program(path: str | Path, *, config: AccelConfig | None = None) -> Program:
     """Read a .vgp file; with `config`, also check it was compiled for that config."""
     path = Path(path)
+    if path.is_dir():
+        raise ProgramError(f"{path}: is a directory; give the program (.vgp) file")
     if not path.is_file():
         raise ProgramError(f"{path}: no such program file")
     program = parse_program(path.read_bytes(), source=str(path))

@@ -27,7 +27,16 @@ import numpy as np
 
 from verdigris.compiler import ir
 
-__all__ = ["GoldenError", "requantize", "run_device", "run_graph", "wrap_int32"]
+__all__ = [
+    "GoldenError",
+    "check_batches",
+    "check_input",
+    "quantize_input",
+    "requantize",
+    "run_device",
+    "run_graph",
+    "wrap_int32",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -178,14 +187,72 @@ def run_device(graph: ir.Graph, values: Mapping[str, np.ndarray]) -> dict[str, n
     return env
 
 
-def quantize_input(graph_input: ir.GraphInput, value: np.ndarray) -> np.ndarray:
-    """Host step before the device: float -> device integers, or uint8 -> int8."""
-    tensor = graph_input.tensor
+def check_input(graph_input: ir.GraphInput, value: np.ndarray) -> np.ndarray:
+    """`value` as an array the host may quantize for `graph_input`, or a GoldenError that
+    names the problem. The rule (docs/quantization.md, "Host"): a float model input takes
+    floating-point data only (integers are refused, never taken as already quantized); an
+    integer model input takes integers within its type's range; NaN is refused everywhere
+    (infinities saturate, as in QuantizeLinear)."""
     value = np.asarray(value)
-    if np.issubdtype(value.dtype, np.floating):
-        if tensor.scale is None:
-            raise GoldenError(f"input {graph_input.name} is integer; got {value.dtype} data")
-        scaled = np.rint(value.astype(np.float32) / np.float32(tensor.scale))
+    name, expected = graph_input.name, graph_input.onnx_dtype
+    kind = value.dtype.kind
+    if graph_input.tensor.scale is not None:  # a float model input
+        if kind != "f":
+            raise GoldenError(
+                f"input {name}: the model takes {expected} values; got {value.dtype} data. "
+                f"Pass floats as the model expects them (for example "
+                f"x.astype(np.float32), scaled as in training)"
+            )
+        if np.isnan(value).any():
+            where = tuple(int(i) for i in np.argwhere(np.isnan(value))[0])
+            raise GoldenError(f"input {name} contains NaN at index {where}")
+        return value
+    if kind not in "iu":
+        raise GoldenError(f"input {name}: the model takes {expected} integers; got {value.dtype}")
+    if value.size == 0:
+        return value
+    info = np.iinfo(np.dtype(expected))
+    low, high = int(value.min()), int(value.max())
+    if low < info.min or high > info.max:
+        raise GoldenError(
+            f"input {name}: values from {low} to {high} do not fit the model's {expected} "
+            f"[{info.min}, {info.max}]"
+        )
+    return value
+
+
+def check_batches(graph_inputs: list[ir.GraphInput], feeds: Mapping[str, np.ndarray]) -> int:
+    """The number of samples in `feeds` (one per model input), after checking that every input
+    is there and has the same, non-zero number of samples."""
+    missing = [i.name for i in graph_inputs if i.name not in feeds]
+    if missing:
+        names = ", ".join(f"{i.name}{list(i.tensor.shape)}" for i in graph_inputs)
+        raise GoldenError(f"missing input(s) {missing}; the model takes {names}")
+    batches = {}
+    for graph_input in graph_inputs:
+        shape = np.shape(feeds[graph_input.name])
+        if not shape:
+            raise GoldenError(
+                f"input {graph_input.name} is a scalar; the model expects shape "
+                f"{graph_input.tensor.shape}"
+            )
+        if shape[0] == 0:
+            raise GoldenError(f"input {graph_input.name}: no samples (shape {shape})")
+        batches[graph_input.name] = shape[0]
+    if len(set(batches.values())) > 1:
+        sizes = ", ".join(f"{k}: {v}" for k, v in batches.items())
+        raise GoldenError(f"batch sizes differ between the inputs ({sizes})")
+    return next(iter(batches.values()))
+
+
+def quantize_input(graph_input: ir.GraphInput, value: np.ndarray) -> np.ndarray:
+    """Host step before the device: float -> device integers, or uint8 -> int8 (after
+    `check_input`'s rule)."""
+    tensor = graph_input.tensor
+    value = check_input(graph_input, value)
+    if tensor.scale is not None:
+        with np.errstate(over="ignore", invalid="ignore"):  # infinities saturate below
+            scaled = np.rint(value.astype(np.float32) / np.float32(tensor.scale))
         return np.clip(scaled + tensor.zero_point, tensor.dtype.qmin, tensor.dtype.qmax).astype(
             np.int64
         )
@@ -231,35 +298,26 @@ def run_graph(
 
     A model with a fixed batch of 1 given a larger batch runs the samples one at a time.
     """
-    missing = [i.name for i in graph.inputs if i.name not in feeds]
-    if missing:
-        raise GoldenError(f"missing input(s) {missing}; the model takes {_input_list(graph)}")
-    batches = {np.shape(feeds[i.name])[0] for i in graph.inputs if np.ndim(feeds[i.name])}
+    batch = check_batches(list(graph.inputs), feeds)
     fixed = {i.tensor.shape[0] for i in graph.inputs if i.tensor.shape}
-    if not graph.dynamic_batch and fixed == {1} and batches and max(batches) > 1:
-        logger.info("model batch is fixed at 1: running %d samples in turn", max(batches))
-        per_sample = [
-            run_graph(graph, {k: v[j : j + 1] for k, v in feeds.items()}, raw=raw)
-            for j in range(max(batches))
-        ]
-        return {k: np.concatenate([r[k] for r in per_sample]) for k in per_sample[0]}
+    one_at_a_time = not graph.dynamic_batch and fixed == {1} and batch > 1
     for graph_input in graph.inputs:
         expected = graph_input.tensor.shape
         got = np.shape(feeds[graph_input.name])
-        trailing_ok = tuple(got[1:]) == tuple(expected[1:])
-        if (
-            len(got) != len(expected)
-            or not trailing_ok
-            or (not graph.dynamic_batch and got[:1] != expected[:1])
-        ):
+        batch_ok = graph.dynamic_batch or one_at_a_time or got[:1] == expected[:1]
+        if len(got) != len(expected) or tuple(got[1:]) != tuple(expected[1:]) or not batch_ok:
             raise GoldenError(
                 f"input {graph_input.name} has shape {got}; the model expects {expected}"
                 + (" (any batch size)" if graph.dynamic_batch else "")
             )
+        check_input(graph_input, feeds[graph_input.name])
+    if one_at_a_time:
+        logger.info("model batch is fixed at 1: running %d samples in turn", batch)
+        per_sample = [
+            run_graph(graph, {k: v[j : j + 1] for k, v in feeds.items()}, raw=raw)
+            for j in range(batch)
+        ]
+        return {k: np.concatenate([r[k] for r in per_sample]) for k in per_sample[0]}
     device_inputs = {i.tensor.name: quantize_input(i, feeds[i.name]) for i in graph.inputs}
     env = run_device(graph, device_inputs)
     return {o.name: finish_output(o, env[o.tensor.name], raw=raw) for o in graph.outputs}
-
-
-def _input_list(graph: ir.Graph) -> str:
-    return ", ".join(f"{i.name}{list(i.tensor.shape)}" for i in graph.inputs)

@@ -10,13 +10,28 @@ The public API (see verdigris.api):
 
 __version__ = "0.1.0"
 
-__all__ = ["compile_model", "load_model", "run", "run_program"]
+# The public API lives in verdigris.api; these names are imported from it on first use, so
+# `verdigris doctor` starts without numpy or onnx.
+__all__ = [
+    "BACKENDS",
+    "compile_model",
+    "layer_summaries",
+    "load_model",
+    "program_report",
+    "read_inputs",
+    "run",
+    "run_program",
+    "write_outputs",
+]
 
 
 def __getattr__(name: str):
-    # Imported on first use, so `verdigris doctor` starts without numpy or onnx.
     if name in __all__:
         from verdigris import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'verdigris' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

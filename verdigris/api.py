@@ -16,16 +16,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from verdigris.arch.activity import Activity
+from verdigris.arch.activity import Activity, pe_utilization
 from verdigris.arch.config import AccelConfig, load_config
 from verdigris.arch.program import Program
 from verdigris.compiler import ir
 from verdigris.compiler.frontend import import_model, load_onnx
 from verdigris.compiler.frontend.calibrate import (
+    check_float_model,
     load_calibration,
     quantize_float_model,
     read_named_arrays,
 )
+from verdigris.files import UserFileError, check_output_file, has_suffix
 
 if TYPE_CHECKING:  # the RTL runner imports Amaranth and Verilator helpers; only when used
     from verdigris.sim.rtl.verilator import BuildProgress
@@ -37,6 +39,9 @@ __all__ = [
     "compile_model",
     "layer_summaries",
     "load_model",
+    "output_names",
+    "program_report",
+    "program_utilization",
     "read_inputs",
     "run",
     "run_program",
@@ -49,21 +54,23 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("golden", "isasim", "rtl")
 
 
-class TensorFileError(ValueError):
+class TensorFileError(UserFileError):
     """An input or output tensor file that cannot be read or written as asked."""
 
 
 def load_model(
     path: str | Path,
     *,
-    calibrate: str | Path | None = None,
+    calibrate: str | Path | np.ndarray | Mapping[str, np.ndarray] | None = None,
     per_channel: bool = True,
 ) -> ir.Graph:
-    """Import a quantized ONNX model, or quantize a float one with calibration data first."""
+    """Import a quantized ONNX model, or quantize a float one first with calibration data:
+    a .npy/.npz file, one array (a single-input model) or arrays by input name."""
     path = Path(path)
     if calibrate is None:
         return import_model(path)
     model = load_onnx(path)
+    check_float_model(model, path)
     names = [
         v.name for v in model.graph.input if v.name not in {i.name for i in model.graph.initializer}
     ]
@@ -76,7 +83,7 @@ def compile_model(
     model: str | Path | ir.Graph,
     config: str | Path | AccelConfig = "default",
     *,
-    calibrate: str | Path | None = None,
+    calibrate: str | Path | np.ndarray | Mapping[str, np.ndarray] | None = None,
     dump_dir: str | Path | None = None,
 ) -> Program:
     """Compile an ONNX model (or an imported graph) into a Program for `config` (a preset
@@ -102,21 +109,31 @@ def run_program(
     larger than the one compiled runs one sample at a time; the Activity is the total.
     `progress` hears how the RTL core's build goes (backend rtl, first run of a config)."""
     from verdigris.compiler.backend.host import host_from_json
-    from verdigris.sim.golden import GoldenError, finish_output, quantize_input
+    from verdigris.sim.golden import (
+        GoldenError,
+        check_batches,
+        check_input,
+        finish_output,
+        quantize_input,
+    )
 
     if backend not in ("isasim", "rtl"):
         raise ValueError(f"backend {backend!r} cannot run a Program; use isasim or rtl")
     from verdigris.sim.isasim import run_program as isasim_run
 
     graph_inputs, graph_outputs, _ = host_from_json(program.host)
-    missing = [i.name for i in graph_inputs if i.name not in inputs]
-    if missing:
-        raise GoldenError(f"missing input(s) {missing}")
+    given = check_batches(graph_inputs, inputs)
     compiled = {b.name: b for b in program.inputs}
     batch = compiled[graph_inputs[0].tensor.name].shape[0]
-    given = np.shape(inputs[graph_inputs[0].name])[0]
-    if given % batch:
-        raise GoldenError(f"a batch of {given} does not split into the compiled batch {batch}")
+    for graph_input in graph_inputs:
+        expected = compiled[graph_input.tensor.name].shape
+        got = np.shape(inputs[graph_input.name])
+        if tuple(got[1:]) != tuple(expected[1:]) or given % batch:
+            raise GoldenError(
+                f"input {graph_input.name} has shape {got}; the program expects {expected}"
+                + (f" or a multiple of {batch} samples" if batch > 1 else " (any batch size)")
+            )
+        check_input(graph_input, inputs[graph_input.name])
     results: dict[str, list[np.ndarray]] = {o.name: [] for o in graph_outputs}
     total = Activity()
     runs = []
@@ -125,11 +142,6 @@ def run_program(
         for graph_input in graph_inputs:
             value = np.asarray(inputs[graph_input.name])[start : start + batch]
             binding = compiled[graph_input.tensor.name]
-            if tuple(value.shape) != tuple(binding.shape):
-                raise GoldenError(
-                    f"input {graph_input.name} has shape {value.shape} per run; the program "
-                    f"expects {binding.shape}"
-                )
             device_inputs[binding.name] = quantize_input(graph_input, value)
         runs.append(device_inputs)
     if backend == "isasim":
@@ -182,9 +194,37 @@ def input_names(model: ir.Graph | Program) -> list[str]:
     return [i.name for i in model.inputs]
 
 
+def output_names(model: ir.Graph | Program) -> list[str]:
+    if isinstance(model, Program):
+        return [o["name"] for o in model.host["outputs"]]
+    return [o.name for o in model.outputs]
+
+
+def program_utilization(program: Program, activity: Activity, samples: int) -> float:
+    """PE utilization of running `samples` samples of `program` (the Activity of that run)."""
+    batch = program.inputs[0].shape[0] if program.inputs else 1
+    macs = sum(layer.macs for layer in program.layers) * (samples // batch)
+    return pe_utilization(macs, activity.cycles, program.config.pe_count)
+
+
 def read_inputs(path: str | Path, model: ir.Graph | Program) -> dict[str, np.ndarray]:
     """Inputs from .npy (a single-input model) or .npz (arrays named after the inputs)."""
     return read_named_arrays(path, input_names(model), TensorFileError, "input")
+
+
+def check_output_path(
+    path: str | Path, output_names: list[str], *, protect: tuple[Path, ...] = ()
+) -> Path:
+    """`path` as a place to write the outputs `output_names`: .npy for one output, .npz for
+    any number; never one of the files in `protect` (such as the inputs). Checked before a
+    run, so that a long run does not end in a path error."""
+    path = check_output_file(path, (".npy", ".npz"), "output", protect=protect)
+    if has_suffix(path, ".npy") and len(output_names) != 1:
+        raise TensorFileError(
+            f"{path}: the model has {len(output_names)} outputs ({', '.join(output_names)}); "
+            "use .npz"
+        )
+    return path
 
 
 def write_outputs(
@@ -192,20 +232,12 @@ def write_outputs(
 ) -> Path:
     """Write one output as .npy or several as .npz, atomically (a temporary file renamed into
     place), refusing to overwrite any file in `protect` (such as the inputs)."""
-    path = Path(path)
-    if any(path.resolve() == Path(p).resolve() for p in protect):
-        raise TensorFileError(f"{path}: refusing to overwrite an input file; choose another name")
-    if path.suffix not in (".npy", ".npz"):
-        raise TensorFileError(f"{path}: the output must be a .npy or .npz file")
-    if path.suffix == ".npy" and len(outputs) != 1:
-        raise TensorFileError(
-            f"{path}: the model has {len(outputs)} outputs ({', '.join(outputs)}); use .npz"
-        )
+    path = check_output_path(path, list(outputs), protect=protect)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
-            if path.suffix == ".npy":
+            if has_suffix(path, ".npy"):
                 np.save(stream, next(iter(outputs.values())))
             else:
                 np.savez(stream, **outputs)
@@ -299,7 +331,7 @@ def program_report(program: Program) -> ProgramReport:
                 cycles,
                 layer.macs,
                 ideal,
-                layer.macs / (cycles * pes) if cycles else 0.0,
+                pe_utilization(layer.macs, cycles, pes),
             )
         )
         previous_end = max(previous_end, end)
@@ -309,6 +341,6 @@ def program_report(program: Program) -> ProgramReport:
         activity.cycles,
         macs,
         -(-macs // pes),
-        macs / (activity.cycles * pes) if activity.cycles else 0.0,
+        pe_utilization(macs, activity.cycles, pes),
         activity,
     )

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
 from verdigris import __version__
+from verdigris.files import (
+    UserFileError,
+    check_input_file,
+    check_output_file,
+    check_output_folder,
+    has_suffix,
+)
 from verdigris.toolchain import TOOLS, Status, check_tool
 
 __all__ = ["main"]
@@ -21,33 +29,43 @@ _NOT_BUILT = {
 
 
 class _BuildProgress:
-    """Shows a Verilator build on stderr: a bar redrawn in place on a terminal, else a line
-    when the step changes and when it ends (logs stay short)."""
+    """Shows a Verilator build on stderr: a bar redrawn in place on a terminal; in a log, a
+    line when the step changes, every `LOG_EVERY` seconds while it runs, and at the end.
+    Afterwards `seconds` is how long the build took (0 when the core came from the cache)."""
 
     WIDTH = 24
+    LOG_EVERY = 10.0
 
     def __init__(self, what: str, stream=None):
         self.what = what
         self.stream = stream or sys.stderr
         self.start = None
         self.step = None
+        self.last_line = 0.0
+        self.seconds = 0.0
 
     def __call__(self, step: str, done: int, total: int) -> None:
-        self.start = self.start or time.monotonic()
-        seconds = time.monotonic() - self.start
+        now = time.monotonic()
+        self.start = self.start or now
+        self.seconds = now - self.start
         text = f"{self.what}: {step}"
         if total:
             filled = self.WIDTH * done // total
             bar = "#" * filled + "." * (self.WIDTH - filled)
             text += f" [{bar}] {done}/{total} steps"
-        text += f", {seconds:.0f} s"
+        text += f", {self.seconds:.0f} s"
         finished = bool(total) and done == total
         if self.stream.isatty():
             end = "\n" if finished else ""
             print(f"\r{text:<79}", end=end, file=self.stream, flush=True)
-        elif step != self.step or finished:
+        elif step != self.step or finished or now - self.last_line >= self.LOG_EVERY:
             print(text, file=self.stream, flush=True)
+            self.last_line = now
         self.step = step
+
+    def describe(self) -> str:
+        """How the core was had: built now (and how long that took), or from the cache."""
+        return f"core built in {self.seconds:.0f} s" if self.start else "cached core"
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -147,24 +165,31 @@ def _demo_model() -> bool:
         f"  {report.cycles:,} cycles per image (ideal {report.ideal_cycles:,}), "
         f"PE utilization {report.utilization:.1%}"
     )
-    print("  RTL (Verilator; the first run builds the core, about a minute):")
+    print("  RTL (Verilator; a config's first run builds its core, then it is cached):")
     start = time.monotonic()
     progress = _BuildProgress("  building the 'default' core")
     rtl, activity = run_program(program, {"input": x[:4]}, backend="rtl", progress=progress)
+    seconds = time.monotonic() - start - progress.seconds
     rtl_exact = np.array_equal(rtl["output"], golden[:4])
     _, isasim_activity = run_program(program, {"input": x[:4]})
     print(
         f"  RTL on 4 images: {'bit-exact' if rtl_exact else 'DIFFERS'} vs golden; "
         f"{activity.cycles // 4:,} cycles per image, counters "
         f"{'equal' if activity == isasim_activity else 'DIFFER'} to the instruction simulator "
-        f"({time.monotonic() - start:.0f} s)"
+        f"(run {seconds:.1f} s; {progress.describe()})"
     )
     exact = exact and rtl_exact and activity == isasim_activity
     return agree == 1.0 and exact
 
 
 def _is_program(path: Path) -> bool:
-    return str(path).endswith(".vgp")
+    return has_suffix(path, ".vgp")
+
+
+def _note(args: argparse.Namespace, text: str) -> None:
+    """A remark on how the command was called (an option it does not use, say), on stderr
+    so that results on stdout stay clean."""
+    print(f"verdigris {args.command}: note: {text}", file=sys.stderr)
 
 
 def _load(args: argparse.Namespace):
@@ -177,12 +202,20 @@ def _compile(args: argparse.Namespace) -> int:
     from verdigris.api import compile_model
     from verdigris.arch.program import program_bytes, save_program
 
+    if _is_program(args.model):
+        raise _CliError(f"{args.model}: is a compiled program already; compile the .onnx model")
+    inputs = [args.model] + ([args.calibrate] if args.calibrate else [])
+    output = check_output_file(
+        args.output or args.model.with_suffix(".vgp"), (".vgp",), "program", protect=inputs
+    )
+    if args.dump_dir:
+        check_output_folder(args.dump_dir, "dump directory")
     start = time.monotonic()
     program = compile_model(
         args.model, args.config, calibrate=args.calibrate, dump_dir=args.dump_dir
     )
     seconds = time.monotonic() - start
-    output = args.output or args.model.with_suffix(".vgp")
+    output.parent.mkdir(parents=True, exist_ok=True)
     save_program(program, output)
     constants = sum(len(s.data) for s in program.segments)
     print(
@@ -201,6 +234,8 @@ def _inspect(args: argparse.Namespace) -> int:
     from verdigris.compiler.ir import format_graph
 
     if _is_program(args.model):
+        if args.calibrate:
+            _note(args, "--calibrate is ignored: a compiled program is quantized already")
         return _inspect_program(args)
     graph = _load(args)
     print(format_graph(graph))
@@ -227,37 +262,57 @@ def _inspect(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from verdigris.api import compile_model, read_inputs, run, run_program, write_outputs
+    from verdigris.api import (
+        check_output_path,
+        compile_model,
+        output_names,
+        program_utilization,
+        read_inputs,
+        run,
+        run_program,
+        write_outputs,
+    )
+    from verdigris.arch.config import load_config
     from verdigris.arch.program import load_program
 
-    activity = None
+    check_input_file(args.input, "input")
     if _is_program(args.model):
         if args.backend == "golden":
             raise _CliError(
                 "the golden model runs the ONNX model, not a Program: pass the "
-                ".onnx file, or use --backend isasim"
+                ".onnx file, or use --backend isasim or rtl"
             )
-        program = load_program(args.model)
-        inputs = read_inputs(args.input, program)
+        if args.calibrate:
+            _note(args, "--calibrate is ignored: a compiled program is quantized already")
+        # A Program runs only on the config it was compiled for: --config must name that one.
+        config = load_config(args.config) if args.config else None
+        program = model = load_program(args.model, config=config)
     else:
-        graph = _load(args)
-        inputs = read_inputs(args.input, graph)
+        graph = model = _load(args)
         program = None
-        if args.backend != "golden":
-            program = compile_model(graph, args.config)
+        if args.backend == "golden" and args.config:
+            _note(args, "--config is ignored: the golden model runs no accelerator config")
+    output = None
+    if args.output:
+        output = check_output_path(
+            args.output, output_names(model), protect=(Path(args.input), args.model)
+        )
+    inputs = read_inputs(args.input, model)
+    if program is None and args.backend != "golden":
+        program = compile_model(graph, args.config or "default")
+
     start = time.monotonic()
-    try:
-        if program is None:
-            outputs = run(graph, inputs, backend="golden", raw=args.raw)
-        else:
-            name = program.config.name
-            progress = _BuildProgress(f"rtl: building the '{name}' core (once per config)")
-            outputs, activity = run_program(
-                program, inputs, backend=args.backend, raw=args.raw, progress=progress
-            )
-    except NotImplementedError as error:
-        raise _CliError(str(error)) from None
-    seconds = time.monotonic() - start
+    progress = None
+    if program is None:
+        outputs = run(graph, inputs, backend="golden", raw=args.raw)
+        activity = None
+    else:
+        name = program.config.name
+        progress = _BuildProgress(f"rtl: building the '{name}' core (once per config)")
+        outputs, activity = run_program(
+            program, inputs, backend=args.backend, raw=args.raw, progress=progress
+        )
+    seconds = time.monotonic() - start - (progress.seconds if progress else 0.0)
     for name, value in outputs.items():
         print(f"{name}: {value.dtype}{list(value.shape)}")
         if value.ndim == 2 and value.shape[1] > 1:
@@ -266,16 +321,17 @@ def _run(args: argparse.Namespace) -> int:
             more = " ..." if len(top1) > 16 else ""
             print(f"  top-1 per sample: {shown}{more}")
     samples = len(next(iter(inputs.values())))
-    print(f"{args.backend}: {samples} sample(s) in {seconds:.2f} s")
+    built = f" ({progress.describe()})" if args.backend == "rtl" else ""
+    print(f"{args.backend}: {samples} sample(s) in {seconds:.2f} s{built}")
     if activity is not None:
         config = program.config
         print(
             f"  {activity.cycles:,} cycles ({activity.cycles // samples:,} per sample), "
-            f"array MAC slots used {activity.utilization(config.pe_count):.1%} on "
+            f"PE utilization {program_utilization(program, activity, samples):.1%} on "
             f"{config.rows}x{config.cols}"
         )
-    if args.output:
-        written = write_outputs(args.output, outputs, protect=(Path(args.input),))
+    if output is not None:
+        written = write_outputs(output, outputs, protect=(Path(args.input), args.model))
         print(f"wrote {written}")
     return 0
 
@@ -332,6 +388,7 @@ def _verilog(args: argparse.Namespace) -> int:
     from verdigris.hw.core_top import CoreTop
     from verdigris.sim.rtl.verilator import generate_verilog
 
+    check_output_folder(args.output, "Verilog output")
     config = load_config(args.config)
     top = f"verdigris_core_{config.name}"
     start = time.monotonic()
@@ -366,6 +423,17 @@ def _not_built(name: str):
     return handler
 
 
+def _positive(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="verdigris",
@@ -373,8 +441,11 @@ def _parser() -> argparse.ArgumentParser:
         "run them bit-exactly, and measure cycles and energy.",
     )
     parser.add_argument("--version", action="version", version=f"verdigris {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log progress details (and tracebacks)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    config_help = "accelerator config: a preset (tiny, default, large) or a TOML file"
 
     doctor = commands.add_parser("doctor", help="check every tool the toolkit uses")
     doctor.add_argument(
@@ -385,18 +456,30 @@ def _parser() -> argparse.ArgumentParser:
     doctor.set_defaults(handler=_doctor)
 
     demo = commands.add_parser("demo", help="run the shipped end-to-end demonstration")
-    demo.add_argument("--vectors", type=int, default=2000, help="random cycles to simulate")
-    demo.add_argument("--seed", type=int, default=1, help="random seed")
+    demo.add_argument(
+        "--vectors",
+        type=_positive,
+        default=2000,
+        help="random cycles to simulate on the PE (default: %(default)s)",
+    )
+    demo.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
     demo.set_defaults(handler=_demo)
 
     compile_ = commands.add_parser("compile", help="compile an ONNX model into a Program")
     compile_.add_argument("model", type=Path, help="quantized ONNX model (.onnx)")
     compile_.add_argument(
-        "--config", default="default", help="preset (tiny, default, large) or a TOML file"
+        "--config", default="default", help=f"{config_help} (default: %(default)s)"
     )
-    compile_.add_argument("-o", "--output", type=Path, help="the .vgp file to write")
+    compile_.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="the .vgp file to write (default: the model's name with .vgp, beside it)",
+    )
     compile_.add_argument("--calibrate", type=Path, help="calibration data for a float model")
-    compile_.add_argument("--dump-dir", type=Path, help="write each compiler step's result")
+    compile_.add_argument(
+        "--dump-dir", type=Path, help="a folder to write each compiler step's result into"
+    )
     compile_.set_defaults(handler=_compile)
 
     inspect = commands.add_parser(
@@ -411,10 +494,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("model", type=Path, help="quantized ONNX model or Program (.vgp)")
     run.add_argument("--input", required=True, help="inputs: .npy, or .npz named by input")
     run.add_argument("--output", help="write outputs here (.npy for one output, else .npz)")
-    run.add_argument("--backend", default="golden", choices=("golden", "isasim", "rtl"))
+    run.add_argument(
+        "--backend",
+        default="golden",
+        choices=("golden", "isasim", "rtl"),
+        help="golden: the integer reference model (ONNX models only); isasim: the "
+        "instruction simulator; rtl: the Verilated core (default: %(default)s)",
+    )
     run.add_argument("--raw", action="store_true", help="write the device's integer tensors")
     run.add_argument(
-        "--config", default="default", help="config to compile an ONNX model for (isasim, rtl)"
+        "--config",
+        help=f"{config_help}, to compile an ONNX model for isasim or rtl (default: default); "
+        "with a .vgp it must match the program's",
     )
     run.add_argument(
         "--calibrate",
@@ -424,15 +515,48 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     verilog = commands.add_parser("verilog", help="write the accelerator's Verilog")
-    verilog.add_argument("--config", default="default", help="preset or TOML file")
-    verilog.add_argument("-o", "--output", type=Path, default=Path("build/verilog"))
+    verilog.add_argument(
+        "--config", default="default", help=f"{config_help} (default: %(default)s)"
+    )
+    verilog.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("build/verilog"),
+        help="folder to write into (default: %(default)s)",
+    )
     verilog.set_defaults(handler=_verilog)
 
     for name, (what, _) in _NOT_BUILT.items():
         stub = commands.add_parser(name, help=f"{what} (not built yet)")
-        stub.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        # The options the command will take, so that `make bitstream BOARD=...` reaches the
+        # plain "not built yet" instead of an argument error.
+        stub.add_argument("--board", help="board name (not built yet)")
+        stub.add_argument("--config", help="accelerator config (not built yet)")
+        stub.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
         stub.set_defaults(handler=_not_built(name))
     return parser
+
+
+# Errors a user can cause: printed as one line, exit code 2.
+def _user_errors() -> tuple[type[Exception], ...]:
+    from verdigris.arch.config import ConfigError
+    from verdigris.arch.program import ProgramError
+    from verdigris.compiler.backend import CompileError
+    from verdigris.compiler.frontend.errors import ModelError
+    from verdigris.sim.golden import GoldenError
+    from verdigris.sim.rtl.verilator import RtlError
+
+    return (
+        _CliError,
+        UserFileError,
+        ModelError,
+        GoldenError,
+        ConfigError,
+        ProgramError,
+        CompileError,
+        RtlError,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -441,25 +565,25 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    from verdigris.api import TensorFileError
-    from verdigris.arch.config import ConfigError
-    from verdigris.arch.program import ProgramError
-    from verdigris.compiler.backend import CompileError
-    from verdigris.compiler.frontend.errors import ModelError
-    from verdigris.sim.golden import GoldenError
-    from verdigris.sim.rtl.verilator import RtlError
-
     try:
         return args.handler(args)
-    except (
-        _CliError,
-        ModelError,
-        TensorFileError,
-        GoldenError,
-        ConfigError,
-        ProgramError,
-        CompileError,
-        RtlError,
-    ) as error:
-        print(f"verdigris {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"\nverdigris {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`verdigris inspect M | head`): stop quietly.
+        # Python would report the pipe again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as error:
+        if isinstance(error, _user_errors()):
+            print(f"verdigris {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        if args.verbose:
+            raise
+        print(
+            f"verdigris {args.command}: internal error: {type(error).__name__}: {error}\n"
+            "This is a bug in Verdigris; run again with -v for the traceback and report it.",
+            file=sys.stderr,
+        )
+        return 3

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from verdigris.compiler.frontend.errors import ModelError
 
 __all__ = [
     "CalibrationError",
+    "check_float_model",
     "load_calibration",
     "quantize_float_model",
     "read_named_arrays",
@@ -31,39 +34,124 @@ class CalibrationError(ModelError):
     """The calibration data does not fit the model."""
 
 
+# The first bytes of a .npy file and of a .npz (zip) archive.
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
 def read_named_arrays(
     path: str | Path, names: list[str], error: type[Exception], what: str
 ) -> dict[str, np.ndarray]:
     """Arrays for the model inputs `names` from .npy (a single-input model) or .npz (arrays
-    named after the inputs, or one array for a single-input model). Problems raise `error`
-    with a message naming the file (`what` says what the file is for)."""
+    named after the inputs). A single-input model also takes an .npz holding one array of
+    another name, and arrays beyond the inputs are ignored; both are logged as warnings, so
+    the user hears what was used. Problems raise `error` with a message naming the file
+    (`what` says what the file is for)."""
     path = Path(path)
+    if path.is_dir():
+        raise error(f"{path}: is a directory; give the {what} file (.npy or .npz)")
     if not path.is_file():
         raise error(f"{path}: no such {what} file")
+    with path.open("rb") as stream:
+        head = stream.read(len(_NPY_MAGIC))
+    if not head.startswith((_NPY_MAGIC, _ZIP_MAGIC)):
+        raise error(f"{path}: not a .npy or .npz file (save arrays with numpy.save or savez)")
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as problem:
-        raise error(f"{path}: not a .npy/.npz file: {problem}") from None
-    if isinstance(data, np.ndarray):
-        arrays = {"": data}
-    else:
-        with data:
-            arrays = {key: data[key] for key in data.files}
-    if len(arrays) == 1 and len(names) == 1:
-        return {names[0]: next(iter(arrays.values()))}
+        if isinstance(data, np.ndarray):
+            arrays = {"": data}
+        else:
+            with data:
+                arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as problem:
+        raise error(f"{path}: not a readable .npy/.npz file: {problem}") from None
+    if "" in arrays:
+        if len(names) != 1:
+            raise error(
+                f"{path}: one array, but the model has inputs {names}; use an .npz with "
+                "arrays named after the inputs"
+            )
+        return {names[0]: arrays[""]}
+    if len(arrays) == 1 and len(names) == 1 and names[0] not in arrays:
+        (only,) = arrays
+        logger.warning("%s: using array '%s' for input '%s'", path, only, names[0])
+        return {names[0]: arrays[only]}
     missing = [name for name in names if name not in arrays]
     if missing:
         raise error(
             f"{path}: has arrays {sorted(arrays)}, but the model's inputs are {names}; "
             f"name the arrays after the inputs (missing: {missing})"
         )
+    extra = sorted(set(arrays) - set(names))
+    if extra:
+        logger.warning("%s: ignoring array(s) %s, which are not model inputs", path, extra)
     return {name: arrays[name] for name in names}
 
 
-def load_calibration(path: str | Path, input_names: list[str]) -> dict[str, np.ndarray]:
-    """Calibration samples (float32) for each model input."""
-    arrays = read_named_arrays(path, input_names, CalibrationError, "calibration")
+def load_calibration(
+    source: str | Path | np.ndarray | Mapping[str, np.ndarray], input_names: list[str]
+) -> dict[str, np.ndarray]:
+    """Calibration samples (float32) for each model input, from a .npy/.npz file, one array
+    (a single-input model) or arrays by input name. The data obeys the rule for inputs of a
+    float model: floating-point values, no NaN, at least one sample."""
+    if isinstance(source, np.ndarray):
+        source = {input_names[0]: source} if len(input_names) == 1 else {"": source}
+    if isinstance(source, Mapping):
+        missing = [name for name in input_names if name not in source]
+        if missing:
+            raise CalibrationError(
+                f"calibration data has arrays {sorted(source)}; the model's inputs are "
+                f"{input_names} (missing: {missing})"
+            )
+        arrays = {name: np.asarray(source[name]) for name in input_names}
+        where = "calibration data"
+    else:
+        arrays = read_named_arrays(source, input_names, CalibrationError, "calibration")
+        where = str(source)
+    for name, value in arrays.items():
+        if value.dtype.kind != "f":
+            raise CalibrationError(
+                f"{where}: calibration data for input '{name}' is {value.dtype}; the float "
+                "model takes floating-point values, scaled as in training (for example "
+                "x.astype(np.float32))"
+            )
+        if value.ndim == 0 or len(value) == 0:
+            raise CalibrationError(f"{where}: no calibration samples for input '{name}'")
+        if np.isnan(value).any():
+            index = tuple(int(i) for i in np.argwhere(np.isnan(value))[0])
+            raise CalibrationError(
+                f"{where}: calibration data for input '{name}' contains NaN at index {index}"
+            )
     return {name: value.astype(np.float32) for name, value in arrays.items()}
+
+
+# Ops that only a quantized model contains: such a model has its scales already.
+_QUANTIZED_OPS = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "ConvInteger",
+    "MatMulInteger",
+    "DynamicQuantizeLinear",
+    "QGemm",
+    "QLinearAdd",
+    "QLinearConcat",
+    "QLinearSoftmax",
+    "QLinearGlobalAveragePool",
+    "QLinearAveragePool",
+}
+
+
+def check_float_model(model: onnx.ModelProto, path: str | Path) -> None:
+    """Refuse to calibrate a model that is quantized already: quantizing it a second time
+    would silently change its outputs."""
+    found = sorted({n.op_type for n in model.graph.node if n.op_type in _QUANTIZED_OPS})
+    if found:
+        raise CalibrationError(
+            f"{path}: the model is already quantized (it has {', '.join(found)}); run it "
+            "without --calibrate (calibration data is only for float models)"
+        )
 
 
 def quantize_float_model(

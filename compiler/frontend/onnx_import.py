@@ -91,6 +91,8 @@ _OP_ADVICE = {
 def load_onnx(path: str | Path) -> onnx.ModelProto:
     """Read an ONNX file, with an error that names the file and the problem."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a directory; give the .onnx file")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
     data = path.read_bytes()
@@ -104,12 +106,36 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
         ) from None
     if not model.graph.node:
         raise ModelFileError(f"{path}: not an ONNX model, or one with an empty graph")
+    _accept_ir3_initializers(model, path)
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as error:
         first = str(error).strip().splitlines()[0]
-        raise ModelFileError(f"{path}: the ONNX checker rejects the model: {first}") from None
+        raise ModelFileError(
+            f"{path}: the ONNX checker rejects the model (IR version {model.ir_version}, "
+            f"opset {_opset(model)}): {first}"
+        ) from None
     return model
+
+
+def _opset(model: onnx.ModelProto) -> int | str:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), "?")
+
+
+def _accept_ir3_initializers(model: onnx.ModelProto, path: Path) -> None:
+    """IR version 3 requires every initializer to be a graph input too; many exported files
+    break that rule and onnxruntime runs them anyway. Such a model means the same as IR 4,
+    which dropped the rule, so it is read as IR 4 (in memory; the file is not changed)."""
+    if model.ir_version >= 4:
+        return
+    inputs = {value.name for value in model.graph.input}
+    if any(init.name not in inputs for init in model.graph.initializer):
+        logger.info(
+            "%s: IR version %d with initializers that are not inputs: read as IR 4",
+            path,
+            model.ir_version,
+        )
+        model.ir_version = 4
 
 
 # --------------------------------------------------------------------------- values

@@ -2,12 +2,27 @@
 
 import dataclasses
 import tomllib
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from verdigris.arch.config import PRESETS, AccelConfig, ConfigError, load_config
+from verdigris.arch.config import (
+    PRESETS,
+    PRESETS_DIR,
+    REQUIRED_KEYS,
+    AccelConfig,
+    ConfigError,
+    load_config,
+)
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "config.md"
+# What a missing-key error says after the list of missing keys.
+MISSING_NOTE = (
+    ": name, rows and cols are required; the other keys default to the 'default' preset's "
+    "values (docs/config.md)"
+)
 
 # The sizes each preset documents (arch/presets/*.toml). tiny's instruction_capacity is left
 # out: it was being changed in the working tree while these tests were written.
@@ -106,6 +121,13 @@ def test_a_valid_config_builds():
     assert make().to_dict() == VALID
 
 
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_file_gives_every_key(name):
+    # So a preset's values never depend on the AccelConfig defaults.
+    keys = tomllib.loads((PRESETS_DIR / f"{name}.toml").read_text())
+    assert list(keys) == [f.name for f in dataclasses.fields(AccelConfig)]
+
+
 # ------------------------------------------------------------------------------ user files
 
 
@@ -123,6 +145,29 @@ def test_a_user_toml_file_loads(tmp_path):
         assert config.inp_rows == 1024 and config.instruction_capacity == 8192
 
 
+def test_required_keys_are_the_fields_without_a_default():
+    assert REQUIRED_KEYS == ("name", "rows", "cols")
+    no_default = [
+        f.name for f in dataclasses.fields(AccelConfig) if f.default is dataclasses.MISSING
+    ]
+    assert list(REQUIRED_KEYS) == no_default
+
+
+def test_the_defaults_are_the_default_preset():
+    preset = load_config("default")
+    for field in dataclasses.fields(AccelConfig):
+        if field.name not in REQUIRED_KEYS:
+            assert field.default == getattr(preset, field.name), field.name
+
+
+@pytest.mark.parametrize("key", [k for k in VALID if k not in REQUIRED_KEYS])
+def test_a_missing_optional_key_takes_the_default_presets_value(tmp_path, key):
+    lines = load_config("default").to_toml().splitlines(keepends=True)
+    path = write(tmp_path, "".join(line for line in lines if not line.startswith(f"{key} =")))
+    assert key not in tomllib.loads(path.read_text())
+    assert load_config(path) == load_config("default")
+
+
 def test_a_copy_of_a_preset_file_loads_to_the_same_config(tmp_path):
     for name in PRESETS:
         path = write(tmp_path, load_config(name).to_toml(), f"{name}-copy.toml")
@@ -136,6 +181,14 @@ def test_unknown_keys_are_named(tmp_path):
     message = str(info.value)
     assert message.startswith(f"{path}: unknown key(s) ['colour', 'zz']; known keys: [")
     assert "'queue_depth'" in message
+    assert message.endswith("] (docs/config.md)")
+
+
+def test_a_misspelt_key_is_unknown_even_with_a_default(tmp_path):
+    # queue_depth has a default, so a typo must not silently fall back to it.
+    path = write(tmp_path, 'name = "x"\nrows = 4\ncols = 4\nqueue_dept = 4\n')
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['queue_dept'\]"):
+        load_config(path)
 
 
 def test_a_table_is_an_unknown_key(tmp_path):
@@ -157,13 +210,22 @@ def test_missing_keys_are_named(tmp_path, text, missing):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value) == f"{path}: missing key(s) {missing}"
+    assert str(info.value) == f"{path}: missing key(s) {missing}{MISSING_NOTE}"
 
 
 def test_from_dict_names_its_source():
     with pytest.raises(ConfigError) as info:
         AccelConfig.from_dict({"name": "x", "rows": 4}, source="somewhere")
-    assert str(info.value) == "somewhere: missing key(s) ['cols']"
+    assert str(info.value) == f"somewhere: missing key(s) ['cols']{MISSING_NOTE}"
+
+
+@pytest.mark.parametrize("data", [[], "rows = 4", None, 4])
+def test_from_dict_needs_a_table(data):
+    with pytest.raises(ConfigError) as info:
+        AccelConfig.from_dict(data, source="somewhere")
+    assert str(info.value) == (
+        f"somewhere: a config is a table of keys, not {type(data).__name__} (docs/config.md)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -219,7 +281,22 @@ def test_wrong_types_in_a_file_are_named(tmp_path, toml_value, key, expected, sh
     path = write(tmp_path, "".join(f"{k} = {v}\n" for k, v in lines.items()))
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value) == f"config 'x': {key} must be {expected}, not {shown}"
+    # The file is named, not the config's `name`.
+    assert str(info.value) == f"{path}: {key} must be {expected}, not {shown}"
+
+
+def test_the_first_mistyped_key_in_field_order_is_named(tmp_path):
+    path = write(tmp_path, 'queue_depth = "8"\nname = "x"\nrows = 4\ncols = 4\ndma_bytes = 4.0\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: dma_bytes must be int, not 4.0"
+
+
+def test_a_name_of_the_wrong_type_in_a_file_names_the_file(tmp_path):
+    path = write(tmp_path, "name = 7\nrows = 4\ncols = 4\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: name must be str, not 7"
 
 
 @pytest.mark.parametrize(
@@ -381,6 +458,16 @@ def test_every_problem_is_reported_at_once():
     )
 
 
+def test_broken_rules_in_a_file_name_the_file(tmp_path):
+    path = write(tmp_path, 'name = "x"\nrows = 4\ncols = 8\nacc_bits = 16\nqueue_depth = 1\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == (
+        f"{path}: rows (4) must equal cols (8): only square arrays are supported; "
+        "acc_bits must be 32, not 16; queue_depth must be 2 to 64, not 1"
+    )
+
+
 def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         make().rows = 8  # type: ignore[misc]
@@ -434,3 +521,40 @@ def test_to_toml_round_trips_names_that_need_escaping(tmp_path, name):
     config = make(name=name)
     path = write(tmp_path, config.to_toml())
     assert load_config(path) == config
+
+
+# ------------------------------------------------------------------------------ docs
+
+
+def doc_table() -> dict[str, dict[str, str]]:
+    """docs/config.md's table of keys: key -> {column: cell}, in the doc's order."""
+    lines = DOC.read_text().splitlines()
+    start = lines.index("| key | type | unit | allowed | default | meaning |")
+    columns = [cell.strip() for cell in lines[start].strip("|").split("|")]
+    table = {}
+    for line in lines[start + 2 :]:  # after the |---| line
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        entry = dict(zip(columns, cells, strict=True))
+        key = entry["key"].strip("`")
+        assert key not in table, f"{key} is listed twice"
+        table[key] = entry
+    return table
+
+
+def test_the_doc_lists_every_key_once_in_field_order():
+    assert list(doc_table()) == [f.name for f in dataclasses.fields(AccelConfig)]
+
+
+def test_the_doc_gives_each_default_and_the_required_keys():
+    for field in dataclasses.fields(AccelConfig):
+        entry = doc_table()[field.name]
+        assert entry["meaning"] and entry["allowed"], field.name
+        expected_type = "string" if field.name in ("name", "dataflow") else "integer"
+        assert entry["type"] == expected_type, field.name
+        if field.name in REQUIRED_KEYS:
+            assert entry["default"] == "required", field.name
+        else:
+            literal = entry["default"].strip("`")
+            assert tomllib.loads(f"v = {literal}")["v"] == field.default, field.name

@@ -230,14 +230,35 @@ def test_a_valid_checksum_over_a_malformed_header_is_a_program_error(data):
         parse_program(with_checksum(bytes(body)))
 
 
-def rewrite_header(data: bytes, **changes) -> bytes:
-    """The file with header entries changed and a valid checksum (as a buggy writer would)."""
+def header_of(data: bytes) -> dict:
+    """The parsed JSON header of a .vgp file."""
     header_length = struct.unpack_from("<I", data, 12)[0]
-    header = json.loads(data[HEAD_BYTES : HEAD_BYTES + header_length])
-    header.update(changes)
+    return json.loads(data[HEAD_BYTES : HEAD_BYTES + header_length])
+
+
+def with_header(data: bytes, header: object) -> bytes:
+    """The file with its JSON header replaced, re-serialized as program_bytes writes it and
+    with a valid checksum (as a buggy writer would produce it)."""
+    header_length = struct.unpack_from("<I", data, 12)[0]
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     rest = data[HEAD_BYTES + header_length : -CHECKSUM_BYTES]
     return with_checksum(struct.pack("<8sII", MAGIC, FORMAT_VERSION, len(text)) + text + rest)
+
+
+def rewrite_header(data: bytes, **changes) -> bytes:
+    """The file with header entries changed and a valid checksum (as a buggy writer would)."""
+    return with_header(data, {**header_of(data), **changes})
+
+
+def malformed(data: bytes) -> str:
+    """The text after "malformed program: " of the error parsing `data`, without the advice
+    to recompile that ends every such message."""
+    with pytest.raises(ProgramError) as info:
+        parse_program(data, source="p.vgp")
+    message = str(info.value)
+    prefix, advice = "p.vgp: malformed program: ", ". Recompile the model with `verdigris compile`."
+    assert message.startswith(prefix) and message.endswith(advice), message
+    return message[len(prefix) : -len(advice)]
 
 
 def test_rewrite_header_keeps_a_valid_file(data):
@@ -255,6 +276,220 @@ def test_an_instruction_count_past_the_constants_is_rejected(data):
     count = len(make_program().instructions) + 1
     with pytest.raises(ProgramError, match="malformed program"):
         parse_program(rewrite_header(data, instruction_count=count))
+
+
+def test_an_instruction_count_past_the_end_is_named(data):
+    assert malformed(rewrite_header(data, instruction_count=1000)) == (
+        "field 'instruction_count' is 1,000: more instructions than the file holds"
+    )
+
+
+def test_constants_that_disagree_with_the_segments_are_named(data):
+    count = len(make_program().instructions) - 1
+    assert malformed(rewrite_header(data, instruction_count=count)) == (
+        "the segments hold 64 bytes of constants but the file holds 80 after the instructions"
+    )
+
+
+def test_a_header_length_past_the_end_is_named(data):
+    body = bytearray(data[:-CHECKSUM_BYTES])
+    struct.pack_into("<I", body, 12, 10**6)
+    assert malformed(with_checksum(bytes(body))) == (
+        "the header length (1,000,000 bytes) runs past the end of the file"
+    )
+
+
+# ------------------------------------------------------------------------------ header fields
+
+# Every field program_bytes writes; a file without any of them is malformed.
+REQUIRED_FIELDS = [
+    "config",
+    "format_version",
+    "host",
+    "inputs",
+    "instruction_count",
+    "layers",
+    "name",
+    "outputs",
+    "segments",
+]
+
+
+def test_the_writer_writes_exactly_the_required_fields(data):
+    assert sorted(header_of(data)) == REQUIRED_FIELDS
+
+
+@pytest.mark.parametrize("key", REQUIRED_FIELDS)
+def test_a_missing_top_level_field_is_named(tmp_path, data, key):
+    header = header_of(data)
+    del header[key]
+    path = tmp_path / "missing.vgp"
+    path.write_bytes(with_header(data, header))
+    with pytest.raises(ProgramError) as info:
+        load_program(path)
+    assert str(info.value) == (
+        f"{path}: malformed program: missing field {key!r}. "
+        "Recompile the model with `verdigris compile`."
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("layers", "x", "field 'layers' must be a list, not a string (\"x\")"),
+        ("layers", {}, "field 'layers' must be a list, not an object"),
+        ("inputs", None, "field 'inputs' must be a list, not null"),
+        ("outputs", 3, "field 'outputs' must be a list, not an integer (3)"),
+        ("segments", True, "field 'segments' must be a list, not a boolean (true)"),
+        ("host", [], "field 'host' must be an object, not a list"),
+        ("config", "tiny", "field 'config' must be an object, not a string (\"tiny\")"),
+        ("name", 3, "field 'name' must be a string, not an integer (3)"),
+        (
+            "instruction_count",
+            "8",
+            "field 'instruction_count' must be an integer, not a string (\"8\")",
+        ),
+        (
+            "instruction_count",
+            8.0,
+            "field 'instruction_count' must be an integer, not a number (8.0)",
+        ),
+        (
+            "instruction_count",
+            True,
+            "field 'instruction_count' must be an integer, not a boolean (true)",
+        ),
+        ("instruction_count", -1, "field 'instruction_count' must be 0 or more, not -1"),
+        ("format_version", "1", "field 'format_version' must be an integer, not a string (\"1\")"),
+        ("format_version", 2, "field 'format_version' is 2 but the file's head says 1"),
+    ],
+)
+def test_a_top_level_field_of_the_wrong_type_is_named(data, key, value, message):
+    assert malformed(rewrite_header(data, **{key: value})) == message
+
+
+def test_a_long_value_is_shortened_in_the_message(data):
+    message = malformed(rewrite_header(data, layers="x" * 100))
+    assert message == f"field 'layers' must be a list, not a string (\"{'x' * 36}...)"
+
+
+def test_a_header_that_is_not_an_object_is_named(data):
+    assert malformed(with_header(data, [1, 2])) == "the header must be a JSON object, not a list"
+
+
+def test_a_header_that_is_not_json_is_named(data):
+    header_length = struct.unpack_from("<I", data, 12)[0]
+    body = bytearray(data[:-CHECKSUM_BYTES])
+    body[HEAD_BYTES + header_length - 1] = ord("]")
+    assert malformed(with_checksum(bytes(body))).startswith("the header is not JSON: ")
+
+
+# Each list of objects in the header, one entry of it, and that entry's required fields.
+ENTRY_FIELDS = [
+    ("inputs", 0, ["name", "dram_addr", "dtype", "shape", "pre_shape", "perm"]),
+    ("outputs", 0, ["name", "dram_addr", "dtype", "shape", "pre_shape", "perm"]),
+    ("segments", 1, ["addr", "offset", "size"]),
+    ("layers", 1, ["name", "kind", "first", "last", "macs"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "index", "field"),
+    [(key, index, field) for key, index, names in ENTRY_FIELDS for field in names],
+)
+def test_a_missing_field_of_an_entry_is_named_by_its_path(data, key, index, field):
+    header = header_of(data)
+    del header[key][index][field]
+    assert malformed(with_header(data, header)) == f"missing field '{key}[{index}].{field}'"
+
+
+@pytest.mark.parametrize(("key", "index", "names"), ENTRY_FIELDS)
+def test_the_entries_fields_are_the_ones_the_writer_writes(data, key, index, names):
+    written = set(header_of(data)[key][index])
+    # output_shape is optional (older files have none); every other field is required.
+    assert written - {"output_shape"} == set(names)
+
+
+@pytest.mark.parametrize(
+    ("key", "index", "field", "value", "message"),
+    [
+        (
+            "inputs",
+            0,
+            "shape",
+            [1, "4", 2, 2],
+            "field 'inputs[0].shape[1]' must be an integer, not a string (\"4\")",
+        ),
+        (
+            "inputs",
+            0,
+            "perm",
+            "0231",
+            "field 'inputs[0].perm' must be a list, not a string (\"0231\")",
+        ),
+        (
+            "inputs",
+            0,
+            "dtype",
+            "float32",
+            "field 'inputs[0].dtype' must be 'int8' or 'int32', not 'float32'",
+        ),
+        ("outputs", 0, "dram_addr", -16, "field 'outputs[0].dram_addr' must be 0 or more, not -16"),
+        ("outputs", 0, "name", None, "field 'outputs[0].name' must be a string, not null"),
+        (
+            "segments",
+            1,
+            "addr",
+            "0x40",
+            "field 'segments[1].addr' must be an integer, not a string (\"0x40\")",
+        ),
+        (
+            "segments",
+            1,
+            "offset",
+            20,
+            "field 'segments[1].offset' must be 16 (segments are stored back to back), not 20",
+        ),
+        ("layers", 1, "macs", 1.5, "field 'layers[1].macs' must be an integer, not a number (1.5)"),
+        (
+            "layers",
+            0,
+            "output_shape",
+            [1, None],
+            "field 'layers[0].output_shape[1]' must be an integer, not null",
+        ),
+    ],
+)
+def test_an_entry_field_of_the_wrong_type_is_named(data, key, index, field, value, message):
+    header = header_of(data)
+    header[key][index][field] = value
+    assert malformed(with_header(data, header)) == message
+
+
+@pytest.mark.parametrize("key", ["inputs", "segments", "layers"])
+def test_an_entry_that_is_not_an_object_is_named(data, key):
+    header = header_of(data)
+    header[key][0] = [1, 2]
+    assert malformed(with_header(data, header)) == f"field '{key}[0]' must be an object, not a list"
+
+
+def test_a_layer_without_output_shape_loads(data):
+    header = header_of(data)
+    del header["layers"][0]["output_shape"]
+    assert parse_program(with_header(data, header)).layers[0].output_shape == ()
+
+
+def test_a_config_the_header_gets_wrong_is_named(data):
+    config = header_of(data)["config"]
+    del config["cols"]
+    assert malformed(rewrite_header(data, config=config)) == (
+        "field 'config': missing key(s) ['cols']: name, rows and cols are required; the other "
+        "keys default to the 'default' preset's values (docs/config.md)"
+    )
+    config = {**header_of(data)["config"], "rows": "4"}
+    assert malformed(rewrite_header(data, config=config)) == (
+        "field 'config': rows must be int, not '4'"
+    )
 
 
 # ------------------------------------------------------------------------------ configs
