@@ -1,13 +1,14 @@
 """The `verdigris` command line: inspect, run, and its errors."""
 
 import io
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from verdigris.cli import _BuildProgress, main
-from verdigris.sim.reference import run_onnx_reference
+from verdigris.verify.reference import run_onnx_reference
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 LENET = EXAMPLES / "models" / "lenet_qop.onnx"
@@ -131,6 +132,30 @@ def test_build_progress_in_a_log_is_one_line_per_step_and_the_end():
         "rtl: building: compiling [........................] 0/4 steps",
         "rtl: building: compiling [########################] 4/4 steps",
     ]
+
+
+def test_build_progress_in_a_log_shows_a_long_step_every_ten_seconds(monkeypatch):
+    clock = iter([0.0, 4.0, 9.0, 12.0, 15.0, 23.0, 30.0])
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    stream = _Stream(tty=False)
+    progress = _BuildProgress("rtl: building", stream)
+    progress("verilating", 0, 0)
+    for _ in range(5):  # the builder's heartbeat: the same event again
+        progress("compiling", 1, 4)
+    progress("built", 1, 1)
+    lines = stream.getvalue().splitlines()
+    # A line at each new step and 10 s after the last line (at 15 s, not at 9, 12 or 23 s).
+    assert [line.rsplit(", ", 1)[-1] for line in lines[:-1]] == ["0 s", "4 s", "15 s"]
+    assert lines[-1] == "rtl: building: built in 30 s"
+    assert progress.describe() == "core built in 30 s"
+
+
+def test_build_progress_of_a_cached_core_shows_nothing():
+    stream = _Stream(tty=False)
+    progress = _BuildProgress("rtl: building", stream)
+    progress("cached", 1, 1)
+    assert stream.getvalue() == ""
+    assert progress.describe() == "cached core" and progress.seconds == 0
 
 
 def test_build_progress_on_a_terminal_redraws_one_bar():

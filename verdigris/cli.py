@@ -30,8 +30,9 @@ _NOT_BUILT = {
 
 class _BuildProgress:
     """Shows a Verilator build on stderr: a bar redrawn in place on a terminal; in a log, a
-    line when the step changes, every `LOG_EVERY` seconds while it runs, and at the end.
-    Afterwards `seconds` is how long the build took (0 when the core came from the cache)."""
+    line when the step changes, every `LOG_EVERY` seconds while it runs (the builder repeats
+    its last event as a heartbeat), and at the end. Afterwards `seconds` is how long the
+    build took, and `describe()` says whether the core was built or came from the cache."""
 
     WIDTH = 24
     LOG_EVERY = 10.0
@@ -45,16 +46,23 @@ class _BuildProgress:
         self.seconds = 0.0
 
     def __call__(self, step: str, done: int, total: int) -> None:
+        if step == "cached":  # the builder found the core: nothing to show
+            return
         now = time.monotonic()
-        self.start = self.start or now
+        if self.start is None:
+            self.start = now
         self.seconds = now - self.start
-        text = f"{self.what}: {step}"
-        if total:
-            filled = self.WIDTH * done // total
-            bar = "#" * filled + "." * (self.WIDTH - filled)
-            text += f" [{bar}] {done}/{total} steps"
-        text += f", {self.seconds:.0f} s"
-        finished = bool(total) and done == total
+        if step == "built":
+            text = f"{self.what}: built in {self.seconds:.0f} s"
+            finished = True
+        else:
+            text = f"{self.what}: {step}"
+            if total:
+                filled = self.WIDTH * done // total
+                bar = "#" * filled + "." * (self.WIDTH - filled)
+                text += f" [{bar}] {done}/{total} steps"
+            text += f", {self.seconds:.0f} s"
+            finished = bool(total) and done == total
         if self.stream.isatty():
             end = "\n" if finished else ""
             print(f"\r{text:<79}", end=end, file=self.stream, flush=True)
@@ -65,7 +73,7 @@ class _BuildProgress:
 
     def describe(self) -> str:
         """How the core was had: built now (and how long that took), or from the cache."""
-        return f"core built in {self.seconds:.0f} s" if self.start else "cached core"
+        return f"core built in {self.seconds:.0f} s" if self.start is not None else "cached core"
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -79,7 +87,7 @@ def _doctor(args: argparse.Namespace) -> int:
         if check.detail:
             print(f"       {check.detail}")
         if check.status is not Status.OK:
-            print(f"       fix: {tool.fix}")
+            print(f"       fix: {check.fix}")
             if check.status is Status.MISSING or worst is Status.OK:
                 worst = check.status
     if worst is Status.MISSING:
@@ -129,7 +137,7 @@ def _demo_model() -> bool:
     import numpy as np
 
     from verdigris.api import layer_summaries, load_model, run
-    from verdigris.sim.reference import run_onnx_reference
+    from verdigris.verify.reference import run_onnx_reference
 
     examples = Path(__file__).resolve().parents[1] / "examples"
     path = examples / "models" / "lenet_qdq.onnx"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 from verdigris.hw.array import SystolicArray
@@ -20,7 +19,13 @@ from verdigris.sim.drivers import (
     StoreUnitDriver,
     UnitProtocolError,
 )
-from verdigris.sim.rtl.verilator import RtlError, build_verilator, generate_verilog, run_cocotb
+from verdigris.sim.rtl.verilator import (
+    RtlError,
+    build_verilator,
+    generate_verilog,
+    run_cocotb,
+    scratch_folder,
+)
 
 __all__ = [
     "run_array_bench",
@@ -136,18 +141,20 @@ def _run_driver_bench(driver, dut, top: str, bench: str, build_root, results_dir
     UnitProtocolError as the driver did, RtlError when the bench could not run."""
 
     build = build_verilator(generate_verilog(dut, top), top, build_root=build_root)
-    results = Path(results_dir or tempfile.mkdtemp(prefix=f"verdigris-{bench}-"))
-    results.mkdir(parents=True, exist_ok=True)
-    case, result = results / f"{bench}_case.json", results / f"{bench}_result.json"
-    result.unlink(missing_ok=True)
-    case.write_text(json.dumps(driver.to_case()))
-    env = {"UNIT_CASE": str(case), "UNIT_RESULT": str(result)}
-    run, failed = run_cocotb(build, f"verdigris.sim.rtl.{bench}", env=env, results_dir=results)
-    outcome = json.loads(result.read_text()) if result.exists() else {}
+    # A temporary results folder is removed after a pass and kept (and named) on a failure.
+    with scratch_folder(results_dir, f"verdigris-{bench}-") as scratch:
+        results = scratch.path
+        case, result = results / f"{bench}_case.json", results / f"{bench}_result.json"
+        result.unlink(missing_ok=True)
+        case.write_text(json.dumps(driver.to_case()))
+        env = {"UNIT_CASE": str(case), "UNIT_RESULT": str(result)}
+        run, failed = run_cocotb(build, f"verdigris.sim.rtl.{bench}", env=env, results_dir=results)
+        outcome = json.loads(result.read_text()) if result.exists() else {}
+        # A protocol error is the bench's answer (the driver's exception), not its failure.
+        if "protocol_error" not in outcome and ((run, failed) != (1, 0) or not outcome):
+            raise RtlError(f"{bench} on {top}: {failed} of {run} tests failed (see {results})")
     if "protocol_error" in outcome:
         raise UnitProtocolError(outcome["protocol_error"])
-    if (run, failed) != (1, 0) or not outcome:
-        raise RtlError(f"{bench} on {top}: {failed} of {run} tests failed (see {results})")
     driver.restore(outcome)
     return driver
 

@@ -1,7 +1,9 @@
-"""Run Programs on the Verilated core (through cocotb) and return outputs and Activity.
+"""Run Programs on the Verilated core (through cocotb or a C++ harness) and return outputs
+and Activity.
 
-The core for a config is generated and built once (cached by its Verilog hash); many
-Programs then run in one simulator process (`core_bench.run_jobs`).
+The core for a config is built once and cached under its identity (design class and
+config) and the design's sources, so a cached core starts without generating Verilog; many
+Programs then run in one simulator process (`core_bench.run_jobs`, or the harness).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import struct
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,7 @@ from verdigris.sim.rtl.verilator import (
     build_verilator,
     generate_verilog,
     run_cocotb,
+    scratch_folder,
 )
 
 __all__ = ["RtlResult", "build_core", "run_fast", "run_on_rtl"]
@@ -50,8 +54,20 @@ class RtlResult:
 
 
 def build_core(config: AccelConfig, *, build_root: Path | None = None) -> RtlBuild:
+    """The core of `config` (`CoreTop`) built for cocotb, or the cached build."""
     top = f"core_{config.name}"
-    return build_verilator(generate_verilog(CoreTop(config), top), top, build_root=build_root)
+    verilog, identity = _core_design(config, top)
+    return build_verilator(verilog, top, identity=identity, build_root=build_root)
+
+
+def _core_design(
+    config: AccelConfig, top: str, *, bare_core: bool = False
+) -> tuple[Callable[[], str], str]:
+    """How to generate the core's Verilog (called only when a build is needed), and what
+    identifies it without generating it: the design's class and config."""
+    design = Core if bare_core else CoreTop
+    identity = {"design": f"{design.__module__}.{design.__qualname__}", **config.to_dict()}
+    return lambda: generate_verilog(design(config), top), json.dumps(identity, sort_keys=True)
 
 
 def _extent(program: Program) -> int:
@@ -98,7 +114,9 @@ def _host_jobs(
         raise RtlError("all programs of one RTL run must share a config")
     word = config.dma_bytes
     host_jobs = []
-    dirty = 0  # main memory above this is still all zero on the core
+    # Main memory above this is still all zero on the core: the Verilated core starts with
+    # zeros (its builds pass `--x-initial 0`; the Verilog has no initial value for it).
+    dirty = 0
     for index, (program, inputs) in enumerate(jobs):
         code = (raw_instructions or [None] * len(jobs))[index]
         if code is None:
@@ -134,8 +152,17 @@ def run_on_rtl(
     word), to test how the core handles words no Program can hold (illegal opcodes)."""
     host_jobs = _host_jobs(jobs, expected_cycles, raw_instructions)
     build = build_core(jobs[0][0].config, build_root=build_root)
-    folder = Path(results_dir or tempfile.mkdtemp(prefix="verdigris-core-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    with scratch_folder(results_dir, "verdigris-core-") as scratch:
+        return _run_bench(jobs, host_jobs, build, scratch.path)
+
+
+def _run_bench(
+    jobs: list[tuple[Program, dict[str, np.ndarray]]],
+    host_jobs: list[_HostJob],
+    build: RtlBuild,
+    folder: Path,
+) -> list[RtlResult]:
+    """`run_on_rtl`'s cocotb run in `folder`; raises RtlError (naming it) on a failure."""
     arrays = {}
     manifest = {"dma_bytes": jobs[0][0].config.dma_bytes, "jobs": []}
     for index, job in enumerate(host_jobs):
@@ -154,18 +181,17 @@ def run_on_rtl(
     )
     if failed or not results_file.exists():
         raise RtlError(f"the RTL bench failed; see {folder}/core_bench.log")
-    results = np.load(results_file, allow_pickle=False)
     out = []
-    for index, (program, _) in enumerate(jobs):
-        counters = json.loads(str(results[f"counters_{index}"]))
-        if counters["error"]:
-            outputs = {}  # the bench reads nothing back from a core that stopped on an error
-        else:
-            chunks = [results[f"read_{index}_{n}"] for n in range(len(program.outputs))]
-            outputs = _outputs(program, chunks)
-        out.append(
-            RtlResult(outputs, _activity(counters), bool(counters["error"]), counters["seconds"])
-        )
+    with np.load(results_file, allow_pickle=False) as results:
+        for index, (program, _) in enumerate(jobs):
+            counters = json.loads(str(results[f"counters_{index}"]))
+            if counters["error"]:
+                outputs = {}  # the bench reads nothing back from a core that stopped on an error
+            else:
+                chunks = [results[f"read_{index}_{n}"] for n in range(len(program.outputs))]
+                outputs = _outputs(program, chunks)
+            error, seconds = bool(counters["error"]), counters["seconds"]
+            out.append(RtlResult(outputs, _activity(counters), error, seconds))
     return out
 
 
@@ -192,19 +218,20 @@ def run_fast(
 ) -> list[RtlResult]:
     """Like `run_on_rtl`, through a C++ Verilator harness instead of cocotb: no VPI, so the
     model runs at full speed (the in-process RTL backend of the CLI). `progress` hears how
-    the harness build goes, when there is one.
+    the harness build goes, or that the harness came from the cache (see BuildProgress).
 
     `bare_core` runs `Core` without `CoreTop`'s input registers: the slower model that
     bench/rtl_speed.py measures as its baseline."""
     host_jobs = _host_jobs(jobs, expected_cycles, raw_instructions)
     config = jobs[0][0].config
     top = f"core_{config.name}"
-    design = Core(config) if bare_core else CoreTop(config)
+    verilog, identity = _core_design(config, top, bare_core=bare_core)
     binary = build_harness(
-        generate_verilog(design, top),
+        verilog,
         top,
         HARNESS,
         {"DMA_BYTES": config.dma_bytes, "INPUT_LATENCY": 0 if bare_core else INPUT_LATENCY},
+        identity=identity,
         build_root=build_root,
         progress=progress,
     )

@@ -44,18 +44,20 @@ def _build(tmp_path, source: str, events: list):
 def test_a_harness_build_reports_its_steps_and_is_cached(tmp_path):
     events = []
     binary = _build(tmp_path, PE_MAIN, events)
-    assert events[0] == ("verilating", 0, 0)
+    steps = list(dict.fromkeys(step for step, _, _ in events))  # in order, without repeats
+    assert steps == ["generating Verilog", "verilating", "compiling", "built"]
     compiling = [event for event in events if event[0] == "compiling"]
     total = compiling[-1][2]
     assert total >= 3  # the model, the Verilator runtime, the harness, the link
     assert compiling[-1] == ("compiling", total, total)
     done = [count for _, count, _ in compiling]
     assert done == sorted(done)
+    assert events[-1] == ("built", 1, 1)
     assert subprocess.run([binary], capture_output=True, text=True).stdout == "25\n"
 
     events.clear()
     assert _build(tmp_path, PE_MAIN, events) == binary
-    assert events == []  # reused: nothing to build
+    assert events == [("cached", 1, 1)]  # reused: nothing to build
 
 
 def test_a_failing_harness_build_says_why_and_leaves_nothing(tmp_path):
