@@ -53,7 +53,3 @@ class Activity:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    def utilization(self, pe_count: int) -> float:
-        """Fraction of PE-cycles that issued a MAC slot."""
-        return self.macs / (self.cycles * pe_count) if self.cycles else 0.0

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from verdigris.arch.activity import pe_utilization
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import REQ_ENTRY, Buffer, Deps, Finish, Gemm, Instruction, Load, Store
 from verdigris.compiler import ir
@@ -132,7 +133,8 @@ def main() -> None:
     print(f"isasim, {M}x{K}x{N} int8 GEMM on a {DIM}x{DIM} array (best of {REPEATS}):")
     print(f"  instructions        {len(program):10,d}")
     print(f"  simulated cycles    {activity.cycles:10,d}")
-    print(f"  array utilization   {activity.utilization(CONFIG.pe_count):10.1%}")
+    utilization = pe_utilization(M * K * N, activity.cycles, CONFIG.pe_count)
+    print(f"  PE utilization      {utilization:10.1%}")
     print(f"  wall time           {wall:10.3f} s")
     print(f"  simulated cycles/s  {activity.cycles / wall:10,.0f}")
     print(f"  instructions/s      {len(program) / wall:10,.0f}")

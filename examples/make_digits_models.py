@@ -420,7 +420,7 @@ def readme_text(
         "nodes that fed the folded Clips are removed afterwards.",
         "",
         f"`digits_test.npz` holds the test split (`x`: float32 `({n_test}, 1, 8, 8)`, `y`: int64",
-        "labels) and `digits_samples.npy` its first 8 images. `verdigris.sim.reference` runs",
+        "labels) and `digits_samples.npy` its first 8 images. `verdigris.verify.reference` runs",
         "every file with `onnx.reference` (`run_onnx_reference`) or onnxruntime",
         "(`run_onnxruntime`).",
         "",

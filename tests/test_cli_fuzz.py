@@ -35,11 +35,19 @@ IMAGES = hnp.arrays(
     st.tuples(st.integers(1, 3), st.just(1), st.just(8), st.just(8)),
     elements=st.floats(width=32, allow_nan=True, allow_infinity=True),
 )
-FINITE_IMAGES = hnp.arrays(
+NUMERIC_IMAGES = hnp.arrays(
     np.float32,
     st.tuples(st.integers(1, 2), st.just(1), st.just(8), st.just(8)),
-    elements=st.floats(-1e30, 1e30, width=32) | st.sampled_from([np.inf, -np.inf, 0.5]),
+    elements=st.floats(width=32, allow_nan=False),  # infinities and float32's extremes too
 )
+
+
+class _Files(dict):
+    """The valid files by kind, and a folder for the examples; a short repr keeps
+    hypothesis' reports readable."""
+
+    def __repr__(self) -> str:
+        return "<valid onnx, vgp and npy files>"
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +57,12 @@ def files(tmp_path_factory):
     program = folder / "lenet.vgp"
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["compile", str(LENET), "-o", str(program)]) == 0
-    return {
-        "onnx": LENET.read_bytes(),
-        "vgp": program.read_bytes(),
-        "npy": SAMPLES.read_bytes(),
-        "base": tmp_path_factory.mktemp("examples"),
-    }
+    return _Files(
+        onnx=LENET.read_bytes(),
+        vgp=program.read_bytes(),
+        npy=SAMPLES.read_bytes(),
+        base=tmp_path_factory.mktemp("examples"),
+    )
 
 
 def _verdigris(folder: Path, *arguments: str) -> tuple[int, str, str]:
@@ -192,7 +200,7 @@ def rtl_cache(rtl_build_root):
 @settings(
     max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(images=FINITE_IMAGES)
+@given(images=NUMERIC_IMAGES)
 def test_images_with_extreme_values_are_bit_exact_on_the_rtl(files, rtl_cache, images):
     folder = _folder(files)
     (folder / "p.vgp").write_bytes(files["vgp"])

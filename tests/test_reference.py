@@ -1,4 +1,4 @@
-"""verdigris.sim.reference: onnx.reference plus contrib kernels, checked against onnxruntime."""
+"""verdigris.verify.reference: onnx.reference plus contrib kernels, checked against onnxruntime."""
 
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from verdigris.sim.reference import (
+from verdigris.verify.reference import (
     MS_DOMAIN,
     QLinearConv,
     ReferenceRunError,

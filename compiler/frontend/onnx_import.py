@@ -109,13 +109,25 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     _accept_ir3_initializers(model, path)
     try:
         onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as error:
+    except (onnx.checker.ValidationError, ValueError) as error:  # ValueError: bad UTF-8
         first = str(error).strip().splitlines()[0]
         raise ModelFileError(
             f"{path}: the ONNX checker rejects the model (IR version {model.ir_version}, "
             f"opset {_opset(model)}): {first}"
         ) from None
     return model
+
+
+def _tensor_array(tensor: onnx.TensorProto, label: str) -> np.ndarray:
+    """The values of a stored tensor (an initializer or a Constant's value). The ONNX checker
+    does not compare a tensor's data with its shape and type, so a damaged file fails here."""
+    try:
+        return numpy_helper.to_array(tensor)
+    except (ValueError, TypeError, KeyError) as error:
+        raise ModelFileError(
+            f"{label}: tensor '{tensor.name}' has data that does not match its shape "
+            f"{list(tensor.dims)} or type ({error}); the file is damaged"
+        ) from None
 
 
 def _opset(model: onnx.ModelProto) -> int | str:
@@ -216,48 +228,67 @@ def _node_label(node: onnx.NodeProto, index: int) -> str:
     return node.name or f"#{index} ({node.output[0] if node.output else '?'})"
 
 
+# What a handler raises when a node's attributes or inputs contradict each other (a damaged
+# file, or a hand-edited graph that the ONNX checker lets through): reported as a problem of
+# that node, with the Python error, rather than as a crash.
+_INCONSISTENT = (ValueError, IndexError, KeyError, TypeError, ZeroDivisionError)
+
+
+def _inconsistent(error: Exception) -> str:
+    return (
+        f"its attributes or inputs are inconsistent ({type(error).__name__}: {error}); "
+        "the model may be damaged"
+    )
+
+
 def check_supported(model: onnx.ModelProto) -> list[Problem]:
     """Every node whose op type or attributes the frontend does not support."""
     problems = []
     for index, node in enumerate(model.graph.node):
         label = _node_label(node, index)
-        domain = "" if node.domain in ("", "ai.onnx") else node.domain
-        if node.op_type not in SUPPORTED_OPS.get(domain, set()):
-            where = f" in domain '{domain}'" if domain else ""
-            reason = _OP_ADVICE.get(node.op_type, f"op {node.op_type}{where} is not supported")
-            problems.append(Problem(label, node.op_type, reason))
-            continue
-        attrs = _attrs(node)
-        if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID", "NOTSET", "VALID"):
+        try:
+            problems += _node_problems(node, label)
+        except _INCONSISTENT as error:
+            problems.append(Problem(label, node.op_type, _inconsistent(error)))
+    return problems
+
+
+def _node_problems(node: onnx.NodeProto, label: str) -> list[Problem]:
+    """What keeps `node` from being imported: its op type, or attributes not supported."""
+    problems = []
+    domain = "" if node.domain in ("", "ai.onnx") else node.domain
+    if node.op_type not in SUPPORTED_OPS.get(domain, set()):
+        where = f" in domain '{domain}'" if domain else ""
+        reason = _OP_ADVICE.get(node.op_type, f"op {node.op_type}{where} is not supported")
+        return [Problem(label, node.op_type, reason)]
+    attrs = _attrs(node)
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID", "NOTSET", "VALID"):
+        problems.append(
+            Problem(label, node.op_type, f"auto_pad={attrs['auto_pad']!r}; use explicit pads")
+        )
+    if node.op_type in ("AveragePool", "QLinearAveragePool") and not attrs.get(
+        "count_include_pad", 0
+    ):
+        pads = attrs.get("pads", [])
+        if any(pads):
             problems.append(
-                Problem(label, node.op_type, f"auto_pad={attrs['auto_pad']!r}; use explicit pads")
-            )
-        if node.op_type in ("AveragePool", "QLinearAveragePool") and not attrs.get(
-            "count_include_pad", 0
-        ):
-            pads = attrs.get("pads", [])
-            if any(pads):
-                problems.append(
-                    Problem(
-                        label,
-                        node.op_type,
-                        "padding with count_include_pad=0 divides border windows by different "
-                        "counts; use count_include_pad=1 or no padding",
-                    )
+                Problem(
+                    label,
+                    node.op_type,
+                    "padding with count_include_pad=0 divides border windows by different "
+                    "counts; use count_include_pad=1 or no padding",
                 )
-        if node.op_type in ("AveragePool", "QLinearAveragePool") and attrs.get("ceil_mode", 0):
-            problems.append(Problem(label, node.op_type, "ceil_mode=1 is not supported"))
-        if node.op_type in ("QLinearGlobalAveragePool", "QLinearAveragePool") and attrs.get(
-            "channels_last", 0
-        ):
-            problems.append(Problem(label, node.op_type, "channels_last=1 is not supported"))
-        if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
-            problems.append(Problem(label, node.op_type, "the Indices output is not supported"))
-        if node.op_type in ("Gemm", "QGemm") and attrs.get("transA", 0):
-            problems.append(Problem(label, node.op_type, "transA=1 is not supported"))
-        if node.op_type == "Concat" and attrs.get("axis") not in (1, -3):
-            # Concat on other axes is allowed only on the host side; checked during import.
-            pass
+            )
+    if node.op_type in ("AveragePool", "QLinearAveragePool") and attrs.get("ceil_mode", 0):
+        problems.append(Problem(label, node.op_type, "ceil_mode=1 is not supported"))
+    if node.op_type in ("QLinearGlobalAveragePool", "QLinearAveragePool") and attrs.get(
+        "channels_last", 0
+    ):
+        problems.append(Problem(label, node.op_type, "channels_last=1 is not supported"))
+    if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
+        problems.append(Problem(label, node.op_type, "the Indices output is not supported"))
+    if node.op_type in ("Gemm", "QGemm") and attrs.get("transA", 0):
+        problems.append(Problem(label, node.op_type, "transA=1 is not supported"))
     return problems
 
 
@@ -275,7 +306,7 @@ class _Importer:
         self.inputs: list[ir.GraphInput] = []
         self.problems: list[Problem] = []
         self.dynamic_batch = False
-        initializers = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+        initializers = {init.name: _tensor_array(init, label) for init in model.graph.initializer}
         self.values.update(initializers)
         self.values.update({k: np.asarray(v) for k, v in constants.items()})
         for value in model.graph.input:
@@ -302,7 +333,12 @@ class _Importer:
 
     def _graph_input(self, value: onnx.ValueInfoProto) -> None:
         elem = value.type.tensor_type.elem_type
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(elem))
+        try:
+            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(elem))
+        except KeyError:  # 0 (UNDEFINED) or a number ONNX does not define
+            raise ModelError(
+                f"{self.label}: input '{value.name}' has no tensor type (element type {elem})"
+            ) from None
         shape = self._shape_of(value)
         if dtype in _ACTIVATION_DTYPES:
             # An integer model input goes to the device as is (uint8 shifted to int8).
@@ -413,12 +449,14 @@ class _Importer:
                 self._problem(node, str(skip))
             except QuantizationError as error:
                 self._problem(node, str(error))
+            except _INCONSISTENT as error:
+                self._problem(node, _inconsistent(error))
 
     def _op_Constant(self, node):
         attrs = _attrs(node)
         if "value" not in attrs:
             raise _Skip("only Constant nodes with a tensor 'value' are supported")
-        self.values[node.output[0]] = numpy_helper.to_array(attrs["value"])
+        self.values[node.output[0]] = _tensor_array(attrs["value"], self.label)
 
     def _op_Identity(self, node):
         self.values[node.output[0]] = self.values.get(node.input[0])

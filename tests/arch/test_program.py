@@ -527,8 +527,8 @@ def test_a_missing_file_is_a_program_error(tmp_path):
     with pytest.raises(ProgramError) as info:
         load_program(path)
     assert str(info.value) == f"{path}: no such program file"
-    with pytest.raises(ProgramError, match="no such program file"):
-        load_program(tmp_path)  # a directory
+    with pytest.raises(ProgramError, match="is a directory; give the program"):
+        load_program(tmp_path)
 
 
 # ------------------------------------------------------------------------------ tensors

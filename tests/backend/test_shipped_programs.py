@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from verdigris.arch.activity import pe_utilization
 from verdigris.arch.config import load_config
 from verdigris.arch.program import ProgramError, load_program, program_bytes, save_program
 from verdigris.compiler.backend import CompileError, compile_graph
@@ -38,7 +39,10 @@ def test_isasim_matches_golden(model, config, samples):
         for graph_output in graph.outputs:
             name = graph_output.tensor.name
             np.testing.assert_array_equal(outputs[name], expected[name])
-        assert 0 < activity.utilization(program.config.pe_count) <= 1
+        pes = program.config.pe_count
+        assert 0 < activity.macs <= activity.cycles * pes  # MAC slots fit in the PE-cycles
+        useful = sum(layer.macs for layer in program.layers)
+        assert 0 < pe_utilization(useful, activity.cycles, pes) <= 1
 
 
 def test_compiling_twice_gives_identical_bytes():

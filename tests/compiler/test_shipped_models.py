@@ -1,6 +1,6 @@
 """Every shipped example model, on the whole digits test split: the golden model against the
 ONNX reference implementation (onnx.reference, with the com.microsoft ops of
-verdigris.sim.reference). Within one LSB everywhere, identical on >= 99.9% of elements,
+verdigris.verify.reference). Within one LSB everywhere, identical on >= 99.9% of elements,
 and the same top-1 class for every sample."""
 
 from pathlib import Path
@@ -11,7 +11,7 @@ import pytest
 from verdigris.compiler import ir
 from verdigris.compiler.frontend import import_model
 from verdigris.sim.golden import run_graph
-from verdigris.sim.reference import run_onnx_reference
+from verdigris.verify.reference import run_onnx_reference
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MODELS = sorted(p.name for p in (EXAMPLES / "models").glob("*_q*.onnx"))
