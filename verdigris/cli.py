@@ -63,6 +63,7 @@ class _BuildProgress:
                 text += f" [{bar}] {done}/{total} steps"
             text += f", {self.seconds:.0f} s"
             finished = bool(total) and done == total
+        sys.stdout.flush()  # results printed so far come first, also when both go to one log
         if self.stream.isatty():
             end = "\n" if finished else ""
             print(f"\r{text:<79}", end=end, file=self.stream, flush=True)
@@ -184,7 +185,7 @@ def _demo_model() -> bool:
         f"  RTL on 4 images: {'bit-exact' if rtl_exact else 'DIFFERS'} vs golden; "
         f"{activity.cycles // 4:,} cycles per image, counters "
         f"{'equal' if activity == isasim_activity else 'DIFFER'} to the instruction simulator "
-        f"(run {seconds:.1f} s; {progress.describe()})"
+        f"(run {seconds:.2f} s; {progress.describe()})"
     )
     exact = exact and rtl_exact and activity == isasim_activity
     return agree == 1.0 and exact
@@ -284,6 +285,7 @@ def _run(args: argparse.Namespace) -> int:
     from verdigris.arch.program import load_program
 
     check_input_file(args.input, "input")
+    trace = _trace_file(args)
     if _is_program(args.model):
         if args.backend == "golden":
             raise _CliError(
@@ -316,9 +318,10 @@ def _run(args: argparse.Namespace) -> int:
         activity = None
     else:
         name = program.config.name
-        progress = _BuildProgress(f"rtl: building the '{name}' core (once per config)")
+        traced = " with tracing" if trace else ""
+        progress = _BuildProgress(f"rtl: building the '{name}' core{traced} (once per config)")
         outputs, activity = run_program(
-            program, inputs, backend=args.backend, raw=args.raw, progress=progress
+            program, inputs, backend=args.backend, raw=args.raw, progress=progress, trace=trace
         )
     seconds = time.monotonic() - start - (progress.seconds if progress else 0.0)
     for name, value in outputs.items():
@@ -341,7 +344,24 @@ def _run(args: argparse.Namespace) -> int:
     if output is not None:
         written = write_outputs(output, outputs, protect=(Path(args.input), args.model))
         print(f"wrote {written}")
+    if trace is not None:
+        print(f"wrote {trace} (waveform: 2 time units per clock cycle)")
     return 0
+
+
+def _trace_file(args: argparse.Namespace) -> Path | None:
+    """The waveform file `run --trace` asked for, checked before anything runs: only the rtl
+    backend traces, and the name must be an .fst file that is not one of the inputs."""
+    from verdigris.api import TRACE_SUFFIXES
+
+    if args.trace is None:
+        return None
+    if args.backend != "rtl":
+        raise _CliError(
+            f"--trace needs --backend rtl (it records the Verilated core), not {args.backend}"
+        )
+    inputs = (Path(args.input), args.model)
+    return check_output_file(args.trace, TRACE_SUFFIXES, "waveform", protect=inputs)
 
 
 def _inspect_program(args: argparse.Namespace) -> int:
@@ -423,7 +443,7 @@ def _verilog(args: argparse.Namespace) -> int:
 def _not_built(name: str):
     what, issue = _NOT_BUILT[name]
 
-    def handler(args: argparse.Namespace) -> int:
+    def handler(_args: argparse.Namespace) -> int:
         later = f" (issue #{issue})" if issue else ""
         print(f"verdigris {name}: not built yet{later}: will {what}.", file=sys.stderr)
         return 2
@@ -519,6 +539,13 @@ def _parser() -> argparse.ArgumentParser:
         "--calibrate",
         type=Path,
         help="calibration data (.npy/.npz) to quantize a float model first",
+    )
+    run.add_argument(
+        "--trace",
+        type=Path,
+        metavar="FILE",
+        help="with --backend rtl: write an FST waveform of the whole run to FILE (.fst; "
+        "a separately built, slower traced core; 2 time units per clock cycle)",
     )
     run.set_defaults(handler=_run)
 
