@@ -47,7 +47,7 @@ class BuildSteps:
     def __init__(self, what: str):
         self.what, self.last, self.start = what, None, time.perf_counter()
 
-    def __call__(self, name: str, done: int, total: int) -> None:
+    def __call__(self, name: str, _done: int, _total: int) -> None:
         if name != self.last:
             seconds = time.perf_counter() - self.start
             step(f"{self.what}: {name} ({seconds:.0f} s)")

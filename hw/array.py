@@ -72,7 +72,7 @@ class ArrayPE(wiring.Component):
             }
         )
 
-    def elaborate(self, platform):
+    def elaborate(self, _platform):
         m = Module()
         operand = signed(self.operand_width)
         active = Signal(operand)
@@ -179,7 +179,7 @@ class SystolicArray(wiring.Component):
         self.latency = 2 * dim - 1
         super().__init__(array_signature(dim, operand_width, acc_width))
 
-    def elaborate(self, platform):
+    def elaborate(self, _platform):
         m = Module()
         dim = self.dim
         pes = [

@@ -38,7 +38,7 @@ class OutputStationaryArray(wiring.Component):
         self.latency = 2 * dim - 1
         super().__init__(array_signature(dim, operand_width, acc_width))
 
-    def elaborate(self, platform):
+    def elaborate(self, _platform):
         m = Module()
         dim = self.dim
         operand, acc = signed(self.operand_width), signed(self.acc_width)

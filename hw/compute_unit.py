@@ -73,7 +73,7 @@ class ComputeUnit(wiring.Component):
             }
         )
 
-    def elaborate(self, platform):
+    def elaborate(self, _platform):
         m = Module()
         config = self.config
         dim = config.dim

@@ -82,7 +82,7 @@ class Controller(wiring.Component):
             }
         super().__init__(members)
 
-    def elaborate(self, platform):
+    def elaborate(self, _platform):
         m = Module()
         config = self.config
         queues = {}
@@ -239,7 +239,7 @@ class ControllerWithImem(wiring.Component):
         }
         super().__init__(members)
 
-    def elaborate(self, platform):
+    def elaborate(self, _platform):
         m = Module()
         m.submodules.controller = ctl = self.controller
         m.submodules.imem = imem = Memory(

@@ -87,7 +87,7 @@ class Core(wiring.Component):
             members[counter] = Out(48)
         super().__init__(members)
 
-    def elaborate(self, platform):
+    def elaborate(self, _platform):
         m = Module()
         config = self.config
         dim = config.dim

@@ -31,7 +31,7 @@ class CoreTop(wiring.Component):
         self.config = config
         super().__init__(self._core.signature)
 
-    def elaborate(self, platform):
+    def elaborate(self, _platform):
         m = Module()
         m.domains.core = ClockDomain()
         m.submodules.core = core = DomainRenamer("core")(self._core)

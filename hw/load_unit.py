@@ -101,7 +101,7 @@ class LoadUnit(wiring.Component):
             }
         super().__init__(members)
 
-    def elaborate(self, platform):
+    def elaborate(self, _platform):
         m = Module()
         config = self.config
         dim, dma = config.dim, config.dma_bytes

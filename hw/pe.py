@@ -61,7 +61,7 @@ class ProcessingElement(wiring.Component):
             }
         )
 
-    def elaborate(self, platform):
+    def elaborate(self, _platform):
         m = Module()
         weight = self.w_out  # the weight register is the w_out port itself
         product = self.a_in * weight

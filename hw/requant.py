@@ -114,7 +114,7 @@ class Requantizer(wiring.Component):
             }
         )
 
-    def elaborate(self, platform):
+    def elaborate(self, _platform):
         m = Module()
 
         # Row control. `valid_k` / `load_k`: stage k holds a row / a row to requantize.

@@ -72,7 +72,7 @@ class StoreUnit(wiring.Component):
             }
         )
 
-    def elaborate(self, platform):
+    def elaborate(self, _platform):
         m = Module()
         config = self.config
         dim = config.dim

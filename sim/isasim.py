@@ -287,7 +287,7 @@ def _plan_store(index: int, ins: Store, config: AccelConfig) -> _Plan:
     return _plan(index, ins, Unit.STORE, (words + STORE_OVERHEAD, 0), words)
 
 
-def _plan_nop(index: int, ins: Nop, config: AccelConfig) -> _Plan:
+def _plan_nop(index: int, ins: Nop, _config: AccelConfig) -> _Plan:
     if ins.target not in tuple(Unit):
         raise _instruction_error(index, ins, f"NOP target {ins.target} is not a unit (0..2)")
     return _plan(index, ins, Unit(ins.target), (1, 0))
@@ -502,7 +502,7 @@ def _no_effect() -> None:
     """A NOP's completion: only its tokens."""
 
 
-def _start_nop(state: _State, plan: _Plan) -> _Effect:
+def _start_nop(state: _State, plan: _Plan) -> _Effect:  # noqa: ARG001 (every starter takes both)
     return _no_effect
 
 

@@ -197,11 +197,12 @@ def rtl_cache(rtl_build_root):
 
 
 @pytest.mark.verilator
+@pytest.mark.usefixtures("rtl_cache")
 @settings(
     max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(images=NUMERIC_IMAGES)
-def test_images_with_extreme_values_are_bit_exact_on_the_rtl(files, rtl_cache, images):
+def test_images_with_extreme_values_are_bit_exact_on_the_rtl(files, images):
     folder = _folder(files)
     (folder / "p.vgp").write_bytes(files["vgp"])
     np.save(folder / "x.npy", images)

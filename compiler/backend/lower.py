@@ -388,7 +388,7 @@ class Lowerer:
         addr = out.addr + (m0 * row_elems + channel_offset + block * dim) * out.itemsize
         return Store(Deps(), raw, acc_row, rows, elems, addr, row_elems * out.itemsize, req_row)
 
-    def _conv(self, node: ir.Conv, graph, layouts, constants: OpConstants) -> None:
+    def _conv(self, node: ir.Conv, _graph, layouts, constants: OpConstants) -> None:
         dim = self.dim
         x, out = layouts[node.inputs[0]], layouts[node.output]
         n, c, _, _ = x.pre_shape
@@ -414,7 +414,7 @@ class Lowerer:
 
         self._tiled_gemm(constants, out, n * oh * ow, oc, inp_loads)
 
-    def _matmul(self, node: ir.MatMul, graph, layouts, constants: OpConstants) -> None:
+    def _matmul(self, node: ir.MatMul, _graph, layouts, constants: OpConstants) -> None:
         dim = self.dim
         x, out = layouts[node.inputs[0]], layouts[node.output]
         if len(x.shape) != 2:
@@ -503,7 +503,7 @@ class Lowerer:
         for m0 in range(0, pixels, m_tile):
             yield m0, min(m_tile, pixels - m0)
 
-    def _pool(self, node: ir.MaxPool | ir.AvgPool, graph, layouts, constants) -> None:
+    def _pool(self, node: ir.MaxPool | ir.AvgPool, _graph, layouts, constants) -> None:
         dim = self.dim
         x, out = layouts[node.inputs[0]], layouts[node.output]
         n, c, _, _ = x.pre_shape
@@ -568,7 +568,7 @@ class Lowerer:
             return n * h * w, c
         return int(np.prod(layout.shape[:-1])), layout.shape[-1]
 
-    def _add(self, node: ir.Add, graph, layouts, constants) -> None:
+    def _add(self, node: ir.Add, _graph, layouts, constants) -> None:
         a, b, out = (layouts[name] for name in (*node.inputs, node.output))
         pixels, channels = self._pixels(out)
         first = True
@@ -590,11 +590,11 @@ class Lowerer:
                     [self._store_block(out, self._acc_base(), m0, rows, block, channels, block)]
                 )
 
-    def _requantize(self, node: ir.Requantize, graph, layouts, constants) -> None:
+    def _requantize(self, node: ir.Requantize, _graph, layouts, constants) -> None:
         x, out = layouts[node.inputs[0]], layouts[node.output]
         self._vector_copy(constants, x, out, node.input_zero_point, first=True)
 
-    def _concat(self, node: ir.Concat, graph, layouts, constants) -> None:
+    def _concat(self, node: ir.Concat, _graph, layouts, constants) -> None:
         out = layouts[node.output]
         if node.axis != 1 or not (out.channels_last or len(out.shape) == 2):
             raise CompileError(f"op {node.name}: only channel concatenation is supported")

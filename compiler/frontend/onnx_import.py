@@ -375,7 +375,7 @@ class _Importer:
         index = list(self.model.graph.node).index(node)
         self.problems.append(Problem(_node_label(node, index), node.op_type, reason))
 
-    def _const(self, node: onnx.NodeProto, name: str, what: str) -> np.ndarray:
+    def _const(self, _node: onnx.NodeProto, name: str, what: str) -> np.ndarray:
         value = self.values.get(name)
         if not isinstance(value, np.ndarray):
             raise _Skip(f"{what} ('{name}') must be a constant")
@@ -396,7 +396,7 @@ class _Importer:
             zero = np.zeros(scale.shape, np.uint8)  # ONNX's default zero point type
         return scale, zero.astype(np.int64), _dtype_name(zero.dtype)
 
-    def _activation(self, node: onnx.NodeProto, name: str, *, float_view: bool) -> ir.Tensor:
+    def _activation(self, _node: onnx.NodeProto, name: str, *, float_view: bool) -> ir.Tensor:
         """The device tensor behind input `name` (a float view of one in QDQ graphs)."""
         value = self.values.get(name)
         if isinstance(value, _Act) and float_view and value.is_float_view:
@@ -412,7 +412,7 @@ class _Importer:
             raise _Skip(f"input '{name}' is computed on the host (after Softmax/ArgMax)")
         raise _Skip(f"input '{name}' is not a quantized activation")
 
-    def _weight(self, node: onnx.NodeProto, name: str) -> _QConst:
+    def _weight(self, _node: onnx.NodeProto, name: str) -> _QConst:
         value = self.values.get(name)
         if isinstance(value, _QConst):
             return value
@@ -946,7 +946,7 @@ class _Importer:
             weight_scale=None if np.isnan(w_scale).any() else w_scale,
         )
 
-    def _bias(self, node, bias, x: ir.Tensor, w_scale, channels: int, beta=1.0) -> np.ndarray:
+    def _bias(self, _node, bias, x: ir.Tensor, w_scale, channels: int, beta=1.0) -> np.ndarray:
         """The bias in accumulator units (scale x_scale * w_scale), as int64 (channels,)."""
         if bias is None:
             return np.zeros(channels, np.int64)
@@ -1182,7 +1182,7 @@ def _is_quantized(model: onnx.ModelProto) -> bool:
     return any(v.type.tensor_type.elem_type in int_inputs for v in model.graph.input)
 
 
-def _advice(model: onnx.ModelProto, problems: list[Problem]) -> str:
+def _advice(_model: onnx.ModelProto, problems: list[Problem]) -> str:
     if any(p.op_type == "DynamicQuantizeLinear" for p in problems):
         return (
             "This model is dynamically quantized. Verdigris runs statically quantized models: "

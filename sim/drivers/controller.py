@@ -192,7 +192,7 @@ class ControllerDriver(UnitDriver):
             }
         return values
 
-    def _stopped(self, t: int, read) -> None:
+    def _stopped(self, _t: int, read) -> None:
         error = bool(read("error"))
         if error and self.error_from is None and self.fetch_error is None:
             self._broken("error without an illegal instruction")

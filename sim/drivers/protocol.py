@@ -80,7 +80,7 @@ class UnitDriver:
         """This cycle's inputs that depend on registered outputs only."""
         raise NotImplementedError
 
-    def late_inputs(self, read) -> dict[str, int]:
+    def late_inputs(self, read) -> dict[str, int]:  # noqa: ARG002 (overrides read it)
         """This cycle's inputs that answer its combinational outputs (none by default)."""
         return {}
 

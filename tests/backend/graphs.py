@@ -82,7 +82,7 @@ def pool_graph(rng, *, kind, n, c, h, w, kernel, stride, pad, zero_point) -> ir.
     return _graph("pool", [x], [node], "y", {"x": x, "y": y})
 
 
-def add_graph(rng, *, shape, za, zb) -> ir.Graph:
+def add_graph(_rng, *, shape, za, zb) -> ir.Graph:
     a, b = _tensor("a", shape, za, 0.03), _tensor("b", shape, zb, 0.07)
     y = _tensor("y", shape, -10, 0.08)
     ma, mb, shift = add_multipliers(0.03 / 0.08, 0.07 / 0.08)

@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = 13
 
 
-def _model(nodes, x_shape, y_shape, initializers, extra_inputs=()) -> onnx.ModelProto:
+def _model(nodes, x_shape, initializers, extra_inputs=()) -> onnx.ModelProto:
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *x_shape[1:]])]
     inputs += [
         helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *shape[1:]])
@@ -87,7 +87,7 @@ def conv(
     elif activation == "relu6":
         inits["lo"], inits["hi"] = np.array(0, np.float32), np.array(6, np.float32)
         nodes.append(helper.make_node("Clip", ["c", "lo", "hi"], ["y"], name="relu6"))
-    return _model(nodes, (1, channels, size, size), None, inits)
+    return _model(nodes, (1, channels, size, size), inits)
 
 
 def gemm(*, k=12, n=5, trans_b=True, relu=False, seed=0) -> onnx.ModelProto:
@@ -98,13 +98,13 @@ def gemm(*, k=12, n=5, trans_b=True, relu=False, seed=0) -> onnx.ModelProto:
     nodes = [helper.make_node("Gemm", ["x", "w", "b"], [out], name="gemm", transB=int(trans_b))]
     if relu:
         nodes.append(helper.make_node("Relu", ["g"], ["y"], name="relu"))
-    return _model(nodes, (1, k), None, {"w": w, "b": b})
+    return _model(nodes, (1, k), {"w": w, "b": b})
 
 
 def matmul(*, k=12, n=5, seed=0) -> onnx.ModelProto:
     w = _rng(seed).normal(0, 0.4, (k, n)).astype(np.float32)
     nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="matmul")]
-    return _model(nodes, (1, k), None, {"w": w})
+    return _model(nodes, (1, k), {"w": w})
 
 
 def _conv_then(op_nodes, inits=None, channels=4, size=8) -> onnx.ModelProto:
@@ -112,7 +112,7 @@ def _conv_then(op_nodes, inits=None, channels=4, size=8) -> onnx.ModelProto:
     sees a quantized activation as real models do."""
     w = _rng(1).normal(0, 0.5, (channels, channels, 1, 1)).astype(np.float32)
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"), *op_nodes]
-    return _model(nodes, (1, channels, size, size), None, {"w": w, **(inits or {})})
+    return _model(nodes, (1, channels, size, size), {"w": w, **(inits or {})})
 
 
 def maxpool(*, kernel=2, stride=2, pad=0, ceil_mode=0) -> onnx.ModelProto:
@@ -155,7 +155,7 @@ def add() -> onnx.ModelProto:
         helper.make_node("Relu", ["c"], ["r"], name="relu"),
         helper.make_node("Add", ["x", "r"], ["y"], name="add"),
     ]
-    return _model(nodes, (1, 4, 6, 6), None, {"w": w})
+    return _model(nodes, (1, 4, 6, 6), {"w": w})
 
 
 def concat() -> onnx.ModelProto:
@@ -166,7 +166,7 @@ def concat() -> onnx.ModelProto:
         helper.make_node("Conv", ["x", "w2"], ["b"], name="conv_b", pads=[1, 1, 1, 1]),
         helper.make_node("Concat", ["a", "b"], ["y"], name="concat", axis=1),
     ]
-    return _model(nodes, (1, 4, 5, 5), None, {"w1": w1, "w2": w2})
+    return _model(nodes, (1, 4, 5, 5), {"w1": w1, "w2": w2})
 
 
 def flatten_gemm(*, use_reshape=False) -> onnx.ModelProto:
@@ -183,7 +183,7 @@ def flatten_gemm(*, use_reshape=False) -> onnx.ModelProto:
         flatten,
         helper.make_node("Gemm", ["f", "w"], ["y"], name="gemm", transB=1),
     ]
-    return _model(nodes, (1, 2, 3, 3), None, inits)
+    return _model(nodes, (1, 2, 3, 3), inits)
 
 
 def softmax_head() -> onnx.ModelProto:
@@ -192,7 +192,7 @@ def softmax_head() -> onnx.ModelProto:
         helper.make_node("Gemm", ["x", "w"], ["l"], name="gemm", transB=1),
         helper.make_node("Softmax", ["l"], ["y"], name="softmax", axis=1),
     ]
-    return _model(nodes, (1, 16), None, {"w": w})
+    return _model(nodes, (1, 16), {"w": w})
 
 
 # ---------------------------------------------------------------------- quantization

@@ -19,7 +19,7 @@ def faulty(block_class):
         def tamper(self, m, inner):
             pass
 
-        def elaborate(self, platform):
+        def elaborate(self, _platform):
             m = Module()
             m.submodules.inner = inner = block_class(self.inner_config())
             for name, member in self.signature.members.items():

@@ -132,7 +132,7 @@ def test_safe_reuse_margin_of_the_swap_rule():
 class _MisalignedColumnArray(SystolicArray):
     """A deliberately broken array: column 0 is de-skewed one cycle too many."""
 
-    def elaborate(self, platform):
+    def elaborate(self, _platform):
         m = Module()
         m.submodules.array = inner = SystolicArray(
             self.dim, operand_width=self.operand_width, acc_width=self.acc_width
@@ -149,7 +149,7 @@ class _MisalignedColumnArray(SystolicArray):
 class _LateSwapPE(ArrayPE):
     """A deliberately broken PE: the swapping element still uses the old active weight."""
 
-    def elaborate(self, platform):
+    def elaborate(self, _platform):
         m = Module()
         active, shadow = Signal(signed(self.operand_width)), Signal(signed(self.operand_width))
         swap = self.valid_in & self.swap_in

@@ -46,7 +46,7 @@ def test_pe_accumulator_wraps_like_int32():
 class _SignFlippedPE(ProcessingElement):
     """A PE with a deliberate bug, to show the random comparison catches one."""
 
-    def elaborate(self, platform):
+    def elaborate(self, _platform):
         m = Module()
         m.d.sync += [
             self.a_out.eq(self.a_in),

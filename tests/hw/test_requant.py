@@ -220,7 +220,7 @@ def test_stream_with_gaps_matches_model(lanes):
 
 
 def test_comparison_catches_round_half_up(monkeypatch):
-    monkeypatch.setattr("verdigris.hw.requant._round_up", lambda half, sticky, floor_odd: half)
+    monkeypatch.setattr("verdigris.hw.requant._round_up", lambda half, _sticky, _floor_odd: half)
     lanes, want = zip(*_tie_lanes(), strict=True)
     got = [y for y, _ in _requantized(Requantizer(4), list(lanes))]
     # Half up differs at the ties with an even floor: 0.5, 2.5, -1.5 (twice) and 2**62 / 2**63.

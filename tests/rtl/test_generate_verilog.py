@@ -26,7 +26,7 @@ class _Rom(wiring.Component):
         self.init = init
         super().__init__({"addr": In(4), "data": Out(8)})
 
-    def elaborate(self, platform):
+    def elaborate(self, _platform):
         m = Module()
         m.submodules.mem = mem = Memory(shape=8, depth=16, init=self.init)
         port = mem.read_port()

@@ -17,7 +17,7 @@ def test_verilated_requantizer_matches_model(rtl_build_root, tmp_path):
 
 
 def test_bench_catches_round_half_up(monkeypatch, rtl_build_root, tmp_path):
-    monkeypatch.setattr("verdigris.hw.requant._round_up", lambda half, sticky, floor_odd: half)
+    monkeypatch.setattr("verdigris.hw.requant._round_up", lambda half, _sticky, _floor_odd: half)
     run, failed = run_requant_bench(
         Requantizer(4), cycles=300, build_root=rtl_build_root, results_dir=tmp_path
     )

@@ -181,7 +181,7 @@ def test_a_cached_core_runs_without_generating_verilog(rtl_build_root, monkeypat
     program = compile_graph(graph, config)
     jobs = [(program, {graph.inputs[0].tensor.name: quantize_input(graph.inputs[0], sample)})]
     first = core_runner.run_fast(jobs, build_root=rtl_build_root)  # builds it, or the session has
-    monkeypatch.setattr(core_runner, "generate_verilog", lambda *args: _no_verilog())
+    monkeypatch.setattr(core_runner, "generate_verilog", lambda *_args: _no_verilog())
     events = []
     again = core_runner.run_fast(
         jobs, build_root=rtl_build_root, progress=lambda *event: events.append(event)
