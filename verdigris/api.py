@@ -103,11 +103,16 @@ def run_program(
     backend: str = "isasim",
     raw: bool = False,
     progress: BuildProgress | None = None,
+    trace: str | Path | None = None,
 ) -> tuple[dict[str, np.ndarray], Activity]:
     """Run a Program on an executor: float (or the model's integer) inputs in, outputs as the
     model returns them (or the device's integers with `raw`), plus the Activity. A batch
     larger than the one compiled runs one sample at a time; the Activity is the total.
-    `progress` hears how the RTL core's build goes (backend rtl, first run of a config)."""
+    `progress` hears how the RTL core's build goes (backend rtl, first run of a config).
+
+    `trace` (backend rtl only) names an .fst file that gets a waveform of the whole run,
+    every sample one after the other (a separately built, slower traced core; outputs and
+    Activity are the same as without it). A bad name is refused before anything runs."""
     from verdigris.compiler.backend.host import host_from_json
     from verdigris.sim.golden import (
         GoldenError,
@@ -119,6 +124,8 @@ def run_program(
 
     if backend not in ("isasim", "rtl"):
         raise ValueError(f"backend {backend!r} cannot run a Program; use isasim or rtl")
+    if trace is not None:
+        trace = _check_trace(trace, backend)
     from verdigris.sim.isasim import run_program as isasim_run
 
     graph_inputs, graph_outputs, _ = host_from_json(program.host)
@@ -147,7 +154,7 @@ def run_program(
     if backend == "isasim":
         executed = [isasim_run(program, device_inputs) for device_inputs in runs]
     else:
-        executed = _run_rtl(program, runs, progress)
+        executed = _run_rtl(program, runs, progress, trace)
     for outputs, activity in executed:
         total = total + activity
         for graph_output in graph_outputs:
@@ -156,14 +163,33 @@ def run_program(
     return {k: np.concatenate(v) for k, v in results.items()}, total
 
 
-def _run_rtl(program: Program, runs: list[dict[str, np.ndarray]], progress: BuildProgress | None):
+# What a waveform file may be called: Verilator writes FST (the harness's --trace-fst build).
+TRACE_SUFFIXES = (".fst",)
+
+
+def _check_trace(trace: str | Path, backend: str) -> Path:
+    """`trace` as a waveform file name that may be written, for a backend that can trace;
+    else ValueError (UserFileError for the name) saying what to do."""
+    if backend != "rtl":
+        raise ValueError(f"a waveform (trace) needs backend 'rtl', not {backend!r}")
+    return check_output_file(trace, TRACE_SUFFIXES, "waveform")
+
+
+def _run_rtl(
+    program: Program,
+    runs: list[dict[str, np.ndarray]],
+    progress: BuildProgress | None,
+    trace: Path | None = None,
+):
     """Every run on the Verilated core through the C++ harness (built once per config and
-    cached)."""
+    cached; a traced harness when `trace` names a waveform file)."""
     from verdigris.sim.rtl.core_runner import run_fast
     from verdigris.sim.rtl.verilator import RtlError
 
     logger.info("running %d sample(s) on the RTL (the first run builds the core)", len(runs))
-    results = run_fast([(program, r) for r in runs], progress=progress)
+    if trace is not None:
+        logger.info("writing the waveform of the run to %s (traced core: slower)", trace)
+    results = run_fast([(program, r) for r in runs], progress=progress, trace=trace)
     if any(r.error for r in results):
         raise RtlError("the RTL core stopped with its error status")
     return [(r.outputs, r.activity) for r in results]

@@ -8,8 +8,10 @@ Programs then run in one simulator process (`core_bench.run_jobs`, or the harnes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import signal
 import struct
 import subprocess
 import tempfile
@@ -29,6 +31,7 @@ from verdigris.sim.rtl.verilator import (
     BuildProgress,
     RtlBuild,
     RtlError,
+    _ending_signals_as_exception,
     build_harness,
     build_verilator,
     generate_verilog,
@@ -215,13 +218,20 @@ def run_fast(
     build_root: Path | None = None,
     bare_core: bool = False,
     progress: BuildProgress | None = None,
+    trace: Path | None = None,
 ) -> list[RtlResult]:
     """Like `run_on_rtl`, through a C++ Verilator harness instead of cocotb: no VPI, so the
     model runs at full speed (the in-process RTL backend of the CLI). `progress` hears how
     the harness build goes, or that the harness came from the cache (see BuildProgress).
 
     `bare_core` runs `Core` without `CoreTop`'s input registers: the slower model that
-    bench/rtl_speed.py measures as its baseline."""
+    bench/rtl_speed.py measures as its baseline.
+
+    `trace` names an FST file to write a waveform of every cycle of every job to (one clock
+    period is 2 time units; harness.cpp says more); it runs a separately built, slower
+    traced harness. The caller checks the name (`verdigris.files.check_output_file`); its
+    folder is made here. Results are the same as without it, bit for bit and cycle for
+    cycle."""
     host_jobs = _host_jobs(jobs, expected_cycles, raw_instructions)
     config = jobs[0][0].config
     top = f"core_{config.name}"
@@ -234,9 +244,13 @@ def run_fast(
         identity=identity,
         build_root=build_root,
         progress=progress,
+        trace=trace is not None,
     )
     word = config.dma_bytes
-    with tempfile.TemporaryDirectory(prefix="verdigris-harness-") as folder:
+    # A traced run turns SIGTERM and SIGHUP into an exception (see `_run_traced`); outside
+    # the temporary folder, so that it is removed before the signal ends the process.
+    stoppable = _ending_signals_as_exception() if trace else contextlib.nullcontext()
+    with stoppable, tempfile.TemporaryDirectory(prefix="verdigris-harness-") as folder:
         jobs_file, results_file = Path(folder, "jobs.bin"), Path(folder, "results.bin")
         parts = [struct.pack("<I", len(jobs))]
         for job in host_jobs:
@@ -248,14 +262,17 @@ def run_fast(
             parts += [job.code, job.memory.tobytes()]
             parts += [struct.pack("<II", *r) for r in job.reads]
         jobs_file.write_bytes(b"".join(parts))
-        done = subprocess.run(
-            [str(binary), str(jobs_file), str(results_file)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        command = [str(binary), str(jobs_file), str(results_file)]
+        if trace is None:
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+        else:
+            _prepare_trace(Path(trace))
+            done = _run_traced([*command, str(trace)])
         if done.returncode != 0:
             raise RtlError(f"the RTL harness failed: {done.stderr.strip()[-2000:]}")
+        if trace is not None and not _written(Path(trace)):
+            # Verilator's FST writer does not report a file it could not open.
+            raise RtlError(f"{trace}: the waveform could not be written (permissions? disk?)")
         data = results_file.read_bytes()
     results, offset = [], 0
     for (program, _), job in zip(jobs, host_jobs, strict=True):
@@ -264,7 +281,8 @@ def run_fast(
         values = struct.unpack_from(f"<{len(COUNTERS)}Q", data, offset)
         offset += 8 * len(COUNTERS)
         if timed_out:
-            raise RtlError(f"{program.name}: the core did not finish (watchdog)")
+            seen = f"; the waveform is in {trace}" if trace is not None else ""
+            raise RtlError(f"{program.name}: the core did not finish (watchdog){seen}")
         chunks = []
         for _, count in job.reads:
             chunks.append(np.frombuffer(data[offset : offset + count * word], np.uint8))
@@ -273,6 +291,52 @@ def run_fast(
         activity = _activity(dict(zip(COUNTERS, values, strict=True)))
         results.append(RtlResult(outputs, activity, bool(error), seconds))
     return results
+
+
+# How long a traced harness may take to close its waveform after Ctrl-C or SIGTERM.
+_TRACE_CLOSE_SECONDS = 30.0
+
+
+def _run_traced(command: list[str]) -> subprocess.CompletedProcess:
+    """Run a traced harness to its end. Stopped early (Ctrl-C, or SIGTERM or SIGHUP to
+    Python, which `run_fast` turns into an exception for a traced run), the harness is
+    asked to stop (SIGINT: it stops at the next clock edge and closes its waveform) and
+    given `_TRACE_CLOSE_SECONDS` to do so before it is killed; then the exception goes on
+    (a signal then ends Python as it would have)."""
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            stdout, stderr = process.communicate()
+        except BaseException:
+            # Ctrl-C reached the harness too (same process group), a signal sent to Python
+            # alone did not: send SIGINT either way, it only sets the harness's stop flag.
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=_TRACE_CLOSE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def _prepare_trace(path: Path) -> None:
+    """Make the waveform's folder and remove an older file of that name, so that a file
+    there after the run is this run's (see `_written`)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+    except OSError as error:
+        raise RtlError(f"{path}: the waveform cannot be written: {error.strerror}") from None
+
+
+def _written(path: Path) -> bool:
+    """Whether `path` holds a file (its FST header block at least)."""
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def _watchdog(expected_cycles: list[int] | None, index: int) -> int:

@@ -1,6 +1,6 @@
 // Verilator C++ harness for the Verdigris core: runs jobs at full simulation speed.
 //
-// Usage: harness JOBS RESULTS. JOBS is a little-endian binary file (written by
+// Usage: harness JOBS RESULTS [TRACE]. JOBS is a little-endian binary file (written by
 // verdigris.sim.rtl.core_runner.run_fast): u32 job count, then per job: u32 instruction words,
 // u32 memory bytes, u64 watchdog cycles, u32 read ranges, the instruction words (16 bytes
 // each), the memory image, and (u32 first word, u32 word count) per range. RESULTS gets,
@@ -10,15 +10,27 @@
 // The core (hw/core_top.py: host inputs registered INPUT_LATENCY cycles) is loaded through
 // its host port and started; the clock is then stepped in C++ until `done`, so nothing but
 // the model runs per cycle.
+//
+// Built with Verilator's --trace-fst (VM_TRACE=1), it writes an FST waveform of every cycle
+// of every job (host-port loading, the run and the read-back) to TRACE: clk falls at time 2n
+// and rises at 2n+1, so one clock period is 2 time units (Verilator's default time
+// precision, 1 ps: a viewer shows 2 ps per cycle). Without VM_TRACE none of that code is
+// compiled, so the fast binary pays nothing per cycle for it.
 
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "Vtop.h"
 #include "verilated.h"
+#if VM_TRACE
+#include <csignal>
+
+#include "verilated_fst_c.h"
+#endif
 
 #if !defined(DMA_BYTES) || !defined(INPUT_LATENCY)
 #error "compile with -DDMA_BYTES=<bytes per main-memory word> -DINPUT_LATENCY=<cycles>"
@@ -54,13 +66,61 @@ void get_bytes(const VlWide<N>& signal, uint8_t* bytes, int count) {
     for (int i = 0; i < count; ++i) bytes[i] = static_cast<uint8_t>(signal[i / 4] >> (8 * (i % 4)));
 }
 
+#if VM_TRACE
+// Set by Ctrl-C or SIGTERM: a traced run stops at the next clock edge and closes its
+// waveform, so a run that hangs can be stopped and still looked at.
+volatile std::sig_atomic_t stop_requested = 0;
+void request_stop(int) { stop_requested = 1; }
+#endif
+
+// The model, and in a traced build its waveform. The destructor closes the waveform, so
+// every way out of main (the end, a truncated job file) leaves a complete file.
 struct Core {
-    Vtop* top;
+    Vtop* top = new Vtop;
+#if VM_TRACE
+    VerilatedFstC* trace = nullptr;
+    uint64_t time = 0;
+
+    bool open_trace(const char* path) {
+        trace = new VerilatedFstC;
+        top->trace(trace, 99);  // every level of the hierarchy
+        trace->open(path);
+        return trace->isOpen();
+    }
+
+    [[noreturn]] void stop() {
+        if (trace) trace->close();
+        std::fprintf(stderr, "stopped by a signal after %llu clock edges; waveform closed\n",
+                     static_cast<unsigned long long>(time));
+        std::_Exit(130);
+    }
+#endif
+
     void tick() {
+#if VM_TRACE
+        if (stop_requested) stop();
+#endif
         top->clk = 0;
         top->eval();
+#if VM_TRACE
+        if (trace) trace->dump(time++);
+#endif
         top->clk = 1;
         top->eval();
+#if VM_TRACE
+        if (trace) trace->dump(time++);
+#endif
+    }
+
+    ~Core() {
+#if VM_TRACE
+        if (trace) {
+            trace->close();
+            delete trace;
+        }
+#endif
+        top->final();
+        delete top;
     }
 };
 
@@ -72,8 +132,14 @@ bool read_value(FILE* file, T& value) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 3) {
-        std::fprintf(stderr, "usage: %s JOBS RESULTS\n", argv[0]);
+#if VM_TRACE
+    const int most_args = 4;
+#else
+    const int most_args = 3;
+#endif
+    if (argc < 3 || argc > most_args) {
+        std::fprintf(stderr, "usage: %s JOBS RESULTS%s\n", argv[0],
+                     most_args == 4 ? " [TRACE]" : " (this build has no tracing)");
         return 2;
     }
     FILE* jobs = std::fopen(argv[1], "rb");
@@ -83,7 +149,18 @@ int main(int argc, char** argv) {
         return 2;
     }
     Verilated::commandArgs(1, argv);
-    Core core{new Vtop};
+#if VM_TRACE
+    Verilated::traceEverOn(true);  // before the model is made: its trace hooks are set up then
+#endif
+    Core core;
+#if VM_TRACE
+    if (argc == 4 && !core.open_trace(argv[3])) {
+        std::fprintf(stderr, "cannot open the waveform file %s\n", argv[3]);
+        return 2;
+    }
+    std::signal(SIGINT, request_stop);
+    std::signal(SIGTERM, request_stop);
+#endif
     core.top->rst = 1;
     core.top->run = 0;
     core.top->main_we = 0;
@@ -177,6 +254,5 @@ int main(int argc, char** argv) {
         }
     }
     std::fclose(results);
-    delete core.top;
-    return 0;
+    return 0;  // ~Core closes the waveform
 }

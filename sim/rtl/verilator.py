@@ -306,7 +306,7 @@ def _ending_signals_as_exception() -> Iterator[None]:
         return
     ours = [signum for signum in _ENDING_SIGNALS if signal.getsignal(signum) is signal.SIG_DFL]
 
-    def terminate(signum, frame):
+    def terminate(signum, _frame):
         raise _Terminated(signum)
 
     for signum in ours:
@@ -326,7 +326,7 @@ class _Reporter:
     """Passes a build's steps on to a BuildProgress and repeats the last one while it runs."""
 
     def __init__(self, progress: BuildProgress | None):
-        self.progress = progress or (lambda step, done, total: None)
+        self.progress = progress or (lambda _step, _done, _total: None)
         self.last = ("", 0, 0)
         self.when = time.monotonic()
 
@@ -340,7 +340,7 @@ class _Reporter:
 
 
 def _run_tool(
-    command: list[str], report: _Reporter, on_line: Callable[[str], None] = lambda line: None
+    command: list[str], report: _Reporter, on_line: Callable[[str], None] = lambda _line: None
 ) -> tuple[int, str]:
     """Run `command` with the venv's tools first on PATH, in its own process group, calling
     `on_line` with each line of its output (stdout and stderr together) and repeating the
@@ -474,6 +474,7 @@ def build_harness(
     identity: str | None = None,
     build_root: Path | None = None,
     progress: BuildProgress | None = None,
+    trace: bool = False,
 ) -> Path:
     """Compile a design (top module `top`) with a C++ `harness` (its own main) into a
     standalone binary, without cocotb's VPI (which makes every signal public and the model
@@ -481,7 +482,12 @@ def build_harness(
 
     `verilog_text` and `identity` are as for `build_verilator`: with an identity, a cached
     build is found without generating Verilog. `progress` hears the build's steps
-    (BuildProgress says which), or that the build came from the cache."""
+    (BuildProgress says which), or that the build came from the cache.
+
+    With `trace` the binary is built with FST tracing (`--trace-fst`: the harness sees
+    VM_TRACE=1), a separate cache entry named `<top>_harness_fst`; the untraced binary has
+    no tracing code at all. Tracing needs the lz4 and zlib headers and libraries (Debian
+    `liblz4-dev`, `zlib1g-dev`)."""
     report = _Reporter(progress)
     source = harness.read_text()
     flags = " ".join(f"-D{k}={v}" for k, v in sorted(defines.items()))
@@ -496,6 +502,7 @@ def build_harness(
         "--noassert",
         "-CFLAGS",
         f"-O3 {flags}",
+        *(_TRACE_OPTIONS if trace else []),
     ]
     key = {
         "kind": "harness",
@@ -534,8 +541,18 @@ def build_harness(
             raise RtlError(f"Verilator could not translate {top}:\n{output[-3000:]}")
         _make(staging, "harness", report)
 
-    folder = _cached_build(f"{top}_harness", key, "harness", build, build_root, report)
+    name = f"{top}_harness_fst" if trace else f"{top}_harness"
+    folder = _cached_build(name, key, "harness", build, build_root, report)
     return folder / "harness"
+
+
+# A traced harness: FST waveforms (Verilator 5.48 writes them with its own C++ writer,
+# which compresses with lz4 and zlib). Amaranth's Verilog has no structs, so
+# `--trace-structs` would change nothing.
+_TRACE_OPTIONS = ["--trace-fst"]
+# What the C++ compiler says when a tracing build lacks those headers, and the fix.
+_MISSING_TRACE_HEADERS = re.compile(r"fatal error: (lz4|zlib)\.h: No such file")
+_TRACE_PACKAGES = "liblz4-dev zlib1g-dev"
 
 
 def _make(folder: Path, target: str, report: _Reporter) -> None:
@@ -568,6 +585,11 @@ def _make(folder: Path, target: str, report: _Reporter) -> None:
     code, output = _run_tool(command, report, on_line)
     with (folder / BUILD_LOG).open("a") as log:
         log.write(output)
+    if code != 0 and _MISSING_TRACE_HEADERS.search(output):
+        raise RtlError(
+            "waveform tracing needs the lz4 and zlib C headers: "
+            f"`sudo apt-get install {_TRACE_PACKAGES}`"
+        )
     if code != 0:
         raise RtlError(
             f"the C++ build of the Verilated model and {target} failed:\n{output[-3000:]}"
