@@ -5,8 +5,9 @@ encoding. Every instruction is a frozen dataclass whose fields are listed, with 
 positions, in its `LAYOUT`; `encode` and `decode` are driven by those tables, so the layout
 in one place is the layout everywhere.
 
-Bits 0-3 of every instruction are the opcode and bits 4-7 the dependency flags:
-bit 4 pop_prev, bit 5 pop_next, bit 6 push_prev, bit 7 push_next (see docs/isa.md).
+Bits 0-3 of every instruction are the opcode and bits 4-7 the dependency flags, in the
+order of `DEP_FLAGS` (`flag_bit` gives a flag's bit). `TOKEN_COUNTERS` is the token
+topology: which unit pushes on each counter and which pops from it, with which flags.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from typing import ClassVar
 import numpy as np
 
 __all__ = [
+    "DEPS_LOW",
+    "DEP_FLAGS",
     "ELEMENT_BYTES",
     "INSTRUCTION_BYTES",
     "REQ_ENTRY",
+    "TOKEN_COUNTERS",
     "Buffer",
     "Deps",
     "Finish",
@@ -31,6 +35,7 @@ __all__ = [
     "Nop",
     "Opcode",
     "Store",
+    "TokenCounter",
     "Unit",
     "Vector",
     "VectorOp",
@@ -40,6 +45,8 @@ __all__ = [
     "decode_program",
     "encode",
     "encode_program",
+    "flag_bit",
+    "token_counter",
 ]
 
 INSTRUCTION_BYTES = 16
@@ -113,11 +120,22 @@ class IllegalInstruction(ValueError):
     """A word that is not a valid instruction, or an instruction that cannot be encoded."""
 
 
+# The dependency flags sit in instruction bits DEPS_LOW.. in this order; the encoder, the
+# decoder and the hardware all take the bit of a flag from here (`flag_bit`).
+DEPS_LOW = 4
+DEP_FLAGS = ("pop_prev", "pop_next", "push_prev", "push_next")
+
+
+def flag_bit(name: str) -> int:
+    """The bit of dependency flag `name` in an instruction word."""
+    return DEPS_LOW + DEP_FLAGS.index(name)
+
+
 @dataclass(frozen=True)
 class Deps:
     """Dependency-token flags. `prev`/`next` are the unit's neighbours in the chain
     load -> compute -> store. Pops happen when the instruction starts, pushes when it
-    completes."""
+    completes. The fields are in DEP_FLAGS order."""
 
     pop_prev: bool = False
     pop_next: bool = False
@@ -125,20 +143,49 @@ class Deps:
     push_next: bool = False
 
     def bits(self) -> int:
-        return (
-            int(self.pop_prev)
-            | int(self.pop_next) << 1
-            | int(self.push_prev) << 2
-            | int(self.push_next) << 3
-        )
+        """The flags as a number, DEP_FLAGS[0] in bit 0 (the word has it at DEPS_LOW)."""
+        return sum(int(getattr(self, name)) << i for i, name in enumerate(DEP_FLAGS))
 
     @classmethod
     def from_bits(cls, value: int) -> Deps:
-        return cls(bool(value & 1), bool(value & 2), bool(value & 4), bool(value & 8))
+        return cls(**{name: bool(value >> i & 1) for i, name in enumerate(DEP_FLAGS)})
 
     def __str__(self) -> str:
-        names = ("pop_prev", "pop_next", "push_prev", "push_next")
-        return ",".join(n for n in names if getattr(self, n)) or "-"
+        return ",".join(n for n in DEP_FLAGS if getattr(self, n)) or "-"
+
+
+@dataclass(frozen=True)
+class TokenCounter:
+    """A dependency-token counter: `pusher` pushes on it with `push_flag`, `popper` pops
+    from it with `pop_flag`."""
+
+    name: str
+    pusher: Unit
+    push_flag: str
+    popper: Unit
+    pop_flag: str
+
+
+# The token topology, in the order of docs/isa.md: the compiler, the instruction simulator
+# and the controller all read it from here. Tokens only pass between neighbours of the
+# chain, so a flag with no counter here (a load pop_prev, say) is illegal on that unit.
+TOKEN_COUNTERS = (
+    TokenCounter("l2c", Unit.LOAD, "push_next", Unit.COMPUTE, "pop_prev"),
+    TokenCounter("c2l", Unit.COMPUTE, "push_prev", Unit.LOAD, "pop_next"),
+    TokenCounter("c2s", Unit.COMPUTE, "push_next", Unit.STORE, "pop_prev"),
+    TokenCounter("s2c", Unit.STORE, "push_prev", Unit.COMPUTE, "pop_next"),
+)
+
+
+def token_counter(unit: Unit, flag: str) -> TokenCounter | None:
+    """The counter dependency flag `flag` acts on in an instruction of `unit`; None where
+    the flag is illegal on that unit."""
+    for counter in TOKEN_COUNTERS:
+        pushes = counter.pusher == unit and counter.push_flag == flag
+        pops = counter.popper == unit and counter.pop_flag == flag
+        if pushes or pops:
+            return counter
+    return None
 
 
 NO_DEPS = Deps()
@@ -293,7 +340,7 @@ _CLASSES: dict[int, type[Instruction]] = {
 
 def encode(instruction: Instruction) -> int:
     """The 128-bit instruction word as a Python int."""
-    word = int(instruction.OPCODE) | instruction.deps.bits() << 4
+    word = int(instruction.OPCODE) | instruction.deps.bits() << DEPS_LOW
     for name, low, width, signed in instruction.LAYOUT:
         value = int(getattr(instruction, name))
         lowest, highest = (
@@ -326,7 +373,8 @@ def decode(word: int) -> Instruction:
             value -= 1 << width
         kind = next(f.type for f in fields(cls) if f.name == name)
         values[name] = bool(value) if kind in ("bool", bool) else value
-    instruction = cls(deps=Deps.from_bits((word >> 4) & 0xF), **values)
+    deps = Deps.from_bits((word >> DEPS_LOW) & ((1 << len(DEP_FLAGS)) - 1))
+    instruction = cls(deps=deps, **values)
     if word >> 128 or encode(instruction) != word:
         raise IllegalInstruction(
             f"reserved bits are set in {type(instruction).__name__} word {word:#034x}"

@@ -24,20 +24,12 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import Nop, Opcode, Unit
-from verdigris.hw.units import INSTRUCTION_BITS, field, opcode
+from verdigris.arch.isa import TOKEN_COUNTERS, Nop, Opcode, Unit
+from verdigris.hw.units import INSTRUCTION_BITS, dep_flags, field, flag, opcode
 
 __all__ = ["UNIT_NAMES", "Controller", "ControllerWithImem"]
 
-UNIT_NAMES = ("load", "compute", "store")
-# (counter name, pushing unit, its flag, popping unit, its flag), as in docs/isa.md.
-_COUNTERS = (
-    ("l2c", "load", "push_next", "compute", "pop_prev"),
-    ("c2l", "compute", "push_prev", "load", "pop_next"),
-    ("c2s", "compute", "push_next", "store", "pop_prev"),
-    ("s2c", "store", "push_prev", "compute", "pop_next"),
-)
-_POP_BITS = {"pop_prev": 4, "pop_next": 5}
+UNIT_NAMES = tuple(unit.name.lower() for unit in Unit)  # port name prefixes, indexed by Unit
 COUNTER_BITS = 16
 PERF_BITS = 32
 
@@ -112,7 +104,7 @@ class Controller(wiring.Component):
                     legal.eq(field(word, Nop, "target") != 3),
                 ]
             with m.Case(Opcode.FINISH):
-                m.d.comb += legal.eq(word[4:8] == 0)  # FINISH carries no flags
+                m.d.comb += legal.eq(dep_flags(word) == 0)  # FINISH carries no flags
         is_finish = op == Opcode.FINISH
         advance = Signal()
         fetch_error = Signal()
@@ -135,18 +127,18 @@ class Controller(wiring.Component):
         m.d.comb += [self.imem_addr.eq(next_pc), self.imem_en.eq(1)]
 
         # ---- tokens and starts
-        counters = {name: Signal(COUNTER_BITS, name=f"tokens_{name}") for name, *_ in _COUNTERS}
+        counters = {c.name: Signal(COUNTER_BITS, name=f"tokens_{c.name}") for c in TOKEN_COUNTERS}
         starts = {}
         for unit in UNIT_NAMES:
             head = queues[unit].r_data
             m.d.comb += getattr(self, f"{unit}_instr").eq(head)
             tokens_ok = Signal(name=f"{unit}_tokens_ok")
             conditions = []
-            for name, pusher, push_flag, popper, pop_flag in _COUNTERS:
-                if popper != unit:
+            for counter in TOKEN_COUNTERS:
+                if UNIT_NAMES[counter.popper] != unit:
                     continue
-                available = counters[name] + getattr(self, f"{pusher}_{push_flag}")
-                conditions.append(~head[_POP_BITS[pop_flag]] | (available != 0))
+                available = counters[counter.name] + self._pushed(counter)
+                conditions.append(~flag(head, counter.pop_flag) | (available != 0))
             m.d.comb += tokens_ok.eq(
                 conditions[0] if len(conditions) == 1 else conditions[0] & conditions[1]
             )
@@ -161,13 +153,14 @@ class Controller(wiring.Component):
             m.d.comb += [getattr(self, f"{unit}_start").eq(start), queues[unit].r_en.eq(start)]
             starts[unit] = start
 
-        for name, pusher, push_flag, popper, pop_flag in _COUNTERS:
-            pushed = getattr(self, f"{pusher}_{push_flag}")
-            popped = starts[popper] & queues[popper].r_data[_POP_BITS[pop_flag]]
+        for counter in TOKEN_COUNTERS:
+            popper = UNIT_NAMES[counter.popper]
+            popped = starts[popper] & flag(queues[popper].r_data, counter.pop_flag)
+            value = counters[counter.name]
             with m.If(self.run & ~self.running):
-                m.d.sync += counters[name].eq(0)
+                m.d.sync += value.eq(0)
             with m.Else():
-                m.d.sync += counters[name].eq(counters[name] + pushed - popped)
+                m.d.sync += value.eq(value + self._pushed(counter) - popped)
 
         # ---- start, end, errors, counters
         unit_error = Signal()
@@ -216,6 +209,10 @@ class Controller(wiring.Component):
                     with m.If(starts[unit]):
                         m.d.sync += count.eq(count + 1)
         return m
+
+    def _pushed(self, counter):
+        """The pushes on `counter` this cycle: its pushing unit's port for the push flag."""
+        return getattr(self, f"{UNIT_NAMES[counter.pusher]}_{counter.push_flag}")
 
 
 class ControllerWithImem(wiring.Component):

@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import ELEMENT_BYTES, Buffer, Load, Nop, Opcode, Unit, buffer_rows
 from verdigris.arch.timing import LOAD_OVERHEAD
-from verdigris.hw.units import control_ports, field, opcode, push_flags
+from verdigris.hw.units import control_ports, field, illegal_flags, opcode, push_flags
 
 __all__ = ["PIPELINE_OVERHEAD", "LoadUnit"]
 
@@ -19,8 +19,6 @@ __all__ = ["PIPELINE_OVERHEAD", "LoadUnit"]
 # 12-byte requant record of docs/isa.md, kept byte for byte as it lies in main memory.
 ELEMENT_BITS = {buffer: 8 * size for buffer, size in ELEMENT_BYTES.items()}
 _PORTS = {Buffer.INP: "inp", Buffer.WGT: "wgt", Buffer.ACC: "acc", Buffer.REQ: "req"}
-# Flag bits of an instruction word that are illegal on the load unit (docs/isa.md).
-_POP_PREV_BIT, _PUSH_PREV_BIT = 4, 6
 
 # Cycles a transfer spends beyond one per main-memory word in this pipeline: the start
 # cycle (decode, before the first read) and the read latency of the last word, whose row is
@@ -129,8 +127,7 @@ class LoadUnit(wiring.Component):
         bad_unit = Signal()  # wrong opcode or target, or a flag the load unit has not
         m.d.comb += bad_unit.eq(
             ~(is_load | (is_nop & (field(instr, Nop, "target") == Unit.LOAD)))
-            | instr[_POP_PREV_BIT]
-            | instr[_PUSH_PREV_BIT]
+            | illegal_flags(instr, Unit.LOAD)
         )
         bad_fill = Signal()  # what makes a fill illegal (cheap: gates the start-cycle write)
         m.d.comb += bad_fill.eq(

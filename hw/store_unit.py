@@ -18,10 +18,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import REQ_ENTRY, Opcode, Store
+from verdigris.arch.isa import REQ_ENTRY, Opcode, Store, Unit
 from verdigris.arch.timing import STORE_OVERHEAD
 from verdigris.hw.requant import Requantizer
-from verdigris.hw.units import control_ports, field, opcode, push_flags
+from verdigris.hw.units import control_ports, field, illegal_flags, opcode, push_flags
 
 __all__ = ["StoreUnit"]
 
@@ -97,8 +97,7 @@ class StoreUnit(wiring.Component):
                 | (field(word, Store, "req_row") >= config.req_rows)
                 | ((rows != 0) & (last_byte > config.main_memory_bytes))
             )
-            | word[5]  # pop_next: the store unit has no next neighbour
-            | word[7]  # push_next
+            | illegal_flags(word, Unit.STORE)  # pop_next, push_next: it has no next neighbour
         )
         with m.If(self.start & bad):
             m.d.sync += self.error.eq(1)

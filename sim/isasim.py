@@ -71,7 +71,9 @@ import numpy as np
 from verdigris.arch.activity import UNITS, Activity
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import (
+    DEP_FLAGS,
     ELEMENT_BYTES,
+    TOKEN_COUNTERS,
     Buffer,
     Finish,
     Gemm,
@@ -87,6 +89,7 @@ from verdigris.arch.isa import (
     decode_elements,
     disassemble,
     encode,
+    token_counter,
 )
 from verdigris.arch.program import Program, pack_tensor, unpack_tensor
 from verdigris.arch.timing import LOAD_OVERHEAD, STORE_OVERHEAD, VECTOR_LATENCY, gemm_latency
@@ -95,15 +98,18 @@ __all__ = ["IsaError", "run_instructions", "run_program"]
 
 logger = logging.getLogger(__name__)
 
-# Dependency-token counters, in the order of docs/isa.md.
-L2C, C2L, C2S, S2C = range(4)
-TOKEN_NAMES = ("l2c", "c2l", "c2s", "s2c")
-_FLAG_NAMES = ("pop_prev", "pop_next", "push_prev", "push_next")
-# The counter each flag acts on, per unit; None where the flag is illegal.
+# Dependency-token counters are kept in a list, in the order of TOKEN_COUNTERS.
+TOKEN_NAMES = tuple(counter.name for counter in TOKEN_COUNTERS)
+
+
+def _counter_index(unit: Unit, flag: str) -> int | None:
+    counter = token_counter(unit, flag)
+    return None if counter is None else TOKEN_COUNTERS.index(counter)
+
+
+# The counter each flag (in DEP_FLAGS order) acts on, per unit; None where it is illegal.
 _FLAG_COUNTERS: dict[Unit, tuple[int | None, ...]] = {
-    Unit.LOAD: (None, C2L, None, L2C),
-    Unit.COMPUTE: (L2C, S2C, C2L, C2S),
-    Unit.STORE: (C2S, None, S2C, None),
+    unit: tuple(_counter_index(unit, flag) for flag in DEP_FLAGS) for unit in Unit
 }
 
 # The req table holds each entry as these six int64 fields (last axis).
@@ -203,17 +209,16 @@ def _words(addr: int, stride: int, rows: int, nbytes: int, dma_bytes: int) -> in
 def _tokens(
     index: int, instruction: Instruction, unit: Unit
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    deps = instruction.deps
-    flags = (deps.pop_prev, deps.pop_next, deps.push_prev, deps.push_next)
-    counters = _FLAG_COUNTERS[unit]
-    for name, flag, counter in zip(_FLAG_NAMES, flags, counters, strict=True):
-        if flag and counter is None:
+    pops, pushes = [], []
+    for name, counter in zip(DEP_FLAGS, _FLAG_COUNTERS[unit], strict=True):
+        if not getattr(instruction.deps, name):
+            continue
+        if counter is None:
             raise _instruction_error(
                 index, instruction, f"{name} is illegal on the {unit.name.lower()} unit"
             )
-    pops = tuple(c for f, c in zip(flags[:2], counters[:2], strict=True) if f)
-    pushes = tuple(c for f, c in zip(flags[2:], counters[2:], strict=True) if f)
-    return pops, pushes
+        (pops if name.startswith("pop_") else pushes).append(counter)
+    return tuple(pops), tuple(pushes)
 
 
 def _plan(

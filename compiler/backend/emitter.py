@@ -7,25 +7,20 @@ NOPs that pop the pushes in between, so counts always match. Because every pop r
 push emitted earlier, running the stream one instruction at a time never waits: with
 in-order units and in-order fetch, the program cannot deadlock.
 
-Counters: l2c (load -> compute), c2l (compute -> load), c2s (compute -> store),
-s2c (store -> compute).
+The counters, and which unit pushes and pops each with which flag, are
+`verdigris.arch.isa.TOKEN_COUNTERS`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from verdigris.arch.isa import Deps, Finish, Instruction, Nop, Unit
+from verdigris.arch.isa import TOKEN_COUNTERS, Deps, Finish, Instruction, Nop, Unit
 
 __all__ = ["Emitter", "Token"]
 
-# counter -> (unit that pushes, flag on it, unit that pops, flag on it)
-_COUNTERS = {
-    "l2c": (Unit.LOAD, "push_next", Unit.COMPUTE, "pop_prev"),
-    "c2l": (Unit.COMPUTE, "push_prev", Unit.LOAD, "pop_next"),
-    "c2s": (Unit.COMPUTE, "push_next", Unit.STORE, "pop_prev"),
-    "s2c": (Unit.STORE, "push_prev", Unit.COMPUTE, "pop_next"),
-}
+# Counter name (as `push` and `Token` take it) -> who pushes and pops it, with which flag.
+_COUNTERS = {counter.name: counter for counter in TOKEN_COUNTERS}
 
 
 @dataclass(frozen=True)
@@ -58,11 +53,11 @@ class Emitter:
         return len(self.instructions) - 1
 
     def _flags_for_pops(self, unit: Unit) -> list[str]:
-        return [_COUNTERS[counter][3] for counter in self._pending[unit]]
+        return [_COUNTERS[counter].pop_flag for counter in self._pending[unit]]
 
     def push(self, counter: str) -> Token:
         """Make the last instruction of the pushing unit push on `counter`."""
-        unit, flag, _, _ = _COUNTERS[counter]
+        unit, flag = _COUNTERS[counter].pusher, _COUNTERS[counter].push_flag
         index = self._last[unit]
         if index is None or getattr(self.instructions[index].deps, flag):
             index = self.emit(Nop(Deps(), target=unit))
@@ -75,7 +70,7 @@ class Emitter:
         """The next instruction of the popping unit starts after `token`'s push."""
         if token is None:
             return
-        _, _, unit, _ = _COUNTERS[token.counter]
+        unit = _COUNTERS[token.counter].popper
         counter = token.counter
         if token.number > self._pushed[counter]:
             raise AssertionError(f"waiting for {token} before it is pushed")

@@ -27,6 +27,8 @@ from verdigris.arch.isa import (
     decode_program,
     encode,
     encode_program,
+    flag_bit,
+    token_counter,
 )
 
 CLASSES = (Nop, Load, Gemm, Vector, Store, Finish)
@@ -152,6 +154,7 @@ def test_each_flag_has_its_bit(bit):
     deps = Deps(**{DEP_NAMES[bit]: True})
     assert encode(Finish(deps)) == Opcode.FINISH | 1 << (4 + bit)
     assert Deps.from_bits(deps.bits()) == deps
+    assert flag_bit(DEP_NAMES[bit]) == 4 + bit
 
 
 # ------------------------------------------------------------------------------ errors
@@ -305,3 +308,14 @@ def test_the_spec_flag_bits_match_deps():
     assert set(documented) == set(DEP_NAMES)
     for name, bit in documented.items():
         assert Deps(**{name: True}).bits() << 4 == 1 << int(bit), name
+
+
+def test_the_spec_token_table_matches_token_counters():
+    lines = ISA_DOC.read_text(encoding="utf-8").splitlines()
+    start = lines.index("| unit | " + " | ".join(DEP_NAMES) + " |")
+    for unit, line in zip(Unit, lines[start + 2 :], strict=False):
+        name, *cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert name == unit.name.lower()
+        for flag, cell in zip(DEP_NAMES, cells, strict=True):
+            counter = token_counter(unit, flag)
+            assert cell == ("illegal" if counter is None else f"`{counter.name}`"), (unit, flag)
