@@ -246,10 +246,10 @@ def check_batches(graph_inputs: list[ir.GraphInput], feeds: Mapping[str, np.ndar
 
 
 def quantize_input(graph_input: ir.GraphInput, value: np.ndarray) -> np.ndarray:
-    """Host step before the device: float -> device integers, or uint8 -> int8 (after
-    `check_input`'s rule)."""
+    """Host step before the device: float -> device integers, or uint8 -> int8. `value`
+    has passed `check_input` (run_graph and the API check a whole batch once, first)."""
     tensor = graph_input.tensor
-    value = check_input(graph_input, value)
+    value = np.asarray(value)
     if tensor.scale is not None:
         with np.errstate(over="ignore", invalid="ignore"):  # infinities saturate below
             scaled = np.rint(value.astype(np.float32) / np.float32(tensor.scale))
@@ -310,14 +310,21 @@ def run_graph(
                 f"input {graph_input.name} has shape {got}; the model expects {expected}"
                 + (" (any batch size)" if graph.dynamic_batch else "")
             )
-        check_input(graph_input, feeds[graph_input.name])
+    checked = {i.name: check_input(i, feeds[i.name]) for i in graph.inputs}
     if one_at_a_time:
         logger.info("model batch is fixed at 1: running %d samples in turn", batch)
         per_sample = [
-            run_graph(graph, {k: v[j : j + 1] for k, v in feeds.items()}, raw=raw)
+            _run_checked(graph, {k: v[j : j + 1] for k, v in checked.items()}, raw)
             for j in range(batch)
         ]
         return {k: np.concatenate([r[k] for r in per_sample]) for k in per_sample[0]}
+    return _run_checked(graph, checked, raw)
+
+
+def _run_checked(
+    graph: ir.Graph, feeds: Mapping[str, np.ndarray], raw: bool
+) -> dict[str, np.ndarray]:
+    """`run_graph` on feeds it has checked: host steps, device ops, host steps."""
     device_inputs = {i.tensor.name: quantize_input(i, feeds[i.name]) for i in graph.inputs}
     env = run_device(graph, device_inputs)
     return {o.name: finish_output(o, env[o.tensor.name], raw=raw) for o in graph.outputs}

@@ -132,6 +132,7 @@ def run_program(
     given = check_batches(graph_inputs, inputs)
     compiled = {b.name: b for b in program.inputs}
     batch = compiled[graph_inputs[0].tensor.name].shape[0]
+    checked: dict[str, np.ndarray] = {}
     for graph_input in graph_inputs:
         expected = compiled[graph_input.tensor.name].shape
         got = np.shape(inputs[graph_input.name])
@@ -140,14 +141,14 @@ def run_program(
                 f"input {graph_input.name} has shape {got}; the program expects {expected}"
                 + (f" or a multiple of {batch} samples" if batch > 1 else " (any batch size)")
             )
-        check_input(graph_input, inputs[graph_input.name])
+        checked[graph_input.name] = check_input(graph_input, inputs[graph_input.name])
     results: dict[str, list[np.ndarray]] = {o.name: [] for o in graph_outputs}
     total = Activity()
     runs = []
     for start in range(0, given, batch):
         device_inputs = {}
         for graph_input in graph_inputs:
-            value = np.asarray(inputs[graph_input.name])[start : start + batch]
+            value = checked[graph_input.name][start : start + batch]
             binding = compiled[graph_input.tensor.name]
             device_inputs[binding.name] = quantize_input(graph_input, value)
         runs.append(device_inputs)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 import onnx
@@ -34,6 +36,17 @@ class CalibrationError(ModelError):
     """The calibration data does not fit the model."""
 
 
+# What np.load raises on a damaged file: besides I/O and value errors, a damaged .npy header
+# fails in numpy's header parser (tokenize, ast) and a damaged .npz member in zlib.
+_UNREADABLE = (
+    OSError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    SyntaxError,
+    TokenError,
+)
 # The first bytes of a .npy file and of a .npz (zip) archive.
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -57,13 +70,15 @@ def read_named_arrays(
     if not head.startswith((_NPY_MAGIC, _ZIP_MAGIC)):
         raise error(f"{path}: not a .npy or .npz file (save arrays with numpy.save or savez)")
     try:
-        data = np.load(path, allow_pickle=False)
-        if isinstance(data, np.ndarray):
-            arrays = {"": data}
-        else:
-            with data:
-                arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as problem:
+        # Our own handle: np.load leaves the file open when a damaged .npy fails to parse.
+        with path.open("rb") as stream:
+            data = np.load(stream, allow_pickle=False)
+            if isinstance(data, np.ndarray):
+                arrays = {"": data}
+            else:
+                with data:
+                    arrays = {key: data[key] for key in data.files}
+    except _UNREADABLE as problem:
         raise error(f"{path}: not a readable .npy/.npz file: {problem}") from None
     if "" in arrays:
         if len(names) != 1:

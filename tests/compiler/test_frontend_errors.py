@@ -1,5 +1,9 @@
 """Bad input gets one clear error that names the problem."""
 
+import contextlib
+import gc
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -11,6 +15,7 @@ from verdigris.compiler.frontend import (
     UnsupportedModelError,
     import_model,
 )
+from verdigris.compiler.frontend.calibrate import read_named_arrays
 
 from .tiny_models import BUILDERS, quantize
 
@@ -112,3 +117,22 @@ def test_checker_failure_is_reported_with_the_file(tmp_path):
     onnx.save(model, path)
     with pytest.raises(ModelFileError, match=r"broken\.onnx: the ONNX checker rejects"):
         import_model(path)
+
+
+class _ArrayFileError(ValueError):
+    pass
+
+
+@pytest.mark.parametrize("name", ["digits_samples.npy", "digits_test.npz"])
+def test_damaged_array_files_are_one_typed_error_and_closed(tmp_path, name):
+    """Every truncation and byte flip of a .npy header or across a (compressed) .npz gives
+    the caller's error type; numpy's header parser and zlib errors included, and the file
+    is closed (an unclosed one is a ResourceWarning, an error under pytest here)."""
+    data = (Path(__file__).resolve().parents[2] / "examples" / name).read_bytes()
+    path = tmp_path / name
+    for cut in [*range(0, 128), *range(128, len(data), 97)]:
+        for content in (data[:cut], data[:cut] + bytes([data[cut] ^ 0xFF]) + data[cut + 1 :]):
+            path.write_bytes(content)
+            with contextlib.suppress(_ArrayFileError):
+                read_named_arrays(path, ["x"], _ArrayFileError, "input")
+    gc.collect()
