@@ -2,13 +2,17 @@
 
 The instruction simulator derives it from its cycle model; the RTL reads it from its
 performance counters; the energy model turns it into joules. Definitions: docs/isa.md.
+
+An Activity of a program run also holds its per-layer breakdown (`layers`, one
+`LayerActivity` per `Program.layers` entry): the counters of each layer's time window,
+which sum exactly to the total (docs/isa.md, "Activity per layer").
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
-__all__ = ["UNITS", "Activity", "pe_utilization"]
+__all__ = ["UNITS", "Activity", "LayerActivity", "pe_utilization"]
 
 UNITS = ("load", "compute", "store")
 
@@ -26,10 +30,15 @@ def _per_unit() -> dict[str, int]:
 
 @dataclass
 class Activity:
+    """Counters of one execution (docs/isa.md, "Activity counters"), and for a program run
+    the same counters per layer (`layers`; empty when the layers are not known, as for a
+    bare instruction list)."""
+
     cycles: int = 0
     busy: dict[str, int] = field(default_factory=_per_unit)
     stall: dict[str, int] = field(default_factory=_per_unit)
     instructions: dict[str, int] = field(default_factory=_per_unit)
+    instruction_fetches: int = 0
     macs: int = 0
     zero_macs: int = 0
     main_read_bytes: int = 0
@@ -38,10 +47,19 @@ class Activity:
     wgt_read_bytes: int = 0
     acc_read_bytes: int = 0
     acc_write_bytes: int = 0
-    buffer_write_bytes: int = 0
+    inp_write_bytes: int = 0
+    wgt_write_bytes: int = 0
+    acc_load_bytes: int = 0
+    req_write_bytes: int = 0
+    req_read_bytes: int = 0
+    layers: tuple[LayerActivity, ...] = ()
 
     def __add__(self, other: Activity) -> Activity:
-        """The activity of running `self` then `other`."""
+        """The activity of running `self` then `other`. Layers add element-wise when both
+        have the same layers (names and ops); when one side has none, the other's are kept
+        (so `Activity() + a` is `a`); different layers raise ValueError."""
+        if not isinstance(other, Activity):
+            return NotImplemented
         total = Activity()
         for name, value in self.to_dict().items():
             theirs = getattr(other, name)
@@ -49,7 +67,68 @@ class Activity:
                 setattr(total, name, {k: value[k] + theirs[k] for k in value})
             else:
                 setattr(total, name, value + theirs)
+        total.layers = _add_layers(self.layers, other.layers)
         return total
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The total's counters by name (per-unit counters as dicts), without the layers."""
+        return {f.name: _copy(getattr(self, f.name)) for f in fields(self) if f.name != "layers"}
+
+    def to_report(self, config: str) -> dict:
+        """The JSON-ready record `verdigris run --activity-json` writes: the config's name,
+        the total and each layer's counters (docs/isa.md, "Activity per layer")."""
+        return {
+            "config": config,
+            "total": self.to_dict(),
+            "layers": [
+                {"name": layer.name, "op": layer.op, "activity": layer.activity.to_dict()}
+                for layer in self.layers
+            ],
+        }
+
+    def check_layers(self) -> None:
+        """ValueError unless the layers' counters sum exactly to the total (every counter,
+        cycles included); nothing to check without layers."""
+        if not self.layers:
+            return
+        summed = Activity()
+        for layer in self.layers:
+            summed = summed + layer.activity
+        if summed.to_dict() != self.to_dict():
+            differ = sorted(
+                name for name, value in summed.to_dict().items() if getattr(self, name) != value
+            )
+            raise ValueError(
+                f"the per-layer activity does not sum to the total ({', '.join(differ)} differ)"
+            )
+
+
+@dataclass(frozen=True)
+class LayerActivity:
+    """The Activity of one layer's time window (no layers of its own): `name` and `op` are
+    the layer's `LayerInfo.name` and `kind` in the Program."""
+
+    name: str
+    op: str
+    activity: Activity
+
+
+def _copy(value):
+    return dict(value) if isinstance(value, dict) else value
+
+
+def _add_layers(
+    ours: tuple[LayerActivity, ...], theirs: tuple[LayerActivity, ...]
+) -> tuple[LayerActivity, ...]:
+    if not ours or not theirs:
+        return ours or theirs
+    if [(a.name, a.op) for a in ours] != [(b.name, b.op) for b in theirs]:
+        raise ValueError(
+            f"cannot add activities of different layers ({len(ours)} layers "
+            f"{[a.name for a in ours][:3]}... and {len(theirs)} layers "
+            f"{[b.name for b in theirs][:3]}...)"
+        )
+    return tuple(
+        LayerActivity(a.name, a.op, a.activity + b.activity)
+        for a, b in zip(ours, theirs, strict=True)
+    )

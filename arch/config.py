@@ -9,11 +9,20 @@ describes every key: its meaning, unit, allowed values and default.
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
-__all__ = ["PRESETS", "REQUIRED_KEYS", "AccelConfig", "ConfigError", "load_config"]
+__all__ = [
+    "MAX_CLOCK_MHZ",
+    "PRESETS",
+    "REQUIRED_KEYS",
+    "AccelConfig",
+    "ConfigError",
+    "load_config",
+    "read_named_toml",
+]
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 PRESETS = tuple(sorted(p.stem for p in PRESETS_DIR.glob("*.toml")))
@@ -24,7 +33,11 @@ PRESETS = tuple(sorted(p.stem for p in PRESETS_DIR.glob("*.toml")))
 # docs/config.md lists every key with its default; tests/arch/test_config.py checks both.
 REQUIRED_KEYS = ("name", "rows", "cols")
 _DOCS = "docs/config.md"
-_TEXT_KEYS = ("name", "dataflow")  # every other key is an int
+_TEXT_KEYS = ("name", "dataflow")  # strings
+_NUMBER_KEYS = ("clock_mhz",)  # an int or a float; every other key is an int
+# The highest clock a config may give, in MHz: far above what an FPGA reaches, low enough to
+# catch a value given in Hz or kHz.
+MAX_CLOCK_MHZ = 1000
 
 
 class ConfigError(ValueError):
@@ -39,6 +52,9 @@ class AccelConfig:
     - weight buffer: rows of `cols` int8 weights (`rows` buffer rows make one weight tile);
     - accumulator: rows of `cols` int32 partial sums;
     - requant table: rows of `cols` entries (bias, multiplier, shift) for the store path.
+
+    `clock_mhz` is the clock the design is meant to run at: it turns cycles into time
+    (`seconds`) and changes nothing else.
     """
 
     name: str
@@ -55,6 +71,7 @@ class AccelConfig:
     instruction_capacity: int = 8192
     dma_bytes: int = 8
     queue_depth: int = 8
+    clock_mhz: float = 50
 
     def __post_init__(self):
         _validate(_values(self), f"config {self.name!r}")
@@ -67,6 +84,10 @@ class AccelConfig:
     @property
     def pe_count(self) -> int:
         return self.rows * self.cols
+
+    def seconds(self, cycles: int) -> float:
+        """The time `cycles` clock cycles take at `clock_mhz`, in seconds."""
+        return cycles / (self.clock_mhz * 1e6)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,10 +146,14 @@ def _defaults() -> dict:
 
 def _type_problem(key: str, value: object) -> str | None:
     """Why `value` has the wrong type for `key`, or None. A bool is never an int."""
-    expected = str if key in _TEXT_KEYS else int
+    if key in _NUMBER_KEYS:
+        expected, name = (int, float), "int or float"
+    else:
+        expected = str if key in _TEXT_KEYS else int
+        name = expected.__name__
     if isinstance(value, expected) and not isinstance(value, bool):
         return None
-    return f"{key} must be {expected.__name__}, not {value!r}"
+    return f"{key} must be {name}, not {value!r}"
 
 
 def _rule_problems(c: dict) -> list[str]:
@@ -174,6 +199,10 @@ def _rule_problems(c: dict) -> list[str]:
         f"instruction_capacity must be 1 to 2**20, not {c['instruction_capacity']}",
     )
     need(2 <= c["queue_depth"] <= 64, f"queue_depth must be 2 to 64, not {c['queue_depth']}")
+    need(
+        math.isfinite(c["clock_mhz"]) and 0 < c["clock_mhz"] <= MAX_CLOCK_MHZ,
+        f"clock_mhz must be above 0 and at most {MAX_CLOCK_MHZ} (MHz), not {c['clock_mhz']}",
+    )
     return problems
 
 
@@ -192,23 +221,37 @@ def _validate(values: dict, where: str) -> None:
         raise ConfigError(f"{where}: " + "; ".join(problems))
 
 
+def read_named_toml(
+    name_or_path: str | Path,
+    *,
+    folder: Path,
+    names: tuple[str, ...],
+    error: type[Exception],
+    kind: str,
+) -> tuple[Path, dict]:
+    """(path, parsed table) of a shipped TOML file by name (one of `names`, in `folder`) or
+    of a TOML file by path; `error` (its message starting with the name or path) for a file
+    that is missing or not UTF-8 TOML. `kind` names the shipped files in the message."""
+    text_name = str(name_or_path)
+    if text_name in names:
+        path = folder / f"{text_name}.toml"
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise error(f"{text_name}: neither a {kind} ({', '.join(names)}) nor a TOML file")
+    try:
+        return path, tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as problem:
+        raise error(f"{path}: not valid TOML: {problem}") from None
+
+
 def load_config(name_or_path: str | Path) -> AccelConfig:
     """A preset by name (tiny, default, large) or a TOML file by path (docs/config.md).
 
     Raises ConfigError, whose message starts with the file's path, for a file that is
     missing, not UTF-8 TOML, or not a valid config (see AccelConfig.from_dict).
     """
-    text_name = str(name_or_path)
-    if text_name in PRESETS:
-        path = PRESETS_DIR / f"{text_name}.toml"
-    else:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise ConfigError(
-                f"{text_name}: neither a preset ({', '.join(PRESETS)}) nor a TOML file"
-            )
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    path, data = read_named_toml(
+        name_or_path, folder=PRESETS_DIR, names=PRESETS, error=ConfigError, kind="preset"
+    )
     return AccelConfig.from_dict(data, source=str(path))

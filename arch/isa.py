@@ -21,7 +21,6 @@ import numpy as np
 __all__ = [
     "DEPS_LOW",
     "DEP_FLAGS",
-    "ELEMENT_BYTES",
     "INSTRUCTION_BYTES",
     "REQ_ENTRY",
     "TOKEN_COUNTERS",
@@ -39,14 +38,21 @@ __all__ = [
     "Unit",
     "Vector",
     "VectorOp",
+    "address_bits",
     "buffer_rows",
     "decode",
     "decode_elements",
     "decode_program",
+    "element_bits",
+    "elements_bytes",
     "encode",
     "encode_program",
     "flag_bit",
+    "pack_elements",
+    "row_bits",
+    "row_bytes",
     "token_counter",
+    "transfer_bytes",
 ]
 
 INSTRUCTION_BYTES = 16
@@ -85,8 +91,6 @@ REQ_ENTRY = np.dtype(
         ("qmax", "i1"),
     ]
 )
-# Bytes of one element of each buffer, in main memory.
-ELEMENT_BYTES = {Buffer.INP: 1, Buffer.WGT: 1, Buffer.ACC: 4, Buffer.REQ: REQ_ENTRY.itemsize}
 
 
 def buffer_rows(config, buffer: Buffer) -> int:
@@ -99,6 +103,51 @@ def buffer_rows(config, buffer: Buffer) -> int:
     }[buffer]
 
 
+def element_bits(config, buffer: Buffer) -> int:
+    """Bits of one element of `buffer` in an AccelConfig: operands for the input and weight
+    buffers, accumulators, and requant entries (REQ_ENTRY)."""
+    return {
+        Buffer.INP: config.operand_bits,
+        Buffer.WGT: config.operand_bits,
+        Buffer.ACC: config.acc_bits,
+        Buffer.REQ: 8 * REQ_ENTRY.itemsize,
+    }[buffer]
+
+
+def row_bits(config, buffer: Buffer) -> int:
+    """Bits of one row of `buffer`: `dim` elements, the width of its memory in hw/."""
+    return config.dim * element_bits(config, buffer)
+
+
+def elements_bytes(config, buffer: Buffer, count: int) -> int:
+    """Bytes `count` consecutive elements of `buffer` take in main memory (packed, the last
+    byte rounded up)."""
+    return -(-count * element_bits(config, buffer) // 8)
+
+
+def row_bytes(config, buffer: Buffer) -> int:
+    """Bytes one full row of `buffer` takes in main memory (elements packed)."""
+    return elements_bytes(config, buffer, config.dim)
+
+
+def transfer_bytes(config, instruction) -> int:
+    """Bytes of main memory each row of a LOAD (not a fill) or STORE moves: `elems` elements
+    of the loaded buffer; for a STORE, `elems` operands (requantized) or, with `raw`,
+    accumulators. 0 for any other instruction."""
+    if isinstance(instruction, Load) and not instruction.fill:
+        return elements_bytes(config, Buffer(instruction.buffer), instruction.elems)
+    if isinstance(instruction, Store):
+        buffer = Buffer.ACC if instruction.raw else Buffer.INP
+        return elements_bytes(config, buffer, instruction.elems)
+    return 0
+
+
+def address_bits(depth: int) -> int:
+    """Bits of an address into `depth` entries (at least 1, so that a one-entry memory
+    still has an address signal)."""
+    return max(1, (depth - 1).bit_length())
+
+
 def decode_elements(raw: np.ndarray, buffer: Buffer) -> np.ndarray:
     """The elements of rows of `buffer` from their bytes ((rows, row bytes) uint8): (rows,
     elems) int64 values, or (rows, elems, 6) int64 requant fields in REQ_ENTRY's order."""
@@ -108,6 +157,21 @@ def decode_elements(raw: np.ndarray, buffer: Buffer) -> np.ndarray:
         return raw.view("<i4").astype(np.int64)
     records = raw.view(REQ_ENTRY)
     return np.stack([records[name].astype(np.int64) for name in REQ_ENTRY.names], axis=-1)
+
+
+def pack_elements(values: np.ndarray, bits: int) -> np.ndarray:
+    """Rows of signed `bits`-bit elements ((rows, n) integers, wrapped to `bits`) as their
+    main-memory bytes ((rows, ceil(n * bits / 8)) uint8): element c at bits
+    [c * bits, (c + 1) * bits) of the row, little-endian, two's complement, the last byte
+    padded with zeros."""
+    values = np.asarray(values, np.int64)
+    unsigned = values & ((1 << bits) - 1)
+    rows, count = values.shape
+    if bits in (8, 16, 32):
+        return unsigned.astype(f"<u{bits // 8}").view(np.uint8).reshape(rows, count * bits // 8)
+    positions = np.arange(bits, dtype=np.int64)
+    row_bits = ((unsigned[..., None] >> positions) & 1).astype(np.uint8)
+    return np.packbits(row_bits.reshape(rows, count * bits), axis=1, bitorder="little")
 
 
 class VectorOp(IntEnum):

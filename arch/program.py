@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +20,20 @@ from typing import Any
 import numpy as np
 
 from verdigris.arch.config import AccelConfig, ConfigError
+from verdigris.arch.host_steps import (
+    HOST_STEPS,
+    ArgMax,
+    Dequantize,
+    Flatten,
+    HostInput,
+    HostOutput,
+    HostSide,
+    HostStep,
+    IntType,
+    Quantize,
+    Softmax,
+    Tensor,
+)
 from verdigris.arch.isa import (
     INSTRUCTION_BYTES,
     IllegalInstruction,
@@ -91,6 +106,17 @@ class LayerInfo:
     last: int
     macs: int  # useful MACs (the IR's count), per run of the program
     output_shape: tuple[int, ...] = ()
+    # The op's true sizes in bytes, per run of the program (the batch it was compiled for),
+    # without the compiled layout's padding: the floor's counts (docs/energy.md, "The
+    # floor"). None where unknown (a file written before these fields).
+    input_bytes: int | None = None  # activation inputs (a Conv's: the pixels it covers)
+    weight_bytes: int | None = None  # weights at the operand width, requant entries
+    output_bytes: int | None = None
+
+    @property
+    def sizes_known(self) -> bool:
+        """Whether the program recorded the layer's true sizes."""
+        return None not in (self.input_bytes, self.weight_bytes, self.output_bytes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,9 +127,9 @@ class Program:
     inputs: tuple[Binding, ...]
     outputs: tuple[Binding, ...]
     layers: tuple[LayerInfo, ...] = ()
-    # Host steps and ONNX names, as JSON-ready data (written by the compiler, see
-    # verdigris.compiler.backend.host).
-    host: dict = field(default_factory=dict)
+    # The ONNX inputs and outputs, how the host quantizes the inputs and finishes the
+    # outputs (verdigris.arch.host_steps; run by verdigris.sim.host).
+    host: HostSide = field(default_factory=HostSide)
     name: str = "program"
 
     def memory_image(self) -> np.ndarray:
@@ -166,8 +192,50 @@ def _header(program: Program) -> dict:
         "segments": segments,
         "inputs": [asdict(b) for b in program.inputs],
         "outputs": [asdict(b) for b in program.outputs],
-        "layers": [asdict(layer) for layer in program.layers],
-        "host": program.host,
+        "layers": [_layer_json(layer) for layer in program.layers],
+        "host": _host_json(program.host),
+    }
+
+
+_SIZES = ("input_bytes", "weight_bytes", "output_bytes")
+
+
+def _layer_json(layer: LayerInfo) -> dict:
+    """A layer's header object; its sizes only where known (always, for a compiled program)."""
+    data = asdict(layer)
+    if not layer.sizes_known:
+        for key in _SIZES:
+            del data[key]
+    return data
+
+
+def _tensor_json(tensor: Tensor) -> dict:
+    return {
+        "name": tensor.name,
+        "shape": list(tensor.shape),
+        "bits": tensor.dtype.bits,
+        "signed": tensor.dtype.signed,
+        "scale": tensor.scale,
+        "zero_point": tensor.zero_point,
+    }
+
+
+def _host_json(host: HostSide) -> dict:
+    return {
+        "dynamic_batch": host.dynamic_batch,
+        "inputs": [
+            {"name": i.name, "onnx_dtype": i.onnx_dtype, "tensor": _tensor_json(i.tensor)}
+            for i in host.inputs
+        ],
+        "outputs": [
+            {
+                "name": o.name,
+                "onnx_int_dtype": o.onnx_int_dtype,
+                "tensor": _tensor_json(o.tensor),
+                "steps": [{"kind": step.kind, **asdict(step)} for step in o.steps],
+            }
+            for o in host.outputs
+        ],
     }
 
 
@@ -260,16 +328,23 @@ def _ints(data: dict, key: str, where: str = "") -> tuple[int, ...]:
     return tuple(values)
 
 
-def _objects(data: dict, key: str) -> list[tuple[str, dict]]:
-    """A top-level list-of-objects field: (path, object) for each entry, such as
-    ("layers[2]", {...}), so that the entry's own fields are named by their full path."""
+def _objects(data: dict, key: str, where: str = "") -> list[tuple[str, dict]]:
+    """A list-of-objects field: (path, object) for each entry, such as ("layers[2]", {...})
+    or ("host.outputs[0].steps[1]", {...}), so that the entry's own fields are named by their
+    full path."""
     entries = []
-    for index, entry in enumerate(_field(data, key, list)):
-        where = f"{key}[{index}]"
+    name = f"{where}.{key}" if where else key
+    for index, entry in enumerate(_field(data, key, list, where)):
+        path = f"{name}[{index}]"
         if not isinstance(entry, dict):
-            raise _Malformed(f"field {where!r} must be an object, not {_json_kind(entry)}")
-        entries.append((where, entry))
+            raise _Malformed(f"field {path!r} must be an object, not {_json_kind(entry)}")
+        entries.append((path, entry))
     return entries
+
+
+def _object(data: dict, key: str, where: str) -> tuple[str, dict]:
+    """An object field: (path, object), such as ("host.inputs[0].tensor", {...})."""
+    return f"{where}.{key}", _field(data, key, dict, where)
 
 
 def _binding(data: dict, where: str) -> Binding:
@@ -287,8 +362,14 @@ def _binding(data: dict, where: str) -> Binding:
 
 
 def _layer(data: dict, where: str) -> LayerInfo:
-    # output_shape came after the first files were written: it stays optional.
+    # output_shape and the sizes came after the first files were written: they stay
+    # optional. The three sizes come together: one present makes the others required.
     output_shape = _ints(data, "output_shape", where) if "output_shape" in data else ()
+    sizes = (
+        {key: _natural(data, key, where) for key in _SIZES}
+        if any(key in data for key in _SIZES)
+        else {}
+    )
     return LayerInfo(
         _field(data, "name", str, where),
         _field(data, "kind", str, where),
@@ -296,7 +377,118 @@ def _layer(data: dict, where: str) -> LayerInfo:
         _natural(data, "last", where),
         _natural(data, "macs", where),
         output_shape,
+        **sizes,
     )
+
+
+def _scale(data: dict, key: str, where: str, *, nullable: bool = False) -> float | None:
+    """A scale: a positive, finite number (an integer is taken as one); with `nullable`, or
+    null (a raw int32 accumulator has no scale)."""
+    if key not in data:
+        raise _Malformed(f"missing field '{where}.{key}'")
+    value = data[key]
+    if nullable and value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        kind = "a number or null" if nullable else "a number"
+        raise _Malformed(f"field '{where}.{key}' must be {kind}, not {_json_kind(value)}")
+    if not (math.isfinite(value) and value > 0):
+        raise _Malformed(f"field '{where}.{key}' must be a positive number, not {value}")
+    return float(value)
+
+
+def _dtype_name(data: dict, key: str, where: str, *, floats: bool) -> str:
+    """A numpy dtype name: an integer type ("uint8", "int8", ...) or, with `floats`, also a
+    floating-point one ("float32", ...)."""
+    name = _field(data, key, str, where)
+    try:
+        dtype = np.dtype(name)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.name != name or dtype.kind not in ("fiu" if floats else "iu"):
+        what = "an integer or floating-point" if floats else "an integer"
+        raise _Malformed(
+            f"field '{where}.{key}' must name {what} numpy type (such as 'int8'), not {name!r}"
+        )
+    return name
+
+
+def _host_tensor(data: dict, where: str) -> Tensor:
+    bits = _field(data, "bits", int, where)
+    if not 1 <= bits <= 32:
+        raise _Malformed(f"field '{where}.bits' must be from 1 to 32, not {bits}")
+    return Tensor(
+        _field(data, "name", str, where),
+        _ints(data, "shape", where),
+        IntType(bits, _field(data, "signed", bool, where)),
+        _scale(data, "scale", where, nullable=True),
+        _field(data, "zero_point", int, where),
+    )
+
+
+def _host_step(data: dict, where: str) -> HostStep:
+    kind = _field(data, "kind", str, where)
+    if kind == "Dequantize":
+        return Dequantize(_scale(data, "scale", where), _field(data, "zero_point", int, where))
+    if kind == "Quantize":
+        dtype = _field(data, "dtype", str, where)
+        if dtype not in ("int8", "uint8"):
+            raise _Malformed(f"field '{where}.dtype' must be 'int8' or 'uint8', not {dtype!r}")
+        return Quantize(_scale(data, "scale", where), _field(data, "zero_point", int, where), dtype)
+    if kind == "Softmax":
+        return Softmax(_field(data, "axis", int, where))
+    if kind == "ArgMax":
+        return ArgMax(_field(data, "axis", int, where), _field(data, "keepdims", bool, where))
+    if kind == "Flatten":
+        return Flatten(_field(data, "axis", int, where))
+    kinds = ", ".join(repr(k) for k in HOST_STEPS)
+    raise _Malformed(f"field '{where}.kind' must be one of {kinds}, not {kind!r}")
+
+
+def _host_input(data: dict, where: str) -> HostInput:
+    path, tensor_data = _object(data, "tensor", where)
+    tensor = _host_tensor(tensor_data, path)
+    onnx_dtype = _dtype_name(data, "onnx_dtype", where, floats=True)
+    # A float input is quantized with its tensor's scale; an integer one goes as it is.
+    if (np.dtype(onnx_dtype).kind == "f") != (tensor.scale is not None):
+        has = "has a scale" if tensor.scale is not None else "has no scale (scale null)"
+        raise _Malformed(
+            f"field '{where}.onnx_dtype' is {onnx_dtype!r} but '{where}.tensor' {has}: a "
+            "float input needs a scale to be quantized with, an integer input none"
+        )
+    return HostInput(_field(data, "name", str, where), tensor, onnx_dtype)
+
+
+def _host_output(data: dict, where: str) -> HostOutput:
+    path, tensor_data = _object(data, "tensor", where)
+    return HostOutput(
+        _field(data, "name", str, where),
+        _host_tensor(tensor_data, path),
+        _dtype_name(data, "onnx_int_dtype", where, floats=False),
+        tuple(_host_step(step, at) for at, step in _objects(data, "steps", where)),
+    )
+
+
+def _host(header: dict, inputs: tuple[Binding, ...], outputs: tuple[Binding, ...]) -> HostSide:
+    """The host side, whose device tensors must each be one of the program's bindings."""
+    where, data = "host", _field(header, "host", dict)
+    host = HostSide(
+        tuple(_host_input(entry, path) for path, entry in _objects(data, "inputs", where)),
+        tuple(_host_output(entry, path) for path, entry in _objects(data, "outputs", where)),
+        _field(data, "dynamic_batch", bool, where),
+    )
+    for key, ends, bindings in (
+        ("inputs", host.inputs, inputs),
+        ("outputs", host.outputs, outputs),
+    ):
+        names = {binding.name for binding in bindings}
+        for index, end in enumerate(ends):
+            if end.tensor.name not in names:
+                raise _Malformed(
+                    f"field 'host.{key}[{index}].tensor.name' is {end.tensor.name!r}, which "
+                    f"names none of the program's {key} ({', '.join(sorted(names)) or 'none'})"
+                )
+    return host
 
 
 def _config(header: dict) -> AccelConfig:
@@ -359,14 +551,18 @@ def _parse_body(body: bytes, header_length: int) -> Program:
         instructions = tuple(decode_program(body[code_start:code_end]))
     except IllegalInstruction as error:
         raise _Malformed(str(error)) from None
+    config = _config(header)
+    segments = _segments(header, body[code_end:])
+    inputs = tuple(_binding(entry, where) for where, entry in _objects(header, "inputs"))
+    outputs = tuple(_binding(entry, where) for where, entry in _objects(header, "outputs"))
     return Program(
-        _config(header),
+        config,
         instructions,
-        _segments(header, body[code_end:]),
-        tuple(_binding(entry, where) for where, entry in _objects(header, "inputs")),
-        tuple(_binding(entry, where) for where, entry in _objects(header, "outputs")),
+        segments,
+        inputs,
+        outputs,
         tuple(_layer(entry, where) for where, entry in _objects(header, "layers")),
-        _field(header, "host", dict),
+        _host(header, inputs, outputs),
         _field(header, "name", str),
     )
 

@@ -7,9 +7,7 @@ process, so their ratio holds on a noisy machine even when the absolute numbers 
 
 import time
 
-from verdigris.sim.amaranth_sim import simulate_pe
-from verdigris.sim.blockmodels import random_pe_inputs
-from verdigris.sim.rtl.benches import run_pe_bench
+from verdigris.verify.pe import random_pe_inputs, run_pe_bench, simulate_pe
 
 CYCLES = 20_000
 

@@ -40,7 +40,7 @@ from verdigris.arch.config import load_config
 from verdigris.compiler.backend import compile_graph
 from verdigris.compiler.frontend import import_model
 from verdigris.hw.core_top import INPUT_LATENCY, CoreTop
-from verdigris.sim.golden import quantize_input
+from verdigris.sim.host import quantize_input
 from verdigris.sim.isasim import run_program
 from verdigris.sim.rtl.core_runner import _host_jobs, run_fast
 from verdigris.sim.rtl.verilator import _COMMON_OPTIONS, generate_verilog

@@ -26,7 +26,7 @@ from backend_cycles import gemm_graph  # bench/ is on sys.path when a script the
 from verdigris.arch.config import load_config
 from verdigris.compiler.backend import compile_graph
 from verdigris.compiler.frontend import import_model
-from verdigris.sim.golden import quantize_input
+from verdigris.sim.host import quantize_input
 from verdigris.sim.isasim import run_program
 from verdigris.sim.rtl.core_runner import build_core, run_fast, run_on_rtl
 

@@ -1,2 +1,2 @@
 """The compiler: ONNX frontend (frontend/), the integer IR (ir.py), quantization helpers
-(quantize.py) and the backend to Programs (backend/)."""
+(quantize.py), graph passes (passes/) and the backend to Programs (backend/)."""

@@ -23,7 +23,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# The host side of a model (its inputs, outputs and host steps) and the tensor type are the
+# Program's (verdigris.arch.host_steps): one definition, which a Program stores and the
+# host-op runtime runs without the compiler. A graph input is a HostInput, an output a
+# HostOutput.
+from verdigris.arch.host_steps import (
+    ArgMax,
+    Dequantize,
+    Flatten,
+    HostStep,
+    IntType,
+    Quantize,
+    Softmax,
+    Tensor,
+)
+from verdigris.arch.host_steps import HostInput as GraphInput
+from verdigris.arch.host_steps import HostOutput as GraphOutput
+
 __all__ = [
+    "INT8",
+    "INT32",
     "Add",
     "ArgMax",
     "AvgPool",
@@ -49,48 +68,14 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class IntType:
-    """An integer element type: `bits` wide, signed or not."""
-
-    bits: int
-    signed: bool = True
-
-    @property
-    def qmin(self) -> int:
-        return -(1 << (self.bits - 1)) if self.signed else 0
-
-    @property
-    def qmax(self) -> int:
-        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
-
-    def __str__(self) -> str:
-        return f"{'int' if self.signed else 'uint'}{self.bits}"
-
-
 INT8 = IntType(8)
 INT32 = IntType(32)
 
 
-@dataclass(frozen=True)
-class Tensor:
-    """An integer activation tensor. `scale` is None for raw int32 accumulators."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: IntType
-    scale: float | None
-    zero_point: int = 0
-
-    def describe(self) -> str:
-        shape = "x".join(str(d) for d in self.shape)
-        quant = f" s={self.scale:.6g} z={self.zero_point}" if self.scale is not None else ""
-        return f"{self.name}: {self.dtype}[{shape}]{quant}"
-
-
 @dataclass(frozen=True, eq=False)
 class Requant:
-    """Integer requantization of an accumulator to an output type (spec: sim/golden.py).
+    """Integer requantization of an accumulator to an output type (the arithmetic:
+    verdigris.arch.arithmetic.requantize, docs/quantization.md).
 
     out = clamp(round_half_even(acc * multiplier / 2**shift) + zero_point, qmin, qmax)
 
@@ -232,70 +217,6 @@ class Reshape(Op):
     shape: tuple[int, ...]
 
 
-# Host steps: float post-processing of a graph output, run by the host after the device.
-
-
-@dataclass(frozen=True)
-class HostStep:
-    @property
-    def kind(self) -> str:
-        return type(self).__name__
-
-
-@dataclass(frozen=True)
-class Dequantize(HostStep):
-    scale: float
-    zero_point: int
-
-
-@dataclass(frozen=True)
-class Quantize(HostStep):
-    """Float to the model's integer type (round half to even, saturate), for models that
-    quantize a host-side result (e.g. a quantized Softmax)."""
-
-    scale: float
-    zero_point: int
-    dtype: str  # "int8" or "uint8"
-
-
-@dataclass(frozen=True)
-class Softmax(HostStep):
-    axis: int = -1
-
-
-@dataclass(frozen=True)
-class ArgMax(HostStep):
-    axis: int = 0
-    keepdims: bool = True
-
-
-@dataclass(frozen=True)
-class Flatten(HostStep):
-    axis: int = 1
-
-
-@dataclass(frozen=True)
-class GraphInput:
-    """A model input. The host quantizes a float input to `tensor`'s type
-    (round half to even, saturate), or shifts a uint8 input to int8."""
-
-    name: str  # the ONNX input name
-    tensor: Tensor
-    onnx_dtype: str  # "float32", "uint8", "int8", ...
-
-
-@dataclass(frozen=True)
-class GraphOutput:
-    """A model output: the device tensor, then host steps that produce what ONNX returns.
-    `onnx_int_dtype` is the integer type the model uses for `tensor` (uint8 or int8), so
-    raw results can be given back in the model's own type."""
-
-    name: str  # the ONNX output name
-    tensor: Tensor
-    onnx_int_dtype: str
-    steps: tuple[HostStep, ...] = ()
-
-
 @dataclass(frozen=True, eq=False)
 class Graph:
     name: str
@@ -304,9 +225,6 @@ class Graph:
     outputs: tuple[GraphOutput, ...]
     tensors: dict[str, Tensor] = field(default_factory=dict)  # every device tensor
     dynamic_batch: bool = True
-
-    def node_by_output(self, name: str) -> Op | None:
-        return next((node for node in self.nodes if node.output == name), None)
 
     def ops(self, kind: type[Op]) -> Iterator[Op]:
         return (node for node in self.nodes if isinstance(node, kind))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from verdigris.arch.arithmetic import SHIFT_RANGE
 from verdigris.compiler.ir import IntType, Requant
 
 __all__ = [
@@ -16,8 +17,8 @@ __all__ = [
 ]
 
 # The requantizer multiplies an int32 accumulator by a 31-bit multiplier (a 62-bit product)
-# and shifts right by 1..62 bits.
-MAX_SHIFT = 62
+# and shifts right by 1..MAX_SHIFT bits (verdigris.arch.arithmetic.SHIFT_RANGE).
+MAX_SHIFT = SHIFT_RANGE[1]
 # Add scales each (x - z) (at most 9 bits for int8) by a multiplier below 2**21, so the sum
 # of two terms stays inside int32.
 ADD_MULTIPLIER_BITS = 21
@@ -73,7 +74,13 @@ def make_requant(
     if np.all(real_scale == real_scale[0]):
         real_scale = real_scale[:1]  # per-tensor: one multiplier serves every channel
     multiplier, shift = quantize_multiplier(real_scale)
-    return Requant(multiplier, shift, int(zero_point), int(clamp[0]), int(clamp[1]))
+    return Requant(
+        multiplier=multiplier,
+        shift=shift,
+        zero_point=int(zero_point),
+        qmin=int(clamp[0]),
+        qmax=int(clamp[1]),
+    )
 
 
 def add_multipliers(ratio_a: float, ratio_b: float) -> tuple[int, int, int]:

@@ -1,12 +1,14 @@
-"""The weight-stationary systolic array with double-buffered (shadow/active) weights."""
+"""The weight-stationary systolic array with double-buffered (shadow/active) weights, and
+`ArrayBase`, the ports and contract every array dataflow shares."""
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from verdigris.hw.pe import check_widths
+from verdigris.arch.isa import address_bits
+from verdigris.hw.pe import ProcessingElement, check_widths
 
-__all__ = ["ArrayPE", "SystolicArray", "array_signature"]
+__all__ = ["ArrayBase", "ArrayPE", "SystolicArray", "array_signature"]
 
 
 def array_signature(dim: int, operand_width: int, acc_width: int) -> dict:
@@ -14,7 +16,7 @@ def array_signature(dim: int, operand_width: int, acc_width: int) -> dict:
     operands = data.ArrayLayout(signed(operand_width), dim)
     return {
         "w_en": In(1),
-        "w_row": In(max(1, (dim - 1).bit_length())),
+        "w_row": In(address_bits(dim)),
         "w_data": In(operands),
         "a_valid": In(1),
         "a_data": In(operands),
@@ -25,73 +27,9 @@ def array_signature(dim: int, operand_width: int, acc_width: int) -> dict:
     }
 
 
-class ArrayPE(wiring.Component):
-    """One multiply-accumulate cell of `SystolicArray`, with an active and a shadow weight.
-
-    Activations travel left to right together with a ``valid`` and a ``swap`` flag, partial
-    sums top to bottom. Contract (every output is registered: one cycle of latency on every
-    path, one element per cycle):
-
-    - The weight *used* in a cycle is the shadow weight if ``valid_in & swap_in``, else the
-      active weight. In that case the active weight takes the shadow weight at the clock edge,
-      so the swapping element and every later one use it.
-    - ``psum_out`` ← ``psum_in + a_in * used weight``: an exact product, a sum wrapped modulo
-      2**acc_width (two's complement).
-    - ``a_out`` ← ``a_in``, ``valid_out`` ← ``valid_in``, ``swap_out`` ← ``valid_in & swap_in``
-      (a swap travels only with a valid element).
-    - When ``w_load`` is high, the shadow weight takes ``w_in``; it is seen by a swap from the
-      next cycle on. A swap in the same cycle still takes the old shadow weight.
-    - ``zero`` ← ``valid_in`` and (``a_in`` or the used weight is 0), for the activity counters.
-
-    Parameters
-    ----------
-    operand_width : int
-        Bits of the signed activation and weight operands (2 to 18).
-    acc_width : int
-        Bits of the signed partial sum; at least ``2 * operand_width``.
-    """
-
-    def __init__(self, *, operand_width: int = 8, acc_width: int = 32):
-        check_widths(operand_width, acc_width)
-        self.operand_width = operand_width
-        self.acc_width = acc_width
-        operand, acc = signed(operand_width), signed(acc_width)
-        super().__init__(
-            {
-                "a_in": In(operand),
-                "valid_in": In(1),
-                "swap_in": In(1),
-                "a_out": Out(operand),
-                "valid_out": Out(1),
-                "swap_out": Out(1),
-                "psum_in": In(acc),
-                "psum_out": Out(acc),
-                "w_in": In(operand),
-                "w_load": In(1),
-                "zero": Out(1),
-            }
-        )
-
-    def elaborate(self, _platform):
-        m = Module()
-        operand = signed(self.operand_width)
-        active = Signal(operand)
-        shadow = Signal(operand)
-        swap = self.valid_in & self.swap_in
-        weight = Signal(operand)
-        m.d.comb += weight.eq(Mux(swap, shadow, active))
-        m.d.sync += [
-            self.a_out.eq(self.a_in),
-            self.valid_out.eq(self.valid_in),
-            self.swap_out.eq(swap),
-            # eq() truncates to acc_width: the wrap-around of the contract.
-            self.psum_out.eq(self.psum_in + self.a_in * weight),
-            self.zero.eq(self.valid_in & ((self.a_in == 0) | (weight == 0))),
-            active.eq(weight),
-        ]
-        with m.If(self.w_load):
-            m.d.sync += shadow.eq(self.w_in)
-        return m
+# The PE the array instantiates: the one PE of hw/pe.py (a module attribute, so that a test
+# can put a variant in its place).
+ArrayPE = ProcessingElement
 
 
 def _popcount_tree(bits: list) -> object:
@@ -103,9 +41,10 @@ def _popcount_tree(bits: list) -> object:
     return level[0]
 
 
-class SystolicArray(wiring.Component):
-    """A ``dim`` x ``dim`` weight-stationary systolic array of `ArrayPE` with double-buffered
-    weights: a new tile loads into a shadow tile while the active tile computes.
+class ArrayBase(wiring.Component):
+    """What every array dataflow shares: the ports, their contract and the parameter checks.
+    A subclass builds the array in `elaborate` and sets ``zero_count_delay`` and, if it needs
+    more than one row, ``min_dim``.
 
     Ports (operands are signed ``operand_width`` bits, results signed ``acc_width`` bits; the
     vector ports are `data.ArrayLayout` views, element ``i`` at bits
@@ -137,11 +76,12 @@ class SystolicArray(wiring.Component):
       high and ``p_data[c] = sum_r a[r] * W[r][c]`` (``W`` the tile active at that row, the
       products exact, the sum wrapped to ``acc_width`` bits). Rows leave in entry order, one
       per cycle at full throughput. ``p_data`` is meaningless while ``p_valid`` is low.
-    - **Zero count.** ``zero_count`` in cycle ``t`` is the number of PEs that, in cycle
-      ``t - 2``, processed a valid element (PE ``(r, c)`` processes element ``r`` of a row
-      entered in cycle ``s`` in cycle ``s + r + c``) whose activation or used weight is 0.
-      So the count for a row is complete in cycle ``s + 2*dim`` (one cycle after its
-      ``p_valid``), and over a GEMM the counts sum to its ``zero_macs`` (docs/isa.md).
+    - **Zero count.** ``zero_count`` in cycle ``t`` is the number of MACs of cycle
+      ``t - zero_count_delay`` on a valid element whose activation or used weight is 0, so
+      over a GEMM the counts sum to its ``zero_macs`` (docs/isa.md). In the
+      weight-stationary array (``zero_count_delay`` = 2) PE ``(r, c)`` processes element
+      ``r`` of a row entered in cycle ``s`` in cycle ``s + r + c``, so the count for a row
+      is complete in cycle ``s + 2*dim`` (one cycle after its ``p_valid``).
     - **Safe reuse of the shadow tile.** Writing shadow row ``r`` in a cycle before
       ``s + r + dim - 1``, where ``s`` is the entry cycle of the last row with ``a_swap``,
       changes weights that swap has not yet taken (it has not reached PE ``(r, dim - 1)``)
@@ -152,32 +92,48 @@ class SystolicArray(wiring.Component):
       hit this, provided the controller's delay from an ISA cycle to a weight write is at
       most one cycle shorter than its delay to a row entry.
 
-    Attributes ``latency`` (``2*dim - 1``) and ``zero_count_delay`` (2) give the timing
-    above to controllers and models.
-
-    On ECP5 each product (``operand_width`` up to 18) maps onto one MULT18X18D.
+    Attributes ``latency`` (``2*dim - 1``) and ``zero_count_delay`` give the timing above
+    to controllers and models.
 
     Parameters
     ----------
     dim : int
-        Side of the square array (rows = columns = K = N of one tile), at least 1.
+        Side of the square array (rows = columns = K = N of one tile), at least
+        ``min_dim``.
     operand_width : int
         Bits of the signed activations and weights (2 to 18).
     acc_width : int
         Bits of the signed results; at least ``2 * operand_width``.
     """
 
-    zero_count_delay = 2  # cycles from a PE's MAC to its contribution in zero_count
+    zero_count_delay: int  # cycles from a PE's MAC to its contribution in zero_count
+    min_dim = 1
 
     def __init__(self, dim: int, *, operand_width: int = 8, acc_width: int = 32):
-        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
-            raise ValueError(f"dim must be a positive integer, not {dim!r}")
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < self.min_dim:
+            if self.min_dim == 1:
+                raise ValueError(f"dim must be a positive integer, not {dim!r}")
+            raise ValueError(f"dim must be an integer of at least {self.min_dim}, not {dim!r}")
         check_widths(operand_width, acc_width)
         self.dim = dim
         self.operand_width = operand_width
         self.acc_width = acc_width
         self.latency = 2 * dim - 1
         super().__init__(array_signature(dim, operand_width, acc_width))
+
+
+class SystolicArray(ArrayBase):
+    """A ``dim`` x ``dim`` weight-stationary systolic array of `ProcessingElement` (hw/pe.py)
+    with double-buffered weights: a new tile loads into a shadow tile while the active tile
+    computes. The ports
+    and their contract are `ArrayBase`'s; here every PE ``(r, c)`` holds weight ``W[r][c]``,
+    activations flow right and partial sums down, with skew and de-skew registers at the
+    edges.
+
+    On ECP5 each product (``operand_width`` up to 18) maps onto one MULT18X18D.
+    """
+
+    zero_count_delay = 2
 
     def elaborate(self, _platform):
         m = Module()

@@ -15,28 +15,20 @@ leaves enough time for before the freed bank is rewritten.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 
-from verdigris.hw.array import _popcount_tree, array_signature
-from verdigris.hw.pe import check_widths
+from verdigris.hw.array import ArrayBase, _popcount_tree
 
 __all__ = ["OutputStationaryArray"]
 
 
-class OutputStationaryArray(wiring.Component):
-    """Output-stationary `dim` x `dim` array; see the module docstring."""
+class OutputStationaryArray(ArrayBase):
+    """Output-stationary `dim` x `dim` array (at least 2 x 2) with `ArrayBase`'s ports and
+    contract; see the module docstring. Each MAC is counted in ``zero_count`` one cycle
+    after it happens."""
 
     zero_count_delay = 1
-
-    def __init__(self, dim: int, *, operand_width: int = 8, acc_width: int = 32):
-        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 2:
-            raise ValueError(f"dim must be an integer of at least 2, not {dim!r}")
-        check_widths(operand_width, acc_width)
-        self.dim = dim
-        self.operand_width = operand_width
-        self.acc_width = acc_width
-        self.latency = 2 * dim - 1
-        super().__init__(array_signature(dim, operand_width, acc_width))
+    min_dim = 2
 
     def elaborate(self, _platform):
         m = Module()

@@ -18,60 +18,166 @@ weights, else 0):
 
 `ready` adds the hazard rules to `free`: a VECTOR waits until every GEMM and VECTOR has
 completed; a GEMM that loads weights waits until `dim` cycles after the last swap stream
-start. Counters: `macs` (dim*dim per streamed row) and `zero_macs` (from the array).
+start. Counters: `macs` (dim*dim per streamed row, counted in the cycle the row enters the
+array) and `zero_macs` (the array's `zero_count`, added in the cycle it is shown).
+
+`completed` is the number of instructions completing in this cycle: a NOP can complete
+beside a GEMM or VECTOR (it does not wait for the array), so 0, 1 or 2; `nop_completed` is
+1 when one of them is a NOP. GEMMs and VECTORs complete in program order among themselves,
+and so do NOPs, but a NOP can complete before an earlier GEMM.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, fifo, wiring
+from typing import NamedTuple
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import Gemm, Opcode, Vector, VectorOp
+from verdigris.arch.cycle_model import ZERO_COUNT_DELAY
+from verdigris.arch.isa import Buffer, Gemm, Opcode, Vector, VectorOp, address_bits
 from verdigris.arch.timing import VECTOR_LATENCY, gemm_latency
 from verdigris.hw.array import SystolicArray
 from verdigris.hw.array_os import OutputStationaryArray
-from verdigris.hw.units import control_ports, field, opcode, push_flags
+from verdigris.hw.units import UnitControl, buffer_read, buffer_write, field, opcode, push_flags
 
-__all__ = ["ComputeUnit"]
+__all__ = ["ComputeUnit", "TagPipeline"]
 
 NOW_BITS = 32
+COUNTER_BITS = 48
 
 
-def _row_bits(depth: int) -> int:
-    return max(1, (depth - 1).bit_length())
+class _Head(NamedTuple):
+    """The compute unit's decoded head instruction (`word`, valid with `start`)."""
+
+    word: Value
+    is_gemm: Value
+    is_vector: Value
+    load_weights: Value
+    gemm_rows: Value
+    vector_rows: Value
+    go: Value  # a legal instruction starts in this cycle
+
+
+class TagPipeline(wiring.Component):
+    """Carries each array row's destination (its acc row and whether it accumulates)
+    through the array's latency, beside the row.
+
+    Contract: a row enters with ``valid`` high in cycle ``s``, its tag (``row``,
+    ``accumulate``) taken in that cycle. In cycle ``s + latency - 1`` ``next_valid`` is high
+    with the row's tag on ``next_row``/``next_accumulate`` (the cycle before the row leaves
+    the array: the acc row is read then); in ``s + latency``, ``out_valid`` with the tag on
+    ``out_row``/``out_accumulate``. Any pattern of rows is allowed, one per cycle at most;
+    every output is registered.
+
+    Parameters
+    ----------
+    row_bits : int
+        Bits of an acc row address.
+    latency : int
+        Cycles from a row's entry to its exit (at least 2).
+
+    Members
+    -------
+    valid : ``In(1)``
+        A row enters in this cycle.
+    row : ``In(row_bits)``, accumulate : ``In(1)``
+        Its tag.
+    next_valid : ``Out(1)``, next_row : ``Out(row_bits)``, next_accumulate : ``Out(1)``
+        The tag of the row that entered ``latency - 1`` cycles ago.
+    out_valid : ``Out(1)``, out_row : ``Out(row_bits)``, out_accumulate : ``Out(1)``
+        The tag of the row that entered ``latency`` cycles ago.
+    """
+
+    def __init__(self, row_bits: int, latency: int):
+        if isinstance(row_bits, bool) or not isinstance(row_bits, int) or row_bits < 1:
+            raise ValueError(f"row_bits must be a positive integer, not {row_bits!r}")
+        if isinstance(latency, bool) or not isinstance(latency, int) or latency < 2:
+            raise ValueError(f"latency must be an integer of at least 2, not {latency!r}")
+        self.row_bits, self.latency = row_bits, latency
+        super().__init__(
+            {
+                "valid": In(1),
+                "row": In(row_bits),
+                "accumulate": In(1),
+                "next_valid": Out(1),
+                "next_row": Out(row_bits),
+                "next_accumulate": Out(1),
+                "out_valid": Out(1),
+                "out_row": Out(row_bits),
+                "out_accumulate": Out(1),
+            }
+        )
+
+    def elaborate(self, _platform):
+        m = Module()
+        latency = self.latency
+        # Stage k holds the tag of the row that entered k + 1 cycles ago; bit k of `pipe`
+        # whether a row did.
+        tags = [Signal(self.row_bits + 1, name=f"tag_{k}") for k in range(latency)]
+        pipe = Signal(latency)
+        m.d.sync += [
+            pipe.eq(Cat(self.valid, pipe[:-1])),
+            tags[0].eq(Cat(self.row, self.accumulate)),
+        ]
+        for k in range(1, latency):
+            m.d.sync += tags[k].eq(tags[k - 1])
+        m.d.comb += [
+            self.next_valid.eq(pipe[latency - 2]),
+            self.next_row.eq(tags[latency - 2][:-1]),
+            self.next_accumulate.eq(tags[latency - 2][-1]),
+            self.out_valid.eq(pipe[latency - 1]),
+            self.out_row.eq(tags[latency - 1][:-1]),
+            self.out_accumulate.eq(tags[latency - 1][-1]),
+        ]
+        return m
 
 
 class ComputeUnit(wiring.Component):
-    """GEMM, VECTOR and NOP for one core; see the module docstring for the exact timing."""
+    """GEMM, VECTOR and NOP for one core; see the module docstring for the exact timing.
+
+    Members
+    -------
+    control : ``Out(UnitControl(nop_completed=True))``
+        The controller interface (`verdigris.hw.units.UnitControl`).
+    clear : ``In(1)``
+        Clears the counters and the error (the core's `run` strobe).
+    wgt, inp : ``In(ReadPort.Signature(...))``
+        The weight and input buffers' read ports, rows of ``dim`` signed ``operand_bits``
+        elements (`verdigris.hw.units.buffer_read`), data in the cycle after the request.
+    acc_read : ``In(ReadPort.Signature(...))``
+        The accumulator's read port, rows of ``dim`` signed ``acc_bits`` elements,
+        transparent to ``acc_write``.
+    acc_write : ``In(WritePort.Signature(...))``
+        The accumulator's write port.
+    macs, zero_macs : ``Out(48)``
+        MAC slots and zero-operand MACs since ``clear``.
+    """
 
     def __init__(self, config: AccelConfig):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {config!r}")
         self.config = config
-        dim = config.dim
-        operands = data.ArrayLayout(signed(8), dim)
-        accs = data.ArrayLayout(signed(32), dim)
         super().__init__(
             {
-                **control_ports(),
-                "ready": Out(1),
+                "control": Out(UnitControl(nop_completed=True)),
                 "clear": In(1),
-                "wgt_addr": Out(_row_bits(config.wgt_rows)),
-                "wgt_en": Out(1),
-                "wgt_data": In(operands),
-                "inp_addr": Out(_row_bits(config.inp_rows)),
-                "inp_en": Out(1),
-                "inp_data": In(operands),
-                "acc_raddr": Out(_row_bits(config.acc_rows)),
-                "acc_ren": Out(1),
-                "acc_rdata": In(accs),
-                "acc_waddr": Out(_row_bits(config.acc_rows)),
-                "acc_wdata": Out(accs),
-                "acc_wen": Out(1),
-                "macs": Out(48),
-                "zero_macs": Out(48),
+                "wgt": In(buffer_read(config, Buffer.WGT)),
+                "inp": In(buffer_read(config, Buffer.INP)),
+                "acc_read": In(buffer_read(config, Buffer.ACC)),
+                "acc_write": In(buffer_write(config, Buffer.ACC)),
+                "macs": Out(COUNTER_BITS),
+                "zero_macs": Out(COUNTER_BITS),
             }
         )
+        # The zero count's delay is part of the cycle model (per-layer Activity).
+        array_class = OutputStationaryArray if config.dataflow == "os" else SystolicArray
+        if array_class.zero_count_delay != ZERO_COUNT_DELAY[config.dataflow]:
+            raise ValueError(
+                f"the cycle model's ZERO_COUNT_DELAY for {config.dataflow!r} is "
+                f"{ZERO_COUNT_DELAY[config.dataflow]}, but {array_class.__name__} counts "
+                f"zeros {array_class.zero_count_delay} cycles after the MAC"
+            )
 
     def elaborate(self, _platform):
         m = Module()
@@ -79,17 +185,21 @@ class ComputeUnit(wiring.Component):
         dim = config.dim
         # Both dataflows honour the same array contract (and so the same cycle model).
         array_class = OutputStationaryArray if config.dataflow == "os" else SystolicArray
-        m.submodules.array = array = array_class(dim)
-        word = self.instr
+        m.submodules.array = array = array_class(
+            dim, operand_width=config.operand_bits, acc_width=config.acc_bits
+        )
+        # Read ports are enabled unless driven low.
+        m.d.comb += [self.wgt.en.eq(0), self.inp.en.eq(0), self.acc_read.en.eq(0)]
 
-        now = Signal(NOW_BITS)
-        m.d.sync += now.eq(now + 1)
-        busy_until = Signal(NOW_BITS)
-        drained_at = Signal(NOW_BITS)  # completion of the latest GEMM/VECTOR
-        swapped_at = Signal(signed(NOW_BITS + 1), init=-(2**NOW_BITS))
-        swap_pending = Signal()
+        head = self._decode(m)
+        swap_pending = self._sequence(m, head)
+        self._datapath(m, array, head, swap_pending)
+        return m
 
-        # ---- decode of the head instruction
+    def _decode(self, m: Module) -> _Head:
+        """The head instruction's decode and its errors (checked at start)."""
+        config, dim, control = self.config, self.config.dim, self.control
+        word = control.instr
         op = opcode(word)
         is_gemm = op == Opcode.GEMM
         is_vector = op == Opcode.VECTOR
@@ -97,16 +207,6 @@ class ComputeUnit(wiring.Component):
         gemm_rows = field(word, Gemm, "rows")
         vector_rows = field(word, Vector, "rows")
 
-        free = Signal()
-        m.d.comb += [free.eq(now >= busy_until), self.free.eq(free)]
-        hazard = Signal()
-        with m.If(is_vector & (now < drained_at)):
-            m.d.comb += hazard.eq(1)
-        with m.If(is_gemm & load_weights & (now.as_signed() < swapped_at + dim)):
-            m.d.comb += hazard.eq(1)
-        m.d.comb += self.ready.eq(free & ~hazard)
-
-        # ---- errors (checked at start)
         bad = Signal()
         with m.If(is_gemm):
             m.d.comb += bad.eq(
@@ -120,10 +220,38 @@ class ComputeUnit(wiring.Component):
                 | (field(word, Vector, "inp_row") + vector_rows > config.inp_rows)
                 | (field(word, Vector, "acc_row") + vector_rows > config.acc_rows)
             )
-        with m.If(self.start & bad):
-            m.d.sync += self.error.eq(1)
+        with m.If(control.start & bad):
+            m.d.sync += control.error.eq(1)
         with m.If(self.clear):
-            m.d.sync += self.error.eq(0)
+            m.d.sync += control.error.eq(0)
+
+        go = Signal()  # a legal instruction starts in this cycle
+        m.d.comb += go.eq(control.start & ~bad)
+        return _Head(word, is_gemm, is_vector, load_weights, gemm_rows, vector_rows, go)
+
+    def _sequence(self, m: Module, head: _Head) -> Signal:
+        """When the unit is free and ready (hazards), and when each instruction completes:
+        the control half of the cycle model. Returns `swap_pending` (a weight load whose
+        swap has not started yet)."""
+        dim, control = self.config.dim, self.control
+        word, is_gemm, is_vector = head.word, head.is_gemm, head.is_vector
+        load_weights, gemm_rows, vector_rows = head.load_weights, head.gemm_rows, head.vector_rows
+
+        now = Signal(NOW_BITS)
+        m.d.sync += now.eq(now + 1)
+        busy_until = Signal(NOW_BITS)
+        drained_at = Signal(NOW_BITS)  # completion of the latest GEMM/VECTOR
+        swapped_at = Signal(signed(NOW_BITS + 1), init=-(2**NOW_BITS))
+        swap_pending = Signal()
+
+        free = Signal()
+        m.d.comb += [free.eq(now >= busy_until), control.free.eq(free)]
+        hazard = Signal()
+        with m.If(is_vector & (now < drained_at)):
+            m.d.comb += hazard.eq(1)
+        with m.If(is_gemm & load_weights & (now.as_signed() < swapped_at + dim)):
+            m.d.comb += hazard.eq(1)
+        m.d.comb += control.ready.eq(free & ~hazard)
 
         # ---- busy, completions
         latency = gemm_latency(dim)
@@ -137,8 +265,9 @@ class ComputeUnit(wiring.Component):
         pending = fifo.SyncFIFO(width=NOW_BITS + 2, depth=2 * dim + 4)
         m.submodules.pending = pending
         nop_done = Signal(2)  # push flags of a NOP completing in this cycle
-        m.d.sync += nop_done.eq(0)
-        with m.If(self.start & ~bad):
+        nop_finished = Signal()  # a NOP completes in this cycle
+        m.d.sync += [nop_done.eq(0), nop_finished.eq(0)]
+        with m.If(head.go):
             with m.If(is_gemm):
                 m.d.comb += done_at.eq(now + gemm_busy_1 + latency)
                 m.d.sync += [busy_until.eq(now + gemm_busy_1), drained_at.eq(done_at)]
@@ -153,7 +282,11 @@ class ComputeUnit(wiring.Component):
                 m.d.comb += done_at.eq(now + vector_busy_1 + VECTOR_LATENCY)
                 m.d.sync += [busy_until.eq(now + vector_busy_1), drained_at.eq(done_at)]
             with m.Else():  # NOP
-                m.d.sync += [busy_until.eq(now + 1), nop_done.eq(Cat(push_prev, push_next))]
+                m.d.sync += [
+                    busy_until.eq(now + 1),
+                    nop_done.eq(Cat(push_prev, push_next)),
+                    nop_finished.eq(1),
+                ]
             with m.If(is_gemm | is_vector):
                 m.d.comb += [
                     pending.w_en.eq(1),
@@ -163,15 +296,25 @@ class ComputeUnit(wiring.Component):
         completing = pending.r_rdy & (head_at == now)
         m.d.comb += pending.r_en.eq(completing)
         m.d.comb += [
-            self.push_prev.eq((completing & pending.r_data[NOW_BITS]) + nop_done[0]),
-            self.push_next.eq((completing & pending.r_data[NOW_BITS + 1]) + nop_done[1]),
-            self.in_flight.eq((pending.level > 1) | (pending.r_rdy & ~completing)),
+            control.push_prev.eq((completing & pending.r_data[NOW_BITS]) + nop_done[0]),
+            control.push_next.eq((completing & pending.r_data[NOW_BITS + 1]) + nop_done[1]),
+            control.in_flight.eq((pending.level > 1) | (pending.r_rdy & ~completing)),
+            control.completed.eq(completing + nop_finished),
+            control.nop_completed.eq(nop_finished),
         ]
+        return swap_pending
 
-        # ---- the datapath sequencer
-        gemm_wgt_row = Signal(_row_bits(config.wgt_rows) + 1)
-        inp_row = Signal(_row_bits(config.inp_rows) + 1)
-        acc_row = Signal(_row_bits(config.acc_rows) + 1)
+    def _datapath(self, m: Module, array, head: _Head, swap_pending: Signal) -> None:
+        """The reads, the array, the accumulator writes and the counters."""
+        config, dim = self.config, self.config.dim
+        acc_bits = config.acc_bits
+        word, is_gemm, is_vector = head.word, head.is_gemm, head.is_vector
+        load_weights, gemm_rows, vector_rows = head.load_weights, head.gemm_rows, head.vector_rows
+
+        # ---- the sequencer
+        gemm_wgt_row = Signal(address_bits(config.wgt_rows) + 1)
+        inp_row = Signal(address_bits(config.inp_rows) + 1)
+        acc_row = Signal(address_bits(config.acc_rows) + 1)
         weights_left = Signal(range(dim + 1))
         rows_left = Signal(17)
         weight_index = Signal(range(dim + 1))
@@ -179,31 +322,31 @@ class ComputeUnit(wiring.Component):
         accumulate = Signal()
         vector_mode = Signal()
         vector_op = Signal(2)
-        zero = Signal(signed(9))
-        multiplier = Signal(22)
+        zero = Signal(field(word, Vector, "zero").shape())
+        multiplier = Signal(field(word, Vector, "multiplier").shape())
         # Reads issued this cycle (their data arrives next cycle).
         read_weight = Signal()
         read_row = Signal()
         with m.If(weights_left != 0):
             m.d.comb += [
                 read_weight.eq(1),
-                self.wgt_addr.eq(gemm_wgt_row + weight_index),
-                self.wgt_en.eq(1),
+                self.wgt.addr.eq(gemm_wgt_row + weight_index),
+                self.wgt.en.eq(1),
             ]
             m.d.sync += [weights_left.eq(weights_left - 1), weight_index.eq(weight_index + 1)]
         with m.Elif(rows_left != 0):
-            m.d.comb += [read_row.eq(1), self.inp_addr.eq(inp_row), self.inp_en.eq(1)]
+            m.d.comb += [read_row.eq(1), self.inp.addr.eq(inp_row), self.inp.en.eq(1)]
             m.d.sync += [
                 rows_left.eq(rows_left - 1),
                 inp_row.eq(inp_row + 1),
                 acc_row.eq(acc_row + 1),
             ]
             with m.If(vector_mode & (vector_op != VectorOp.WRITE)):
-                m.d.comb += [self.acc_raddr.eq(acc_row), self.acc_ren.eq(1)]
+                m.d.comb += [self.acc_read.addr.eq(acc_row), self.acc_read.en.eq(1)]
 
         # Loading the next instruction comes after the reads: a start in the cycle of the
         # previous instruction's last read must win over that read's counter updates.
-        with m.If(self.start & ~bad & is_gemm):
+        with m.If(head.go & is_gemm):
             m.d.sync += [
                 gemm_wgt_row.eq(field(word, Gemm, "wgt_row")),
                 inp_row.eq(field(word, Gemm, "inp_row")),
@@ -215,7 +358,7 @@ class ComputeUnit(wiring.Component):
                 accumulate.eq(field(word, Gemm, "accumulate")),
                 vector_mode.eq(0),
             ]
-        with m.If(self.start & ~bad & is_vector):
+        with m.If(head.go & is_vector):
             m.d.sync += [
                 inp_row.eq(field(word, Vector, "inp_row")),
                 acc_row.eq(field(word, Vector, "acc_row")),
@@ -234,7 +377,7 @@ class ComputeUnit(wiring.Component):
         m.d.comb += [
             array.w_en.eq(weight_arriving),
             array.w_row.eq(weight_row_arriving),
-            array.w_data.eq(self.wgt_data),
+            array.w_data.eq(self.wgt.data),
         ]
 
         # GEMM rows enter the array a cycle after their read.
@@ -246,60 +389,57 @@ class ComputeUnit(wiring.Component):
         m.d.comb += [
             array.a_valid.eq(row_arriving),
             array.a_swap.eq(swap_arriving),
-            array.a_data.eq(self.inp_data),
+            array.a_data.eq(self.inp.data),
         ]
 
         # Each row's destination (acc row, accumulate) travels beside it through the array in
-        # a shift register: stage k holds the tag of the row that entered k+1 cycles ago. It
-        # is captured when the row is read, so a GEMM starting while its predecessor's last
-        # row is in flight cannot change that row's tag.
-        tag_bits = _row_bits(config.acc_rows) + 1
-        arriving_tag = Signal(tag_bits)
-        m.d.sync += arriving_tag.eq(Cat(acc_row[:-1], accumulate))
-        latency_rows = array.latency
-        tags = [Signal(tag_bits, name=f"tag_{k}") for k in range(latency_rows)]
-        pipe = Signal(latency_rows)  # bit k: a row entered k+1 cycles ago
-        m.d.sync += [pipe.eq(Cat(row_arriving, pipe[:-1])), tags[0].eq(arriving_tag)]
-        for k in range(1, latency_rows):
-            m.d.sync += tags[k].eq(tags[k - 1])
+        # a TagPipeline. It is captured when the row is read, so a GEMM starting while its
+        # predecessor's last row is in flight cannot change that row's tag.
+        row_bits = address_bits(config.acc_rows)
+        arriving_row = Signal(row_bits)
+        arriving_accumulate = Signal()
+        m.d.sync += [arriving_row.eq(acc_row[:-1]), arriving_accumulate.eq(accumulate)]
+        m.submodules.tags = tags = TagPipeline(row_bits, array.latency)
+        m.d.comb += [
+            tags.valid.eq(row_arriving),
+            tags.row.eq(arriving_row),
+            tags.accumulate.eq(arriving_accumulate),
+        ]
         # The acc row is read one cycle before the result leaves the array.
-        leaving_next = pipe[latency_rows - 2]
-        tag_row = tags[latency_rows - 2][:-1]
-        tag_accumulate = tags[latency_rows - 2][-1]
-        with m.If(leaving_next & tag_accumulate):
-            m.d.comb += [self.acc_raddr.eq(tag_row), self.acc_ren.eq(1)]
-        leaving_row = tags[latency_rows - 1][:-1]
-        leaving_accumulate = tags[latency_rows - 1][-1]
+        with m.If(tags.next_valid & tags.next_accumulate):
+            m.d.comb += [self.acc_read.addr.eq(tags.next_row), self.acc_read.en.eq(1)]
         with m.If(array.p_valid):
-            m.d.comb += [self.acc_waddr.eq(leaving_row), self.acc_wen.eq(1)]
+            m.d.comb += [self.acc_write.addr.eq(tags.out_row), self.acc_write.en.eq(1)]
             for c in range(dim):
                 total = Mux(
-                    leaving_accumulate, self.acc_rdata[c] + array.p_data[c], array.p_data[c]
+                    tags.out_accumulate,
+                    self.acc_read.data[c] + array.p_data[c],
+                    array.p_data[c],
                 )
-                m.d.comb += self.acc_wdata[c].eq(total[:32])
+                m.d.comb += self.acc_write.data[c].eq(total[:acc_bits])
 
         # VECTOR results: the row read last cycle is combined and written this cycle.
         vector_arriving = Signal()
-        vector_acc_row = Signal(_row_bits(config.acc_rows))
+        vector_acc_row = Signal(address_bits(config.acc_rows))
         m.d.sync += [
             vector_arriving.eq(read_row & vector_mode),
             vector_acc_row.eq(acc_row[:-1]),
         ]
         with m.If(vector_arriving):
-            m.d.comb += [self.acc_waddr.eq(vector_acc_row), self.acc_wen.eq(1)]
+            m.d.comb += [self.acc_write.addr.eq(vector_acc_row), self.acc_write.en.eq(1)]
             for c in range(dim):
-                value = Signal(signed(32), name=f"vector_value_{c}")
-                m.d.comb += value.eq((self.inp_data[c] - zero) * multiplier)
-                current = self.acc_rdata[c]
-                result = Signal(signed(32), name=f"vector_result_{c}")
+                value = Signal(signed(acc_bits), name=f"vector_value_{c}")
+                m.d.comb += value.eq((self.inp.data[c] - zero) * multiplier)
+                current = self.acc_read.data[c]
+                result = Signal(signed(acc_bits), name=f"vector_result_{c}")
                 with m.Switch(vector_op):
                     with m.Case(VectorOp.WRITE):
                         m.d.comb += result.eq(value)
                     with m.Case(VectorOp.ADD):
-                        m.d.comb += result.eq((current + value)[:32])
+                        m.d.comb += result.eq((current + value)[:acc_bits])
                     with m.Case(VectorOp.MAX):
                         m.d.comb += result.eq(Mux(current > value, current, value))
-                m.d.comb += self.acc_wdata[c].eq(result)
+                m.d.comb += self.acc_write.data[c].eq(result)
 
         # ---- counters
         with m.If(self.clear):
@@ -309,4 +449,3 @@ class ComputeUnit(wiring.Component):
                 self.macs.eq(self.macs + Mux(row_arriving, Const(dim * dim), 0)),
                 self.zero_macs.eq(self.zero_macs + array.zero_count),
             ]
-        return m

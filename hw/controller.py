@@ -15,7 +15,11 @@ It implements the fetch/dispatch half of the cycle model of docs/isa.md exactly:
   and `done` set, so nothing hangs.
 
 Performance counters: busy, stall and started instructions per unit, as Activity defines
-them (docs/isa.md).
+them (docs/isa.md); `fetched` is the fetch strobe the core counts `instruction_fetches` from.
+
+The controller sees each unit through one flipped `UnitControl` member named after the unit
+(`load`, `compute`, `store`), and shows each unit's counters as a `UnitCounters` member of
+`perf` (`perf.load.busy_cycles`, ...).
 """
 
 from amaranth.hdl import Module, Signal
@@ -24,54 +28,96 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import TOKEN_COUNTERS, Nop, Opcode, Unit
-from verdigris.hw.units import INSTRUCTION_BITS, dep_flags, field, flag, opcode
+from verdigris.arch.isa import TOKEN_COUNTERS, Nop, Opcode, Unit, address_bits
+from verdigris.hw.units import INSTRUCTION_BITS, UnitControl, dep_flags, field, flag, opcode
 
-__all__ = ["UNIT_NAMES", "Controller", "ControllerWithImem"]
+__all__ = ["PERF_BITS", "UNIT_NAMES", "Controller", "ControllerWithImem", "UnitCounters"]
 
-UNIT_NAMES = tuple(unit.name.lower() for unit in Unit)  # port name prefixes, indexed by Unit
+UNIT_NAMES = tuple(unit.name.lower() for unit in Unit)  # member names, indexed by Unit
 COUNTER_BITS = 16
 PERF_BITS = 32
+
+
+class UnitCounters(wiring.Signature):
+    """One unit's performance counters, as Activity defines them (docs/isa.md).
+
+    Members
+    -------
+    busy_cycles : ``Out(PERF_BITS)``
+        Cycles in which the unit started an instruction or was not free.
+    stall_cycles : ``Out(PERF_BITS)``
+        Cycles in which the unit was free, had a queued instruction and did not start it.
+    instructions : ``Out(PERF_BITS)``
+        Instructions started.
+    """
+
+    def __init__(self):
+        super().__init__(
+            {
+                "busy_cycles": Out(PERF_BITS),
+                "stall_cycles": Out(PERF_BITS),
+                "instructions": Out(PERF_BITS),
+            }
+        )
+
+    def __eq__(self, other):
+        return type(self) is type(other)
+
+    def __hash__(self):
+        return hash(type(self))
+
+    def __repr__(self):
+        return "UnitCounters()"
+
+
+def unit_controls() -> dict[str, UnitControl]:
+    """The control interface of each unit, by member name (only the compute unit has
+    `nop_completed`)."""
+    return {name: UnitControl(nop_completed=name == "compute") for name in UNIT_NAMES}
 
 
 class Controller(wiring.Component):
     """Fetch, queues, tokens and end detection for one core (see the module docstring).
 
-    Per unit `u` in load, compute, store: `u_start` and `u_instr` (the queue head, valid
-    whenever the queue is not empty) out; `u_ready` (may start the head now), `u_free`
-    (idle, for stall counting), `u_push_prev`/`u_push_next` (completions this cycle),
-    `u_in_flight` and `u_error` in.
+    Members
+    -------
+    run : ``In(1)``
+        A strobe while idle starts the program at instruction 0.
+    running, done, error : ``Out(1)``
+        Running; finished (or stopped); stopped on an error.
+    cycles : ``Out(PERF_BITS)``
+        Cycles of the run so far.
+    fetched : ``Out(1)``
+        An instruction is fetched in this cycle: pushed onto its unit's queue, or a FINISH
+        that stops fetch (one per cycle at most, in program order).
+    imem_addr, imem_en : ``Out(...)``, imem_data : ``In(INSTRUCTION_BITS)``
+        The instruction memory's read port (data one cycle after the address).
+    load, compute, store : ``In(UnitControl(...))``
+        Each unit's control interface, flipped: the controller drives ``start`` and
+        ``instr`` (the queue head, valid whenever the queue is not empty) and reads the rest.
+        ``completed`` and ``nop_completed`` are not used here (the core counts them).
+    perf : ``Out(Signature({unit: Out(UnitCounters())}))``
+        Each unit's busy, stall and instruction counters.
     """
 
     def __init__(self, config: AccelConfig):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {config!r}")
         self.config = config
-        pc_bits = max(1, (config.instruction_capacity - 1).bit_length())
+        pc_bits = address_bits(config.instruction_capacity)
         members = {
             "run": In(1),
             "running": Out(1),
             "done": Out(1),
             "error": Out(1),
             "cycles": Out(PERF_BITS),
+            "fetched": Out(1),
             "imem_addr": Out(pc_bits),
             "imem_en": Out(1),
             "imem_data": In(INSTRUCTION_BITS),
         }
-        for unit in UNIT_NAMES:
-            members |= {
-                f"{unit}_start": Out(1),
-                f"{unit}_instr": Out(INSTRUCTION_BITS),
-                f"{unit}_ready": In(1),
-                f"{unit}_free": In(1),
-                f"{unit}_push_prev": In(2),
-                f"{unit}_push_next": In(2),
-                f"{unit}_in_flight": In(1),
-                f"{unit}_error": In(1),
-                f"{unit}_busy_cycles": Out(PERF_BITS),
-                f"{unit}_stall_cycles": Out(PERF_BITS),
-                f"{unit}_instructions": Out(PERF_BITS),
-            }
+        members |= {name: In(control) for name, control in unit_controls().items()}
+        members["perf"] = Out(wiring.Signature({name: Out(UnitCounters()) for name in UNIT_NAMES}))
         super().__init__(members)
 
     def elaborate(self, _platform):
@@ -107,18 +153,21 @@ class Controller(wiring.Component):
                 m.d.comb += legal.eq(dep_flags(word) == 0)  # FINISH carries no flags
         is_finish = op == Opcode.FINISH
         advance = Signal()
+        finished = Signal()  # FINISH is fetched in this cycle
         fetch_error = Signal()
         with m.If(fetching & self.running):
             with m.If(~legal):
                 m.d.comb += fetch_error.eq(1)
             with m.Elif(is_finish):
                 m.d.sync += fetching.eq(0)
+                m.d.comb += finished.eq(1)
             with m.Else():
                 for index, unit in enumerate(UNIT_NAMES):
                     queue = queues[unit]
                     m.d.comb += queue.w_data.eq(word)
                     with m.If((target == index) & queue.w_rdy):
                         m.d.comb += [queue.w_en.eq(1), advance.eq(1)]
+        m.d.comb += self.fetched.eq(advance | finished)
         next_pc = Signal.like(pc)
         m.d.comb += next_pc.eq(pc + advance)
         with m.If(self.run & ~self.running):
@@ -129,9 +178,11 @@ class Controller(wiring.Component):
         # ---- tokens and starts
         counters = {c.name: Signal(COUNTER_BITS, name=f"tokens_{c.name}") for c in TOKEN_COUNTERS}
         starts = {}
+        controls = {unit: getattr(self, unit) for unit in UNIT_NAMES}
+        perf = {unit: getattr(self.perf, unit) for unit in UNIT_NAMES}
         for unit in UNIT_NAMES:
             head = queues[unit].r_data
-            m.d.comb += getattr(self, f"{unit}_instr").eq(head)
+            m.d.comb += controls[unit].instr.eq(head)
             tokens_ok = Signal(name=f"{unit}_tokens_ok")
             conditions = []
             for counter in TOKEN_COUNTERS:
@@ -144,13 +195,9 @@ class Controller(wiring.Component):
             )
             start = Signal(name=f"{unit}_go")
             m.d.comb += start.eq(
-                self.running
-                & ~self.error
-                & queues[unit].r_rdy
-                & getattr(self, f"{unit}_ready")
-                & tokens_ok
+                self.running & ~self.error & queues[unit].r_rdy & controls[unit].ready & tokens_ok
             )
-            m.d.comb += [getattr(self, f"{unit}_start").eq(start), queues[unit].r_en.eq(start)]
+            m.d.comb += [controls[unit].start.eq(start), queues[unit].r_en.eq(start)]
             starts[unit] = start
 
         for counter in TOKEN_COUNTERS:
@@ -165,16 +212,16 @@ class Controller(wiring.Component):
         # ---- start, end, errors, counters
         unit_error = Signal()
         m.d.comb += unit_error.eq(
-            self.load_error | self.compute_error | self.store_error | fetch_error
+            self.load.error | self.compute.error | self.store.error | fetch_error
         )
         empty = ~(queues["load"].r_rdy | queues["compute"].r_rdy | queues["store"].r_rdy)
         idle = (
-            self.load_free
-            & self.compute_free
-            & self.store_free
-            & ~self.load_in_flight
-            & ~self.compute_in_flight
-            & ~self.store_in_flight
+            self.load.free
+            & self.compute.free
+            & self.store.free
+            & ~self.load.in_flight
+            & ~self.compute.in_flight
+            & ~self.store.in_flight
         )
         with m.If(self.run & ~self.running):
             m.d.sync += [
@@ -186,9 +233,9 @@ class Controller(wiring.Component):
             ]
             for unit in UNIT_NAMES:
                 m.d.sync += [
-                    getattr(self, f"{unit}_busy_cycles").eq(0),
-                    getattr(self, f"{unit}_stall_cycles").eq(0),
-                    getattr(self, f"{unit}_instructions").eq(0),
+                    perf[unit].busy_cycles.eq(0),
+                    perf[unit].stall_cycles.eq(0),
+                    perf[unit].instructions.eq(0),
                 ]
         with m.Elif(self.running):
             with m.If(unit_error):
@@ -198,10 +245,10 @@ class Controller(wiring.Component):
             with m.Else():
                 m.d.sync += self.cycles.eq(self.cycles + 1)
                 for unit in UNIT_NAMES:
-                    free = getattr(self, f"{unit}_free")
-                    busy = getattr(self, f"{unit}_busy_cycles")
-                    stall = getattr(self, f"{unit}_stall_cycles")
-                    count = getattr(self, f"{unit}_instructions")
+                    free = controls[unit].free
+                    busy = perf[unit].busy_cycles
+                    stall = perf[unit].stall_cycles
+                    count = perf[unit].instructions
                     with m.If(starts[unit] | ~free):
                         m.d.sync += busy.eq(busy + 1)
                     with m.If(free & queues[unit].r_rdy & ~starts[unit]):
@@ -212,7 +259,8 @@ class Controller(wiring.Component):
 
     def _pushed(self, counter):
         """The pushes on `counter` this cycle: its pushing unit's port for the push flag."""
-        return getattr(self, f"{UNIT_NAMES[counter.pusher]}_{counter.push_flag}")
+        control = getattr(self, UNIT_NAMES[counter.pusher])
+        return {"push_prev": control.push_prev, "push_next": control.push_next}[counter.push_flag]
 
 
 class ControllerWithImem(wiring.Component):
@@ -255,5 +303,8 @@ class ControllerWithImem(wiring.Component):
             if name.startswith("imem_"):
                 continue
             outer, inner = getattr(self, name), getattr(ctl, name)
-            m.d.comb += inner.eq(outer) if member.flow is In else outer.eq(inner)
+            if member.is_signature:  # the unit interfaces and the counters, passed through
+                wiring.connect(m, wiring.flipped(outer), inner)
+            else:
+                m.d.comb += inner.eq(outer) if member.flow is In else outer.eq(inner)
         return m

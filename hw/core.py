@@ -8,57 +8,97 @@ Host port (used by the test benches and, on a board, by the UART bridge), all sy
 - `run` (a strobe while idle) starts the program at instruction 0; `done` rises when it has
   finished (docs/isa.md's end) or stopped on an error (`error`). An error is fatal until
   the host resets the core (`rst`); memories keep their contents across a reset.
-- Performance counters: `cycles`, per unit `*_busy_cycles`, `*_stall_cycles`,
-  `*_instructions`, and `macs`, `zero_macs`, `main_read_bytes`, `main_write_bytes`,
-  `inp_read_bytes`, `wgt_read_bytes`, `acc_read_bytes`, `acc_write_bytes`,
-  `buffer_write_bytes`, as the Activity record defines them.
+- Performance counters: `cycles`, `instruction_fetches`, per unit `*_busy_cycles`,
+  `*_stall_cycles`, `*_instructions` (started), and `macs`, `zero_macs` and the byte
+  counters (`verdigris.arch.counters.BYTE_COUNTERS`: main memory, the compute and store
+  units' buffer reads and accumulator writes, LOAD's writes into each buffer, the STORE's
+  requant-table reads), as the Activity record defines them. Each shows, in cycle t, the
+  increments of cycles 0 .. t-1 of the run.
+- Completion counters: per unit `*_completed` (instructions completed) and
+  `compute_nops_completed` (the compute unit's NOPs among them). Unlike the others they
+  include the current cycle's completions, so that a host sees a layer boundary in the
+  cycle it happens and can take its snapshot of the other counters then
+  (docs/host-port.md).
+
+The port names and order are `verdigris.arch.counters.COUNTERS`.
 """
 
-from amaranth.hdl import Module, Mux
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import ELEMENT_BYTES
-from verdigris.hw.compute_unit import ComputeUnit
-from verdigris.hw.controller import PERF_BITS, UNIT_NAMES, ControllerWithImem
+from verdigris.arch.counters import BYTE_COUNTERS, COUNTERS, LOAD_WRITE_COUNTERS
+from verdigris.arch.isa import Buffer, address_bits, buffer_rows, row_bits, row_bytes
+from verdigris.hw.compute_unit import COUNTER_BITS, ComputeUnit
+from verdigris.hw.controller import PERF_BITS, ControllerWithImem
 from verdigris.hw.load_unit import LoadUnit
 from verdigris.hw.store_unit import StoreUnit
 from verdigris.hw.units import INSTRUCTION_BITS
 
+# The counter ports' names and order are arch/counters.py's, which every host reads.
 __all__ = ["BYTE_COUNTERS", "COUNTERS", "Core"]
 
-BYTE_COUNTERS = (
-    "main_read_bytes",
-    "main_write_bytes",
-    "inp_read_bytes",
-    "wgt_read_bytes",
-    "acc_read_bytes",
-    "acc_write_bytes",
-    "buffer_write_bytes",
-)
-
-
-# Every counter port, in the order the benches and the C++ harness report them.
-COUNTERS = (
-    "cycles",
-    "macs",
-    "zero_macs",
-    *BYTE_COUNTERS,
-    *(
-        f"{unit}_{counter}"
-        for unit in UNIT_NAMES
-        for counter in ("busy_cycles", "stall_cycles", "instructions")
-    ),
-)
-
-
-def _bits(depth: int) -> int:
-    return max(1, (depth - 1).bit_length())
+_WIDE_COUNTERS = frozenset({"macs", "zero_macs", *BYTE_COUNTERS})  # 48 bits, others 32
+_UNIT_COUNTERS = ("busy_cycles", "stall_cycles", "instructions")  # per unit, `{unit}_{name}`
 
 
 class Core(wiring.Component):
+    """The accelerator core for one AccelConfig (see the module docstring for the host
+    port's protocol and docs/microarchitecture.md for the timing).
+
+    Inside, the controller and the three units are joined through their `UnitControl`
+    interfaces, and the units' buffer ports (Amaranth memory port signatures) to the
+    memories, with ``wiring.connect``. The ports here are flat, named as the host-port
+    protocol (`verdigris.arch.counters.COUNTERS`) and the Verilog benches expect.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        The configuration every width and depth comes from.
+
+    Members
+    -------
+    run : ``In(1)``
+        A strobe while idle starts the program at instruction 0.
+    running : ``Out(1)``
+        A program is running; the host may use the memory ports only while it is low.
+    done : ``Out(1)``
+        The program finished, or stopped on an error.
+    error : ``Out(1)``
+        The program stopped on an illegal instruction or address; fatal until reset.
+    main_addr : ``In(address_bits(main_memory_bytes // dma_bytes))``
+        Main memory word address for the host.
+    main_wdata : ``In(8 * dma_bytes)``, main_we : ``In(1)``
+        A host write of a whole word (while not running).
+    main_rdata : ``Out(8 * dma_bytes)``
+        The word at ``main_addr`` of the previous cycle.
+    imem_addr : ``In(address_bits(instruction_capacity))``
+        Instruction memory address for the host.
+    imem_wdata : ``In(INSTRUCTION_BITS)``, imem_we : ``In(1)``
+        A host write of one instruction (while not running).
+    cycles : ``Out(32)``
+        The run's cycle count so far (the program's, once ``done``).
+    instruction_fetches : ``Out(32)``
+        Instructions fetched, FINISH included.
+    load_busy_cycles, load_stall_cycles, load_instructions : ``Out(32)``
+        The load unit's counters (and likewise ``compute_*``, ``store_*``).
+    macs, zero_macs : ``Out(48)``
+        MAC slots and zero-operand MACs.
+    main_read_bytes, main_write_bytes : ``Out(48)``
+        Main-memory bytes read by LOAD and written by STORE (whole words).
+    inp_read_bytes, wgt_read_bytes, acc_read_bytes, acc_write_bytes : ``Out(48)``
+        Buffer bytes read and written by COMPUTE and STORE (whole rows).
+    inp_write_bytes, wgt_write_bytes, acc_load_bytes, req_write_bytes : ``Out(48)``
+        Bytes LOAD writes into each buffer (whole rows), as the Activity record defines them.
+    req_read_bytes : ``Out(48)``
+        Requant-table bytes read by STORE (one row per STORE row).
+    load_completed, compute_completed, store_completed, compute_nops_completed : ``Out(32)``
+        Instructions completed (and the compute unit's NOPs among them), including this
+        cycle's.
+    """
+
     def __init__(self, config: AccelConfig):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {config!r}")
@@ -69,28 +109,21 @@ class Core(wiring.Component):
             "running": Out(1),
             "done": Out(1),
             "error": Out(1),
-            "main_addr": In(_bits(words)),
+            "main_addr": In(address_bits(words)),
             "main_wdata": In(8 * config.dma_bytes),
             "main_we": In(1),
             "main_rdata": Out(8 * config.dma_bytes),
-            "imem_addr": In(_bits(config.instruction_capacity)),
+            "imem_addr": In(address_bits(config.instruction_capacity)),
             "imem_wdata": In(INSTRUCTION_BITS),
             "imem_we": In(1),
-            "cycles": Out(PERF_BITS),
-            "macs": Out(48),
-            "zero_macs": Out(48),
         }
-        for unit in UNIT_NAMES:
-            for counter in ("busy_cycles", "stall_cycles", "instructions"):
-                members[f"{unit}_{counter}"] = Out(PERF_BITS)
-        for counter in BYTE_COUNTERS:
-            members[counter] = Out(48)
+        for counter in COUNTERS:
+            members[counter] = Out(COUNTER_BITS if counter in _WIDE_COUNTERS else PERF_BITS)
         super().__init__(members)
 
     def elaborate(self, _platform):
         m = Module()
         config = self.config
-        dim = config.dim
         words = config.main_memory_bytes // config.dma_bytes
 
         m.submodules.controller = ctl = ControllerWithImem(config)
@@ -101,10 +134,15 @@ class Core(wiring.Component):
 
         # ---- memories
         m.submodules.main = main = Memory(shape=8 * config.dma_bytes, depth=words, init=[])
-        m.submodules.inp = inp = Memory(shape=8 * dim, depth=config.inp_rows, init=[])
-        m.submodules.wgt = wgt = Memory(shape=8 * dim, depth=config.wgt_rows, init=[])
-        m.submodules.acc = acc = Memory(shape=32 * dim, depth=config.acc_rows, init=[])
-        m.submodules.req = req = Memory(shape=96 * dim, depth=config.req_rows, init=[])
+        buffers = {
+            buffer: Memory(
+                shape=row_bits(config, buffer), depth=buffer_rows(config, buffer), init=[]
+            )
+            for buffer in Buffer
+        }
+        for buffer, memory in buffers.items():
+            m.submodules[buffer.name.lower()] = memory
+        inp, wgt, acc, req = (buffers[b] for b in (Buffer.INP, Buffer.WGT, Buffer.ACC, Buffer.REQ))
 
         # Main memory: port A reads for LOAD (or the host), port B writes for STORE (or the
         # host), with byte enables.
@@ -113,11 +151,11 @@ class Core(wiring.Component):
         running = ctl.running
         with m.If(running):
             m.d.comb += [
-                main_read.addr.eq(load.mem_addr),
-                main_read.en.eq(load.mem_en),
-                main_write.addr.eq(store.mem_addr),
-                main_write.data.eq(store.mem_data),
-                main_write.en.eq(Mux(store.mem_en, store.mem_be, 0)),
+                main_read.addr.eq(load.mem.addr),
+                main_read.en.eq(load.mem.en),
+                main_write.addr.eq(store.mem.addr),
+                main_write.data.eq(store.mem.data),
+                main_write.en.eq(store.mem.en),
             ]
         with m.Else():
             m.d.comb += [
@@ -127,7 +165,7 @@ class Core(wiring.Component):
                 main_write.data.eq(self.main_wdata),
                 main_write.en.eq(self.main_we.replicate(config.dma_bytes)),
             ]
-        m.d.comb += [load.mem_data.eq(main_read.data), self.main_rdata.eq(main_read.data)]
+        m.d.comb += [load.mem.data.eq(main_read.data), self.main_rdata.eq(main_read.data)]
 
         m.d.comb += [
             ctl.imem_addr.eq(self.imem_addr),
@@ -135,68 +173,38 @@ class Core(wiring.Component):
             ctl.imem_we.eq(self.imem_we),
         ]
 
-        # On-chip buffers.
-        for memory, name in ((inp, "inp"), (wgt, "wgt")):
-            write = memory.write_port()
-            read = memory.read_port()
-            m.d.comb += [
-                write.addr.eq(getattr(load, f"{name}_addr")),
-                write.data.eq(getattr(load, f"{name}_data")),
-                write.en.eq(getattr(load, f"{name}_en")),
-                read.addr.eq(getattr(compute, f"{name}_addr")),
-                read.en.eq(getattr(compute, f"{name}_en")),
-                getattr(compute, f"{name}_data").eq(read.data),
-            ]
+        # On-chip buffers: LOAD writes inp, wgt and req, COMPUTE reads inp and wgt, STORE
+        # reads req.
+        for memory, reader in ((inp, compute.inp), (wgt, compute.wgt), (req, store.req)):
+            wiring.connect(m, memory.read_port(), reader)
+        for memory, writer in ((inp, load.inp), (wgt, load.wgt), (req, load.req)):
+            wiring.connect(m, memory.write_port(), writer)
+        # The accumulator has one write port, COMPUTE's result else a LOAD fill, and two
+        # read ports: COMPUTE's, transparent to the write, and STORE's.
         acc_write = acc.write_port()
-        with m.If(compute.acc_wen):
+        with m.If(compute.acc_write.en):
             m.d.comb += [
-                acc_write.addr.eq(compute.acc_waddr),
-                acc_write.data.eq(compute.acc_wdata),
+                acc_write.addr.eq(compute.acc_write.addr),
+                acc_write.data.eq(compute.acc_write.data),
                 acc_write.en.eq(1),
             ]
         with m.Else():
             m.d.comb += [
-                acc_write.addr.eq(load.acc_addr),
-                acc_write.data.eq(load.acc_data),
-                acc_write.en.eq(load.acc_en),
+                acc_write.addr.eq(load.acc.addr),
+                acc_write.data.eq(load.acc.data),
+                acc_write.en.eq(load.acc.en),
             ]
-        acc_compute = acc.read_port(transparent_for=(acc_write,))
-        acc_store = acc.read_port()
-        m.d.comb += [
-            acc_compute.addr.eq(compute.acc_raddr),
-            acc_compute.en.eq(compute.acc_ren),
-            compute.acc_rdata.eq(acc_compute.data),
-            acc_store.addr.eq(store.acc_addr),
-            acc_store.en.eq(store.acc_en),
-            store.acc_data.eq(acc_store.data),
-        ]
-        req_write = req.write_port()
-        req_read = req.read_port()
-        m.d.comb += [
-            req_write.addr.eq(load.req_addr),
-            req_write.data.eq(load.req_data),
-            req_write.en.eq(load.req_en),
-            req_read.addr.eq(store.req_addr),
-            req_read.en.eq(store.req_en),
-            store.req_data.eq(req_read.data),
-        ]
+        wiring.connect(m, acc.read_port(transparent_for=(acc_write,)), compute.acc_read)
+        wiring.connect(m, acc.read_port(), store.acc)
 
         # ---- controller <-> units
         m.d.comb += [ctl.run.eq(self.run), compute.clear.eq(self.run & ~running)]
         for name, unit in units.items():
-            m.d.comb += [
-                unit.start.eq(getattr(ctl, f"{name}_start")),
-                unit.instr.eq(getattr(ctl, f"{name}_instr")),
-                getattr(ctl, f"{name}_free").eq(unit.free),
-                getattr(ctl, f"{name}_push_prev").eq(unit.push_prev),
-                getattr(ctl, f"{name}_push_next").eq(unit.push_next),
-                getattr(ctl, f"{name}_in_flight").eq(unit.in_flight),
-                getattr(ctl, f"{name}_error").eq(unit.error),
-            ]
-            ready = compute.ready if name == "compute" else unit.free
-            m.d.comb += getattr(ctl, f"{name}_ready").eq(ready)
-            for counter in ("busy_cycles", "stall_cycles", "instructions"):
-                m.d.comb += getattr(self, f"{name}_{counter}").eq(getattr(ctl, f"{name}_{counter}"))
+            wiring.connect(m, unit.control, getattr(ctl, name))
+            # The host-port protocol has flat counter names (arch/counters.py).
+            perf = getattr(ctl.perf, name)
+            for counter in _UNIT_COUNTERS:
+                m.d.comb += getattr(self, f"{name}_{counter}").eq(getattr(perf, counter))
         m.d.comb += [
             self.running.eq(running),
             self.done.eq(ctl.done),
@@ -206,18 +214,20 @@ class Core(wiring.Component):
             self.zero_macs.eq(compute.zero_macs),
         ]
 
-        # ---- byte counters, from the memory ports' enables
+        # ---- byte counters, from the memory ports' enables, and the fetch count
         increments = {
-            "main_read_bytes": load.mem_en * config.dma_bytes,
-            "main_write_bytes": store.mem_en * config.dma_bytes,
-            "inp_read_bytes": compute.inp_en * dim,
-            "wgt_read_bytes": compute.wgt_en * dim,
-            "acc_read_bytes": (compute.acc_ren + store.acc_en) * 4 * dim,
-            "acc_write_bytes": compute.acc_wen * 4 * dim,
-            "buffer_write_bytes": sum(
-                getattr(load, f"{buffer.name.lower()}_en") * size * dim
-                for buffer, size in ELEMENT_BYTES.items()
-            ),
+            "instruction_fetches": ctl.fetched,
+            "main_read_bytes": load.mem.en * config.dma_bytes,
+            "main_write_bytes": store.mem.en.any() * config.dma_bytes,
+            "inp_read_bytes": compute.inp.en * row_bytes(config, Buffer.INP),
+            "wgt_read_bytes": compute.wgt.en * row_bytes(config, Buffer.WGT),
+            "acc_read_bytes": (compute.acc_read.en + store.acc.en) * row_bytes(config, Buffer.ACC),
+            "acc_write_bytes": compute.acc_write.en * row_bytes(config, Buffer.ACC),
+            **{
+                LOAD_WRITE_COUNTERS[buffer]: port.en * row_bytes(config, buffer)
+                for buffer, port in load.buffer_ports.items()
+            },
+            "req_read_bytes": store.req.en * row_bytes(config, Buffer.REQ),
         }
         for counter, amount in increments.items():
             total = getattr(self, counter)
@@ -225,4 +235,17 @@ class Core(wiring.Component):
                 m.d.sync += total.eq(0)
             with m.Elif(running):
                 m.d.sync += total.eq(total + amount)
+
+        # ---- completion counters: the count so far plus this cycle's completions
+        completions = {
+            **{f"{name}_completed": unit.control.completed for name, unit in units.items()},
+            "compute_nops_completed": compute.control.nop_completed,
+        }
+        for counter, now in completions.items():
+            before = Signal(PERF_BITS, name=f"{counter}_before")
+            with m.If(self.run & ~running):
+                m.d.sync += before.eq(0)
+            with m.Elif(running):
+                m.d.sync += before.eq(before + now)
+            m.d.comb += getattr(self, counter).eq(before + Mux(running, now, 0))
         return m

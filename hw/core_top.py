@@ -26,6 +26,26 @@ INPUT_LATENCY = 1
 
 
 class CoreTop(wiring.Component):
+    """`Core` as a chip top: the same ports, every input (``rst`` included) registered once
+    before the core sees it (see the module docstring for the timing this adds).
+
+    Parameters
+    ----------
+    config : AccelConfig
+        The configuration of the core inside.
+
+    Members
+    -------
+    run, main_addr, main_wdata, main_we, imem_addr, imem_wdata, imem_we : ``In(...)``
+        `Core`'s host-port inputs, with the same names and widths, seen by the core
+        `INPUT_LATENCY` cycle later.
+    running, done, error, main_rdata : ``Out(...)``
+        `Core`'s status and main-memory read data, straight from the core.
+    cycles, load_busy_cycles, ..., compute_nops_completed : ``Out(32)`` or ``Out(48)``
+        `Core`'s performance and completion counters, named and ordered as
+        `verdigris.arch.counters.COUNTERS` (the host-port protocol), straight from the core.
+    """
+
     def __init__(self, config: AccelConfig):
         self._core = Core(config)
         self.config = config

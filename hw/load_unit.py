@@ -6,24 +6,118 @@ the constants come from `verdigris.arch.timing`.
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import enum, wiring
+from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import ELEMENT_BYTES, Buffer, Load, Nop, Opcode, Unit, buffer_rows
+from verdigris.arch.isa import (
+    Buffer,
+    Load,
+    Nop,
+    Opcode,
+    Unit,
+    address_bits,
+    buffer_rows,
+    element_bits,
+    row_bits,
+    row_bytes,
+)
 from verdigris.arch.timing import LOAD_OVERHEAD
-from verdigris.hw.units import control_ports, field, illegal_flags, opcode, push_flags
+from verdigris.hw.units import (
+    UnitControl,
+    buffer_write,
+    field,
+    fields,
+    illegal_flags,
+    opcode,
+    push_flags,
+)
 
-__all__ = ["PIPELINE_OVERHEAD", "LoadUnit"]
-
-# Bits of one buffer element: int8 activations and weights, int32 partial sums, and the
-# 12-byte requant record of docs/isa.md, kept byte for byte as it lies in main memory.
-ELEMENT_BITS = {buffer: 8 * size for buffer, size in ELEMENT_BYTES.items()}
-_PORTS = {Buffer.INP: "inp", Buffer.WGT: "wgt", Buffer.ACC: "acc", Buffer.REQ: "req"}
+__all__ = ["PIPELINE_OVERHEAD", "LoadUnit", "RowAssembler"]
 
 # Cycles a transfer spends beyond one per main-memory word in this pipeline: the start
 # cycle (decode, before the first read) and the read latency of the last word, whose row is
 # written in the cycle it arrives.
 PIPELINE_OVERHEAD = 2
+
+
+class RowAssembler(wiring.Component):
+    """Assembles a row of bytes that starts `offset` bytes into a main-memory word from the
+    words it touches, one word per cycle.
+
+    Contract: the row's words arrive in order on ``word``, one per cycle with ``valid``
+    high, ``index`` counting them from 0, ``offset`` constant over the row and ``last``
+    high with its last word (gaps between words and between rows are allowed). In the cycle
+    the last word of a row of ``n`` words arrives, bytes ``0 .. n*word_bytes - offset - 1``
+    of ``row`` are the row's bytes (byte ``b`` is byte ``offset + b`` of the word stream
+    from its first word); the bytes above are unspecified. ``row`` is combinational: it
+    includes this cycle's word.
+
+    Implementation: chunk ``k`` of ``row`` is bytes ``offset .. offset + word_bytes - 1`` of
+    the word pair (word ``k``, word ``k + 1``), taken through one byte funnel shifter when
+    word ``k + 1`` arrives; at a row's last word the chunk that word starts is taken too,
+    with zeros above it.
+
+    Parameters
+    ----------
+    word_bytes : int
+        Bytes per main-memory word (a power of two).
+    max_words : int
+        The most words a row can touch (at least 1).
+
+    Members
+    -------
+    valid : ``In(1)``
+        A word of the row arrives on ``word``.
+    index : ``In(range(max_words))``
+        Its index within the row.
+    last : ``In(1)``
+        It is the row's last word.
+    offset : ``In(range(word_bytes))``
+        The row's start byte within its first word (at least 1 bit wide).
+    word : ``In(8 * word_bytes)``
+        The word, byte i in bits 8i .. 8i+7.
+    row : ``Out(8 * word_bytes * max_words)``
+        The row's bytes, byte 0 in bits 0 .. 7.
+    """
+
+    def __init__(self, word_bytes: int, max_words: int):
+        if not isinstance(word_bytes, int) or word_bytes < 1 or word_bytes & (word_bytes - 1) != 0:
+            raise ValueError(f"word_bytes must be a power of two, not {word_bytes!r}")
+        if not isinstance(max_words, int) or max_words < 1:
+            raise ValueError(f"max_words must be a positive integer, not {max_words!r}")
+        self.word_bytes, self.max_words = word_bytes, max_words
+        super().__init__(
+            {
+                "valid": In(1),
+                "index": In(range(max_words)),
+                "last": In(1),
+                "offset": In(max(1, word_bytes.bit_length() - 1)),
+                "word": In(8 * word_bytes),
+                "row": Out(8 * word_bytes * max_words),
+            }
+        )
+
+    def elaborate(self, _platform):
+        m = Module()
+        width = 8 * self.word_bytes
+        previous = Signal(width)
+        held = [Signal(width, name=f"chunk{k}") for k in range(self.max_words)]
+        pair_chunk = Cat(previous, self.word).bit_select(self.offset << 3, width)
+        tail_chunk = Cat(self.word, Const(0, width)).bit_select(self.offset << 3, width)
+        merged = []
+        for k, chunk in enumerate(held):
+            value = Mux(
+                self.valid & (self.index == k + 1),
+                pair_chunk,
+                Mux(self.valid & self.last & (self.index == k), tail_chunk, chunk),
+            )
+            merged.append(value)
+            m.d.sync += chunk.eq(value)
+        with m.If(self.valid):
+            m.d.sync += previous.eq(self.word)
+        m.d.comb += self.row.eq(Cat(*merged))
+        return m
 
 
 class _State(enum.Enum, shape=2):
@@ -36,12 +130,17 @@ class _State(enum.Enum, shape=2):
 class LoadUnit(wiring.Component):
     """Executes LOAD and NOP (target load) with the timing of docs/isa.md.
 
-    Ports: `control_ports()` (see `verdigris.hw.units`); a main-memory read port `mem_addr`
-    (word address), `mem_en`, `mem_data` (`dma_bytes` bytes, byte i in bits 8i..8i+7, valid in
-    the cycle after the request); and for each buffer X in inp, wgt, acc, req a write port
-    `X_addr`, `X_data`, `X_en`, written at the end of the cycle. A row's element c is in bits
-    [c*w, (c+1)*w) of `X_data`, with w = 8 (inp, wgt), 32 (acc) or 96 (req: the 12-byte
-    record exactly as in main memory).
+    Members
+    -------
+    control : ``Out(UnitControl())``
+        The controller interface (`verdigris.hw.units.UnitControl`); ``ready`` is ``free``.
+    mem : ``In(ReadPort.Signature(addr_width=..., shape=8 * dma_bytes))``
+        Main memory's read port: word address, ``dma_bytes`` bytes of data (byte i in bits
+        8i..8i+7) in the cycle after the request.
+    inp, wgt, acc, req : ``In(WritePort.Signature(addr_width=..., shape=row_bits))``
+        The buffers' write ports (`buffer_ports`), written at the end of the cycle. A row's
+        element c is in bits [c*w, (c+1)*w) of ``data``, w = `element_bits` of the buffer
+        (the req table's 12-byte records exactly as in main memory).
 
     Contract, for an instruction started in cycle `s` (`start` high while `free` is high):
 
@@ -50,7 +149,8 @@ class LoadUnit(wiring.Component):
       summed over rows; 0 rows: `b` = 2), and 1 for a NOP; latency is 0. `free` is low in
       cycles `s+1 .. s+b-1` and high again in `s+b`, where `in_flight` is low again and
       `push_next` is 1 if the instruction has the `push_next` flag (its completion).
-      `push_prev` is always 0.
+      `push_prev` is always 0. `completed` is 1 in the completion cycle of every
+      instruction (with or without flags), else 0.
     - **Throughput.** A transfer issues one main-memory read per cycle in `s+1 .. s+W`
       (`W` words in all, rows back to back) and writes each row in the cycle its last word
       arrives, so the last write is in `s+W+1 = s+b-1`. A fill writes one row per cycle in
@@ -64,9 +164,8 @@ class LoadUnit(wiring.Component):
       unit stays not free (the core stops).
     - `start` while `free` is low is ignored; reserved instruction bits are not checked.
 
-    A row is assembled from the words in a register as wide as the widest row can touch
-    (`dma_bytes - 1 + 12 * dim` bytes, rounded up to words): each word goes through one
-    `dma_bytes`-wide byte funnel shifter (the row's start offset) into its place.
+    A row is assembled from its words by a `RowAssembler`, as wide as the widest row can
+    touch (`dma_bytes - 1` bytes more than the widest row, rounded up to words).
 
     Parameters
     ----------
@@ -83,125 +182,98 @@ class LoadUnit(wiring.Component):
                 f"takes {PIPELINE_OVERHEAD} cycles beyond one per word"
             )
         self.config = config
-        dim = config.dim
         self.depths = {buffer: buffer_rows(config, buffer) for buffer in Buffer}
         words = config.main_memory_bytes // config.dma_bytes
-        members = control_ports() | {
-            "mem_addr": Out(max(1, (words - 1).bit_length())),
-            "mem_en": Out(1),
-            "mem_data": In(8 * config.dma_bytes),
+        members = {
+            "control": Out(UnitControl()),
+            "mem": In(
+                ReadPort.Signature(addr_width=address_bits(words), shape=8 * config.dma_bytes)
+            ),
         }
-        for buffer, prefix in _PORTS.items():
-            members |= {
-                f"{prefix}_addr": Out((self.depths[buffer] - 1).bit_length()),
-                f"{prefix}_data": Out(dim * ELEMENT_BITS[buffer]),
-                f"{prefix}_en": Out(1),
-            }
+        for buffer in Buffer:
+            members[buffer.name.lower()] = In(
+                buffer_write(config, buffer, shape=row_bits(config, buffer))
+            )
         super().__init__(members)
+
+    @property
+    def buffer_ports(self) -> dict:
+        """The write port of each buffer, by `Buffer`."""
+        return {
+            Buffer.INP: self.inp,
+            Buffer.WGT: self.wgt,
+            Buffer.ACC: self.acc,
+            Buffer.REQ: self.req,
+        }
 
     def elaborate(self, _platform):
         m = Module()
         config = self.config
         dim, dma = config.dim, config.dma_bytes
         dma_shift = dma.bit_length() - 1
-        instr = self.instr
+        control = self.control
+        instr = control.instr
+        max_row_bytes = max(row_bytes(config, b) for b in Buffer)
 
         # ---- decode of `instr` (used in the start cycle only)
-        op = opcode(instr)
-        is_load = op == Opcode.LOAD
-        is_nop = op == Opcode.NOP
-        buffer = field(instr, Load, "buffer")
-        fill = field(instr, Load, "fill")
-        buf_row = field(instr, Load, "buf_row")
-        rows = field(instr, Load, "rows")
-        elems = field(instr, Load, "elems")
-        addr = field(instr, Load, "dram_addr")
-        stride = field(instr, Load, "dram_stride")
+        is_nop = opcode(instr) == Opcode.NOP
+        load = fields(instr, Load)
+        buffer, fill, buf_row, rows = load["buffer"], load["fill"], load["buf_row"], load["rows"]
+        elems, addr, stride = load["elems"], load["dram_addr"], load["dram_stride"]
         _, push_next = push_flags(instr)
 
-        element_bytes = Array(Const(ELEMENT_BYTES[b], 4) for b in Buffer)
-        depths = Array(Const(self.depths[b], 17) for b in Buffer)
-        nbytes = Signal(range(dim * 12 + 1))  # bytes of a row (meaningful when elems is legal)
-        m.d.comb += nbytes.eq(elems * element_bytes[buffer])
-
-        bad_unit = Signal()  # wrong opcode or target, or a flag the load unit has not
-        m.d.comb += bad_unit.eq(
-            ~(is_load | (is_nop & (field(instr, Nop, "target") == Unit.LOAD)))
-            | illegal_flags(instr, Unit.LOAD)
-        )
-        bad_fill = Signal()  # what makes a fill illegal (cheap: gates the start-cycle write)
-        m.d.comb += bad_fill.eq(
-            bad_unit | (buf_row + rows > depths[buffer]) | (buffer == Buffer.REQ)
-        )
-        memory_end = Signal(range(2**24 + (2**16 - 1) * (2**24 - 1) + dim * 12 + 1))
-        m.d.comb += memory_end.eq(addr + (rows - 1) * stride + nbytes)
-        bad_transfer = Signal()
-        m.d.comb += bad_transfer.eq(
-            bad_unit
-            | (buf_row + rows > depths[buffer])
-            | (elems == 0)
-            | (elems > dim)
-            | ((rows != 0) & (memory_end > config.main_memory_bytes))
-        )
-        illegal = Signal()
-        m.d.comb += illegal.eq(Mux(is_load, Mux(fill, bad_fill, bad_transfer), bad_unit))
+        nbytes, illegal = self._legality(m)
+        bits = {b: element_bits(config, b) for b in Buffer}  # per element
 
         # ---- registers
         state = Signal(_State)
         error = Signal()
         go = Signal()  # a legal instruction starts in this cycle
-        m.d.comb += go.eq(self.start & (state == _State.IDLE) & ~error & ~illegal)
-        with m.If(self.start & (state == _State.IDLE) & ~error & illegal):
+        m.d.comb += go.eq(control.start & (state == _State.IDLE) & ~error & ~illegal)
+        with m.If(control.start & (state == _State.IDLE) & ~error & illegal):
             m.d.sync += error.eq(1)
 
         cur_buffer = Signal(2)
         cur_push = Signal()
         cur_elems = Signal(8)
         cur_nbytes = Signal.like(nbytes)
-        cur_fill = Signal(8)  # the fill value's byte
+        cur_fill = Signal.like(field(instr, Load, "fill_value"))
         rows_left = Signal(16)
         next_row = Signal(16)  # buffer row of the next fill row, or of the next written row
         complete = Signal()  # this cycle is the completion of an instruction with push_next
-        m.d.sync += complete.eq(0)
+        finished = Signal()  # this cycle is the completion of an instruction
+        m.d.sync += [complete.eq(0), finished.eq(0)]
 
         m.d.comb += [
-            self.free.eq((state == _State.IDLE) & ~error),
-            self.in_flight.eq(state != _State.IDLE),
-            self.error.eq(error),
-            self.push_next.eq(complete),
-            self.push_prev.eq(0),
+            control.free.eq((state == _State.IDLE) & ~error),
+            control.ready.eq(control.free),
+            control.in_flight.eq(state != _State.IDLE),
+            control.error.eq(error),
+            control.push_next.eq(complete),
+            control.push_prev.eq(0),
+            control.completed.eq(finished),
+            self.mem.en.eq(0),  # a read port's enable is high unless driven
         ]
 
         # Buffer write (one port of the four per cycle); fill rows or assembled transfer rows.
         write_en = Signal()
         write_buffer = Signal(2)
         write_row = Signal(16)
-        write_bytes = Signal(8 * dim * 12)  # row bytes, for the req table's width
-        write_fill = Signal(8)
+        write_bytes = Signal(8 * max_row_bytes)  # row bytes, for the widest buffer
+        write_fill = Signal.like(cur_fill)
         write_is_fill = Signal()
-        for b, prefix in _PORTS.items():
-            width = dim * ELEMENT_BITS[b]
-            port_addr = getattr(self, f"{prefix}_addr")
-            if b is Buffer.ACC:  # the fill value sign-extended to int32
-                fill_data = Cat(*[Cat(write_fill, write_fill[7].replicate(24))] * dim)
-            else:
-                fill_data = Cat(*[write_fill] * dim)
-            m.d.comb += [
-                getattr(self, f"{prefix}_en").eq(write_en & (write_buffer == b)),
-                port_addr.eq(write_row[: len(port_addr)]),
-                getattr(self, f"{prefix}_data").eq(
-                    Mux(write_is_fill, fill_data[:width], write_bytes[:width])
-                ),
-            ]
+        self._write_buffers(
+            m, write_en, write_buffer, write_row, write_bytes, write_fill, write_is_fill
+        )
 
         # ---- transfer: request side
-        word_bits = len(self.mem_addr)
+        word_bits = len(self.mem.addr)
         waddr = Signal(word_bits)  # word address of the next read
         wlast = Signal(word_bits)  # word address of the current row's last word
         offset = Signal(max(1, dma_shift))  # the current row's start address % dma_bytes
         row_start = Signal(24)  # byte address of the row after the current one
         row_stride = Signal(24)
-        max_words = -(-(dma - 1 + 12 * dim) // dma)  # words a row can touch
+        max_words = -(-(dma - 1 + max_row_bytes) // dma)  # words a row can touch
         chunk = Signal(range(max_words))  # index of the next read within its row
 
         def first_row(start_addr, row_bytes):
@@ -221,7 +293,7 @@ class LoadUnit(wiring.Component):
         m.d.sync += resp_valid.eq(0)
         last_word = waddr == wlast
         with m.If(state == _State.REQUEST):
-            m.d.comb += [self.mem_en.eq(1), self.mem_addr.eq(waddr)]
+            m.d.comb += [self.mem.en.eq(1), self.mem.addr.eq(waddr)]
             m.d.sync += [
                 resp_valid.eq(1),
                 resp_chunk.eq(chunk),
@@ -229,33 +301,22 @@ class LoadUnit(wiring.Component):
                 resp_offset.eq(offset),
             ]
 
-        # Row assembly: chunk k of a row is bytes offset .. offset+dma-1 of the word pair
-        # (word k, word k+1), written when word k+1 arrives; at a row's last word the chunk
-        # that word starts is written too (with zeros above it), and the row goes out.
-        previous = Signal(8 * dma)
-        assembled = [Signal(8 * dma, name=f"chunk{k}") for k in range(max_words)]
-        pair_chunk = Cat(previous, self.mem_data).bit_select(resp_offset << 3, 8 * dma)
-        tail_chunk = Cat(self.mem_data, Const(0, 8 * dma)).bit_select(resp_offset << 3, 8 * dma)
-        merged = []
-        for k, held in enumerate(assembled):
-            value = Mux(
-                resp_valid & (resp_chunk == k + 1),
-                pair_chunk,
-                Mux(resp_valid & resp_last & (resp_chunk == k), tail_chunk, held),
-            )
-            merged.append(value)
-            m.d.sync += held.eq(value)
-        with m.If(resp_valid):
-            m.d.sync += previous.eq(self.mem_data)
-        row_value = Cat(*merged)
-        # Element c of the row occupies bytes c*e .. c*e+e-1; keep those with c < elems.
-        keep = Signal(8 * dim * 12)
+        # Row assembly; the row goes out in the cycle its last word arrives.
+        m.submodules.assembler = assembler = RowAssembler(dma, max_words)
+        m.d.comb += [
+            assembler.valid.eq(resp_valid),
+            assembler.index.eq(resp_chunk),
+            assembler.last.eq(resp_last),
+            assembler.offset.eq(resp_offset),
+            assembler.word.eq(self.mem.data),
+        ]
+        # Element c of the row occupies bits c*w .. c*w+w-1; keep those with c < elems.
+        keep = Signal(8 * max_row_bytes)
         with m.Switch(cur_buffer):
             for b in Buffer:
-                bits = ELEMENT_BITS[b]
                 with m.Case(b):
-                    m.d.comb += keep.eq(Cat((c < cur_elems).replicate(bits) for c in range(dim)))
-        m.d.comb += write_bytes.eq(row_value[: 8 * dim * 12] & keep)
+                    m.d.comb += keep.eq(Cat((c < cur_elems).replicate(bits[b]) for c in range(dim)))
+        m.d.comb += write_bytes.eq(assembler.row[: 8 * max_row_bytes] & keep)
 
         # ---- the state machine
         with m.Switch(state):
@@ -268,7 +329,7 @@ class LoadUnit(wiring.Component):
                     cur_fill.eq(field(instr, Load, "fill_value")),
                 ]
                 with m.If(is_nop):
-                    m.d.sync += complete.eq(push_next)
+                    m.d.sync += [complete.eq(push_next), finished.eq(1)]
                 with m.Elif(fill):
                     # The first row now, from `instr`; the others in FILL.
                     m.d.comb += [
@@ -285,7 +346,7 @@ class LoadUnit(wiring.Component):
                             next_row.eq(buf_row + 1),
                         ]
                     with m.Else():
-                        m.d.sync += complete.eq(push_next)
+                        m.d.sync += [complete.eq(push_next), finished.eq(1)]
                 with m.Else():
                     m.d.sync += [
                         state.eq(Mux(rows == 0, _State.DRAIN, _State.REQUEST)),
@@ -305,7 +366,7 @@ class LoadUnit(wiring.Component):
                 ]
                 m.d.sync += [next_row.eq(next_row + 1), rows_left.eq(rows_left - 1)]
                 with m.If(rows_left == 1):
-                    m.d.sync += [state.eq(_State.IDLE), complete.eq(cur_push)]
+                    m.d.sync += [state.eq(_State.IDLE), complete.eq(cur_push), finished.eq(1)]
             with m.Case(_State.REQUEST):
                 with m.If(last_word):
                     m.d.sync += rows_left.eq(rows_left - 1)
@@ -319,7 +380,7 @@ class LoadUnit(wiring.Component):
                 with m.Else():
                     m.d.sync += [waddr.eq(waddr + 1), chunk.eq(chunk + 1)]
             with m.Case(_State.DRAIN):
-                m.d.sync += [state.eq(_State.IDLE), complete.eq(cur_push)]
+                m.d.sync += [state.eq(_State.IDLE), complete.eq(cur_push), finished.eq(1)]
 
         # A transfer row goes out in the cycle its last word arrives (REQUEST or DRAIN).
         with m.If(resp_valid & resp_last):
@@ -331,3 +392,58 @@ class LoadUnit(wiring.Component):
             ]
             m.d.sync += next_row.eq(next_row + 1)
         return m
+
+    def _legality(self, m: Module):
+        """(nbytes, illegal) of `instr`: the bytes of one of its rows (when `elems` is
+        legal) and whether this unit rejects it (the contract's errors)."""
+        config, instr = self.config, self.control.instr
+        dim = config.dim
+        max_row_bytes = max(row_bytes(config, b) for b in Buffer)
+        is_load = opcode(instr) == Opcode.LOAD
+        is_nop = opcode(instr) == Opcode.NOP
+        load = fields(instr, Load)
+        buffer, fill, buf_row, rows = load["buffer"], load["fill"], load["buf_row"], load["rows"]
+        elems, addr, stride = load["elems"], load["dram_addr"], load["dram_stride"]
+
+        bits = {b: element_bits(config, b) for b in Buffer}
+        element_width = Array(Const(bits[b], range(max(bits.values()) + 1)) for b in Buffer)
+        depths = Array(Const(self.depths[b], 17) for b in Buffer)
+        nbytes = Signal(range(max_row_bytes + 1))  # bytes of a row (when elems is legal)
+        m.d.comb += nbytes.eq((elems * element_width[buffer] + 7) >> 3)
+
+        bad_unit = Signal()  # wrong opcode or target, or a flag the load unit has not
+        m.d.comb += bad_unit.eq(
+            ~(is_load | (is_nop & (field(instr, Nop, "target") == Unit.LOAD)))
+            | illegal_flags(instr, Unit.LOAD)
+        )
+        bad_fill = Signal()  # what makes a fill illegal (cheap: gates the start-cycle write)
+        m.d.comb += bad_fill.eq(
+            bad_unit | (buf_row + rows > depths[buffer]) | (buffer == Buffer.REQ)
+        )
+        memory_end = Signal(range(2**24 + (2**16 - 1) * (2**24 - 1) + max_row_bytes + 1))
+        m.d.comb += memory_end.eq(addr + (rows - 1) * stride + nbytes)
+        bad_transfer = Signal()
+        m.d.comb += bad_transfer.eq(
+            bad_unit
+            | (buf_row + rows > depths[buffer])
+            | (elems == 0)
+            | (elems > dim)
+            | ((rows != 0) & (memory_end > config.main_memory_bytes))
+        )
+        illegal = Signal()
+        m.d.comb += illegal.eq(Mux(is_load, Mux(fill, bad_fill, bad_transfer), bad_unit))
+        return nbytes, illegal
+
+    def _write_buffers(self, m: Module, en, buffer, row, data, fill, is_fill) -> None:
+        """Drive the buffer write ports: in a cycle with `en`, row `row` of `buffer` takes
+        `data` (an assembled row), or `fill` in every element when `is_fill`."""
+        for b, port in self.buffer_ports.items():
+            # The fill value, sign-extended to an element, in every element.
+            fill_element = Signal(element_bits(self.config, b), name=f"fill_{b.name.lower()}")
+            m.d.comb += fill_element.eq(fill.as_signed())
+            fill_data = fill_element.replicate(self.config.dim)
+            m.d.comb += [
+                port.en.eq(en & (buffer == b)),
+                port.addr.eq(row[: len(port.addr)]),
+                port.data.eq(Mux(is_fill, fill_data, data[: len(port.data)])),
+            ]

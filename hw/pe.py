@@ -1,6 +1,8 @@
-"""Processing element of the weight-stationary systolic array."""
+"""The processing element: the multiply-accumulate cell the weight-stationary array is
+built of (`verdigris.hw.array.SystolicArray`), also verified and benchmarked on its own
+(`verdigris.verify.pe`, `verdigris demo`)."""
 
-from amaranth.hdl import Module, Mux, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -19,21 +21,26 @@ def check_widths(operand_width, acc_width) -> None:
 
 
 class ProcessingElement(wiring.Component):
-    """One multiply-accumulate cell of a weight-stationary systolic array.
+    """One multiply-accumulate cell of the weight-stationary `SystolicArray`, with an active
+    and a shadow weight (double-buffered weights: a new tile loads while the old computes).
 
-    The PE holds one weight. Activations flow left to right, partial sums top to bottom, and
-    weights are loaded by shifting them down the column.
+    Activations travel left to right together with a ``valid`` and a ``swap`` flag, partial
+    sums top to bottom. Contract (every output is registered: one cycle of latency on every
+    path, one element per cycle):
 
-    Contract (all outputs are registered, so every path through the PE has one cycle latency):
+    - The weight *used* in a cycle is the shadow weight if ``valid_in & swap_in``, else the
+      active weight. In that case the active weight takes the shadow weight at the clock edge,
+      so the swapping element and every later one use it.
+    - ``psum_out`` ← ``psum_in + a_in * used weight``: an exact product, a sum wrapped modulo
+      2**acc_width (two's complement).
+    - ``a_out`` ← ``a_in``, ``valid_out`` ← ``valid_in``, ``swap_out`` ← ``valid_in & swap_in``
+      (a swap travels only with a valid element).
+    - When ``w_load`` is high, the shadow weight takes ``w_in``; it is seen by a swap from the
+      next cycle on. A swap in the same cycle still takes the old shadow weight.
+    - ``zero`` ← ``valid_in`` and (``a_in`` or the used weight is 0), for the activity counters.
 
-    - ``psum_out`` ← ``psum_in + a_in * weight``, where the product is the full-width signed
-      product and the sum wraps modulo 2**acc_width (two's complement), as an int32
-      accumulator does in software.
-    - ``a_out`` ← ``a_in``: the activation passes to the right neighbour unchanged.
-    - When ``w_load`` is high, ``weight`` ← ``w_in``; ``w_out`` always shows the held weight, so
-      a column of PEs with ``w_load`` high shifts its weights down one row per cycle. The new
-      weight is used from the cycle after the load.
-    - ``a_zero`` ← whether this cycle's MAC had a zero operand (for the activity counters).
+    After reset both weights are zero. On ECP5, yosys maps an int8 product onto one
+    MULT18X18D DSP (tests/synth).
 
     Parameters
     ----------
@@ -51,25 +58,36 @@ class ProcessingElement(wiring.Component):
         super().__init__(
             {
                 "a_in": In(operand),
+                "valid_in": In(1),
+                "swap_in": In(1),
                 "a_out": Out(operand),
+                "valid_out": Out(1),
+                "swap_out": Out(1),
                 "psum_in": In(acc),
                 "psum_out": Out(acc),
                 "w_in": In(operand),
                 "w_load": In(1),
-                "w_out": Out(operand),
-                "a_zero": Out(1),
+                "zero": Out(1),
             }
         )
 
     def elaborate(self, _platform):
         m = Module()
-        weight = self.w_out  # the weight register is the w_out port itself
-        product = self.a_in * weight
+        operand = signed(self.operand_width)
+        active = Signal(operand)
+        shadow = Signal(operand)
+        swap = self.valid_in & self.swap_in
+        weight = Signal(operand)
+        m.d.comb += weight.eq(Mux(swap, shadow, active))
         m.d.sync += [
             self.a_out.eq(self.a_in),
-            # eq() truncates to acc_width, which is the wrap-around the contract states.
-            self.psum_out.eq(self.psum_in + product),
-            self.a_zero.eq((self.a_in == 0) | (weight == 0)),
-            weight.eq(Mux(self.w_load, self.w_in, weight)),
+            self.valid_out.eq(self.valid_in),
+            self.swap_out.eq(swap),
+            # eq() truncates to acc_width: the wrap-around of the contract.
+            self.psum_out.eq(self.psum_in + self.a_in * weight),
+            self.zero.eq(self.valid_in & ((self.a_in == 0) | (weight == 0))),
+            active.eq(weight),
         ]
+        with m.If(self.w_load):
+            m.d.sync += shadow.eq(self.w_in)
         return m

@@ -1,22 +1,34 @@
-"""The requantizer on the store path: int32 accumulators to int8, as docs/isa.md's STORE."""
+"""The requantizer on the store path: accumulators to output operands, as docs/isa.md's
+STORE."""
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from verdigris.arch.isa import REQ_ENTRY
+
 __all__ = ["Requantizer"]
 
+# The requant entry's multiplier and shift, as the ISA defines them (REQ_ENTRY); the
+# product's split into 16 x 16 DSP products below is written for a 32-bit multiplier.
+_MULTIPLIER_BITS = 8 * REQ_ENTRY["multiplier"].itemsize
+_SHIFT_BITS = 6  # shifts 0..63
+
 # e = 2p is shifted right by n = 4k + f (f < 4) in two steps: stage 3 takes the coarse window
-# c = floor(e / 2**(4k)) in _COARSE_BITS bits, stage 4 reads q from c's bits f and up. 13 bits
-# suffice: when c does not fit them, |floor(e / 2**n)| >= 2**12 / 2**3, so |q| >= 256 and the
-# clamp decides alone, from the sign of p (the zero point and the bounds are int8).
+# c = floor(e / 2**(4k)) in `coarse_bits` bits, stage 4 reads q from c's bits f and up. For
+# w-bit outputs w + 5 bits suffice (13 for int8): when c does not fit them,
+# |floor(e / 2**n)| >= 2**(w + 4) / 2**3, so |q| >= 2**w and the clamp decides alone, from
+# the sign of p (the zero point and the bounds are w-bit). c's sign bit must start a group
+# of e, (coarse_bits - 1) % _COARSE_STEP == 0, so w + 5 is rounded up to such a width.
 _COARSE_STEP_BITS = 2
 _COARSE_STEP = 1 << _COARSE_STEP_BITS
-_COARSE_BITS = 13  # c's sign bit starts a group of e: (_COARSE_BITS - 1) % _COARSE_STEP == 0
 _E_BITS = 65  # e = 2p, the product with one zero bit below it
 _GROUPS = -(-_E_BITS // _COARSE_STEP)  # 4-bit groups of e, the last one sign-extended
-_COARSE_SIGN_GROUP = (_COARSE_BITS - 1) // _COARSE_STEP  # the group of c's sign bit above 4k
-_E_EXT_BITS = _COARSE_STEP * (63 // _COARSE_STEP) + _COARSE_BITS  # every coarse window fits
+
+
+def _coarse_bits(output_width: int) -> int:
+    """Bits of the coarse window c for `output_width`-bit outputs (13 for 8)."""
+    return _COARSE_STEP * -(-(output_width + 4) // _COARSE_STEP) + 1
 
 
 def _round_up(half, sticky, floor_odd):
@@ -57,11 +69,11 @@ class Requantizer(wiring.Component):
     - ``raw`` (in, 1): the row is stored raw; only ``x`` is wanted.
     - ``acc``, ``bias`` (in, lanes x signed(acc_width)): accumulators and the entries' biases.
     - ``multiplier`` (in, lanes x signed(32)), ``shift`` (in, lanes x unsigned(6)),
-      ``zero_point``, ``qmin``, ``qmax`` (in, lanes x signed(8)): the rest of the requant
-      entries (docs/isa.md), read only for rows with ``raw`` low.
+      ``zero_point``, ``qmin``, ``qmax`` (in, lanes x signed(output_width)): the rest of the
+      requant entries (docs/isa.md), read only for rows with ``raw`` low.
     - ``result_valid`` (out, 1): the outputs hold the row that entered :attr:`LATENCY` cycles
       ago.
-    - ``result`` (out, lanes x signed(8)): ``y``.
+    - ``result`` (out, lanes x signed(output_width)): ``y``.
     - ``raw_result`` (out, lanes x signed(acc_width)): ``x``.
 
     Pipeline: 1. the add; 2. four 16 x 16 partial products per lane (one MULT18X18D each on
@@ -77,11 +89,14 @@ class Requantizer(wiring.Component):
         Accumulators per row (the array's ``dim``); at least 1.
     acc_width : int
         Bits of the signed accumulators, biases and ``raw_result`` (2 to 32; 32 in Verdigris).
+    output_width : int
+        Bits of the signed outputs, zero points and bounds (2 to 16; the config's
+        ``operand_bits``).
     """
 
     LATENCY = 4
 
-    def __init__(self, lanes: int, *, acc_width: int = 32):
+    def __init__(self, lanes: int, *, acc_width: int = 32, output_width: int = 8):
         if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
             raise ValueError(f"lanes must be a positive integer, not {lanes!r}")
         if (
@@ -90,8 +105,16 @@ class Requantizer(wiring.Component):
             or not 2 <= acc_width <= 32
         ):
             raise ValueError(f"acc_width must be an integer from 2 to 32, not {acc_width!r}")
+        if (
+            isinstance(output_width, bool)
+            or not isinstance(output_width, int)
+            or not 2 <= output_width <= 16
+        ):
+            raise ValueError(f"output_width must be an integer from 2 to 16, not {output_width!r}")
         self.lanes = lanes
         self.acc_width = acc_width
+        self.output_width = output_width
+        out = signed(output_width)
 
         def per_lane(shape):
             return data.ArrayLayout(shape, lanes)
@@ -103,13 +126,13 @@ class Requantizer(wiring.Component):
                 "raw": In(1),
                 "acc": In(per_lane(acc)),
                 "bias": In(per_lane(acc)),
-                "multiplier": In(per_lane(signed(32))),
-                "shift": In(per_lane(unsigned(6))),
-                "zero_point": In(per_lane(signed(8))),
-                "qmin": In(per_lane(signed(8))),
-                "qmax": In(per_lane(signed(8))),
+                "multiplier": In(per_lane(signed(_MULTIPLIER_BITS))),
+                "shift": In(per_lane(unsigned(_SHIFT_BITS))),
+                "zero_point": In(per_lane(out)),
+                "qmin": In(per_lane(out)),
+                "qmax": In(per_lane(out)),
                 "result_valid": Out(1),
-                "result": Out(per_lane(signed(8))),
+                "result": Out(per_lane(out)),
                 "raw_result": Out(per_lane(acc)),
             }
         )
@@ -149,18 +172,24 @@ class Requantizer(wiring.Component):
             return reg
 
         acc_shape = signed(self.acc_width)
+        width = self.output_width
+        out = signed(width)
+        coarse_bits = _coarse_bits(width)
+        coarse_sign_group = (coarse_bits - 1) // _COARSE_STEP  # c's sign bit's group above 4k
+        e_ext_bits = _COARSE_STEP * (63 // _COARSE_STEP) + coarse_bits  # every window fits
 
         # Stage 1: x = wrap(acc + bias); the entry fields for the requantizing stages.
         x = Signal(acc_shape, name=f"x_{i}")
         m.d.comb += x.eq(self.acc[i] + self.bias[i])  # eq() truncates: the wrap-around
         take = self.valid & ~self.raw
         x_raw_1 = stage(self.valid, acc_shape, x, "x_raw_1")
-        x_1 = stage(take, signed(32), x, "x_1")  # sign-extended to the multiplier's width
-        m_1 = stage(take, signed(32), self.multiplier[i], "m_1")
-        n_1 = stage(take, 6, self.shift[i], "n_1")
-        z_1 = stage(take, signed(8), self.zero_point[i], "z_1")
-        qmin_1 = stage(take, signed(8), self.qmin[i], "qmin_1")
-        qmax_1 = stage(take, signed(8), self.qmax[i], "qmax_1")
+        multiplier = signed(_MULTIPLIER_BITS)
+        x_1 = stage(take, multiplier, x, "x_1")  # sign-extended to the multiplier's width
+        m_1 = stage(take, multiplier, self.multiplier[i], "m_1")
+        n_1 = stage(take, _SHIFT_BITS, self.shift[i], "n_1")
+        z_1 = stage(take, out, self.zero_point[i], "z_1")
+        qmin_1 = stage(take, out, self.qmin[i], "qmin_1")
+        qmax_1 = stage(take, out, self.qmax[i], "qmax_1")
 
         # Stage 2: p = x * m from four products of at most 17 x 16 bits (one DSP each),
         # reduced from three to two addends by a carry-save layer so that stage 3 has a
@@ -179,21 +208,21 @@ class Requantizer(wiring.Component):
         sum_2 = stage(load[0], signed(64), a ^ b ^ c, "sum_2")
         carry_2 = stage(load[0], signed(64), ((a & b) | (a & c) | (b & c)) << 1, "carry_2")
         x_raw_2 = stage(valid[0], acc_shape, x_raw_1, "x_raw_2")
-        n_2 = stage(load[0], 6, n_1, "n_2")
-        z_2 = stage(load[0], signed(8), z_1, "z_2")
-        qmin_2 = stage(load[0], signed(8), qmin_1, "qmin_2")
-        qmax_2 = stage(load[0], signed(8), qmax_1, "qmax_2")
+        n_2 = stage(load[0], _SHIFT_BITS, n_1, "n_2")
+        z_2 = stage(load[0], out, z_1, "z_2")
+        qmin_2 = stage(load[0], out, qmin_1, "qmin_2")
+        qmax_2 = stage(load[0], out, qmax_1, "qmax_2")
 
-        # Stage 3: p and the coarse window c (see _COARSE_BITS). In parallel, from the entry
+        # Stage 3: p and the coarse window c (see _coarse_bits). In parallel, from the entry
         # alone, the clamp thresholds in c's units (see stage 4) and group masks.
         p = Signal(signed(64), name=f"p_{i}")
         m.d.comb += p.eq(sum_2 + carry_2)
-        e_ext = Cat(C(0, 1), p, p[63].replicate(_E_EXT_BITS - _E_BITS))
+        e_ext = Cat(C(0, 1), p, p[63].replicate(e_ext_bits - _E_BITS))
         coarse_shift = Cat(C(0, _COARSE_STEP_BITS), n_2[_COARSE_STEP_BITS:])  # 4k
         fine = n_2[:_COARSE_STEP_BITS]  # f
         p_3 = stage(load[1], signed(64), p, "p_3")
         coarse_3 = stage(
-            load[1], signed(_COARSE_BITS), e_ext.bit_select(coarse_shift, _COARSE_BITS), "coarse_3"
+            load[1], signed(coarse_bits), e_ext.bit_select(coarse_shift, coarse_bits), "coarse_3"
         )
         fine_3 = stage(load[1], _COARSE_STEP_BITS, fine, "fine_3")
         # Masks over the 4-bit groups of e: the groups below c (for the sticky bit) and those
@@ -202,20 +231,20 @@ class Requantizer(wiring.Component):
         groups_below_3 = stage(
             load[1], _GROUPS, Cat(*(k > g for g in range(_GROUPS))), "groups_below_3"
         )
-        groups_beyond = Cat(*(k + _COARSE_SIGN_GROUP <= g for g in range(_GROUPS)))
+        groups_beyond = Cat(*(k + coarse_sign_group <= g for g in range(_GROUPS)))
         groups_beyond_3 = stage(load[1], _GROUPS, groups_beyond, "groups_beyond_3")
-        low = Signal(signed(10), name=f"low_{i}")  # q + z < qmin  <=>  q < low
-        high = Signal(signed(10), name=f"high_{i}")  # q + z > qmax  <=>  q > high
+        low = Signal(signed(width + 2), name=f"low_{i}")  # q + z < qmin  <=>  q < low
+        high = Signal(signed(width + 2), name=f"high_{i}")  # q + z > qmax  <=>  q > high
         m.d.comb += [low.eq(qmin_2 - z_2), high.eq(qmax_2 - z_2)]
-        threshold_shape = signed(_COARSE_BITS + 1)
+        threshold_shape = signed(coarse_bits + 1)
         low_3 = stage(load[1], threshold_shape, (2 * low - 1) << fine, "low_3")
         high_3 = stage(load[1], threshold_shape, (2 * high + 1) << fine, "high_3")
         low_odd_3 = stage(load[1], 1, low[0], "low_odd_3")
         high_odd_3 = stage(load[1], 1, high[0], "high_odd_3")
-        z_3 = stage(load[1], 8, z_2, "z_3")  # the zero point modulo 256, and plus one
-        z1_3 = stage(load[1], 8, z_2 + 1, "z1_3")
-        qmin_3 = stage(load[1], signed(8), qmin_2, "qmin_3")
-        qmax_3 = stage(load[1], signed(8), qmax_2, "qmax_3")
+        z_3 = stage(load[1], width, z_2, "z_3")  # the zero point modulo 2**w, and plus one
+        z1_3 = stage(load[1], width, z_2 + 1, "z1_3")
+        qmin_3 = stage(load[1], out, qmin_2, "qmin_3")
+        qmax_3 = stage(load[1], out, qmax_2, "qmax_3")
         inverted_3 = stage(load[1], 1, qmin_2 > qmax_2, "inverted_3")
         x_raw_3 = stage(valid[1], acc_shape, x_raw_2, "x_raw_3")
 
@@ -230,7 +259,7 @@ class Requantizer(wiring.Component):
         nonzero = Cat(*(group.any() for group in groups))
         differ = Cat(*((group ^ sign_3.replicate(_COARSE_STEP)).any() for group in groups))
         coarse_sticky = (nonzero & groups_below_3).any()  # e has 1 bits below c
-        overflow = (differ & groups_beyond_3).any()  # c is not exact: |q| >= 256
+        overflow = (differ & groups_beyond_3).any()  # c is not exact: |q| >= 2**w
         too_low = Mux(
             overflow,
             sign_3,
@@ -241,7 +270,7 @@ class Requantizer(wiring.Component):
             ~sign_3,
             (coarse_3 > high_3) | ((coarse_3 == high_3) & (coarse_sticky | high_odd_3)),
         )
-        # Inside the clamp range, y = floor + up + z modulo 256, with floor = c >> (f + 1),
+        # Inside the clamp range, y = floor + up + z modulo 2**w, with floor = c >> (f + 1),
         # the half bit c[f] and the sticky bits below it. The sums for all four f are formed
         # in parallel and the fine shift selects among them.
         half = coarse_3.bit_select(fine_3, 1)
@@ -250,10 +279,11 @@ class Requantizer(wiring.Component):
             coarse_3[: _COARSE_STEP - 1] & Cat(*(fine_3 > j for j in range(_COARSE_STEP - 1)))
         ).any()
         up = _round_up(half, coarse_sticky | fine_sticky, floor_odd)
-        plain = Cat(*((coarse_3[f + 1 : f + 9] + z_3)[:8] for f in range(_COARSE_STEP)))
-        plus_one = Cat(*((coarse_3[f + 1 : f + 9] + z1_3)[:8] for f in range(_COARSE_STEP)))
-        inside = Mux(up, plus_one.word_select(fine_3, 8), plain.word_select(fine_3, 8))
-        y = Signal(signed(8), name=f"y_{i}")
+        window = [coarse_3[f + 1 : f + 1 + width] for f in range(_COARSE_STEP)]
+        plain = Cat(*((bits + z_3)[:width] for bits in window))
+        plus_one = Cat(*((bits + z1_3)[:width] for bits in window))
+        inside = Mux(up, plus_one.word_select(fine_3, width), plain.word_select(fine_3, width))
+        y = Signal(out, name=f"y_{i}")
         with m.If(inverted_3 | too_high):
             m.d.comb += y.eq(qmax_3)
         with m.Elif(too_low):

@@ -7,7 +7,7 @@ row `i`, docs/isa.md). The acc row arrives in `Q_i + 1` and the requantizer
 `Q_i + 5` and written one word per cycle from then on. The last word is written in
 `s + 5 + sum(words)`; the unit is free, and the STORE complete (pushing its token), in
 `s + sum(words) + STORE_OVERHEAD` with STORE_OVERHEAD = LATENCY + 2 = 6. A NOP takes one
-cycle.
+cycle. `completed` is 1 in the completion cycle of every instruction, else 0.
 
 Requantization is exactly the golden model's (docs/quantization.md): x = wrap32(acc + bias),
 p = x * multiplier, q = round_half_even(p / 2**shift), y = clamp(q + zero_point).
@@ -15,13 +15,23 @@ p = x * multiplier, q = round_half_even(p / 2**shift), y = clamp(q + zero_point)
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
+from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import REQ_ENTRY, Opcode, Store, Unit
+from verdigris.arch.isa import (
+    REQ_ENTRY,
+    Buffer,
+    Opcode,
+    Store,
+    Unit,
+    address_bits,
+    element_bits,
+    row_bytes,
+)
 from verdigris.arch.timing import STORE_OVERHEAD
 from verdigris.hw.requant import Requantizer
-from verdigris.hw.units import control_ports, field, illegal_flags, opcode, push_flags
+from verdigris.hw.units import UnitControl, buffer_read, field, illegal_flags, opcode, push_flags
 
 __all__ = ["StoreUnit"]
 
@@ -41,12 +51,20 @@ def _entry_layout() -> data.StructLayout:
 _Entry = _entry_layout()
 
 
-def _bits(depth: int) -> int:
-    return max(1, (depth - 1).bit_length())
-
-
 class StoreUnit(wiring.Component):
-    """STORE and NOP for one core; see the module docstring for the exact timing."""
+    """STORE and NOP for one core; see the module docstring for the exact timing.
+
+    Members
+    -------
+    control : ``Out(UnitControl())``
+        The controller interface (`verdigris.hw.units.UnitControl`); ``ready`` is ``free``.
+    acc : ``In(ReadPort.Signature(addr_width=..., shape=ArrayLayout(signed(acc_bits), dim)))``
+        The accumulator's read port (data in the cycle after the request).
+    req : ``In(ReadPort.Signature(addr_width=..., shape=ArrayLayout(entry, dim)))``
+        The req table's read port, each entry the REQ_ENTRY record as a struct.
+    mem : ``In(WritePort.Signature(addr_width=..., shape=8 * dma_bytes, granularity=8))``
+        Main memory's write port, ``en`` the byte enables of the word.
+    """
 
     def __init__(self, config: AccelConfig):
         if not isinstance(config, AccelConfig):
@@ -54,21 +72,16 @@ class StoreUnit(wiring.Component):
         if STORE_OVERHEAD != REQUANT_STAGES + 2:
             raise ValueError(f"STORE_OVERHEAD must be {REQUANT_STAGES + 2} for this unit")
         self.config = config
-        dim = config.dim
         words = config.main_memory_bytes // config.dma_bytes
+        main = WritePort.Signature(
+            addr_width=address_bits(words), shape=8 * config.dma_bytes, granularity=8
+        )
         super().__init__(
             {
-                **control_ports(),
-                "acc_addr": Out(_bits(config.acc_rows)),
-                "acc_en": Out(1),
-                "acc_data": In(data.ArrayLayout(signed(32), dim)),
-                "req_addr": Out(_bits(config.req_rows)),
-                "req_en": Out(1),
-                "req_data": In(data.ArrayLayout(_Entry, dim)),
-                "mem_addr": Out(_bits(words)),
-                "mem_data": Out(8 * config.dma_bytes),
-                "mem_be": Out(config.dma_bytes),
-                "mem_en": Out(1),
+                "control": Out(UnitControl()),
+                "acc": In(buffer_read(config, Buffer.ACC)),
+                "req": In(buffer_read(config, Buffer.REQ, data.ArrayLayout(_Entry, config.dim))),
+                "mem": In(main),
             }
         )
 
@@ -77,15 +90,23 @@ class StoreUnit(wiring.Component):
         config = self.config
         dim = config.dim
         width = config.dma_bytes
-        word = self.instr
+        control = self.control
+        word = control.instr
         is_store = opcode(word) == Opcode.STORE
+        acc_bits, out_bits = element_bits(config, Buffer.ACC), config.operand_bits
+        max_row_bytes = max(row_bytes(config, Buffer.ACC), -(-out_bits * dim // 8))
+        m.d.comb += [control.ready.eq(control.free), self.acc.en.eq(0), self.req.en.eq(0)]
+
+        def packed_bytes(elements, raw):
+            """Bytes of a row of `elements` accumulators (raw) or output operands."""
+            return Mux(raw, (elements * acc_bits + 7) >> 3, (elements * out_bits + 7) >> 3)
 
         raw = field(word, Store, "raw")
         rows = field(word, Store, "rows")
         elems = field(word, Store, "elems")
         addr = field(word, Store, "dram_addr")
         stride = field(word, Store, "dram_stride")
-        nbytes = Mux(raw, elems * 4, elems)
+        nbytes = packed_bytes(elems, raw)
         last_byte = addr + (rows - 1) * stride + nbytes
         bad = Signal()
         m.d.comb += bad.eq(
@@ -99,39 +120,39 @@ class StoreUnit(wiring.Component):
             )
             | illegal_flags(word, Unit.STORE)  # pop_next, push_next: it has no next neighbour
         )
-        with m.If(self.start & bad):
-            m.d.sync += self.error.eq(1)
+        with m.If(control.start & bad):
+            m.d.sync += control.error.eq(1)
 
         # ---- sequencer: one row read every words_i cycles
         busy = Signal()
         rows_left = Signal(17)
         row_addr = Signal(26)  # byte address of the next row to read
-        acc_row = Signal(_bits(config.acc_rows) + 1)
+        acc_row = Signal(address_bits(config.acc_rows) + 1)
         row_stride = Signal(24)
         row_raw = Signal()
         row_elems = Signal(range(dim + 1))
-        req_row = Signal(_bits(config.req_rows) + 1)
+        req_row = Signal(address_bits(config.req_rows) + 1)
         wait = Signal(16)  # cycles until the next row read
         tail = Signal(16)  # busy cycles left after the last read, counting this one
         pushes = Signal(2)
         push_prev, _ = push_flags(word)
-        m.d.comb += [self.free.eq(~busy), self.in_flight.eq(busy)]
+        m.d.comb += [control.free.eq(~busy), control.in_flight.eq(busy)]
 
-        row_bytes = Signal(range(4 * dim + 1))
-        m.d.comb += row_bytes.eq(Mux(row_raw, row_elems * 4, row_elems))
+        this_row_bytes = Signal(range(max_row_bytes + 1))
+        m.d.comb += this_row_bytes.eq(packed_bytes(row_elems, row_raw))
         row_words = Signal(16)
-        m.d.comb += row_words.eq((row_addr % width + row_bytes + width - 1) // width)
+        m.d.comb += row_words.eq((row_addr % width + this_row_bytes + width - 1) // width)
 
         read = Signal()
-        m.d.sync += self.push_prev.eq(0)
+        m.d.sync += [control.push_prev.eq(0), control.completed.eq(0)]
         with m.If(busy):
             with m.If((rows_left != 0) & (wait == 0)):
                 m.d.comb += [
                     read.eq(1),
-                    self.acc_addr.eq(acc_row),
-                    self.acc_en.eq(1),
-                    self.req_addr.eq(req_row),
-                    self.req_en.eq(1),
+                    self.acc.addr.eq(acc_row),
+                    self.acc.en.eq(1),
+                    self.req.addr.eq(req_row),
+                    self.req.en.eq(1),
                 ]
                 m.d.sync += [
                     rows_left.eq(rows_left - 1),
@@ -146,8 +167,8 @@ class StoreUnit(wiring.Component):
             with m.Elif(tail > 1):
                 m.d.sync += tail.eq(tail - 1)
             with m.Else():
-                m.d.sync += [busy.eq(0), self.push_prev.eq(pushes)]
-        with m.If(self.start & ~bad):
+                m.d.sync += [busy.eq(0), control.push_prev.eq(pushes), control.completed.eq(1)]
+        with m.If(control.start & ~bad):
             with m.If(is_store):
                 m.d.sync += [
                     busy.eq(1),
@@ -164,75 +185,84 @@ class StoreUnit(wiring.Component):
                     pushes.eq(push_prev),
                 ]
             with m.Else():  # NOP: one cycle
-                m.d.sync += self.push_prev.eq(push_prev)
+                m.d.sync += [control.push_prev.eq(push_prev), control.completed.eq(1)]
 
         # ---- the requantizer pipeline; every stage loads only when a row arrives, so a row
         # waits in the last stage while its words are written.
         class Row(data.Struct):
             addr: unsigned(26)
             raw: unsigned(1)
-            bytes: unsigned((4 * dim).bit_length())
+            bytes: unsigned(max_row_bytes.bit_length())
             words: unsigned(16)
 
         meta = [Signal(Row, name=f"meta_{k}") for k in range(REQUANT_STAGES + 1)]
         valid = [Signal(name=f"valid_{k}") for k in range(REQUANT_STAGES + 1)]
         m.d.sync += [valid[0].eq(read)]
         with m.If(read):
-            m.d.sync += meta[0].eq(Cat(row_addr, row_raw, row_bytes, row_words))
+            m.d.sync += meta[0].eq(Cat(row_addr, row_raw, this_row_bytes, row_words))
         for k in range(1, REQUANT_STAGES + 1):
             m.d.sync += valid[k].eq(valid[k - 1])
             with m.If(valid[k - 1]):
                 m.d.sync += meta[k].eq(meta[k - 1])
 
-        m.submodules.requantizer = requantizer = Requantizer(dim)
+        m.submodules.requantizer = requantizer = Requantizer(
+            dim, acc_width=acc_bits, output_width=out_bits
+        )
         m.d.comb += [requantizer.valid.eq(valid[0]), requantizer.raw.eq(meta[0].raw)]
         bad_shift = Signal()
         for c in range(dim):
-            entry = self.req_data[c]
+            entry = self.req.data[c]
             m.d.comb += [
-                requantizer.acc[c].eq(self.acc_data[c]),
+                requantizer.acc[c].eq(self.acc.data[c]),
                 requantizer.bias[c].eq(entry.bias),
                 requantizer.multiplier[c].eq(entry.multiplier),
-                requantizer.shift[c].eq(entry.shift[:6]),
+                requantizer.shift[c].eq(entry.shift),  # eq() keeps the low bits
                 requantizer.zero_point[c].eq(entry.zero_point),
                 requantizer.qmin[c].eq(entry.qmin),
                 requantizer.qmax[c].eq(entry.qmax),
             ]
-            lane_used = c < meta[0].bytes  # int8 rows: bytes == elems
+            lane_used = c < meta[0].bytes  # at least elems (bytes of 8 bits or more)
             out_of_range = (entry.shift < 1) | (entry.shift > 62)
             with m.If(valid[0] & ~meta[0].raw & lane_used & out_of_range):
                 m.d.comb += bad_shift.eq(1)
         with m.If(bad_shift):
-            m.d.sync += self.error.eq(1)
+            m.d.sync += control.error.eq(1)
         result = [requantizer.result[c] for c in range(dim)]
         raw_value2 = [requantizer.raw_result[c] for c in range(dim)]
 
-        # ---- words out: row bytes shifted to the row's alignment, one word per cycle
+        # ---- words out
         last = meta[REQUANT_STAGES]
-        emitting = Signal()
-        index = Signal(16)
-        with m.If(valid[REQUANT_STAGES]):
-            m.d.sync += index.eq(0)
-        row_bytes_out = Signal(8 * 4 * dim)
+        row_bytes_out = Signal(8 * max_row_bytes)
         with m.If(last.raw):
             m.d.comb += row_bytes_out.eq(Cat(*raw_value2))
         with m.Else():
             m.d.comb += row_bytes_out.eq(Cat(*result))
-        offset = last.addr % width
-        shifted_bytes = Signal(8 * (4 * dim + 2 * width))
-        mask = Signal(4 * dim + 2 * width)
+        self._write_words(m, valid[REQUANT_STAGES], last, row_bytes_out)
+        return m
+
+    def _write_words(self, m: Module, arrived, row, row_data) -> None:
+        """Write a row's bytes (`row_data`, its `Row` record `row`), shifted to the row's
+        alignment, into main memory one word per cycle with byte enables, the first word in
+        the cycle the row `arrived` in the last stage."""
+        width = self.config.dma_bytes
+        max_row_bytes = len(row_data) // 8
+        emitting = Signal()
+        index = Signal(16)
+        with m.If(arrived):
+            m.d.sync += index.eq(0)
+        offset = row.addr % width
+        shifted_bytes = Signal(8 * (max_row_bytes + 2 * width))
+        mask = Signal(max_row_bytes + 2 * width)
         m.d.comb += [
-            shifted_bytes.eq(row_bytes_out << (offset * 8)),
-            mask.eq(((Const(1, 4 * dim + 1) << last.bytes) - 1) << offset),
+            shifted_bytes.eq(row_data << (offset * 8)),
+            mask.eq(((Const(1, max_row_bytes + 1) << row.bytes) - 1) << offset),
         ]
         current = Signal(16)
-        m.d.comb += current.eq(Mux(valid[REQUANT_STAGES], 0, index))
-        with m.If(valid[REQUANT_STAGES] | (emitting & (current < last.words))):
+        m.d.comb += current.eq(Mux(arrived, 0, index))
+        with m.If(arrived | (emitting & (current < row.words))):
             m.d.comb += [
-                self.mem_en.eq(1),
-                self.mem_addr.eq(last.addr // width + current),
-                self.mem_data.eq(shifted_bytes.word_select(current, 8 * width)),
-                self.mem_be.eq(mask.word_select(current, width)),
+                self.mem.en.eq(mask.word_select(current, width)),
+                self.mem.addr.eq(row.addr // width + current),
+                self.mem.data.eq(shifted_bytes.word_select(current, 8 * width)),
             ]
-            m.d.sync += [index.eq(current + 1), emitting.eq(current + 1 < last.words)]
-        return m
+            m.d.sync += [index.eq(current + 1), emitting.eq(current + 1 < row.words)]

@@ -1,4 +1,6 @@
-"""Golden model: numpy execution of the integer IR. This file is the arithmetic spec.
+"""Golden model: numpy execution of the integer IR, the truth every executor is checked
+against. Its integer primitives (wrap-around, the requantizer) are arch/arithmetic.py's,
+shared with the instruction simulator and the block models.
 
 Every executor (instruction simulator, RTL, board) must reproduce these results bit for bit.
 The rules, also written out in docs/quantization.md:
@@ -8,30 +10,34 @@ The rules, also written out in docs/quantization.md:
   zero-point-free and bias already holding -x_zero_point * sum(w).
 - Requantization: out = clamp(round_half_even((acc * m) / 2**n) + z, qmin, qmax), with
   a 64-bit product, m < 2**31 and 1 <= n <= 62, per output channel where the weights are
-  per channel. In integers: (p + 2**(n-1) - 1 + ((p >> n) & 1)) >> n with an arithmetic
-  shift. Ties to even match ONNX's QuantizeLinear, which matters where ties are common
-  (an average of 4 values is a tie half the time).
+  per channel. In integers (`arch.arithmetic.round_shift`): (p + 2**(n-1) - 1 +
+  ((p >> n) & 1)) >> n with an arithmetic shift. Ties to even match ONNX's
+  QuantizeLinear, which matters where ties are common (an average of 4 values is a tie
+  half the time).
 - AvgPool: acc = sum of (x - z_in) over the window (padding counts as zero), then requant.
 - Add: acc = (a - z_a) * m_a + (b - z_b) * m_b in int32, then requant (multiplier 1).
 - MaxPool, Concat, Reshape move values and do not change them.
 - Host: a float input is quantized with round-half-to-even and saturation, computed in
   float32 (as onnxruntime does); outputs are dequantized as (q - z) * scale in float32.
+  Those steps, and the rule for what an input may hold, are the host-op runtime's
+  (verdigris.sim.host), which every executor shares.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from verdigris.arch import arithmetic
+from verdigris.arch.arithmetic import wrap
 from verdigris.compiler import ir
+from verdigris.sim.host import InputError, check_batches, check_input, finish_output, quantize_input
 
 __all__ = [
+    "RULES",
     "GoldenError",
-    "check_batches",
-    "check_input",
-    "quantize_input",
     "requantize",
     "run_device",
     "run_graph",
@@ -44,27 +50,30 @@ logger = logging.getLogger(__name__)
 _FLOAT64_EXACT = 2**53
 
 
-class GoldenError(ValueError):
-    """Inputs that do not fit the graph (names, shapes, dtypes)."""
+# Inputs that do not fit the graph (names, shapes, dtypes): the host-op runtime's error,
+# so that one `except` catches a bad input whichever executor runs it.
+GoldenError = InputError
 
 
 def wrap_int32(values: np.ndarray) -> np.ndarray:
-    """`values` modulo 2**32 in the signed range, as int64."""
-    return ((values.astype(np.int64) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+    """`values` modulo 2**32 in the signed range, as int64: the IR's int32 accumulator."""
+    return wrap(values, 32)
 
 
 def requantize(acc: np.ndarray, requant: ir.Requant, channel_axis: int) -> np.ndarray:
-    """The requantizer: int32 `acc` to the output type (see the module docstring)."""
+    """The requantizer: int32 `acc` to the output type (see the module docstring), with
+    per-channel parameters along `channel_axis`."""
     shape = [1] * acc.ndim
     if requant.per_channel:
         shape[channel_axis] = -1
-    multiplier = requant.multiplier.reshape(shape).astype(np.int64)
-    shift = requant.shift.reshape(shape).astype(np.int64)
-    product = acc.astype(np.int64) * multiplier  # |acc| < 2**31, m < 2**31: fits int64
-    # Round half to even: add half, less one when the kept part is even, then shift.
-    kept_odd = (product >> shift) & 1
-    rounded = (product + (np.int64(1) << (shift - 1)) - 1 + kept_odd) >> shift
-    return np.clip(rounded + requant.zero_point, requant.qmin, requant.qmax)
+    return arithmetic.requantize(
+        acc,
+        multiplier=requant.multiplier.reshape(shape),
+        shift=requant.shift.reshape(shape),
+        zero_point=requant.zero_point,
+        qmin=requant.qmin,
+        qmax=requant.qmax,
+    )
 
 
 def _exact_matmul(a: np.ndarray, b: np.ndarray, terms: int) -> np.ndarray:
@@ -157,25 +166,33 @@ def _add(node: ir.Add, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return requantize(wrap_int32(acc), node.requant, 1)
 
 
+def _requantize_op(node: ir.Requantize, x: np.ndarray) -> np.ndarray:
+    return requantize(wrap_int32(x - node.input_zero_point), node.requant, 1)
+
+
+def _reshape(node: ir.Reshape, x: np.ndarray) -> np.ndarray:
+    return x.reshape((x.shape[0], *node.shape[1:]))
+
+
+# The rule of each IR device op: (node, argument arrays) -> result. The compiler's table of
+# device ops (compiler/backend/device_ops.py) names the same ops; a test keeps them equal.
+RULES: dict[type[ir.Op], Callable[[ir.Op, list[np.ndarray]], np.ndarray]] = {
+    ir.Conv: lambda node, args: _conv(node, args[0]),
+    ir.MatMul: lambda node, args: _matmul(node, args[0]),
+    ir.MaxPool: lambda node, args: _maxpool(node, args[0]),
+    ir.AvgPool: lambda node, args: _avgpool(node, args[0]),
+    ir.Add: lambda node, args: _add(node, args[0], args[1]),
+    ir.Requantize: lambda node, args: _requantize_op(node, args[0]),
+    ir.Concat: lambda node, args: np.concatenate(args, axis=node.axis),
+    ir.Reshape: lambda node, args: _reshape(node, args[0]),
+}
+
+
 def _execute(node: ir.Op, args: list[np.ndarray]) -> np.ndarray:
-    match node:
-        case ir.Conv():
-            return _conv(node, args[0])
-        case ir.MatMul():
-            return _matmul(node, args[0])
-        case ir.MaxPool():
-            return _maxpool(node, args[0])
-        case ir.AvgPool():
-            return _avgpool(node, args[0])
-        case ir.Add():
-            return _add(node, args[0], args[1])
-        case ir.Requantize():
-            return requantize(wrap_int32(args[0] - node.input_zero_point), node.requant, 1)
-        case ir.Concat():
-            return np.concatenate(args, axis=node.axis)
-        case ir.Reshape():
-            return args[0].reshape((args[0].shape[0], *node.shape[1:]))
-    raise GoldenError(f"the golden model has no rule for op {node.kind} ({node.name})")
+    rule = RULES.get(type(node))
+    if rule is None:
+        raise GoldenError(f"the golden model has no rule for op {node.kind} ({node.name})")
+    return rule(node, args)
 
 
 def run_device(graph: ir.Graph, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -185,110 +202,6 @@ def run_device(graph: ir.Graph, values: Mapping[str, np.ndarray]) -> dict[str, n
     for node in graph.nodes:
         env[node.output] = _execute(node, [env[name] for name in node.inputs])
     return env
-
-
-def check_input(graph_input: ir.GraphInput, value: np.ndarray) -> np.ndarray:
-    """`value` as an array the host may quantize for `graph_input`, or a GoldenError that
-    names the problem. The rule (docs/quantization.md, "Host"): a float model input takes
-    floating-point data only (integers are refused, never taken as already quantized); an
-    integer model input takes integers within its type's range; NaN is refused everywhere
-    (infinities saturate, as in QuantizeLinear)."""
-    value = np.asarray(value)
-    name, expected = graph_input.name, graph_input.onnx_dtype
-    kind = value.dtype.kind
-    if graph_input.tensor.scale is not None:  # a float model input
-        if kind != "f":
-            raise GoldenError(
-                f"input {name}: the model takes {expected} values; got {value.dtype} data. "
-                f"Pass floats as the model expects them (for example "
-                f"x.astype(np.float32), scaled as in training)"
-            )
-        if np.isnan(value).any():
-            where = tuple(int(i) for i in np.argwhere(np.isnan(value))[0])
-            raise GoldenError(f"input {name} contains NaN at index {where}")
-        return value
-    if kind not in "iu":
-        raise GoldenError(f"input {name}: the model takes {expected} integers; got {value.dtype}")
-    if value.size == 0:
-        return value
-    info = np.iinfo(np.dtype(expected))
-    low, high = int(value.min()), int(value.max())
-    if low < info.min or high > info.max:
-        raise GoldenError(
-            f"input {name}: values from {low} to {high} do not fit the model's {expected} "
-            f"[{info.min}, {info.max}]"
-        )
-    return value
-
-
-def check_batches(graph_inputs: list[ir.GraphInput], feeds: Mapping[str, np.ndarray]) -> int:
-    """The number of samples in `feeds` (one per model input), after checking that every input
-    is there and has the same, non-zero number of samples."""
-    missing = [i.name for i in graph_inputs if i.name not in feeds]
-    if missing:
-        names = ", ".join(f"{i.name}{list(i.tensor.shape)}" for i in graph_inputs)
-        raise GoldenError(f"missing input(s) {missing}; the model takes {names}")
-    batches = {}
-    for graph_input in graph_inputs:
-        shape = np.shape(feeds[graph_input.name])
-        if not shape:
-            raise GoldenError(
-                f"input {graph_input.name} is a scalar; the model expects shape "
-                f"{graph_input.tensor.shape}"
-            )
-        if shape[0] == 0:
-            raise GoldenError(f"input {graph_input.name}: no samples (shape {shape})")
-        batches[graph_input.name] = shape[0]
-    if len(set(batches.values())) > 1:
-        sizes = ", ".join(f"{k}: {v}" for k, v in batches.items())
-        raise GoldenError(f"batch sizes differ between the inputs ({sizes})")
-    return next(iter(batches.values()))
-
-
-def quantize_input(graph_input: ir.GraphInput, value: np.ndarray) -> np.ndarray:
-    """Host step before the device: float -> device integers, or uint8 -> int8. `value`
-    has passed `check_input` (run_graph and the API check a whole batch once, first)."""
-    tensor = graph_input.tensor
-    value = np.asarray(value)
-    if tensor.scale is not None:
-        with np.errstate(over="ignore", invalid="ignore"):  # infinities saturate below
-            scaled = np.rint(value.astype(np.float32) / np.float32(tensor.scale))
-        return np.clip(scaled + tensor.zero_point, tensor.dtype.qmin, tensor.dtype.qmax).astype(
-            np.int64
-        )
-    if graph_input.onnx_dtype == "uint8":
-        return value.astype(np.int64) - 128
-    return value.astype(np.int64)
-
-
-def finish_output(graph_output: ir.GraphOutput, value: np.ndarray, *, raw: bool) -> np.ndarray:
-    """Host step after the device: the model's integer type (`raw`) or its float output."""
-    if raw or not graph_output.steps:
-        if graph_output.onnx_int_dtype == "uint8":
-            return (value + 128).astype(np.uint8)
-        return value.astype(np.dtype(graph_output.onnx_int_dtype))
-    result: np.ndarray = value
-    for step in graph_output.steps:
-        match step:
-            case ir.Dequantize():
-                centred = result.astype(np.int64) - step.zero_point
-                result = centred.astype(np.float32) * np.float32(step.scale)
-            case ir.Quantize():
-                info = np.iinfo(np.dtype(step.dtype))
-                scaled = np.rint(result.astype(np.float32) / np.float32(step.scale))
-                result = np.clip(scaled + step.zero_point, info.min, info.max).astype(step.dtype)
-            case ir.Softmax():
-                shifted = result - result.max(axis=step.axis, keepdims=True)
-                exp = np.exp(shifted.astype(np.float32))
-                result = exp / exp.sum(axis=step.axis, keepdims=True)
-            case ir.ArgMax():
-                result = np.argmax(result, axis=step.axis)
-                if step.keepdims:
-                    result = np.expand_dims(result, step.axis)
-                result = result.astype(np.int64)
-            case ir.Flatten():
-                result = result.reshape(int(np.prod(result.shape[: step.axis])), -1)
-    return result
 
 
 def run_graph(

@@ -54,7 +54,14 @@ could see hardware implementing):
 - **Overlapping rows.** A STORE whose rows overlap in main memory (`dram_stride` below the
   row's bytes, e.g. 0) writes them in order, so the last row wins.
 - **Counters** are unbounded (the spec gives them no width).
-- **`inp_read_bytes`** counts GEMM and VECTOR reads (`dim` bytes per row each).
+- **`inp_read_bytes`** counts GEMM and VECTOR reads (an inp row's bytes per row each).
+- **`instruction_fetches`** counts every fetched instruction, FINISH included (so it is
+  Σ `instructions` + 1), in its fetch cycle.
+- **Activity per layer.** `run_program` splits the Activity into the layers' time windows
+  of docs/isa.md ("Activity per layer"): `cycles`, `busy` and `stall` by time,
+  `instructions` in the start cycle, `instruction_fetches` in the fetch cycle, the other
+  counters by each instruction's event schedule (`verdigris.arch.cycle_model`),
+  zero-operand MACs per PE.
 """
 
 from __future__ import annotations
@@ -68,16 +75,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verdigris.arch.activity import UNITS, Activity
+from verdigris.arch.activity import UNITS, Activity, LayerActivity
+from verdigris.arch.arithmetic import SHIFT_RANGE, requantize, wrap
 from verdigris.arch.config import AccelConfig
+from verdigris.arch.counters import LOAD_WRITE_COUNTERS
+from verdigris.arch.cycle_model import (
+    ComputeHazards,
+    IsaError,
+    Plan,
+    gemm_row_entries,
+    instruction_error,
+    instruction_events,
+    layer_ends,
+    plan_program,
+    window_index,
+    zero_mac_offsets,
+)
 from verdigris.arch.isa import (
-    DEP_FLAGS,
-    ELEMENT_BYTES,
     TOKEN_COUNTERS,
     Buffer,
-    Finish,
     Gemm,
-    IllegalInstruction,
     Instruction,
     Load,
     Nop,
@@ -85,14 +102,15 @@ from verdigris.arch.isa import (
     Unit,
     Vector,
     VectorOp,
-    buffer_rows,
     decode_elements,
     disassemble,
-    encode,
-    token_counter,
+    element_bits,
+    pack_elements,
+    row_bytes,
+    transfer_bytes,
 )
-from verdigris.arch.program import Program, pack_tensor, unpack_tensor
-from verdigris.arch.timing import LOAD_OVERHEAD, STORE_OVERHEAD, VECTOR_LATENCY, gemm_latency
+from verdigris.arch.memory import check_memory_image
+from verdigris.arch.program import LayerInfo, Program, pack_tensor, unpack_tensor
 
 __all__ = ["IsaError", "run_instructions", "run_program"]
 
@@ -101,243 +119,11 @@ logger = logging.getLogger(__name__)
 # Dependency-token counters are kept in a list, in the order of TOKEN_COUNTERS.
 TOKEN_NAMES = tuple(counter.name for counter in TOKEN_COUNTERS)
 
-
-def _counter_index(unit: Unit, flag: str) -> int | None:
-    counter = token_counter(unit, flag)
-    return None if counter is None else TOKEN_COUNTERS.index(counter)
-
-
-# The counter each flag (in DEP_FLAGS order) acts on, per unit; None where it is illegal.
-_FLAG_COUNTERS: dict[Unit, tuple[int | None, ...]] = {
-    unit: tuple(_counter_index(unit, flag) for flag in DEP_FLAGS) for unit in Unit
-}
-
 # The req table holds each entry as these six int64 fields (last axis).
 _BIAS, _MULTIPLIER, _SHIFT, _ZERO_POINT, _QMIN, _QMAX = range(6)
-_SHIFT_RANGE = (1, 62)
 
 
 _Effect = Callable[[], None]
-
-
-class IsaError(RuntimeError):
-    """The executor stopped with an error status: an illegal instruction or program, or a
-    deadlock. `index` is the instruction's index in the program, None for whole-program
-    errors."""
-
-    def __init__(self, message: str, index: int | None = None):
-        super().__init__(message)
-        self.index = index
-
-
-def _instruction_error(index: int, instruction: Instruction, problem: str) -> IsaError:
-    return IsaError(f"instruction {index} ({disassemble(instruction).strip()}): {problem}", index)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """An instruction after its static checks, with the timing the cycle model gives it."""
-
-    index: int
-    instruction: Instruction
-    unit: Unit
-    busy: int
-    latency: int
-    pops: tuple[int, ...]
-    pushes: tuple[int, ...]
-    words: int  # main-memory words moved (LOAD, STORE), summed over rows
-    is_vector: bool  # waits for the array pipeline to drain (hazard rule)
-    uses_array: bool  # GEMM or VECTOR: later VECTORs wait for its completion
-    loads_weights: bool  # GEMM with load_weights: waits for the weight-swap rule
-    streams: bool  # GEMM with rows > 0: streams activations (and swaps in a new tile)
-
-
-# ------------------------------------------------------------------------- static checks
-
-
-def _wrap32(values: np.ndarray) -> np.ndarray:
-    """int64 values modulo 2**32 in the signed range (kept local: the simulator depends on
-    the contract in verdigris.arch only, not on the compiler's golden model)."""
-    return ((values + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
-
-
-def _check_range(
-    index: int, instruction: Instruction, buffer: Buffer, row: int, rows: int, depth: int
-) -> None:
-    if row + rows > depth:
-        raise _instruction_error(
-            index,
-            instruction,
-            f"{buffer.name.lower()} rows [{row}, {row + rows}) run past the end of the "
-            f"{buffer.name.lower()} buffer ({depth} rows)",
-        )
-
-
-def _check_elems(index: int, instruction: Instruction, elems: int, dim: int) -> None:
-    if not 1 <= elems <= dim:
-        raise _instruction_error(index, instruction, f"elems {elems} is outside 1..{dim}")
-
-
-def _check_memory(
-    index: int,
-    instruction: Instruction,
-    transfer: tuple[int, int, int, int],
-    size: int,
-) -> None:
-    addr, stride, rows, nbytes = transfer
-    if rows == 0:
-        return
-    end = addr + (rows - 1) * stride + nbytes
-    if end > size:
-        raise _instruction_error(
-            index,
-            instruction,
-            f"main-memory range [{addr}, {end}) runs past the end of main memory ({size} bytes)",
-        )
-
-
-def _words(addr: int, stride: int, rows: int, nbytes: int, dma_bytes: int) -> int:
-    """Σ over rows of the dma_bytes-wide words a row touches (docs/isa.md `words`)."""
-    if rows == 0:
-        return 0
-    if stride % dma_bytes == 0:  # every row starts at the same offset within a word
-        return rows * (((addr % dma_bytes) + nbytes + dma_bytes - 1) // dma_bytes)
-    offsets = (addr + stride * np.arange(rows, dtype=np.int64)) % dma_bytes
-    return int(((offsets + nbytes + dma_bytes - 1) // dma_bytes).sum())
-
-
-def _tokens(
-    index: int, instruction: Instruction, unit: Unit
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    pops, pushes = [], []
-    for name, counter in zip(DEP_FLAGS, _FLAG_COUNTERS[unit], strict=True):
-        if not getattr(instruction.deps, name):
-            continue
-        if counter is None:
-            raise _instruction_error(
-                index, instruction, f"{name} is illegal on the {unit.name.lower()} unit"
-            )
-        (pops if name.startswith("pop_") else pushes).append(counter)
-    return tuple(pops), tuple(pushes)
-
-
-def _plan(
-    index: int,
-    instruction: Instruction,
-    unit: Unit,
-    timing: tuple[int, int],
-    words: int = 0,
-) -> _Plan:
-    busy, latency = timing
-    pops, pushes = _tokens(index, instruction, unit)
-    return _Plan(
-        index=index,
-        instruction=instruction,
-        unit=unit,
-        # A unit starts at most one instruction per cycle, so nothing is busy for 0 cycles.
-        busy=max(1, busy),
-        latency=latency,
-        pops=pops,
-        pushes=pushes,
-        words=words,
-        is_vector=isinstance(instruction, Vector),
-        uses_array=isinstance(instruction, Gemm | Vector),
-        loads_weights=isinstance(instruction, Gemm) and bool(instruction.load_weights),
-        streams=isinstance(instruction, Gemm) and instruction.rows > 0,
-    )
-
-
-def _plan_load(index: int, ins: Load, config: AccelConfig) -> _Plan:
-    buffer = Buffer(ins.buffer)
-    _check_range(index, ins, buffer, ins.buf_row, ins.rows, buffer_rows(config, buffer))
-    if ins.fill:
-        if buffer is Buffer.REQ:
-            raise _instruction_error(index, ins, "a fill of the req table is illegal")
-        return _plan(index, ins, Unit.LOAD, (ins.rows, 0))
-    _check_elems(index, ins, ins.elems, config.dim)
-    nbytes = ins.elems * ELEMENT_BYTES[buffer]
-    transfer = (ins.dram_addr, ins.dram_stride, ins.rows, nbytes)
-    _check_memory(index, ins, transfer, config.main_memory_bytes)
-    words = _words(*transfer, config.dma_bytes)
-    return _plan(index, ins, Unit.LOAD, (words + LOAD_OVERHEAD, 0), words)
-
-
-def _plan_gemm(index: int, ins: Gemm, config: AccelConfig) -> _Plan:
-    dim = config.dim
-    _check_range(index, ins, Buffer.INP, ins.inp_row, ins.rows, config.inp_rows)
-    _check_range(index, ins, Buffer.ACC, ins.acc_row, ins.rows, config.acc_rows)
-    if ins.load_weights:
-        _check_range(index, ins, Buffer.WGT, ins.wgt_row, dim, config.wgt_rows)
-    busy = (dim if ins.load_weights else 0) + ins.rows
-    return _plan(index, ins, Unit.COMPUTE, (busy, gemm_latency(dim)))
-
-
-def _plan_vector(index: int, ins: Vector, config: AccelConfig) -> _Plan:
-    if ins.op not in tuple(VectorOp):
-        raise _instruction_error(index, ins, f"VECTOR op {ins.op} is not write, add or max")
-    _check_range(index, ins, Buffer.INP, ins.inp_row, ins.rows, config.inp_rows)
-    _check_range(index, ins, Buffer.ACC, ins.acc_row, ins.rows, config.acc_rows)
-    return _plan(index, ins, Unit.COMPUTE, (ins.rows, VECTOR_LATENCY))
-
-
-def _plan_store(index: int, ins: Store, config: AccelConfig) -> _Plan:
-    _check_range(index, ins, Buffer.ACC, ins.acc_row, ins.rows, config.acc_rows)
-    _check_elems(index, ins, ins.elems, config.dim)
-    # The req row is read for its biases even by a raw STORE.
-    _check_range(index, ins, Buffer.REQ, ins.req_row, 1, config.req_rows)
-    nbytes = ins.elems * (4 if ins.raw else 1)
-    transfer = (ins.dram_addr, ins.dram_stride, ins.rows, nbytes)
-    _check_memory(index, ins, transfer, config.main_memory_bytes)
-    words = _words(*transfer, config.dma_bytes)
-    return _plan(index, ins, Unit.STORE, (words + STORE_OVERHEAD, 0), words)
-
-
-def _plan_nop(index: int, ins: Nop, _config: AccelConfig) -> _Plan:
-    if ins.target not in tuple(Unit):
-        raise _instruction_error(index, ins, f"NOP target {ins.target} is not a unit (0..2)")
-    return _plan(index, ins, Unit(ins.target), (1, 0))
-
-
-_PLANNERS: dict[type[Instruction], Callable[..., _Plan]] = {
-    Load: _plan_load,
-    Gemm: _plan_gemm,
-    Vector: _plan_vector,
-    Store: _plan_store,
-    Nop: _plan_nop,
-}
-
-
-def _check_encodable(index: int, instruction: Instruction) -> None:
-    try:
-        encode(instruction)
-    except IllegalInstruction as error:
-        raise _instruction_error(index, instruction, str(error)) from None
-
-
-def _plan_program(config: AccelConfig, instructions: Sequence[Instruction]) -> list[_Plan]:
-    """Every instruction before the first FINISH, checked and timed; IsaError for a program
-    the machine cannot run."""
-    if len(instructions) > config.instruction_capacity:
-        raise IsaError(
-            f"program of {len(instructions)} instructions exceeds the instruction capacity "
-            f"({config.instruction_capacity})"
-        )
-    plans = []
-    for index, instruction in enumerate(instructions):
-        if not isinstance(instruction, Instruction):
-            raise IsaError(f"instruction {index} is a {type(instruction).__name__}", index)
-        _check_encodable(index, instruction)
-        if isinstance(instruction, Finish):
-            if instruction.deps.bits():
-                raise _instruction_error(index, instruction, "FINISH takes no dependency flags")
-            return plans
-        planner = _PLANNERS.get(type(instruction))
-        if planner is None:
-            raise IsaError(f"instruction {index} is a {type(instruction).__name__}", index)
-        plans.append(planner(index, instruction, config))
-    raise IsaError(
-        f"program without FINISH: fetch would run past its {len(instructions)} instructions"
-    )
 
 
 # --------------------------------------------------------------------------- semantics
@@ -352,6 +138,9 @@ class _State:
     buffers: dict[Buffer, np.ndarray]  # int64; the req table has a last axis of 6 fields
     weights: np.ndarray  # the dim x dim tile held in the array
     activity: Activity
+    # Per GEMM (program index), when asked for: which activations and weights were zero,
+    # to split its zero-operand MACs per PE between layer windows.
+    zero_flags: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
 
     @classmethod
     def reset(cls, config: AccelConfig, memory: np.ndarray) -> _State:
@@ -392,7 +181,7 @@ def _write_rows(memory: np.ndarray, addr: int, stride: int, data: np.ndarray) ->
             memory[addr + i * stride : addr + i * stride + nbytes] = data[i]
 
 
-def _start_load(state: _State, plan: _Plan) -> _Effect:
+def _start_load(state: _State, plan: Plan) -> _Effect:
     ins = plan.instruction
     buffer = Buffer(ins.buffer)
     target = state.buffers[buffer]
@@ -400,7 +189,7 @@ def _start_load(state: _State, plan: _Plan) -> _Effect:
     if ins.fill:
         data[:] = ins.fill_value
     elif ins.rows:
-        nbytes = ins.elems * ELEMENT_BYTES[buffer]
+        nbytes = transfer_bytes(state.config, ins)
         raw = _read_rows(state.memory, ins.dram_addr, ins.dram_stride, ins.rows, nbytes)
         data[:, : ins.elems] = decode_elements(raw, buffer)
 
@@ -420,7 +209,7 @@ def _zero_macs(activations: np.ndarray, weights: np.ndarray) -> int:
     return with_zero_activation + with_zero_weight_only
 
 
-def _start_gemm(state: _State, plan: _Plan) -> _Effect:
+def _start_gemm(state: _State, plan: Plan) -> _Effect:
     ins = plan.instruction
     dim = state.config.dim
     if ins.load_weights:
@@ -428,20 +217,24 @@ def _start_gemm(state: _State, plan: _Plan) -> _Effect:
     activations = state.buffers[Buffer.INP][ins.inp_row : ins.inp_row + ins.rows]
     # Exact in int64 (|p| <= 32 * 128 * 128), and so already in the int32 range.
     products = activations @ state.weights
+    bits = state.config.acc_bits
     state.activity.zero_macs += _zero_macs(activations, state.weights)
+    if state.zero_flags is not None and ins.rows:
+        state.zero_flags[plan.index] = (activations == 0, state.weights == 0)
     acc = state.buffers[Buffer.ACC]
     rows = slice(ins.acc_row, ins.acc_row + ins.rows)
 
     def complete() -> None:
-        acc[rows] = _wrap32(acc[rows] + products) if ins.accumulate else products
+        acc[rows] = wrap(acc[rows] + products, bits) if ins.accumulate else products
 
     return complete
 
 
-def _start_vector(state: _State, plan: _Plan) -> _Effect:
+def _start_vector(state: _State, plan: Plan) -> _Effect:
     ins = plan.instruction
     inputs = state.buffers[Buffer.INP][ins.inp_row : ins.inp_row + ins.rows]
-    values = _wrap32((inputs - ins.zero) * ins.multiplier)
+    bits = state.config.acc_bits
+    values = wrap((inputs - ins.zero) * ins.multiplier, bits)
     acc = state.buffers[Buffer.ACC]
     rows = slice(ins.acc_row, ins.acc_row + ins.rows)
     op = VectorOp(ins.op)
@@ -450,33 +243,34 @@ def _start_vector(state: _State, plan: _Plan) -> _Effect:
         if op is VectorOp.WRITE:
             acc[rows] = values
         elif op is VectorOp.ADD:
-            acc[rows] = _wrap32(acc[rows] + values)
+            acc[rows] = wrap(acc[rows] + values, bits)
         else:
             acc[rows] = np.maximum(acc[rows], values)
 
     return complete
 
 
-def _requantize(acc: np.ndarray, entries: np.ndarray) -> np.ndarray:
-    """acc (rows, elems) through entries (elems, 6): the golden model's requantizer."""
-    x = _wrap32(acc + entries[:, _BIAS])
-    shift = entries[:, _SHIFT]
-    product = x * entries[:, _MULTIPLIER]  # |x|, |m| <= 2**31: |p| <= 2**62
-    kept_odd = (product >> shift) & 1
-    rounded = (product + (np.int64(1) << (shift - 1)) - 1 + kept_odd) >> shift
-    return np.minimum(
-        np.maximum(rounded + entries[:, _ZERO_POINT], entries[:, _QMIN]), entries[:, _QMAX]
+def _requantize(biased: np.ndarray, entries: np.ndarray) -> np.ndarray:
+    """acc + bias, wrapped, (rows, elems) through entries (elems, 6): the requantizer of
+    `verdigris.arch.arithmetic`, which the golden model uses too."""
+    return requantize(
+        biased,
+        multiplier=entries[:, _MULTIPLIER],
+        shift=entries[:, _SHIFT],
+        zero_point=entries[:, _ZERO_POINT],
+        qmin=entries[:, _QMIN],
+        qmax=entries[:, _QMAX],
     )
 
 
-def _check_shifts(plan: _Plan, entries: np.ndarray) -> None:
+def _check_shifts(plan: Plan, entries: np.ndarray) -> None:
     ins = plan.instruction
     shifts = entries[:, _SHIFT]
-    low, high = _SHIFT_RANGE
+    low, high = SHIFT_RANGE
     bad = np.flatnonzero((shifts < low) | (shifts > high))
     if bad.size:
         c = int(bad[0])
-        raise _instruction_error(
+        raise instruction_error(
             plan.index,
             ins,
             f"requant entry req[{ins.req_row}][{c}] has shift {int(shifts[c])}, "
@@ -484,17 +278,18 @@ def _check_shifts(plan: _Plan, entries: np.ndarray) -> None:
         )
 
 
-def _start_store(state: _State, plan: _Plan) -> _Effect:
+def _start_store(state: _State, plan: Plan) -> _Effect:
     ins = plan.instruction
     acc = state.buffers[Buffer.ACC][ins.acc_row : ins.acc_row + ins.rows, : ins.elems]
     entries = state.buffers[Buffer.REQ][ins.req_row, : ins.elems]
-    if ins.raw:  # acc + bias, wrapped, as int32 (docs/isa.md)
-        values = _wrap32(acc + entries[:, _BIAS])
-        data = values.astype("<i4").view(np.uint8).reshape(ins.rows, 4 * ins.elems)
+    config = state.config
+    biased = wrap(acc + entries[:, _BIAS], config.acc_bits)
+    if ins.raw:  # acc + bias, wrapped, as an accumulator (docs/isa.md)
+        data = pack_elements(biased, element_bits(config, Buffer.ACC))
     else:
         if ins.rows:
             _check_shifts(plan, entries)
-        data = (_requantize(acc, entries) & 0xFF).astype(np.uint8)
+        data = pack_elements(_requantize(biased, entries), element_bits(config, Buffer.INP))
     memory = state.memory
 
     def complete() -> None:
@@ -507,11 +302,11 @@ def _no_effect() -> None:
     """A NOP's completion: only its tokens."""
 
 
-def _start_nop(state: _State, plan: _Plan) -> _Effect:  # noqa: ARG001 (every starter takes both)
+def _start_nop(state: _State, plan: Plan) -> _Effect:  # noqa: ARG001 (every starter takes both)
     return _no_effect
 
 
-_STARTERS: dict[type[Instruction], Callable[[_State, _Plan], _Effect]] = {
+_STARTERS: dict[type[Instruction], Callable[[_State, Plan], _Effect]] = {
     Load: _start_load,
     Gemm: _start_gemm,
     Vector: _start_vector,
@@ -520,30 +315,41 @@ _STARTERS: dict[type[Instruction], Callable[[_State, _Plan], _Effect]] = {
 }
 
 
-def _count_static(plan: _Plan, config: AccelConfig, activity: Activity) -> None:
+def _count_static(plan: Plan, config: AccelConfig, activity: Activity) -> None:
     """The Activity counters that follow from the instruction alone."""
-    dim = config.dim
-    ins = plan.instruction
     unit = UNITS[plan.unit]
     activity.busy[unit] += plan.busy
     activity.instructions[unit] += 1
-    acc_row_bytes = 4 * dim
+    _count_events(plan, config, activity)
+
+
+def _count_events(plan: Plan, config: AccelConfig, activity: Activity) -> None:
+    """The counters of `verdigris.arch.cycle_model.EVENT_COUNTERS`, in total."""
+    dim = config.dim
+    ins = plan.instruction
+    inp_row_bytes = row_bytes(config, Buffer.INP)
+    acc_row_bytes = row_bytes(config, Buffer.ACC)
     if isinstance(ins, Load):
-        activity.buffer_write_bytes += ins.rows * dim * ELEMENT_BYTES[Buffer(ins.buffer)]
+        buffer = Buffer(ins.buffer)
+        counter = LOAD_WRITE_COUNTERS[buffer]
+        setattr(
+            activity, counter, getattr(activity, counter) + ins.rows * row_bytes(config, buffer)
+        )
         activity.main_read_bytes += plan.words * config.dma_bytes
     elif isinstance(ins, Gemm):
         activity.macs += ins.rows * dim * dim
-        activity.inp_read_bytes += ins.rows * dim
-        activity.wgt_read_bytes += dim * dim if ins.load_weights else 0
+        activity.inp_read_bytes += ins.rows * inp_row_bytes
+        activity.wgt_read_bytes += dim * row_bytes(config, Buffer.WGT) if ins.load_weights else 0
         activity.acc_read_bytes += ins.rows * acc_row_bytes if ins.accumulate else 0
         activity.acc_write_bytes += ins.rows * acc_row_bytes
     elif isinstance(ins, Vector):
-        activity.inp_read_bytes += ins.rows * dim
+        activity.inp_read_bytes += ins.rows * inp_row_bytes
         reads_acc = ins.op in (VectorOp.ADD, VectorOp.MAX)
         activity.acc_read_bytes += ins.rows * acc_row_bytes if reads_acc else 0
         activity.acc_write_bytes += ins.rows * acc_row_bytes
     elif isinstance(ins, Store):
         activity.acc_read_bytes += ins.rows * acc_row_bytes
+        activity.req_read_bytes += ins.rows * row_bytes(config, Buffer.REQ)
         activity.main_write_bytes += plan.words * config.dma_bytes
 
 
@@ -556,23 +362,27 @@ class _Machine:
     `run` visits only event cycles; between two of them nothing can start, complete or be
     fetched, so stalls accrue for the whole gap."""
 
-    def __init__(self, plans: list[_Plan], state: _State, timeline: np.ndarray | None = None):
+    def __init__(
+        self,
+        plans: list[Plan],
+        state: _State,
+        timeline: np.ndarray | None = None,
+        stalls: list[tuple[int, int, int]] | None = None,
+        fetches: list[int] | None = None,
+    ):
         self.plans = plans
         self.timeline = timeline  # (start, completion) per instruction, when asked for
+        self.stalls = stalls  # (unit, first, end) of each stretch of stall, when asked for
+        self.fetches = fetches  # the fetch cycle of each fetch (FINISH's last), when asked for
         self.state = state
         self.depth = state.config.queue_depth
-        self.queues: list[deque[tuple[_Plan, int]]] = [deque() for _ in Unit]  # (plan, fetched)
+        self.queues: list[deque[tuple[Plan, int]]] = [deque() for _ in Unit]  # (plan, fetched)
         self.free_at = [0] * len(Unit)
         self.counters = [0] * len(TOKEN_NAMES)
         # (completion cycle, program index, plan, effect): the index breaks ties in
         # program order and keeps the tuples from comparing the rest.
-        self.pending: list[tuple[int, int, _Plan, _Effect]] = []
-        self.array_drained_at = 0  # completion cycle of the latest started GEMM or VECTOR
-        # Weight-swap rule: the stream start of the GEMM that last swapped a new tile in, and
-        # whether a loaded tile still waits to be swapped in.
-        self.dim = state.config.dim
-        self.swapped_at = -(10**18)
-        self.swap_pending = False
+        self.pending: list[tuple[int, int, Plan, _Effect]] = []
+        self.hazards = ComputeHazards(state.config.dim)  # the VECTOR and weight-swap rules
         self.pc = 0
         self.finish_cycle: int | None = None
         self.last_completion = 0
@@ -592,6 +402,8 @@ class _Machine:
                 raise self._deadlock(t)
             for unit in blocked:
                 stall[UNITS[unit]] += following - t
+                if self.stalls is not None:
+                    self.stalls.append((unit, t, following))
             t = following
 
     def _complete(self, t: int) -> None:
@@ -607,12 +419,19 @@ class _Machine:
             return
         if self.pc == len(self.plans):  # the FINISH that ends the plans
             self.finish_cycle = t
+            self._fetched(t)
             return
         plan = self.plans[self.pc]
         queue = self.queues[plan.unit]
         if len(queue) < self.depth:
             queue.append((plan, t))
             self.pc += 1
+            self._fetched(t)
+
+    def _fetched(self, t: int) -> None:
+        self.state.activity.instruction_fetches += 1
+        if self.fetches is not None:
+            self.fetches.append(t)
 
     def _try_start(self, unit: Unit, t: int) -> bool:
         """Start the head of `unit`'s queue if it can; True when it stalls instead."""
@@ -623,25 +442,15 @@ class _Machine:
         if fetched >= t:  # fetched this cycle: it can start from the next one
             return False
         counters = self.counters
-        if any(counters[c] == 0 for c in plan.pops) or (
-            plan.is_vector and self.array_drained_at > t
-        ):
-            return True
-        if plan.loads_weights and t < self.swapped_at + self.dim:
+        if any(counters[c] == 0 for c in plan.pops) or self.hazards.waits(plan, t):
             return True
         queue.popleft()
         for counter in plan.pops:
             counters[counter] -= 1
         effect = _STARTERS[type(plan.instruction)](self.state, plan)
         self.free_at[unit] = t + plan.busy
-        if plan.streams and (plan.loads_weights or self.swap_pending):
-            self.swapped_at = t + (self.dim if plan.loads_weights else 0)
-            self.swap_pending = False
-        elif plan.loads_weights:
-            self.swap_pending = True
+        self.hazards.started(plan, t)
         done = t + plan.busy + plan.latency
-        if plan.uses_array:
-            self.array_drained_at = done
         self.last_completion = max(self.last_completion, done)
         if self.timeline is not None:
             self.timeline[plan.index] = (t, done)
@@ -658,8 +467,8 @@ class _Machine:
                 candidates.append(self.free_at[unit])
             elif queue[0][1] >= t:
                 candidates.append(t + 1)
-            elif queue[0][0].loads_weights and self.swapped_at + self.dim > t:
-                candidates.append(self.swapped_at + self.dim)
+            elif queue[0][0].loads_weights and self.hazards.swap_free_at > t:
+                candidates.append(self.hazards.swap_free_at)
             # else the head waits for tokens or the hazard: only a completion frees it
         if self.finish_cycle is None and (
             self.pc == len(self.plans) or len(self.queues[self.plans[self.pc].unit]) < self.depth
@@ -709,21 +518,38 @@ def run_instructions(
     timeline: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Activity]:
     """Run `instructions` on a main-memory image (uint8, `main_memory_bytes` long); the
-    final main memory (a new array) and the Activity. IsaError when the machine would stop
-    with an error status. `timeline`, an int64 array of shape (len(instructions), 2), receives
-    each instruction's start and completion cycle (FINISH and unexecuted rows are left)."""
-    memory = np.asarray(memory)
-    if memory.dtype != np.uint8 or memory.shape != (config.main_memory_bytes,):
-        raise ValueError(
-            f"main memory must be a uint8 array of {config.main_memory_bytes} bytes, not "
-            f"{memory.dtype} {memory.shape}"
-        )
+    final main memory (a new array) and the Activity (no layers: a bare instruction list
+    has none). IsaError when the machine would stop with an error status. `timeline`, an
+    int64 array of shape (len(instructions), 2), receives each instruction's start and
+    completion cycle (FINISH and unexecuted rows are left)."""
+    return _execute(config, instructions, memory, timeline=timeline)
+
+
+def _execute(
+    config: AccelConfig,
+    instructions: Sequence[Instruction],
+    memory: np.ndarray,
+    *,
+    timeline: np.ndarray | None = None,
+    layers: Sequence[LayerInfo] = (),
+) -> tuple[np.ndarray, Activity]:
+    """`run_instructions`, and with `layers` the Activity's per-layer breakdown."""
+    memory = check_memory_image(config, memory)
     began = time.perf_counter()
-    plans = _plan_program(config, instructions)
+    plans = plan_program(config, instructions)
     state = _State.reset(config, memory.copy())
+    stalls = fetches = None
+    if layers:
+        state.zero_flags = {}
+        stalls, fetches = [], []
+        if timeline is None:
+            timeline = np.zeros((len(plans), 2), np.int64)
     for plan in plans:
         _count_static(plan, config, state.activity)
-    state.activity.cycles = _Machine(plans, state, timeline).run()
+    state.activity.cycles = _Machine(plans, state, timeline, stalls, fetches).run()
+    if layers:
+        state.activity.layers = _layer_activities(plans, state, timeline, stalls, fetches, layers)
+        state.activity.check_layers()
     logger.debug(
         "isasim: %d instructions, %d cycles in %.3f s",
         len(plans),
@@ -731,6 +557,101 @@ def run_instructions(
         time.perf_counter() - began,
     )
     return state.memory, state.activity
+
+
+# ------------------------------------------------------------------------ per layer
+
+
+def _time_in_windows(intervals: np.ndarray, cuts: list[int], count: int, total: int) -> np.ndarray:
+    """Cycles of the half-open intervals (first, end) rows in each of `count` windows."""
+    first, end = intervals[:, 0], intervals[:, 1]
+    # before(x): the intervals' cycles before x, at each window's bounds.
+    bounds = [0, *cuts, max(total, int(end.max(initial=0)))]
+    before = [int(np.clip(x - first, 0, end - first).sum()) for x in bounds]
+    return np.diff(before)[:count]
+
+
+def _layer_activities(
+    plans: list[Plan],
+    state: _State,
+    timeline: np.ndarray,
+    stalls: list[tuple[int, int, int]],
+    fetches: list[int],
+    layers: Sequence[LayerInfo],
+) -> tuple[LayerActivity, ...]:
+    """The Activity of each layer's window (docs/isa.md, "Activity per layer")."""
+    config, total = state.config, state.activity.cycles
+    count = len(layers)
+    times = timeline[: len(plans)]
+    starts, completions = times[:, 0], times[:, 1]
+    cuts = layer_ends([layer.last for layer in layers], completions)[:-1]
+    parts = [Activity() for _ in layers]
+    bounds = [0, *cuts, total]
+    for part, low, high in zip(parts, bounds[:-1], bounds[1:], strict=True):
+        part.cycles = high - low
+    units = np.array([plan.unit for plan in plans], np.int64)
+    busy = np.array([plan.busy for plan in plans], np.int64)
+    start_window = window_index(starts, cuts)
+    end_window = window_index(completions, cuts)
+    stall_rows = np.array(stalls, np.int64).reshape(-1, 3)
+    for unit in Unit:
+        name = UNITS[unit]
+        mine = units == unit
+        spans = np.stack([starts[mine], starts[mine] + busy[mine]], axis=1)
+        stalled = stall_rows[stall_rows[:, 0] == unit][:, 1:]
+        started = np.bincount(start_window[mine], minlength=count)
+        for i, (b, st) in enumerate(
+            zip(
+                _time_in_windows(spans, cuts, count, total),
+                _time_in_windows(stalled, cuts, count, total),
+                strict=True,
+            )
+        ):
+            parts[i].busy[name] = int(b)
+            parts[i].stall[name] = int(st)
+            parts[i].instructions[name] = int(started[i])
+    fetched = np.bincount(window_index(np.array(fetches, np.int64), cuts), minlength=count)
+    for part, number in zip(parts, fetched, strict=True):
+        part.instruction_fetches = int(number)
+    dim, dataflow = config.dim, config.dataflow
+    for plan, start, first, last in zip(plans, starts, start_window, end_window, strict=True):
+        flags = state.zero_flags.get(plan.index)
+        if first == last:  # every increment in one window
+            _count_events(plan, config, parts[first])
+            if flags is not None:
+                parts[first].zero_macs += _zero_macs_of(flags)
+            continue
+        for events in instruction_events(plan.instruction, config):
+            windows = window_index(int(start) + events.offsets, cuts)
+            for window, hits in _histogram(windows):
+                part = parts[window]
+                value = getattr(part, events.counter) + events.amount * hits
+                setattr(part, events.counter, value)
+        if flags is not None:  # per PE: the cycle each zero-operand MAC is counted
+            zero_activation, zero_weight = flags
+            entries = int(start) + gemm_row_entries(plan.instruction, dim)
+            cycles = entries[:, None, None] + zero_mac_offsets(dim, dataflow)[None]
+            zero = zero_activation[:, :, None] | zero_weight[None]
+            for window, hits in _histogram(window_index(cycles[zero], cuts)):
+                parts[window].zero_macs += hits
+    return tuple(
+        LayerActivity(layer.name, layer.kind, part)
+        for layer, part in zip(layers, parts, strict=True)
+    )
+
+
+def _histogram(windows: np.ndarray) -> list[tuple[int, int]]:
+    """(window, how many) for each window in `windows`."""
+    found, counts = np.unique(windows, return_counts=True)
+    return list(zip(found.tolist(), counts.tolist(), strict=True))
+
+
+def _zero_macs_of(flags: tuple[np.ndarray, np.ndarray]) -> int:
+    """A GEMM's zero-operand MACs from its recorded zero flags (as `_zero_macs`)."""
+    zero_activation, zero_weight = flags
+    dim = zero_weight.shape[1]
+    with_zero_weight_only = (~zero_activation).astype(np.int64) @ zero_weight.sum(axis=1)
+    return int(zero_activation.sum()) * dim + int(with_zero_weight_only.sum())
 
 
 def _place_inputs(program: Program, inputs: Mapping[str, np.ndarray], memory: np.ndarray) -> None:
@@ -760,12 +681,12 @@ def run_program(
     program: Program, inputs: Mapping[str, np.ndarray], *, timeline: np.ndarray | None = None
 ) -> tuple[dict[str, np.ndarray], Activity]:
     """Run a compiled Program on device inputs (logical integer tensors by binding name);
-    the output tensors by binding name and the Activity (and the `timeline`, see
-    `run_instructions`)."""
+    the output tensors by binding name and the Activity with one LayerActivity per
+    `program.layers` entry (and the `timeline`, see `run_instructions`)."""
     memory = program.memory_image()
     _place_inputs(program, inputs, memory)
-    memory, activity = run_instructions(
-        program.config, program.instructions, memory, timeline=timeline
+    memory, activity = _execute(
+        program.config, program.instructions, memory, timeline=timeline, layers=program.layers
     )
     outputs = {
         binding.name: unpack_tensor(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SUBPACKAGES = ["arch", "compiler", "hw", "sim", "boards", "verify"]
+SUBPACKAGES = ["arch", "compiler", "hw", "sim", "energy", "boards", "verify"]
 
 
 def _python(code: str) -> subprocess.CompletedProcess:

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import logging
 import os
 import tempfile
@@ -19,24 +21,27 @@ import numpy as np
 from verdigris.arch.activity import Activity, pe_utilization
 from verdigris.arch.config import AccelConfig, load_config
 from verdigris.arch.program import Program
-from verdigris.compiler import ir
-from verdigris.compiler.frontend import import_model, load_onnx
-from verdigris.compiler.frontend.calibrate import (
-    check_float_model,
-    load_calibration,
-    quantize_float_model,
-    read_named_arrays,
-)
+from verdigris.arch.tensor_files import read_named_arrays
+from verdigris.energy.table import EnergyTable
 from verdigris.files import UserFileError, check_output_file, has_suffix
 
-if TYPE_CHECKING:  # the RTL runner imports Amaranth and Verilator helpers; only when used
+# Running a Program needs no compiler (`verdigris run M.vgp` works without it): the
+# compiler is imported where a model is loaded or compiled, the RTL runner (Amaranth,
+# Verilator helpers) where it runs.
+if TYPE_CHECKING:
+    from verdigris.compiler import ir
+    from verdigris.energy.model import EnergyReport
+    from verdigris.energy.sweep import SweepTask
     from verdigris.sim.rtl.verilator import BuildProgress
 
 __all__ = [
+    "ACTIVITY_SUFFIXES",
     "BACKENDS",
+    "EnergyRun",
     "LayerSummary",
     "TensorFileError",
     "compile_model",
+    "energy_report_of",
     "layer_summaries",
     "load_model",
     "output_names",
@@ -45,6 +50,8 @@ __all__ = [
     "read_inputs",
     "run",
     "run_program",
+    "sweep_point",
+    "write_activity_json",
     "write_outputs",
 ]
 
@@ -66,6 +73,13 @@ def load_model(
 ) -> ir.Graph:
     """Import a quantized ONNX model, or quantize a float one first with calibration data:
     a .npy/.npz file, one array (a single-input model) or arrays by input name."""
+    from verdigris.compiler.frontend import import_model, load_onnx
+    from verdigris.compiler.frontend.calibrate import (
+        check_float_model,
+        load_calibration,
+        quantize_float_model,
+    )
+
     path = Path(path)
     if calibrate is None:
         return import_model(path)
@@ -88,6 +102,7 @@ def compile_model(
 ) -> Program:
     """Compile an ONNX model (or an imported graph) into a Program for `config` (a preset
     name, a TOML path or an AccelConfig)."""
+    from verdigris.compiler import ir
     from verdigris.compiler.backend import compile_graph
 
     graph = model if isinstance(model, ir.Graph) else load_model(model, calibrate=calibrate)
@@ -113,9 +128,8 @@ def run_program(
     `trace` (backend rtl only) names an .fst file that gets a waveform of the whole run,
     every sample one after the other (a separately built, slower traced core; outputs and
     Activity are the same as without it). A bad name is refused before anything runs."""
-    from verdigris.compiler.backend.host import host_from_json
-    from verdigris.sim.golden import (
-        GoldenError,
+    from verdigris.sim.host import (
+        InputError,
         check_batches,
         check_input,
         finish_output,
@@ -128,7 +142,7 @@ def run_program(
         trace = _check_trace(trace, backend)
     from verdigris.sim.isasim import run_program as isasim_run
 
-    graph_inputs, graph_outputs, _ = host_from_json(program.host)
+    graph_inputs, graph_outputs = program.host.inputs, program.host.outputs
     given = check_batches(graph_inputs, inputs)
     compiled = {b.name: b for b in program.inputs}
     batch = compiled[graph_inputs[0].tensor.name].shape[0]
@@ -137,7 +151,7 @@ def run_program(
         expected = compiled[graph_input.tensor.name].shape
         got = np.shape(inputs[graph_input.name])
         if tuple(got[1:]) != tuple(expected[1:]) or given % batch:
-            raise GoldenError(
+            raise InputError(
                 f"input {graph_input.name} has shape {got}; the program expects {expected}"
                 + (f" or a multiple of {batch} samples" if batch > 1 else " (any batch size)")
             )
@@ -196,6 +210,26 @@ def _run_rtl(
     return [(r.outputs, r.activity) for r in results]
 
 
+# What an Activity record may be called (`verdigris run --activity-json`).
+ACTIVITY_SUFFIXES = (".json",)
+
+
+def write_activity_json(path: str | Path, activity: Activity, config: str) -> Path:
+    """Write the Activity of a run, in total and per layer, as the JSON record of
+    `Activity.to_report` (docs/isa.md, "Activity per layer") for the config named `config`;
+    missing folders are made. The caller checks the name first (`check_output_file` with
+    ACTIVITY_SUFFIXES). Returns the path."""
+    import json
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(activity.to_report(config), indent=1) + "\n")
+    except OSError as error:
+        raise UserFileError(f"{path}: cannot write the activity record: {error.strerror}") from None
+    return path
+
+
 def run(
     graph: ir.Graph,
     inputs: Mapping[str, np.ndarray],
@@ -217,13 +251,13 @@ def run(
 
 def input_names(model: ir.Graph | Program) -> list[str]:
     if isinstance(model, Program):
-        return [i["name"] for i in model.host["inputs"]]
+        return [i.name for i in model.host.inputs]
     return [i.name for i in model.inputs]
 
 
 def output_names(model: ir.Graph | Program) -> list[str]:
     if isinstance(model, Program):
-        return [o["name"] for o in model.host["outputs"]]
+        return [o.name for o in model.host.outputs]
     return [o.name for o in model.outputs]
 
 
@@ -287,6 +321,8 @@ class LayerSummary:
 
 def layer_summaries(graph: ir.Graph) -> list[LayerSummary]:
     """Per device op: output shape, MACs, parameter and activation sizes (batch of one)."""
+    from verdigris.compiler import ir
+
     rows = []
     for node in graph.nodes:
         out = graph.tensors[node.output]
@@ -371,3 +407,158 @@ def program_report(program: Program) -> ProgramReport:
         pe_utilization(macs, activity.cycles, pes),
         activity,
     )
+
+
+@dataclass(frozen=True)
+class EnergyRun:
+    """An energy report and the run it prices: the Program that ran, its outputs and the
+    Activity (total and per layer) the report was computed from."""
+
+    report: EnergyReport
+    program: Program
+    activity: Activity
+    outputs: dict[str, np.ndarray]
+
+
+def energy_report_of(
+    model: str | Path | ir.Graph | Program,
+    inputs: str | Path | Mapping[str, np.ndarray],
+    *,
+    config: str | Path | AccelConfig | None = None,
+    backend: str = "isasim",
+    table: str | Path | EnergyTable = "asic-45nm",
+    grid_intensity: float | None = None,
+    dram: bool = False,
+    calibrate: str | Path | np.ndarray | Mapping[str, np.ndarray] | None = None,
+    progress: BuildProgress | None = None,
+) -> EnergyRun:
+    """Run `model` (an ONNX path, an imported graph, or a Program or .vgp path) on the
+    user's `inputs` (arrays by input name, or a .npy/.npz file) on isasim or rtl, and price
+    the run's Activity with `table` (a shipped table's name, a TOML file or an
+    EnergyTable): `energy_report` with the Program, so per layer with its floor.
+
+    A model is compiled for `config` (default: `default`); a Program runs on its own config,
+    which `config`, when given, must match. Every sample of the inputs is one inference:
+    zero-operand MACs depend on the data, so the inputs should be real ones (constant
+    inputs, such as all zeros, are logged as a warning). `grid_intensity` is gCO2 per
+    kWh (default: Ember's 2023 world average, 480)."""
+    from verdigris.energy import DEFAULT_GRID_INTENSITY, energy_report, load_table
+
+    if backend not in ("isasim", "rtl"):
+        raise ValueError(
+            f"backend {backend!r} counts no cycles or bytes to price; use isasim or rtl"
+        )
+    if not isinstance(table, EnergyTable):
+        table = load_table(table)
+    grid_intensity = DEFAULT_GRID_INTENSITY if grid_intensity is None else grid_intensity
+    if not (grid_intensity >= 0 and np.isfinite(grid_intensity)):
+        raise ValueError(f"grid intensity must be a finite number >= 0, not {grid_intensity}")
+    program = _program_of(model, config, calibrate)
+    if not isinstance(inputs, Mapping):
+        inputs = read_inputs(inputs, program)
+    samples = {len(np.asarray(value)) for value in inputs.values()}
+    if all(np.ptp(np.asarray(value)) == 0 for value in inputs.values() if np.size(value)):
+        logger.warning(
+            "the inputs are constant (every element the same): zero-operand MACs, and so the "
+            "energy, depend on the data; give real inputs for a real figure"
+        )
+    outputs, activity = run_program(program, inputs, backend=backend, progress=progress)
+    batch = program.inputs[0].shape[0] if program.inputs else 1
+    inferences = max(samples) if samples else batch
+    report = energy_report(
+        activity,
+        program.config,
+        table,
+        program=program,
+        runs=max(1, inferences // batch),
+        inferences=inferences,
+        dram=dram,
+        grid_intensity=grid_intensity,
+    )
+    return EnergyRun(report, program, activity, outputs)
+
+
+def _program_of(
+    model: str | Path | ir.Graph | Program,
+    config: str | Path | AccelConfig | None,
+    calibrate: str | Path | np.ndarray | Mapping[str, np.ndarray] | None,
+) -> Program:
+    """The Program `model` is, or compiles into for `config` (default: `default`)."""
+    from verdigris.arch.program import load_program
+
+    if config is not None and not isinstance(config, AccelConfig):
+        config = load_config(config)
+    if isinstance(model, Program):
+        if config is not None and model.config != config:
+            raise ValueError(
+                f"the program was compiled for config {model.config.name!r}, not "
+                f"{config.name!r}; compile the model for that config"
+            )
+        return model
+    if isinstance(model, str | Path) and has_suffix(model, ".vgp"):
+        return load_program(model, config=config)
+    return compile_model(model, config or "default", calibrate=calibrate)
+
+
+# The errors a sweep point may meet that say something about the point (its config cannot
+# be built or compiled for, the inputs do not fit it), not about Verdigris.
+def _point_errors() -> tuple[type[Exception], ...]:
+    from verdigris.arch.config import ConfigError
+    from verdigris.compiler.backend import CompileError
+    from verdigris.compiler.frontend.errors import ModelError
+    from verdigris.energy import EnergyTableError
+    from verdigris.sim.host import InputError
+
+    return (ConfigError, CompileError, ModelError, InputError, EnergyTableError, UserFileError)
+
+
+def code_digest() -> str:
+    """A digest of the code that decides a sweep point's figures (the contract, compiler,
+    executors and energy model, with their data files): a cached point is reused only by
+    the very code that computed it."""
+    import verdigris
+
+    digest = hashlib.sha256(verdigris.__version__.encode())
+    for package in ("arch", "compiler", "sim", "energy"):
+        folder = Path(importlib.import_module(f"verdigris.{package}").__file__).parent
+        for path in sorted(folder.rglob("*")):
+            if path.suffix in (".py", ".toml", ".cpp") and path.is_file():
+                digest.update(str(path.relative_to(folder.parent)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def sweep_point(task: SweepTask) -> dict:
+    """One point of a design-space sweep (`verdigris.energy.sweep`): compile the task's
+    model for its config, run it on the instruction simulator on the task's inputs and
+    price the run. Returns the point's record: `status` "ok" and its figures, or "failed"
+    and the `reason` (a config that cannot be built or compiled for, inputs that do not
+    fit); an unexpected error gives status "error" (not cached). Runs anywhere: the task
+    carries the model, the inputs and a user's table as bytes."""
+    from verdigris.energy.sweep import record_of
+
+    with tempfile.TemporaryDirectory(prefix="verdigris-sweep-") as folder:
+        model = Path(folder, task.model_name)
+        model.write_bytes(task.model_data)
+        inputs = Path(folder, task.input_name)
+        inputs.write_bytes(task.input_data)
+        table: str | Path = task.table
+        if task.table_data is not None:
+            table = Path(folder, task.table)
+            table.write_bytes(task.table_data)
+        try:
+            config = AccelConfig(**task.config)
+            run = energy_report_of(
+                model,
+                inputs,
+                config=config,
+                backend="isasim",
+                table=table,
+                grid_intensity=task.grid_intensity,
+            )
+        except _point_errors() as error:
+            return {"status": "failed", "reason": str(error).replace(folder + os.sep, "")}
+        except Exception as error:  # a bug, reported with the point rather than ending the sweep
+            logger.exception("sweep point %s", task.label)
+            return {"status": "error", "reason": f"internal error: {type(error).__name__}: {error}"}
+    return record_of(run.report, config)

@@ -102,9 +102,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from verdigris.sim.amaranth_sim import simulate_pe
-    from verdigris.sim.blockmodels import PEModel, random_pe_inputs
-    from verdigris.sim.rtl.benches import run_pe_bench
+    from verdigris.verify.pe import PEModel, random_pe_inputs, run_pe_bench, simulate_pe
 
     vectors = args.vectors
     print(f"Processing element, int8 x int8 -> int32, {vectors} random cycles:")
@@ -127,14 +125,17 @@ def _demo(args: argparse.Namespace) -> int:
     )
     pe_ok = mismatches == 0 and run > 0 and failed == 0
     print("  the PE is bit-exact in both simulators" if pe_ok else "  PE: FAILED")
-    model_ok = _demo_model()
+    check_output_folder(args.figures, "figures folder")
+    model_ok = _demo_model(args.figures)
     ok = pe_ok and model_ok
     print("demo: ok" if ok else "demo: FAILED")
     return 0 if ok else 1
 
 
-def _demo_model() -> bool:
-    """The shipped LeNet on the golden model, against the ONNX reference implementation."""
+def _demo_model(figures: Path) -> bool:
+    """The shipped LeNet on the golden model, against the ONNX reference implementation;
+    compiled, on the instruction simulator and the RTL; and the energy of the RTL run, with
+    its figures written into `figures`."""
     import numpy as np
 
     from verdigris.api import layer_summaries, load_model, run
@@ -171,8 +172,8 @@ def _demo_model() -> bool:
         f"instruction simulator on 32 images: {'bit-exact' if exact else 'DIFFERS'} vs golden"
     )
     print(
-        f"  {report.cycles:,} cycles per image (ideal {report.ideal_cycles:,}), "
-        f"PE utilization {report.utilization:.1%}"
+        f"  {report.cycles:,} cycles per image ({_at_clock(program.config, report.cycles)}; "
+        f"ideal {report.ideal_cycles:,}), PE utilization {report.utilization:.1%}"
     )
     print("  RTL (Verilator; a config's first run builds its core, then it is cached):")
     start = time.monotonic()
@@ -188,11 +189,46 @@ def _demo_model() -> bool:
         f"(run {seconds:.2f} s; {progress.describe()})"
     )
     exact = exact and rtl_exact and activity == isasim_activity
+    _demo_energy(program, activity, 4, figures)
     return agree == 1.0 and exact
+
+
+def _demo_energy(program, activity, samples: int, figures: Path) -> None:
+    """The energy report of `samples` runs of `program` from their Activity, and its
+    figures in `figures`."""
+    from verdigris.energy import energy_report, load_table
+    from verdigris.energy.plots import write_plots
+    from verdigris.energy.report import format_report
+
+    config = program.config
+    report = energy_report(activity, config, load_table("asic-45nm"), program=program, runs=samples)
+    print(
+        f"\nEnergy of LeNet on '{config.name}' from the RTL's counters ({samples} digit "
+        "images; `verdigris report` does this for any model):"
+    )
+    for line in format_report(report, config.pe_count):
+        print(f"  {line}" if line else "")
+    for kind, path in write_plots(report, activity, config, figures).items():
+        print(f"  wrote {path} ({kind} figure)")
 
 
 def _is_program(path: Path) -> bool:
     return has_suffix(path, ".vgp")
+
+
+def _duration(seconds: float) -> str:
+    """`seconds` in s, ms, µs or ns, with three significant digits or so: "53.4 µs"."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
+        value = seconds / scale
+        if value >= 1 or unit == "ns":
+            digits = 0 if value >= 100 else 1 if value >= 10 else 2
+            return f"{value:.{digits}f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def _at_clock(config, cycles: int) -> str:
+    """The time `cycles` take at the config's clock: "53.4 µs at 50 MHz"."""
+    return f"{_duration(config.seconds(cycles))} at {config.clock_mhz:g} MHz"
 
 
 def _note(args: argparse.Namespace, text: str) -> None:
@@ -239,13 +275,13 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from verdigris.api import layer_summaries
-    from verdigris.compiler.ir import format_graph
-
     if _is_program(args.model):
         if args.calibrate:
             _note(args, "--calibrate is ignored: a compiled program is quantized already")
         return _inspect_program(args)
+    from verdigris.api import layer_summaries
+    from verdigris.compiler.ir import format_graph
+
     graph = _load(args)
     print(format_graph(graph))
     print()
@@ -286,6 +322,7 @@ def _run(args: argparse.Namespace) -> int:
 
     check_input_file(args.input, "input")
     trace = _trace_file(args)
+    activity_json = _activity_file(args)
     if _is_program(args.model):
         if args.backend == "golden":
             raise _CliError(
@@ -337,7 +374,8 @@ def _run(args: argparse.Namespace) -> int:
     if activity is not None:
         config = program.config
         print(
-            f"  {activity.cycles:,} cycles ({activity.cycles // samples:,} per sample), "
+            f"  {activity.cycles:,} cycles ({_at_clock(config, activity.cycles)}; "
+            f"{activity.cycles // samples:,} per sample), "
             f"PE utilization {program_utilization(program, activity, samples):.1%} on "
             f"{config.rows}x{config.cols}"
         )
@@ -346,7 +384,32 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {written}")
     if trace is not None:
         print(f"wrote {trace} (waveform: 2 time units per clock cycle)")
+    if activity_json is not None:
+        from verdigris.api import write_activity_json
+
+        written = write_activity_json(activity_json, activity, program.config.name)
+        print(f"wrote {written} (Activity in total and per layer)")
     return 0
+
+
+def _activity_file(args: argparse.Namespace) -> Path | None:
+    """The JSON file `run --activity-json` asked for, checked before anything runs: only
+    isasim and rtl report Activity, and the name must be a .json file that is not one of
+    the inputs."""
+    from verdigris.api import ACTIVITY_SUFFIXES
+
+    if args.activity_json is None:
+        return None
+    if args.backend == "golden":
+        raise _CliError(
+            "--activity-json needs --backend isasim or rtl (the golden model counts no "
+            "cycles), not golden"
+        )
+    inputs = (Path(args.input), args.model)
+    # A .json name cannot clash with --output (.npy/.npz) or --trace (.fst).
+    return check_output_file(
+        args.activity_json, ACTIVITY_SUFFIXES, "activity record", protect=inputs
+    )
 
 
 def _trace_file(args: argparse.Namespace) -> Path | None:
@@ -401,10 +464,181 @@ def _inspect_program(args: argparse.Namespace) -> int:
         f"{'total':<28} {'':<10} {len(program.instructions):>6} {report.cycles:>9,} "
         f"{report.macs:>10,} {report.ideal_cycles:>8,} {report.utilization:>6.1%}"
     )
+    print(f"{report.cycles:,} cycles per run ({_at_clock(config, report.cycles)})")
     if args.disassemble:
         for index, instruction in enumerate(program.instructions):
             print(f"{index:6d}  {disassemble(instruction)}")
     return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from verdigris.api import energy_report_of
+    from verdigris.energy import load_table
+    from verdigris.energy.report import format_report
+
+    if args.backend == "golden":
+        raise _CliError(
+            "the golden model counts no cycles or bytes to price: use --backend isasim or rtl"
+        )
+    check_input_file(args.input, "input")
+    inputs = (Path(args.input), args.model)
+    json_path = plots = None
+    if args.json is not None:
+        json_path = check_output_file(args.json, (".json",), "report", protect=inputs)
+    if args.plots is not None:
+        plots = check_output_folder(args.plots, "plots folder")
+    table = load_table(args.table)  # a bad table stops here, before anything runs
+    if _is_program(args.model) and args.calibrate:
+        _note(args, "--calibrate is ignored: a compiled program is quantized already")
+    progress = _BuildProgress("rtl: building the core (once per config)")
+    run = energy_report_of(
+        args.model,
+        args.input,
+        config=args.config,
+        backend=args.backend,
+        table=table,
+        grid_intensity=args.grid_intensity,
+        dram=args.dram,
+        calibrate=None if _is_program(args.model) else args.calibrate,
+        progress=progress,
+    )
+    report, config = run.report, run.program.config
+    samples = report.inferences
+    print(
+        f"{args.model.name} on '{config.name}' ({config.rows}x{config.cols} {config.dataflow}, "
+        f"{config.clock_mhz:g} MHz), {args.backend}, {samples} input sample(s); "
+        f"energy table {report.table}" + ("; main memory as off-chip DRAM" if report.dram else "")
+    )
+    for line in format_report(report, config.pe_count):
+        print(line)
+    if json_path is not None:
+        import json
+
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+        print(f"wrote {json_path} (the report as JSON)")
+    if plots is not None:
+        from verdigris.energy.plots import write_plots
+
+        for kind, path in write_plots(report, run.activity, config, plots).items():
+            print(f"wrote {path} ({kind} figure)")
+    return 0
+
+
+def _parse_list(text: str, what: str) -> list[str]:
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise _CliError(f"{what}: an empty value in {text!r}; give values like 4,8,16")
+    return items
+
+
+class _SweepProgress:
+    """A sweep's progress on stderr: a bar redrawn in place on a terminal; in a log, a line
+    per point at most every `LOG_EVERY` seconds, and at the end."""
+
+    WIDTH = 24
+    LOG_EVERY = 10.0
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.last_line = -self.LOG_EVERY
+        self.failed = 0
+
+    def __call__(self, done: int, total: int, record: dict) -> None:
+        self.failed += record.get("status") != "ok"
+        now = time.monotonic()
+        filled = self.WIDTH * done // max(total, 1)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        failed = f", {self.failed} failed" if self.failed else ""
+        text = (
+            f"sweep [{bar}] {done}/{total} points{failed}, {now - self.start:.0f} s: "
+            f"{record.get('label', '')}"
+        )
+        finished = done == total
+        sys.stdout.flush()
+        if self.stream.isatty():
+            print(f"\r{text[:79]:<79}", end="\n" if finished else "", file=self.stream, flush=True)
+        elif finished or now - self.last_line >= self.LOG_EVERY:
+            print(text, file=self.stream, flush=True)
+            self.last_line = now
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from verdigris import api
+    from verdigris.arch.config import load_config
+    from verdigris.energy import DEFAULT_GRID_INTENSITY, load_table
+    from verdigris.energy.sweep import parse_axis, run_sweep, sweep_tasks, write_results
+
+    if _is_program(args.model):
+        raise _CliError(
+            f"{args.model}: a sweep compiles the model for every point; give the .onnx model"
+        )
+    check_input_file(args.model, "model")
+    check_input_file(args.input, "input")
+    check_output_folder(args.out, "sweep output folder")
+    load_table(args.table)  # a bad table stops here, before anything runs
+    base = load_config(args.config)
+    axes: dict[str, list] = {}
+    for name, text in (("rows", args.rows), ("dataflow", args.dataflow), ("dma_bytes", args.dma)):
+        if text is not None:
+            axes[name] = parse_axis(name, ",".join(_parse_list(text, f"--{name}")))
+    for item in args.param:
+        name, sep, text = item.partition("=")
+        if not sep or not text:
+            raise _CliError(f"--param {item!r}: give NAME=V1,V2 (for example acc_rows=512,1024)")
+        name = name.strip().replace("-", "_")
+        if name in axes:
+            raise _CliError(f"--param {name}: swept twice; give its values once")
+        axes[name] = parse_axis(name, ",".join(_parse_list(text, f"--param {name}")))
+    grid = args.grid_intensity if args.grid_intensity is not None else DEFAULT_GRID_INTENSITY
+    tasks, invalid = sweep_tasks(
+        base,
+        axes,
+        model=args.model,
+        inputs=args.input,
+        table=args.table,
+        grid_intensity=grid,
+        salt=api.code_digest(),
+    )
+    where = f"the Dask cluster at {args.scheduler}" if args.scheduler else "local processes"
+    print(
+        f"sweep of {args.model.name} over {' x '.join(f'{k} {v}' for k, v in axes.items())} "
+        f"on '{base.name}': {len(tasks) + len(invalid)} points, on {where}; table {args.table}"
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    records, ran = run_sweep(
+        tasks,
+        api.sweep_point,
+        args.out,
+        scheduler=args.scheduler,
+        workers=args.jobs,
+        progress=_SweepProgress() if tasks else None,
+    )
+    records = invalid + records
+    paths = write_results(records, list(axes), args.out, title=f"{args.model.name} sweep")
+    ok = sorted((r for r in records if r["status"] == "ok"), key=lambda r: r["uj_per_inference"])
+    print(f"{ran} point(s) run now, {len(tasks) - ran} from the cache in {args.out}/points")
+    if ok:
+        width = min(40, max(len("point"), *(len(r["label"]) for r in ok)))
+        header = f"{'point':<{width}} {'µJ/inf':>9} {'latency µs':>11} {'util':>6} {'/floor':>7}"
+        header += "  dominant component"
+        print(header)
+        for r in ok:
+            ratio = "-" if r["floor_ratio"] is None else f"{r['floor_ratio']:.1f}x"
+            print(
+                f"{r['label'][:width]:<{width}} {r['uj_per_inference']:>9.4g} "
+                f"{r['latency_s'] * 1e6:>11.4g} {r['utilization']:>6.1%} {ratio:>7}  "
+                f"{r['dominant']}"
+            )
+    failed = [r for r in records if r["status"] != "ok"]
+    if failed:
+        print(f"{len(failed)} point(s) failed:")
+        for r in failed:
+            print(f"  {r['label']}: {r['reason']}")
+    for path in paths.values():
+        print(f"wrote {path}")
+    return 0 if ok or not records else 1
 
 
 class _CliError(Exception):
@@ -462,6 +696,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _grid_intensity(text: str) -> float:
+    """argparse type: gCO2 per kWh, a finite number of at least 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (gCO2 per kWh)") from None
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="verdigris",
@@ -491,6 +736,13 @@ def _parser() -> argparse.ArgumentParser:
         help="random cycles to simulate on the PE (default: %(default)s)",
     )
     demo.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
+    demo.add_argument(
+        "--figures",
+        type=Path,
+        default=Path("build/demo"),
+        metavar="DIR",
+        help="where the energy figures go (default: %(default)s)",
+    )
     demo.set_defaults(handler=_demo)
 
     compile_ = commands.add_parser("compile", help="compile an ONNX model into a Program")
@@ -547,7 +799,109 @@ def _parser() -> argparse.ArgumentParser:
         help="with --backend rtl: write an FST waveform of the whole run to FILE (.fst; "
         "a separately built, slower traced core; 2 time units per clock cycle)",
     )
+    run.add_argument(
+        "--activity-json",
+        type=Path,
+        metavar="FILE",
+        help="with --backend isasim or rtl: write the Activity (cycles, busy, stall, MACs, "
+        "bytes), in total and per layer, to FILE (.json)",
+    )
     run.set_defaults(handler=_run)
+
+    report = commands.add_parser(
+        "report", help="run a model on real inputs and report its energy per layer"
+    )
+    report.add_argument("model", type=Path, help="quantized ONNX model or Program (.vgp)")
+    report.add_argument(
+        "--input",
+        required=True,
+        help="real inputs (.npy, or .npz named by input): zero-operand MACs depend on the data",
+    )
+    report.add_argument(
+        "--config",
+        help=f"{config_help}, to compile an ONNX model (default: default); with a .vgp it "
+        "must match the program's",
+    )
+    report.add_argument(
+        "--backend",
+        default="isasim",
+        choices=("golden", "isasim", "rtl"),
+        help="isasim: the instruction simulator; rtl: the Verilated core's counters "
+        "(golden counts nothing to price) (default: %(default)s)",
+    )
+    report.add_argument(
+        "--table",
+        default="asic-45nm",
+        help="energy table: a shipped one (asic-45nm, ecp5) or a TOML file (docs/energy.md) "
+        "(default: %(default)s)",
+    )
+    report.add_argument(
+        "--grid-intensity",
+        type=_grid_intensity,
+        metavar="G",
+        help="gCO2 per kWh of the electricity (default: 480, the 2023 world average by Ember)",
+    )
+    report.add_argument(
+        "--dram",
+        action="store_true",
+        help="price main-memory traffic as off-chip DRAM (a system whose main memory is "
+        "external) rather than on-chip block RAM",
+    )
+    report.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    report.add_argument(
+        "--plots",
+        type=Path,
+        metavar="DIR",
+        help="write PNG figures into DIR: energy per layer, utilization, roofline",
+    )
+    report.add_argument("--calibrate", type=Path, help="calibration data for a float model")
+    report.set_defaults(handler=_report)
+
+    sweep = commands.add_parser(
+        "sweep", help="energy and latency over a grid of accelerator configs"
+    )
+    sweep.add_argument("model", type=Path, help="quantized ONNX model (.onnx)")
+    sweep.add_argument("--input", required=True, help="real inputs: .npy, or .npz by input")
+    sweep.add_argument("--rows", help="array sizes, e.g. 4,8,16 (rows = cols: square arrays)")
+    sweep.add_argument("--dataflow", help="dataflows: ws, os or ws,os")
+    sweep.add_argument("--dma-bytes", dest="dma", help="main-memory bytes per cycle, e.g. 8,16")
+    sweep.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="another config field to sweep (repeatable), e.g. acc_rows=512,1024",
+    )
+    sweep.add_argument(
+        "--config",
+        default="default",
+        help=f"the base config the grid changes: {config_help} (default: %(default)s)",
+    )
+    sweep.add_argument("--table", default="asic-45nm", help="energy table (default: %(default)s)")
+    sweep.add_argument(
+        "--grid-intensity",
+        type=_grid_intensity,
+        metavar="G",
+        help="gCO2 per kWh (default: 480, the 2023 world average by Ember)",
+    )
+    sweep.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder for sweep.csv, sweep.json, pareto.png and the per-point cache",
+    )
+    sweep.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the points on a Dask distributed cluster (e.g. tcp://host:8786)",
+    )
+    sweep.add_argument(
+        "--jobs",
+        type=_positive,
+        help="local processes (default: one per CPU core); ignored with --scheduler",
+    )
+    sweep.set_defaults(handler=_sweep)
 
     verilog = commands.add_parser("verilog", help="write the accelerator's Verilog")
     verilog.add_argument(
@@ -577,21 +931,29 @@ def _parser() -> argparse.ArgumentParser:
 def _user_errors() -> tuple[type[Exception], ...]:
     from verdigris.arch.config import ConfigError
     from verdigris.arch.program import ProgramError
-    from verdigris.compiler.backend import CompileError
-    from verdigris.compiler.frontend.errors import ModelError
-    from verdigris.sim.golden import GoldenError
+    from verdigris.energy import EnergyTableError
+    from verdigris.energy.sweep import SweepError
+    from verdigris.sim.host import InputError  # the golden model's GoldenError too
     from verdigris.sim.rtl.verilator import RtlError
 
-    return (
+    errors: tuple[type[Exception], ...] = (
         _CliError,
         UserFileError,
-        ModelError,
-        GoldenError,
+        InputError,
         ConfigError,
         ProgramError,
-        CompileError,
         RtlError,
+        EnergyTableError,
+        SweepError,
     )
+    # Running a Program needs no compiler, which may then be absent: its errors only
+    # matter where it was imported.
+    if "verdigris.compiler" in sys.modules:
+        from verdigris.compiler.backend import CompileError
+        from verdigris.compiler.frontend.errors import ModelError
+
+        errors += (ModelError, CompileError)
+    return errors
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,30 +15,24 @@ With `dump_dir`, each step writes what it produced as text, to check it against 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
+import numpy as np
+
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import disassemble
+from verdigris.arch.isa import REQ_ENTRY, disassemble
 from verdigris.arch.program import Binding, LayerInfo, Program, Segment
 from verdigris.compiler import ir
-from verdigris.compiler.backend.host import host_to_json
-from verdigris.compiler.backend.lower import ConstantPool, Lowerer, constants_for
-from verdigris.compiler.backend.memory import CompileError, plan_memory
+from verdigris.compiler.backend.constants import ConstantPool
+from verdigris.compiler.backend.device_ops import constants_for, device_op, lower_op
+from verdigris.compiler.backend.host import host_side
+from verdigris.compiler.backend.lower import Lowerer
+from verdigris.compiler.backend.memory import CompileError, natural_layout, plan_memory
 
-__all__ = ["CompileError", "compile_graph"]
+__all__ = ["CompileError", "compile_graph", "layer_sizes"]
 
 logger = logging.getLogger(__name__)
-
-_DEVICE_OPS = (
-    ir.Conv,
-    ir.MatMul,
-    ir.MaxPool,
-    ir.AvgPool,
-    ir.Add,
-    ir.Requantize,
-    ir.Concat,
-    ir.Reshape,
-)
 
 
 def check_graph(graph: ir.Graph, config: AccelConfig) -> None:
@@ -50,10 +44,11 @@ def check_graph(graph: ir.Graph, config: AccelConfig) -> None:
             consumers.setdefault(name, []).append(node)
     for node in graph.nodes:
         out = graph.tensors[node.output]
-        if not isinstance(node, _DEVICE_OPS):
+        entry = device_op(node)
+        if entry is None:
             problems.append(f"{node.name}: {node.kind} cannot run on the accelerator")
             continue
-        if isinstance(node, ir.Conv | ir.MaxPool | ir.AvgPool) and len(out.shape) != 4:
+        if entry.nchw and len(out.shape) != 4:
             problems.append(f"{node.name}: {node.kind} needs 4-D NCHW tensors, not {out.shape}")
         if isinstance(node, ir.Conv | ir.MatMul) and node.weight_bits > config.operand_bits:
             problems.append(
@@ -84,7 +79,76 @@ def check_graph(graph: ir.Graph, config: AccelConfig) -> None:
 def _binding(name: str, layouts, graph: ir.Graph) -> Binding:
     layout = layouts[name]
     dtype = "int32" if graph.tensors[name].dtype.bits == 32 else "int8"
-    return Binding(name, layout.addr, dtype, layout.shape, layout.pre_shape, layout.perm)
+    return Binding(
+        name=name,
+        dram_addr=layout.addr,
+        dtype=dtype,
+        shape=layout.shape,
+        pre_shape=layout.pre_shape,
+        perm=layout.perm,
+    )
+
+
+def layer_sizes(node: ir.Op, graph: ir.Graph, config: AccelConfig) -> dict[str, int]:
+    """The op's true sizes in bytes for one run, without the compiled layout's padding:
+    LayerInfo's `input_bytes`, `weight_bytes` and `output_bytes`, the floor's counts
+    (docs/energy.md, "The floor").
+
+    Activations count at their main-memory element size (1 byte up to 8 bits, 4 for int32),
+    each distinct input tensor once (both operands of an Add, every input of a Concat); of a
+    Conv's or pool's input only the pixels some output window covers (a 1x1 Conv of stride
+    2 needs a quarter of its input). The weights count one element of the config's operand
+    width each, as main memory holds them (a grouped convolution's weights as they are, not
+    expanded to the dense matrix the array multiplies). An op with parameters of its own
+    (Conv, MatMul, AvgPool, Add, Requantize) adds the requant entries the requantizer must
+    read: one per output channel where they differ by channel (a bias, per-channel scales),
+    else one row of the table (min(channels, dim)); MaxPool's and Concat's identity table is
+    not the op's own.
+    """
+
+    def nbytes(name: str) -> int:
+        return natural_layout(graph.tensors[name], 0).nbytes
+
+    out = graph.tensors[node.output]
+    inputs = sum(nbytes(name) for name in dict.fromkeys(node.inputs))
+    if isinstance(node, ir.Conv | ir.MaxPool | ir.AvgPool):
+        source = graph.tensors[node.inputs[0]]
+        dilations = getattr(node, "dilations", (1, 1))
+        covered = [
+            _covered(
+                source.shape[2 + axis],
+                out.shape[2 + axis],
+                node.kernel[axis],
+                node.strides[axis],
+                node.pads[axis],
+                dilations[axis],
+            )
+            for axis in (0, 1)
+        ]
+        inputs = nbytes(node.inputs[0]) * covered[0] * covered[1] // math.prod(source.shape[2:])
+    weights = 0
+    weight = getattr(node, "weight", None)
+    if weight is not None:
+        weights = -(-weight.size * config.operand_bits // 8)
+    if hasattr(node, "requant"):
+        channels = out.shape[-1] if isinstance(node, ir.MatMul) else out.shape[1]
+        requant = node.requant
+        per_channel = isinstance(node, ir.Conv | ir.MatMul) or requant.per_channel
+        entries = channels if per_channel else min(channels, config.dim)
+        weights += entries * REQ_ENTRY.itemsize
+    return {
+        "input_bytes": inputs,
+        "weight_bytes": weights,
+        "output_bytes": nbytes(node.output),
+    }
+
+
+def _covered(size: int, out_size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
+    """How many of an axis' `size` input positions some output window covers (padding
+    excluded)."""
+    starts = np.arange(out_size)[:, None] * stride - pad
+    positions = starts + np.arange(kernel)[None, :] * dilation
+    return int(np.unique(positions[(positions >= 0) & (positions < size)]).size)
 
 
 def compile_graph(
@@ -115,16 +179,17 @@ def compile_graph(
     layers = []
     for node in graph.nodes:
         first = len(lowerer.emitter.instructions)
-        lowerer.lower(node, graph, plan.layouts, constants[node.name])
+        lower_op(lowerer, node, graph, plan.layouts, constants[node.name])
         out = graph.tensors[node.output]
         layers.append(
             LayerInfo(
-                node.name,
-                node.kind,
-                first,
-                len(lowerer.emitter.instructions),
-                ir.macs(node, graph),
-                tuple(out.shape),
+                name=node.name,
+                kind=node.kind,
+                first=first,
+                last=len(lowerer.emitter.instructions),
+                macs=ir.macs(node, graph),
+                output_shape=tuple(out.shape),
+                **layer_sizes(node, graph, config),
             )
         )
     instructions = lowerer.emitter.finish()
@@ -138,11 +203,11 @@ def compile_graph(
     program = Program(
         config=config,
         instructions=tuple(instructions),
-        segments=(Segment(0, bytes(pool.data)),) if pool.data else (),
+        segments=(Segment(addr=0, data=bytes(pool.data)),) if pool.data else (),
         inputs=tuple(_binding(i.tensor.name, plan.layouts, graph) for i in graph.inputs),
         outputs=tuple(_binding(o.tensor.name, plan.layouts, graph) for o in graph.outputs),
         layers=tuple(layers),
-        host=host_to_json(graph),
+        host=host_side(graph),
         name=graph.name,
     )
     logger.info(

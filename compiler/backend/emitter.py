@@ -60,7 +60,7 @@ class Emitter:
         unit, flag = _COUNTERS[counter].pusher, _COUNTERS[counter].push_flag
         index = self._last[unit]
         if index is None or getattr(self.instructions[index].deps, flag):
-            index = self.emit(Nop(Deps(), target=unit))
+            index = self.emit(Nop(deps=Deps(), target=unit))
         current = self.instructions[index]
         self.instructions[index] = replace(current, deps=replace(current.deps, **{flag: True}))
         self._pushed[counter] += 1
@@ -76,15 +76,15 @@ class Emitter:
             raise AssertionError(f"waiting for {token} before it is pushed")
         while self._popped[counter] < token.number:
             if counter in self._pending[unit]:
-                self.emit(Nop(Deps(), target=unit))  # carries the pending pop
+                self.emit(Nop(deps=Deps(), target=unit))  # carries the pending pop
             self._pending[unit].add(counter)
             self._popped[counter] += 1
 
     def finish(self) -> list[Instruction]:
         for unit in Unit:
             if self._pending[unit]:
-                self.emit(Nop(Deps(), target=unit))
-        self.instructions.append(Finish(Deps()))
+                self.emit(Nop(deps=Deps(), target=unit))
+        self.instructions.append(Finish(deps=Deps()))
         return self.instructions
 
     # ---------------------------------------------------------------- helpers
@@ -93,5 +93,5 @@ class Emitter:
         """Loads cannot wait on stores directly: a compute NOP waits for the store and
         pushes a token the load can wait for."""
         self.wait(store_done)
-        self.emit(Nop(Deps(), target=Unit.COMPUTE))
+        self.emit(Nop(deps=Deps(), target=Unit.COMPUTE))
         return self.push("c2l")

@@ -20,173 +20,27 @@ computes into the other half.
   Concat.
 - Reshape: no instructions; the output aliases the input (a MatMul after a Flatten of a
   channels-last tensor gets its weight rows permuted to match).
+
+The public methods `conv`, `matmul`, `pool`, `add`, `requantize` and `concat` lower one op
+each; `device_ops.py` says which IR op goes to which, and `lower_op` calls `begin_layer`
+before each.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import REQ_ENTRY, Buffer, Deps, Gemm, Load, Store, Vector, VectorOp
 from verdigris.compiler import ir
+from verdigris.compiler.backend.constants import OpConstants
 from verdigris.compiler.backend.emitter import Emitter, Token
 from verdigris.compiler.backend.memory import CompileError, Layout
 
-__all__ = ["ConstantPool", "Lowerer", "constants_for"]
-
-_IDENTITY = (0, 1 << 30, 30)  # bias, multiplier, shift: out = acc exactly
-
-
-# ------------------------------------------------------------------------- constants
-
-
-@dataclass
-class ConstantPool:
-    """Constant bytes in main memory from address 0, each blob aligned to `align`."""
-
-    align: int
-    data: bytearray = field(default_factory=bytearray)
-
-    def add(self, blob: bytes) -> int:
-        pad = -len(self.data) % self.align
-        self.data.extend(b"\0" * pad)
-        addr = len(self.data)
-        self.data.extend(blob)
-        return addr
-
-
-def _req_table(
-    pool: ConstantPool, dim: int, channels: int, bias, multiplier, shift, zero_point, qmin, qmax
-) -> tuple[int, int]:
-    """Add requant entries for `channels` outputs (per-channel values, or one for all),
-    padded to whole rows of `dim` with harmless entries; (address, rows)."""
-    rows = -(-channels // dim)
-    table = np.zeros(rows * dim, REQ_ENTRY)
-    table["shift"] = 1  # padding entries: multiplier 0, a legal shift
-    for name, values in (("bias", bias), ("multiplier", multiplier), ("shift", shift)):
-        table[name][:channels] = np.broadcast_to(np.asarray(values).reshape(-1), (channels,))
-    table["zero_point"][:channels] = zero_point
-    table["qmin"][:channels] = qmin
-    table["qmax"][:channels] = qmax
-    return pool.add(table.tobytes()), rows
-
-
-@dataclass(frozen=True)
-class OpConstants:
-    """Where an op's weight tiles and requant table are, and what the tiles contain."""
-
-    weights_addr: int = 0
-    req_addr: int = 0
-    req_rows: int = 0
-    # (step, output block) -> whether that weight tile has a nonzero entry
-    nonzero: np.ndarray | None = None
-    steps: int = 0
-
-
-def _weight_matrix_conv(node: ir.Conv, in_channels: int) -> np.ndarray:
-    """Dense (taps * C, OC) weight matrix in step order (kh, kw, c), groups expanded."""
-    oc, cg, kh, kw = node.weight.shape
-    dense = np.zeros((oc, in_channels, kh, kw), np.int64)
-    og = oc // node.groups
-    for g in range(node.groups):
-        dense[g * og : (g + 1) * og, g * cg : (g + 1) * cg] = node.weight[g * og : (g + 1) * og]
-    return dense.transpose(2, 3, 1, 0)  # (kh, kw, C, OC)
-
-
-def _tiles(matrix: np.ndarray, steps_k: int, k_per_step: int, out_channels: int, dim: int):
-    """Weight tiles [step][ocb] as (dim x dim) int8 blocks, from a (steps*k, OC) matrix
-    where each step holds k_per_step rows (padded to dim)."""
-    ocb = -(-out_channels // dim)
-    tiles = np.zeros((steps_k, ocb, dim, dim), np.int64)
-    for step in range(steps_k):
-        block = matrix[step * k_per_step : (step + 1) * k_per_step]
-        for o in range(ocb):
-            part = block[:, o * dim : (o + 1) * dim]
-            tiles[step, o, : part.shape[0], : part.shape[1]] = part
-    return tiles
-
-
-def constants_for(
-    node: ir.Op,
-    graph: ir.Graph,
-    layouts_in: dict[str, Layout],
-    pool: ConstantPool,
-    config: AccelConfig,
-) -> OpConstants:
-    """Append an op's weight tiles and requant table to the pool."""
-    dim = config.dim
-    out = graph.tensors[node.output]
-    if isinstance(node, ir.Conv | ir.MatMul):
-        if node.weight_bits > 8:
-            raise CompileError(
-                f"op {node.name}: weights need {node.weight_bits} bits; the array multiplies "
-                f"int{config.operand_bits}"
-            )
-        if isinstance(node, ir.Conv):
-            in_channels = graph.tensors[node.inputs[0]].shape[1]
-            dense = _weight_matrix_conv(node, in_channels)  # (kh, kw, C, OC)
-            kh, kw, c, oc = dense.shape
-            cb = -(-c // dim)
-            padded = np.zeros((kh, kw, cb * dim, oc), np.int64)
-            padded[:, :, :c] = dense
-            steps = kh * kw * cb
-            tiles = _tiles(padded.reshape(steps * dim, oc), steps, dim, oc, dim)
-        else:
-            weight = node.weight
-            if weight.ndim != 2:
-                raise CompileError(f"op {node.name}: batched MatMul weights are not supported")
-            source = layouts_in[node.inputs[0]]
-            if source.channels_last and len(source.shape) == 2:
-                # Flattened channels-last input: reorder the K rows to memory order.
-                order = (
-                    np.arange(int(np.prod(source.pre_shape[1:])))
-                    .reshape(source.pre_shape[1:])
-                    .transpose(1, 2, 0)
-                    .ravel()
-                )
-                weight = weight[order]
-            k, oc = weight.shape
-            steps = -(-k // dim)
-            padded = np.zeros((steps * dim, oc), np.int64)
-            padded[:k] = weight
-            tiles = _tiles(padded, steps, dim, oc, dim)
-        channels = out.shape[1] if isinstance(node, ir.Conv) else out.shape[-1]
-        weights_addr = pool.add(tiles.astype(np.int8).tobytes())
-        nonzero = tiles.reshape(tiles.shape[0], tiles.shape[1], -1).any(axis=2)
-        rq = node.requant
-        if rq is None:  # raw int32 results: only the bias is used
-            req_addr, req_rows = _req_table(pool, dim, channels, node.bias, 0, 1, 0, 0, 0)
-        else:
-            req_addr, req_rows = _req_table(
-                pool,
-                dim,
-                channels,
-                node.bias,
-                rq.multiplier,
-                rq.shift,
-                rq.zero_point,
-                rq.qmin,
-                rq.qmax,
-            )
-        return OpConstants(weights_addr, req_addr, req_rows, nonzero, tiles.shape[0])
-    if isinstance(node, ir.AvgPool | ir.Add | ir.Requantize):
-        channels = out.shape[1]
-        rq = node.requant
-        req_addr, req_rows = _req_table(
-            pool, dim, channels, 0, rq.multiplier, rq.shift, rq.zero_point, rq.qmin, rq.qmax
-        )
-        return OpConstants(req_addr=req_addr, req_rows=req_rows)
-    if isinstance(node, ir.MaxPool | ir.Concat):
-        channels = out.shape[1]
-        req_addr, req_rows = _req_table(pool, dim, channels, *_IDENTITY, 0, -128, 127)
-        return OpConstants(req_addr=req_addr, req_rows=req_rows)
-    return OpConstants()
-
-
-# ------------------------------------------------------------------------- lowering
+__all__ = ["Lowerer"]
 
 
 @dataclass(frozen=True)
@@ -223,11 +77,16 @@ class Lowerer:
         self.acc_released: list[Token | None] = [None, None]
         self.stores_done: Token | None = None  # the latest store completion, for RAW
         self.pending_load_barrier: Token | None = None
+        self.layer = ""  # the op being lowered, for error messages
+        self.req_loaded = False  # whether this layer's requant table has been loaded
 
     # ---- step and tile bookkeeping
 
-    def _begin_layer(self) -> None:
-        """Loads of a new layer read what earlier layers stored: wait for those stores."""
+    def begin_layer(self, name: str) -> None:
+        """Loads of a new layer (op `name`) read what earlier layers stored: wait for those
+        stores. The layer's first step loads its requant table."""
+        self.layer = name
+        self.req_loaded = False
         if self.stores_done is not None:
             self.pending_load_barrier = self.emitter.relay_store_to_load(self.stores_done)
             self.stores_done = None
@@ -247,6 +106,22 @@ class Lowerer:
             em.emit(instruction)
         self.half_released[half] = em.push("c2l")
         self.step += 1
+
+    def _vector_step(
+        self, loads: list[Load], op: VectorOp, rows: int, zero: int, multiplier: int
+    ) -> None:
+        """A step of a vector op: `loads`, then one VECTOR `op` of (inp - zero) * multiplier
+        over `rows` rows of the current input half into the current accumulator half."""
+        vector = Vector(
+            deps=Deps(),
+            op=op,
+            inp_row=self._inp_base(),
+            acc_row=self._acc_base(),
+            rows=rows,
+            zero=zero,
+            multiplier=multiplier,
+        )
+        self._run_step(loads, [vector])
 
     def _inp_base(self) -> int:
         return (self.step % 2) * self.inp_half
@@ -304,61 +179,98 @@ class Lowerer:
                     loads.append(self._fill(row, before, window.pad_value))
                 iw = first_valid * sw + offset
                 addr = layout.addr + ((n * h + ih) * w + iw) * c + window.channel0
-                loads.append(
-                    Load(Deps(), Buffer.INP, False, row + before, valid, window.elems, addr, sw * c)
-                )
+                loads.append(self._inp_load(row + before, valid, window.elems, addr, sw * c))
                 if after:
                     loads.append(self._fill(row + before + valid, after, window.pad_value))
             row += run
             m += run
         return loads
 
-    @staticmethod
-    def _fill(row: int, rows: int, value: int) -> Load:
-        return Load(Deps(), Buffer.INP, True, row, rows, 1, 0, 0, value)
+    def _tap_loads(
+        self,
+        node: ir.Conv | ir.MaxPool | ir.AvgPool,
+        x: Layout,
+        out: Layout,
+        tap: int,
+        block: int,
+        m0: int,
+        rows: int,
+        dilations: tuple[int, int],
+        pad_value: int,
+    ) -> list[Load]:
+        """The input tile of kernel tap `tap` (row-major over the kernel) and channel block
+        `block` for output pixels m0.. of `out`, into the current input half."""
+        dim = self.dim
+        c = x.pre_shape[1]
+        kw = node.kernel[1]
+        window = _Window(
+            layout=x,
+            channel0=block * dim,
+            elems=min(dim, c - block * dim),
+            kh=tap // kw,
+            kw=tap % kw,
+            strides=node.strides,
+            dilations=dilations,
+            pads=node.pads,
+            out_hw=out.pre_shape[2:],
+            pad_value=pad_value,
+        )
+        return self._window_loads(window, range(m0, m0 + rows), self._inp_base())
 
-    def _req_load(self, constants: OpConstants) -> Load:
-        """The op's requant table goes to req rows 0.. (one layer at a time: every layer
-        starts after the previous layer's stores, so the table rows are free)."""
-        if constants.req_rows > self.config.req_rows:
-            raise CompileError(
-                f"{constants.req_rows * self.dim} output channels need {constants.req_rows} "
-                f"requant rows; config '{self.config.name}' has {self.config.req_rows}"
-            )
+    @staticmethod
+    def _inp_load(buf_row: int, rows: int, elems: int, dram_addr: int, dram_stride: int) -> Load:
+        """Rows of `elems` int8 elements from main memory into the input buffer."""
         return Load(
-            Deps(),
-            Buffer.REQ,
-            False,
-            0,
-            constants.req_rows,
-            self.dim,
-            constants.req_addr,
-            REQ_ENTRY.itemsize * self.dim,
+            deps=Deps(),
+            buffer=Buffer.INP,
+            fill=False,
+            buf_row=buf_row,
+            rows=rows,
+            elems=elems,
+            dram_addr=dram_addr,
+            dram_stride=dram_stride,
         )
 
-    # ---- ops
+    @staticmethod
+    def _fill(row: int, rows: int, value: int) -> Load:
+        return Load(
+            deps=Deps(),
+            buffer=Buffer.INP,
+            fill=True,
+            buf_row=row,
+            rows=rows,
+            elems=1,
+            dram_addr=0,
+            dram_stride=0,
+            fill_value=value,
+        )
 
-    def lower(
-        self, node: ir.Op, graph: ir.Graph, layouts: dict[str, Layout], constants: OpConstants
-    ) -> None:
-        if isinstance(node, ir.Reshape):
-            return
-        self._begin_layer()
-        match node:
-            case ir.Conv():
-                self._conv(node, graph, layouts, constants)
-            case ir.MatMul():
-                self._matmul(node, graph, layouts, constants)
-            case ir.MaxPool() | ir.AvgPool():
-                self._pool(node, graph, layouts, constants)
-            case ir.Add():
-                self._add(node, graph, layouts, constants)
-            case ir.Requantize():
-                self._requantize(node, graph, layouts, constants)
-            case ir.Concat():
-                self._concat(node, graph, layouts, constants)
-            case _:
-                raise CompileError(f"op {node.name}: {node.kind} has no lowering")
+    def _req_loads(self, constants: OpConstants) -> list[Load]:
+        """The first loads of a step: the op's requant table on the layer's first step
+        (to req rows 0..: every layer starts after the previous layer's stores, so the
+        table rows are free), else none."""
+        if self.req_loaded:
+            return []
+        self.req_loaded = True
+        if constants.req_rows > self.config.req_rows:
+            raise CompileError(
+                f"op {self.layer}: {constants.req_rows * self.dim} output channels need "
+                f"{constants.req_rows} requant rows; config '{self.config.name}' has "
+                f"{self.config.req_rows}"
+            )
+        table = Load(
+            deps=Deps(),
+            buffer=Buffer.REQ,
+            fill=False,
+            buf_row=0,
+            rows=constants.req_rows,
+            elems=self.dim,
+            dram_addr=constants.req_addr,
+            dram_stride=REQ_ENTRY.itemsize * self.dim,
+        )
+        return [table]
+
+    # ---- ops
 
     def _m_tile(self, pixels: int, group: int) -> int:
         return max(1, min(pixels, self.inp_half, self.acc_half // group))
@@ -386,35 +298,32 @@ class Lowerer:
         row_elems = out.pre_shape[1] if out.channels_last else out.pre_shape[-1]
         raw = out.itemsize == 4
         addr = out.addr + (m0 * row_elems + channel_offset + block * dim) * out.itemsize
-        return Store(Deps(), raw, acc_row, rows, elems, addr, row_elems * out.itemsize, req_row)
+        return Store(
+            deps=Deps(),
+            raw=raw,
+            acc_row=acc_row,
+            rows=rows,
+            elems=elems,
+            dram_addr=addr,
+            dram_stride=row_elems * out.itemsize,
+            req_row=req_row,
+        )
 
-    def _conv(self, node: ir.Conv, _graph, layouts, constants: OpConstants) -> None:
+    def conv(self, node: ir.Conv, _graph, layouts, constants: OpConstants) -> None:
         dim = self.dim
         x, out = layouts[node.inputs[0]], layouts[node.output]
         n, c, _, _ = x.pre_shape
         _, oc, oh, ow = out.pre_shape
-        kw = node.kernel[1]
         cb = -(-c // dim)
 
         def inp_loads(step: int, m0: int, rows: int) -> list[Load]:
             tap, block_c = divmod(step, cb)
-            window = _Window(
-                x,
-                block_c * dim,
-                min(dim, c - block_c * dim),
-                tap // kw,
-                tap % kw,
-                node.strides,
-                node.dilations,
-                node.pads,
-                (oh, ow),
-                node.input_zero_point,
-            )
-            return self._window_loads(window, range(m0, m0 + rows), self._inp_base())
+            pad_value = node.input_zero_point
+            return self._tap_loads(node, x, out, tap, block_c, m0, rows, node.dilations, pad_value)
 
         self._tiled_gemm(constants, out, n * oh * ow, oc, inp_loads)
 
-    def _matmul(self, node: ir.MatMul, _graph, layouts, constants: OpConstants) -> None:
+    def matmul(self, node: ir.MatMul, _graph, layouts, constants: OpConstants) -> None:
         dim = self.dim
         x, out = layouts[node.inputs[0]], layouts[node.output]
         if len(x.shape) != 2:
@@ -424,7 +333,7 @@ class Lowerer:
         def inp_loads(step: int, m0: int, rows: int) -> list[Load]:
             addr = x.addr + m0 * k + step * dim
             elems = min(dim, k - step * dim)
-            return [Load(Deps(), Buffer.INP, False, self._inp_base(), rows, elems, addr, k)]
+            return [self._inp_load(self._inp_base(), rows, elems, addr, k)]
 
         self._tiled_gemm(constants, out, m, out.shape[-1], inp_loads)
 
@@ -442,7 +351,6 @@ class Lowerer:
         blocks_total = -(-channels // dim)
         group, m_tile = self._groups(blocks_total, pixels)
         needed = self._needed_steps(constants.nonzero, blocks_total)
-        first = True
         for g0 in range(0, blocks_total, group):
             blocks = range(g0, min(blocks_total, g0 + group))
             for m0 in range(0, pixels, m_tile):
@@ -453,19 +361,19 @@ class Lowerer:
                     active = [b for b in blocks if needed[step, b]]
                     if not active:
                         continue  # every weight tile of this step is zero
-                    loads = [self._req_load(constants)] if first else []
-                    first = False
+                    loads = self._req_loads(constants)
                     loads += inp_loads(step, m0, rows)
                     loads.append(self._weight_load(constants, step, blocks_total, blocks))
                     computes = [
                         Gemm(
-                            Deps(),
-                            True,
-                            b in started,  # the block's first step overwrites its acc rows
-                            self._wgt_base() + (b - g0) * dim,
-                            self._inp_base(),
-                            self._acc_base() + (b - g0) * rows,
-                            rows,
+                            deps=Deps(),
+                            load_weights=True,
+                            # the block's first step overwrites its acc rows
+                            accumulate=b in started,
+                            wgt_row=self._wgt_base() + (b - g0) * dim,
+                            inp_row=self._inp_base(),
+                            acc_row=self._acc_base() + (b - g0) * rows,
+                            rows=rows,
                         )
                         for b in active
                     ]
@@ -495,7 +403,16 @@ class Lowerer:
     ) -> Load:
         dim = self.dim
         addr = constants.weights_addr + (step * blocks_total + blocks.start) * dim * dim
-        return Load(Deps(), Buffer.WGT, False, self._wgt_base(), len(blocks) * dim, dim, addr, dim)
+        return Load(
+            deps=Deps(),
+            buffer=Buffer.WGT,
+            fill=False,
+            buf_row=self._wgt_base(),
+            rows=len(blocks) * dim,
+            elems=dim,
+            dram_addr=addr,
+            dram_stride=dim,
+        )
 
     def _channel_tiles(self, pixels: int):
         """M-tiles for one-block-at-a-time vector ops."""
@@ -503,7 +420,7 @@ class Lowerer:
         for m0 in range(0, pixels, m_tile):
             yield m0, min(m_tile, pixels - m0)
 
-    def _pool(self, node: ir.MaxPool | ir.AvgPool, _graph, layouts, constants) -> None:
+    def pool(self, node: ir.MaxPool | ir.AvgPool, _graph, layouts, constants) -> None:
         dim = self.dim
         x, out = layouts[node.inputs[0]], layouts[node.output]
         n, c, _, _ = x.pre_shape
@@ -513,33 +430,18 @@ class Lowerer:
         pad_value = -128 if is_max else node.input_zero_point
         zero = 0 if is_max else node.input_zero_point
         dilations = node.dilations if is_max else (1, 1)
-        first = True
         for block in range(-(-c // dim)):
             for m0, rows in self._channel_tiles(n * oh * ow):
                 self._begin_tile()
                 for tap in range(kh * kw):
-                    window = _Window(
-                        x,
-                        block * dim,
-                        min(dim, c - block * dim),
-                        tap // kw,
-                        tap % kw,
-                        node.strides,
-                        dilations,
-                        node.pads,
-                        (oh, ow),
-                        pad_value,
+                    loads = self._req_loads(constants)
+                    loads += self._tap_loads(
+                        node, x, out, tap, block, m0, rows, dilations, pad_value
                     )
-                    loads = [self._req_load(constants)] if first else []
-                    first = False
-                    loads += self._window_loads(window, range(m0, m0 + rows), self._inp_base())
                     # The first tap initializes the accumulator.
                     later = VectorOp.MAX if is_max else VectorOp.ADD
                     op = VectorOp.WRITE if tap == 0 else later
-                    self._run_step(
-                        loads,
-                        [Vector(Deps(), op, self._inp_base(), self._acc_base(), rows, zero, 1)],
-                    )
+                    self._vector_step(loads, op, rows, zero, 1)
                 self._end_tile(
                     [self._store_block(out, self._acc_base(), m0, rows, block, c, block)]
                 )
@@ -549,16 +451,8 @@ class Lowerer:
         dim = self.dim
         row_elems = layout.pre_shape[1] if layout.channels_last else layout.pre_shape[-1]
         elems = min(dim, row_elems - block * dim)
-        return Load(
-            Deps(),
-            Buffer.INP,
-            False,
-            self._inp_base(),
-            rows,
-            elems,
-            layout.addr + m0 * row_elems + block * dim,
-            row_elems,
-        )
+        addr = layout.addr + m0 * row_elems + block * dim
+        return self._inp_load(self._inp_base(), rows, elems, addr, row_elems)
 
     @staticmethod
     def _pixels(layout: Layout) -> tuple[int, int]:
@@ -568,10 +462,9 @@ class Lowerer:
             return n * h * w, c
         return int(np.prod(layout.shape[:-1])), layout.shape[-1]
 
-    def _add(self, node: ir.Add, _graph, layouts, constants) -> None:
+    def add(self, node: ir.Add, _graph, layouts, constants) -> None:
         a, b, out = (layouts[name] for name in (*node.inputs, node.output))
         pixels, channels = self._pixels(out)
-        first = True
         for block in range(-(-channels // self.dim)):
             for m0, rows in self._channel_tiles(pixels):
                 self._begin_tile()
@@ -579,33 +472,26 @@ class Lowerer:
                     (a, VectorOp.WRITE, node.a_zero_point, node.a_multiplier),
                     (b, VectorOp.ADD, node.b_zero_point, node.b_multiplier),
                 ):
-                    loads = [self._req_load(constants)] if first else []
-                    first = False
+                    loads = self._req_loads(constants)
                     loads.append(self._rows_load(source, m0, rows, block))
-                    self._run_step(
-                        loads,
-                        [Vector(Deps(), op, self._inp_base(), self._acc_base(), rows, zero, mult)],
-                    )
+                    self._vector_step(loads, op, rows, zero, mult)
                 self._end_tile(
                     [self._store_block(out, self._acc_base(), m0, rows, block, channels, block)]
                 )
 
-    def _requantize(self, node: ir.Requantize, _graph, layouts, constants) -> None:
+    def requantize(self, node: ir.Requantize, _graph, layouts, constants) -> None:
         x, out = layouts[node.inputs[0]], layouts[node.output]
-        self._vector_copy(constants, x, out, node.input_zero_point, first=True)
+        self._vector_copy(constants, x, out, node.input_zero_point)
 
-    def _concat(self, node: ir.Concat, _graph, layouts, constants) -> None:
+    def concat(self, node: ir.Concat, _graph, layouts, constants) -> None:
         out = layouts[node.output]
         if node.axis != 1 or not (out.channels_last or len(out.shape) == 2):
             raise CompileError(f"op {node.name}: only channel concatenation is supported")
         offset = 0
-        first = True
         for name in node.inputs:
             x = layouts[name]
             # Every row of a Concat's table is the identity: use row 0.
-            first = self._vector_copy(
-                constants, x, out, 0, offset=offset, identity_table=True, first=first
-            )
+            self._vector_copy(constants, x, out, 0, offset=offset, identity_table=True)
             offset += self._pixels(x)[1]
 
     def _vector_copy(
@@ -617,25 +503,19 @@ class Lowerer:
         *,
         offset: int = 0,
         identity_table: bool = False,
-        first: bool,
-    ) -> bool:
+    ) -> None:
         """x - zero through the accumulator and the store's requantizer into `out` at
-        channel `offset`; returns whether the requant table still has to be loaded."""
+        channel `offset`."""
         pixels, _ = self._pixels(out)
         _, channels = self._pixels(x)
         for block in range(-(-channels // self.dim)):
             for m0, rows in self._channel_tiles(pixels):
                 self._begin_tile()
-                loads = [self._req_load(constants)] if first else []
-                first = False
+                loads = self._req_loads(constants)
                 loads.append(self._rows_load(x, m0, rows, block))
-                vector = Vector(
-                    Deps(), VectorOp.WRITE, self._inp_base(), self._acc_base(), rows, zero, 1
-                )
-                self._run_step(loads, [vector])
+                self._vector_step(loads, VectorOp.WRITE, rows, zero, 1)
                 req_row = 0 if identity_table else block
                 store = self._store_block(
                     out, self._acc_base(), m0, rows, block, channels, req_row, offset
                 )
                 self._end_tile([store])
-        return first

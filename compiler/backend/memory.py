@@ -8,7 +8,7 @@ op that reads its tensor, so later tensors reuse it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -45,9 +45,8 @@ class Layout:
 def natural_layout(tensor: ir.Tensor, addr: int) -> Layout:
     shape = tuple(tensor.shape)
     itemsize = 4 if tensor.dtype.bits == 32 else 1
-    if len(shape) == 4:
-        return Layout(addr, shape, shape, (0, 2, 3, 1), itemsize)
-    return Layout(addr, shape, shape, tuple(range(len(shape))), itemsize)
+    perm = (0, 2, 3, 1) if len(shape) == 4 else tuple(range(len(shape)))
+    return Layout(addr=addr, shape=shape, pre_shape=shape, perm=perm, itemsize=itemsize)
 
 
 @dataclass
@@ -133,11 +132,9 @@ def plan_memory(graph: ir.Graph, config: AccelConfig, constants_bytes: int) -> M
             continue  # a tensor nothing produces or reads (not used on the device)
         layout = natural_layout(graph.tensors[storage], addresses[storage])
         if storage != name:
-            layout = Layout(
-                layout.addr, tuple(tensor.shape), layout.pre_shape, layout.perm, layout.itemsize
-            )
+            layout = replace(layout, shape=tuple(tensor.shape))
         layouts[name] = layout
-    return MemoryPlan(layouts, base, top)
+    return MemoryPlan(layouts=layouts, constants_end=base, activations_end=top)
 
 
 def _merge(free: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -6,7 +6,8 @@ from verdigris.compiler.frontend.errors import (
     Problem,
     UnsupportedModelError,
 )
-from verdigris.compiler.frontend.onnx_import import import_model, load_onnx
+from verdigris.compiler.frontend.onnx_file import load_onnx
+from verdigris.compiler.frontend.onnx_import import import_model, translate_model
 
 __all__ = [
     "ModelError",
@@ -15,4 +16,5 @@ __all__ = [
     "UnsupportedModelError",
     "import_model",
     "load_onnx",
+    "translate_model",
 ]

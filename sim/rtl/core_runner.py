@@ -1,9 +1,12 @@
 """Run Programs on the Verilated core (through cocotb or a C++ harness) and return outputs
-and Activity.
+and Activity, in total and per layer.
 
 The core for a config is built once and cached under its identity (design class and
 config) and the design's sources, so a cached core starts without generating Verilog; many
-Programs then run in one simulator process (`core_bench.run_jobs`, or the harness).
+Programs then run in one simulator process (`core_bench.run_jobs`, or the harness). Both
+speak the host-port protocol of `verdigris.arch.host_port` (docs/host-port.md): the jobs,
+the counter ports and their order, the layer boundaries' targets and the map from counters
+to an Activity come from there.
 """
 
 from __future__ import annotations
@@ -16,16 +19,22 @@ import struct
 import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from verdigris.arch.activity import UNITS, Activity
+from verdigris.arch.activity import Activity
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import ELEMENT_BYTES, Buffer, Load, Store, encode_program
-from verdigris.arch.program import Program, pack_tensor, unpack_tensor
-from verdigris.hw.core import BYTE_COUNTERS, COUNTERS, Core
+from verdigris.arch.counters import COUNTERS
+from verdigris.arch.host_port import (
+    HostJob,
+    host_jobs,
+    layer_activity,
+    read_outputs,
+)
+from verdigris.arch.program import Program
+from verdigris.hw.core import Core
 from verdigris.hw.core_top import INPUT_LATENCY, CoreTop
 from verdigris.sim.rtl.verilator import (
     BuildProgress,
@@ -42,8 +51,6 @@ from verdigris.sim.rtl.verilator import (
 __all__ = ["RtlResult", "build_core", "run_fast", "run_on_rtl"]
 
 HARNESS = Path(__file__).with_name("harness.cpp")
-# Without an expected cycle count, a run may take this long before the watchdog stops it.
-DEFAULT_WATCHDOG_CYCLES = 10_000_000
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +61,8 @@ class RtlResult:
     activity: Activity
     error: bool
     seconds: float  # wall time from start to done (the simulator alone, no Python stepping)
+    # Every counter port's value at `done` (verdigris.arch.counters.COUNTERS)
+    counters: dict[str, int] = field(default_factory=dict)
 
 
 def build_core(config: AccelConfig, *, build_root: Path | None = None) -> RtlBuild:
@@ -69,76 +78,24 @@ def _core_design(
     """How to generate the core's Verilog (called only when a build is needed), and what
     identifies it without generating it: the design's class and config."""
     design = Core if bare_core else CoreTop
-    identity = {"design": f"{design.__module__}.{design.__qualname__}", **config.to_dict()}
+    # The clock frequency does not change the design (a board's PLL reads it, not the RTL),
+    # so it is not part of a simulated core's identity: another clock reuses the build.
+    fields = {key: value for key, value in config.to_dict().items() if key != "clock_mhz"}
+    identity = {"design": f"{design.__module__}.{design.__qualname__}", **fields}
     return lambda: generate_verilog(design(config), top), json.dumps(identity, sort_keys=True)
-
-
-def _extent(program: Program) -> int:
-    """One past the highest main-memory byte the program reads or writes."""
-    ends = [segment.addr + len(segment.data) for segment in program.segments]
-    ends += [b.dram_addr + b.nbytes for b in (*program.inputs, *program.outputs)]
-    for ins in program.instructions:
-        if isinstance(ins, Load) and not ins.fill and ins.rows:
-            element = ELEMENT_BYTES[Buffer(ins.buffer)]
-        elif isinstance(ins, Store) and ins.rows:
-            element = 4 if ins.raw else 1
-        else:
-            continue
-        ends.append(ins.dram_addr + (ins.rows - 1) * ins.dram_stride + ins.elems * element)
-    return max(ends, default=0)
-
-
-def _image(program: Program, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    memory = program.memory_image()
-    for binding in program.inputs:
-        data = np.frombuffer(pack_tensor(binding, np.asarray(inputs[binding.name])), np.uint8)
-        memory[binding.dram_addr : binding.dram_addr + len(data)] = data
-    return memory
-
-
-@dataclass(frozen=True)
-class _HostJob:
-    """What the host port does for one job: instruction words, main-memory image, output
-    ranges to read back (first word, word count) and the watchdog in cycles."""
-
-    code: bytes
-    memory: np.ndarray
-    reads: list[tuple[int, int]]
-    watchdog: int
 
 
 def _host_jobs(
     jobs: list[tuple[Program, dict[str, np.ndarray]]],
     expected_cycles: list[int] | None,
     raw_instructions: list[bytes | None] | None,
-) -> list[_HostJob]:
-    config = jobs[0][0].config
-    if any(program.config != config for program, _ in jobs):
-        raise RtlError("all programs of one RTL run must share a config")
-    word = config.dma_bytes
-    host_jobs = []
-    # Main memory above this is still all zero on the core: the Verilated core starts with
-    # zeros (its builds pass `--x-initial 0`; the Verilog has no initial value for it).
-    dirty = 0
-    for index, (program, inputs) in enumerate(jobs):
-        code = (raw_instructions or [None] * len(jobs))[index]
-        if code is None:
-            code = encode_program(list(program.instructions))
-        # Only the part of memory that this or an earlier job touched needs writing.
-        dirty = max(dirty, _extent(program))
-        memory = _image(program, inputs)[: -(-dirty // word) * word]
-        reads = [_word_range(binding, word) for binding in program.outputs]
-        host_jobs.append(_HostJob(code, memory, reads, _watchdog(expected_cycles, index)))
-    return host_jobs
-
-
-def _outputs(program: Program, chunks: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """The program's outputs from the main-memory words read back for each binding."""
-    outputs = {}
-    for binding, chunk in zip(program.outputs, chunks, strict=True):
-        start = binding.dram_addr % program.config.dma_bytes
-        outputs[binding.name] = unpack_tensor(binding, chunk[start : start + binding.nbytes])
-    return outputs
+) -> list[HostJob]:
+    """The host-port jobs (`verdigris.arch.host_port.host_jobs`); RtlError for programs of
+    different configs."""
+    try:
+        return host_jobs(jobs, expected_cycles, raw_instructions)
+    except ValueError as error:
+        raise RtlError(str(error)) from None
 
 
 def run_on_rtl(
@@ -153,25 +110,31 @@ def run_on_rtl(
 
     `raw_instructions` may replace a job's instruction words with arbitrary bytes (16 per
     word), to test how the core handles words no Program can hold (illegal opcodes)."""
-    host_jobs = _host_jobs(jobs, expected_cycles, raw_instructions)
+    port_jobs = _host_jobs(jobs, expected_cycles, raw_instructions)
     build = build_core(jobs[0][0].config, build_root=build_root)
     with scratch_folder(results_dir, "verdigris-core-") as scratch:
-        return _run_bench(jobs, host_jobs, build, scratch.path)
+        return _run_bench(jobs, port_jobs, build, scratch.path)
 
 
 def _run_bench(
     jobs: list[tuple[Program, dict[str, np.ndarray]]],
-    host_jobs: list[_HostJob],
+    port_jobs: list[HostJob],
     build: RtlBuild,
     folder: Path,
 ) -> list[RtlResult]:
     """`run_on_rtl`'s cocotb run in `folder`; raises RtlError (naming it) on a failure."""
     arrays = {}
     manifest = {"dma_bytes": jobs[0][0].config.dma_bytes, "jobs": []}
-    for index, job in enumerate(host_jobs):
+    for index, job in enumerate(port_jobs):
         arrays[f"instructions_{index}"] = np.frombuffer(job.code, np.uint8)
         arrays[f"memory_{index}"] = job.memory
-        manifest["jobs"].append({"read": job.reads, "watchdog_cycles": job.watchdog})
+        manifest["jobs"].append(
+            {
+                "read": job.reads,
+                "watchdog_cycles": job.watchdog,
+                "boundaries": [list(target) for target in job.boundaries],
+            }
+        )
     arrays["manifest"] = np.array(json.dumps(manifest))
     jobs_file = folder / "jobs.npz"
     results_file = folder / "results.npz"
@@ -188,26 +151,46 @@ def _run_bench(
     with np.load(results_file, allow_pickle=False) as results:
         for index, (program, _) in enumerate(jobs):
             counters = json.loads(str(results[f"counters_{index}"]))
+            snapshots = counters.pop("snapshots")
             if counters["error"]:
                 outputs = {}  # the bench reads nothing back from a core that stopped on an error
             else:
                 chunks = [results[f"read_{index}_{n}"] for n in range(len(program.outputs))]
-                outputs = _outputs(program, chunks)
+                outputs = read_outputs(program, chunks)
             error, seconds = bool(counters["error"]), counters["seconds"]
-            out.append(RtlResult(outputs, _activity(counters), error, seconds))
+            activity = _activity(program, counters, snapshots, error)
+            final = {name: counters[name] for name in COUNTERS}
+            out.append(RtlResult(outputs, activity, error, seconds, final))
     return out
 
 
-def _activity(counters: dict[str, int]) -> Activity:
-    return Activity(
-        cycles=counters["cycles"],
-        busy={u: counters[f"{u}_busy_cycles"] for u in UNITS},
-        stall={u: counters[f"{u}_stall_cycles"] for u in UNITS},
-        instructions={u: counters[f"{u}_instructions"] for u in UNITS},
-        macs=counters["macs"],
-        zero_macs=counters["zero_macs"],
-        **{name: counters[name] for name in BYTE_COUNTERS},
+def _activity(
+    program: Program, final: dict[str, int], snapshots: list[dict[str, int]], error: bool
+) -> Activity:
+    """The run's Activity, per layer unless it stopped on an error (then the total only)."""
+    if error:
+        return layer_activity(program, final, [])
+    expected = max(len(program.layers) - 1, 0)
+    if len(snapshots) != expected:
+        raise RtlError(
+            f"{program.name}: the host saw {len(snapshots)} of the {expected} layer "
+            "boundaries before `done` (the completion counters never reached the others)"
+        )
+    return layer_activity(program, final, snapshots)
+
+
+def _harness_source(folder: Path) -> Path:
+    """harness.cpp with the counter ports prepended (`VERDIGRIS_COUNTERS`, from the one
+    definition in `verdigris.arch.counters.COUNTERS`), written into `folder`."""
+    names = " ".join(f"X({name})" for name in COUNTERS)
+    path = folder / "harness.cpp"
+    path.write_text(
+        "// VERDIGRIS_COUNTERS: generated by verdigris.sim.rtl.core_runner from "
+        "verdigris.arch.counters.COUNTERS\n"
+        f"#define VERDIGRIS_COUNTERS(X) {names}\n"
+        '#line 1 "harness.cpp"\n' + HARNESS.read_text()
     )
+    return path
 
 
 def run_fast(
@@ -232,20 +215,21 @@ def run_fast(
     traced harness. The caller checks the name (`verdigris.files.check_output_file`); its
     folder is made here. Results are the same as without it, bit for bit and cycle for
     cycle."""
-    host_jobs = _host_jobs(jobs, expected_cycles, raw_instructions)
+    port_jobs = _host_jobs(jobs, expected_cycles, raw_instructions)
     config = jobs[0][0].config
     top = f"core_{config.name}"
     verilog, identity = _core_design(config, top, bare_core=bare_core)
-    binary = build_harness(
-        verilog,
-        top,
-        HARNESS,
-        {"DMA_BYTES": config.dma_bytes, "INPUT_LATENCY": 0 if bare_core else INPUT_LATENCY},
-        identity=identity,
-        build_root=build_root,
-        progress=progress,
-        trace=trace is not None,
-    )
+    with tempfile.TemporaryDirectory(prefix="verdigris-harness-source-") as source:
+        binary = build_harness(
+            verilog,
+            top,
+            _harness_source(Path(source)),
+            {"DMA_BYTES": config.dma_bytes, "INPUT_LATENCY": 0 if bare_core else INPUT_LATENCY},
+            identity=identity,
+            build_root=build_root,
+            progress=progress,
+            trace=trace is not None,
+        )
     word = config.dma_bytes
     # A traced run turns SIGTERM and SIGHUP into an exception (see `_run_traced`); outside
     # the temporary folder, so that it is removed before the signal ends the process.
@@ -253,14 +237,20 @@ def run_fast(
     with stoppable, tempfile.TemporaryDirectory(prefix="verdigris-harness-") as folder:
         jobs_file, results_file = Path(folder, "jobs.bin"), Path(folder, "results.bin")
         parts = [struct.pack("<I", len(jobs))]
-        for job in host_jobs:
+        for job in port_jobs:
             parts.append(
                 struct.pack(
-                    "<IIQI", len(job.code) // 16, job.memory.size, job.watchdog, len(job.reads)
+                    "<IIQII",
+                    len(job.code) // 16,
+                    job.memory.size,
+                    job.watchdog,
+                    len(job.reads),
+                    len(job.boundaries),
                 )
             )
             parts += [job.code, job.memory.tobytes()]
             parts += [struct.pack("<II", *r) for r in job.reads]
+            parts += [struct.pack("<4I", *target) for target in job.boundaries]
         jobs_file.write_bytes(b"".join(parts))
         command = [str(binary), str(jobs_file), str(results_file)]
         if trace is None:
@@ -275,11 +265,18 @@ def run_fast(
             raise RtlError(f"{trace}: the waveform could not be written (permissions? disk?)")
         data = results_file.read_bytes()
     results, offset = [], 0
-    for (program, _), job in zip(jobs, host_jobs, strict=True):
+    for (program, _), job in zip(jobs, port_jobs, strict=True):
         error, timed_out, seconds = struct.unpack_from("<IId", data, offset)
         offset += 16
         values = struct.unpack_from(f"<{len(COUNTERS)}Q", data, offset)
         offset += 8 * len(COUNTERS)
+        (taken,) = struct.unpack_from("<I", data, offset)
+        offset += 4
+        snapshots = []
+        for _ in range(taken):
+            snapshot = struct.unpack_from(f"<{len(COUNTERS)}Q", data, offset)
+            offset += 8 * len(COUNTERS)
+            snapshots.append(dict(zip(COUNTERS, snapshot, strict=True)))
         if timed_out:
             seen = f"; the waveform is in {trace}" if trace is not None else ""
             raise RtlError(f"{program.name}: the core did not finish (watchdog){seen}")
@@ -287,9 +284,10 @@ def run_fast(
         for _, count in job.reads:
             chunks.append(np.frombuffer(data[offset : offset + count * word], np.uint8))
             offset += count * word
-        outputs = {} if error else _outputs(program, chunks)
-        activity = _activity(dict(zip(COUNTERS, values, strict=True)))
-        results.append(RtlResult(outputs, activity, bool(error), seconds))
+        outputs = {} if error else read_outputs(program, chunks)
+        final = dict(zip(COUNTERS, values, strict=True))
+        activity = _activity(program, final, snapshots, error)
+        results.append(RtlResult(outputs, activity, bool(error), seconds, final))
     return results
 
 
@@ -337,16 +335,3 @@ def _written(path: Path) -> bool:
         return path.stat().st_size > 0
     except OSError:
         return False
-
-
-def _watchdog(expected_cycles: list[int] | None, index: int) -> int:
-    """Cycles a job may run: twice the expected count (plus slack), or the default."""
-    if expected_cycles is None:
-        return DEFAULT_WATCHDOG_CYCLES
-    return 2 * expected_cycles[index] + 10_000
-
-
-def _word_range(binding, word: int) -> tuple[int, int]:
-    first = binding.dram_addr // word
-    last = (binding.dram_addr + binding.nbytes + word - 1) // word
-    return first, last - first

@@ -2,14 +2,23 @@
 //
 // Usage: harness JOBS RESULTS [TRACE]. JOBS is a little-endian binary file (written by
 // verdigris.sim.rtl.core_runner.run_fast): u32 job count, then per job: u32 instruction words,
-// u32 memory bytes, u64 watchdog cycles, u32 read ranges, the instruction words (16 bytes
-// each), the memory image, and (u32 first word, u32 word count) per range. RESULTS gets,
-// per job: u32 error, u32 timed out, f64 seconds of the run, the counters (u64 each, in the
-// order of COUNTERS below) and the bytes of each read range.
+// u32 memory bytes, u64 watchdog cycles, u32 read ranges, u32 layer boundaries, the
+// instruction words (16 bytes each), the memory image, (u32 first word, u32 word count) per
+// range, and per boundary its targets (u32 each, in the order of
+// verdigris.arch.counters.COMPLETION_COUNTERS). RESULTS gets, per job: u32 error, u32 timed
+// out, f64 seconds of the run, the counters at `done` (u64 each, in the order of
+// VERDIGRIS_COUNTERS), u32 snapshots taken, each snapshot's counters (same order), and the
+// bytes of each read range.
 //
 // The core (hw/core_top.py: host inputs registered INPUT_LATENCY cycles) is loaded through
 // its host port and started; the clock is then stepped in C++ until `done`, so nothing but
-// the model runs per cycle.
+// the model runs per cycle. In each cycle of the run the harness checks the completion
+// counters against the next layer boundary's targets and, once reached, copies every
+// counter: the snapshot of that boundary (docs/host-port.md).
+//
+// The counter ports and their order come from Python, the one definition
+// (verdigris.arch.counters.COUNTERS): core_runner prepends
+// `#define VERDIGRIS_COUNTERS(X) X(cycles) X(macs) ...` to this file when it builds it.
 //
 // Built with Verilator's --trace-fst (VM_TRACE=1), it writes an FST waveform of every cycle
 // of every job (host-port loading, the run and the read-back) to TRACE: clk falls at time 2n
@@ -35,8 +44,32 @@
 #if !defined(DMA_BYTES) || !defined(INPUT_LATENCY)
 #error "compile with -DDMA_BYTES=<bytes per main-memory word> -DINPUT_LATENCY=<cycles>"
 #endif
+#ifndef VERDIGRIS_COUNTERS
+#error "VERDIGRIS_COUNTERS(X) is prepended by verdigris.sim.rtl.core_runner (the counter ports)"
+#endif
 
 namespace {
+
+#define VERDIGRIS_ONE(name) +1
+constexpr int kCounters = 0 VERDIGRIS_COUNTERS(VERDIGRIS_ONE);
+#undef VERDIGRIS_ONE
+
+// Every counter port, in port order.
+void read_counters(const Vtop* top, uint64_t* out) {
+    int i = 0;
+#define VERDIGRIS_READ(name) out[i++] = static_cast<uint64_t>(top->name);
+    VERDIGRIS_COUNTERS(VERDIGRIS_READ)
+#undef VERDIGRIS_READ
+}
+
+// Whether the completion counters (which include this cycle's completions) have reached a
+// boundary's targets (load, compute, compute NOPs, store): the compute unit's GEMMs and
+// VECTORs and its NOPs are two in-order streams (verdigris.arch.host_port.boundary_reached).
+bool boundary_reached(const Vtop* top, const uint32_t* target) {
+    uint64_t nops = top->compute_nops_completed;
+    return top->load_completed >= target[0] && top->store_completed >= target[3] &&
+           nops >= target[2] && top->compute_completed - nops >= uint64_t(target[1]) - target[2];
+}
 
 // Byte-wise access to Verilator signals of any width.
 template <typename T>
@@ -172,18 +205,20 @@ int main(int argc, char** argv) {
     uint32_t job_count = 0;
     read_value(jobs, job_count);
     for (uint32_t job = 0; job < job_count; ++job) {
-        uint32_t words = 0, memory_bytes = 0, ranges = 0;
+        uint32_t words = 0, memory_bytes = 0, ranges = 0, boundaries = 0;
         uint64_t watchdog = 0;
         if (!read_value(jobs, words) || !read_value(jobs, memory_bytes) ||
-            !read_value(jobs, watchdog) || !read_value(jobs, ranges)) {
+            !read_value(jobs, watchdog) || !read_value(jobs, ranges) ||
+            !read_value(jobs, boundaries)) {
             std::fprintf(stderr, "truncated job file\n");
             return 2;
         }
         std::vector<uint8_t> code(words * 16u), memory(memory_bytes);
-        std::vector<uint32_t> range(2u * ranges);
+        std::vector<uint32_t> range(2u * ranges), targets(4u * boundaries);
         if (std::fread(code.data(), 1, code.size(), jobs) != code.size() ||
             std::fread(memory.data(), 1, memory.size(), jobs) != memory.size() ||
-            std::fread(range.data(), 4, range.size(), jobs) != range.size()) {
+            std::fread(range.data(), 4, range.size(), jobs) != range.size() ||
+            std::fread(targets.data(), 4, targets.size(), jobs) != targets.size()) {
             std::fprintf(stderr, "truncated job file\n");
             return 2;
         }
@@ -209,8 +244,15 @@ int main(int argc, char** argv) {
         for (int i = 0; i < INPUT_LATENCY; ++i) core.tick();  // until the core has seen `run`
         auto began = std::chrono::steady_clock::now();
         uint64_t cycles = 0;
-        uint32_t timed_out = 0;
+        uint32_t timed_out = 0, taken = 0;
+        std::vector<uint64_t> snapshots(std::size_t(boundaries) * kCounters);
         while (!core.top->done) {
+            // The state after a clock edge is cycle `cycles` of the run: counters hold the
+            // increments of the cycles before it, completion counters this one's too.
+            while (taken < boundaries && boundary_reached(core.top, &targets[4u * taken])) {
+                read_counters(core.top, &snapshots[std::size_t(taken) * kCounters]);
+                ++taken;
+            }
             core.tick();
             if (++cycles > watchdog) {
                 timed_out = 1;
@@ -222,18 +264,11 @@ int main(int argc, char** argv) {
         std::fwrite(&error, 4, 1, results);
         std::fwrite(&timed_out, 4, 1, results);
         std::fwrite(&seconds, 8, 1, results);
-        const uint64_t counters[] = {
-            core.top->cycles, core.top->macs, core.top->zero_macs,
-            core.top->main_read_bytes, core.top->main_write_bytes, core.top->inp_read_bytes,
-            core.top->wgt_read_bytes, core.top->acc_read_bytes, core.top->acc_write_bytes,
-            core.top->buffer_write_bytes,
-            core.top->load_busy_cycles, core.top->load_stall_cycles, core.top->load_instructions,
-            core.top->compute_busy_cycles, core.top->compute_stall_cycles,
-            core.top->compute_instructions,
-            core.top->store_busy_cycles, core.top->store_stall_cycles,
-            core.top->store_instructions,
-        };
-        std::fwrite(counters, 8, sizeof(counters) / 8, results);
+        uint64_t counters[kCounters];
+        read_counters(core.top, counters);
+        std::fwrite(counters, 8, kCounters, results);
+        std::fwrite(&taken, 4, 1, results);
+        std::fwrite(snapshots.data(), 8, std::size_t(taken) * kCounters, results);
         if (error || timed_out) {
             // An error is fatal until the host resets the core; memories keep their data.
             core.top->rst = 1;

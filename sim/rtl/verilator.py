@@ -645,7 +645,7 @@ def run_cocotb(
 ) -> tuple[int, int]:
     """Run the cocotb tests in `test_module` on `build`; return (tests run, tests failed).
 
-    `test_module` is an importable module name (for example `verdigris.sim.rtl.pe_bench`).
+    `test_module` is an importable module name (for example `verdigris.verify.pe`).
     `env` passes parameters to the bench (cocotb tests read them from os.environ). Results
     and the simulator's log go to `results_dir`, or to a temporary folder that is removed
     unless a test failed (the logged error then says where it is)."""

@@ -1,6 +1,7 @@
 """AccelConfig: the presets, user TOML files, every validation rule and the TOML round trip."""
 
 import dataclasses
+import math
 import tomllib
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from verdigris.arch.config import (
+    MAX_CLOCK_MHZ,
     PRESETS,
     PRESETS_DIR,
     REQUIRED_KEYS,
@@ -79,6 +81,7 @@ VALID = {
     "instruction_capacity": 2048,
     "dma_bytes": 4,
     "queue_depth": 8,
+    "clock_mhz": 25.0,  # a float: the one key that may be one
 }
 
 
@@ -551,10 +554,53 @@ def test_the_doc_gives_each_default_and_the_required_keys():
     for field in dataclasses.fields(AccelConfig):
         entry = doc_table()[field.name]
         assert entry["meaning"] and entry["allowed"], field.name
-        expected_type = "string" if field.name in ("name", "dataflow") else "integer"
+        expected_type = (
+            "string"
+            if field.name in ("name", "dataflow")
+            else "number"
+            if field.name == "clock_mhz"
+            else "integer"
+        )
         assert entry["type"] == expected_type, field.name
         if field.name in REQUIRED_KEYS:
             assert entry["default"] == "required", field.name
         else:
             literal = entry["default"].strip("`")
             assert tomllib.loads(f"v = {literal}")["v"] == field.default, field.name
+
+
+# ------------------------------------------------------------------------------ clock
+
+
+def test_the_clock_defaults_to_50_mhz_and_turns_cycles_into_seconds():
+    config = AccelConfig("x", 4, 4)
+    assert config.clock_mhz == 50
+    assert config.seconds(2668) == pytest.approx(53.36e-6)
+    assert make(clock_mhz=12.5).seconds(25) == pytest.approx(2e-6)
+
+
+@pytest.mark.parametrize("clock", [1, 48.5, 0.001, MAX_CLOCK_MHZ])
+def test_a_clock_above_0_up_to_the_maximum_builds(tmp_path, clock):
+    config = make(clock_mhz=clock)
+    assert load_config(write(tmp_path, config.to_toml())) == config
+
+
+@pytest.mark.parametrize("clock", [0, -5, 0.0, MAX_CLOCK_MHZ + 1, 50e6, math.inf, math.nan])
+def test_a_clock_outside_the_range_is_named(clock):
+    assert problem(clock_mhz=clock) == (
+        f"config 't': clock_mhz must be above 0 and at most {MAX_CLOCK_MHZ} (MHz), not {clock}"
+    )
+
+
+@pytest.mark.parametrize(("value", "shown"), [("true", "True"), ('"50"', "'50'")])
+def test_a_clock_of_the_wrong_type_is_named(tmp_path, value, shown):
+    path = write(tmp_path, f'name = "x"\nrows = 4\ncols = 4\nclock_mhz = {value}\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: clock_mhz must be int or float, not {shown}"
+
+
+def test_a_config_recorded_without_a_clock_loads_with_the_default():
+    # Programs compiled before clock_mhz existed carry no such key in their header.
+    recorded = {k: v for k, v in load_config("default").to_dict().items() if k != "clock_mhz"}
+    assert AccelConfig.from_dict(recorded) == load_config("default")

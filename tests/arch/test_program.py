@@ -2,7 +2,6 @@
 
 import dataclasses
 import hashlib
-import json
 import struct
 
 import numpy as np
@@ -11,13 +10,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from tests.support.program_files import (
+    CHECKSUM_BYTES,
+    HEAD_BYTES,
+    NHWC,
+    TINY,
+    header_of,
+    make_program,
+    malformed,
+    rewrite_header,
+    with_checksum,
+    with_header,
+)
 from verdigris.arch.config import load_config
-from verdigris.arch.isa import Buffer, Deps, Finish, Gemm, Load, Nop, Store, Unit, Vector, VectorOp
 from verdigris.arch.program import (
     FORMAT_VERSION,
     MAGIC,
     Binding,
-    LayerInfo,
     Program,
     ProgramError,
     Segment,
@@ -29,42 +38,10 @@ from verdigris.arch.program import (
     unpack_tensor,
 )
 
-TINY = load_config("tiny")
-NHWC = (0, 2, 3, 1)
-HEAD_BYTES = 16  # magic (8), version (4), header length (4)
-CHECKSUM_BYTES = 32
-
-
-def make_program(config=TINY, host=None) -> Program:
-    instructions = (
-        Load(Deps(), Buffer.WGT, False, 0, 4, 4, dram_addr=0x000, dram_stride=4),
-        Load(Deps(), Buffer.REQ, False, 0, 1, 4, dram_addr=0x040),
-        Load(Deps(push_next=True), Buffer.INP, False, 0, 4, 4, dram_addr=0x100, dram_stride=4),
-        Gemm(Deps(pop_prev=True), True, False, 0, 0, 0, 4),
-        Vector(Deps(push_next=True), VectorOp.ADD, 0, 0, 4, zero=-3, multiplier=5),
-        Nop(Deps(), target=Unit.STORE),
-        Store(Deps(pop_prev=True), False, 0, 4, 4, 0x200, 4, req_row=0),
-        Finish(Deps()),
-    )
-    segments = (
-        Segment(0x000, bytes(range(16))),  # weights
-        Segment(0x040, bytes(range(200, 248))),  # one requant row: 4 entries of 12 bytes
-    )
-    inputs = (Binding("x", 0x100, "int8", (1, 4, 2, 2), (1, 4, 2, 2), NHWC),)
-    outputs = (Binding("y", 0x200, "int8", (1, 4, 2, 2), (1, 4, 2, 2), NHWC),)
-    layers = (LayerInfo("conv0", "Conv", 0, 8, 64, (1, 4, 2, 2)), LayerInfo("nop", "Nop", 8, 8, 0))
-    if host is None:
-        host = {"inputs": {"x": {"onnx": "input.1", "scale": 0.25, "zero_point": -3}}, "steps": []}
-    return Program(config, instructions, segments, inputs, outputs, layers, host, "hand-made")
-
 
 def assert_same_program(got: Program, want: Program) -> None:
     for field in dataclasses.fields(Program):
         assert getattr(got, field.name) == getattr(want, field.name), field.name
-
-
-def with_checksum(body: bytes) -> bytes:
-    return body + hashlib.sha256(body).digest()
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +74,6 @@ def test_an_empty_program_round_trips(tmp_path):
 def test_program_bytes_is_deterministic(data):
     assert program_bytes(make_program()) == data
     assert program_bytes(make_program()) == program_bytes(make_program())
-    # The order in which the host dict was built does not matter.
-    host = make_program().host
-    reordered = dict(reversed(list(host.items())))
-    assert list(reordered) != list(host)
-    assert program_bytes(make_program(host=reordered)) == data
 
 
 def test_the_file_layout(data):
@@ -228,37 +200,6 @@ def test_a_valid_checksum_over_a_malformed_header_is_a_program_error(data):
     struct.pack_into("<I", body, 12, header_length + 10**6)
     with pytest.raises(ProgramError, match="malformed program"):
         parse_program(with_checksum(bytes(body)))
-
-
-def header_of(data: bytes) -> dict:
-    """The parsed JSON header of a .vgp file."""
-    header_length = struct.unpack_from("<I", data, 12)[0]
-    return json.loads(data[HEAD_BYTES : HEAD_BYTES + header_length])
-
-
-def with_header(data: bytes, header: object) -> bytes:
-    """The file with its JSON header replaced, re-serialized as program_bytes writes it and
-    with a valid checksum (as a buggy writer would produce it)."""
-    header_length = struct.unpack_from("<I", data, 12)[0]
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    rest = data[HEAD_BYTES + header_length : -CHECKSUM_BYTES]
-    return with_checksum(struct.pack("<8sII", MAGIC, FORMAT_VERSION, len(text)) + text + rest)
-
-
-def rewrite_header(data: bytes, **changes) -> bytes:
-    """The file with header entries changed and a valid checksum (as a buggy writer would)."""
-    return with_header(data, {**header_of(data), **changes})
-
-
-def malformed(data: bytes) -> str:
-    """The text after "malformed program: " of the error parsing `data`, without the advice
-    to recompile that ends every such message."""
-    with pytest.raises(ProgramError) as info:
-        parse_program(data, source="p.vgp")
-    message = str(info.value)
-    prefix, advice = "p.vgp: malformed program: ", ". Recompile the model with `verdigris compile`."
-    assert message.startswith(prefix) and message.endswith(advice), message
-    return message[len(prefix) : -len(advice)]
 
 
 def test_rewrite_header_keeps_a_valid_file(data):
@@ -477,6 +418,79 @@ def test_a_layer_without_output_shape_loads(data):
     header = header_of(data)
     del header["layers"][0]["output_shape"]
     assert parse_program(with_header(data, header)).layers[0].output_shape == ()
+
+
+# ------------------------------------------------------------------------------ layer sizes
+
+SIZES = ("input_bytes", "weight_bytes", "output_bytes")
+
+
+def _with_sizes(program: Program) -> Program:
+    """make_program's program with conv0's true sizes: 16 B in, 16 + 48 B of weights and
+    requant entries, 16 B out."""
+    conv0, nop = program.layers
+    conv0 = dataclasses.replace(conv0, input_bytes=16, weight_bytes=64, output_bytes=16)
+    nop = dataclasses.replace(nop, input_bytes=0, weight_bytes=0, output_bytes=0)
+    return dataclasses.replace(program, layers=(conv0, nop))
+
+
+def test_layer_sizes_round_trip(tmp_path):
+    program = _with_sizes(make_program())
+    loaded = load_program(save_program(program, tmp_path / "model.vgp"))
+    assert loaded.layers == program.layers
+    assert [(la.input_bytes, la.weight_bytes, la.output_bytes) for la in loaded.layers] == [
+        (16, 64, 16),
+        (0, 0, 0),
+    ]
+    assert all(layer.sizes_known for layer in loaded.layers)
+    written = header_of(program_bytes(program))["layers"][0]
+    assert {key: written[key] for key in SIZES} == dict(zip(SIZES, (16, 64, 16), strict=True))
+
+
+def test_a_layer_written_before_the_sizes_loads_with_them_unknown(data):
+    """A file from before the sizes (make_program's layers have none): they load as None,
+    and the writer leaves unknown sizes out rather than writing a guess."""
+    assert not set(SIZES) & set(header_of(data)["layers"][0])
+    layer = parse_program(data).layers[0]
+    assert (layer.input_bytes, layer.weight_bytes, layer.output_bytes) == (None, None, None)
+    assert not layer.sizes_known
+
+
+@pytest.mark.parametrize("missing", SIZES)
+def test_a_layer_with_some_sizes_names_the_missing_one(missing):
+    data = program_bytes(_with_sizes(make_program()))
+    header = header_of(data)
+    del header["layers"][1][missing]
+    assert malformed(with_header(data, header)) == f"missing field 'layers[1].{missing}'"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("input_bytes", -1, "field 'layers[0].input_bytes' must be 0 or more, not -1"),
+        (
+            "weight_bytes",
+            "64",
+            "field 'layers[0].weight_bytes' must be an integer, not a string (\"64\")",
+        ),
+        (
+            "output_bytes",
+            16.0,
+            "field 'layers[0].output_bytes' must be an integer, not a number (16.0)",
+        ),
+        (
+            "output_bytes",
+            True,
+            "field 'layers[0].output_bytes' must be an integer, not a boolean (true)",
+        ),
+        ("input_bytes", None, "field 'layers[0].input_bytes' must be an integer, not null"),
+    ],
+)
+def test_a_malformed_layer_size_is_named(field, value, message):
+    data = program_bytes(_with_sizes(make_program()))
+    header = header_of(data)
+    header["layers"][0][field] = value
+    assert malformed(with_header(data, header)) == message
 
 
 def test_a_config_the_header_gets_wrong_is_named(data):

@@ -5,12 +5,12 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from tests.support.graphs import add_graph, conv_graph, matmul_graph, pool_graph, random_inputs
 from verdigris.arch.config import AccelConfig
 from verdigris.compiler.backend import compile_graph
+from verdigris.compiler.passes import verify_graph
 from verdigris.sim.golden import run_device
 from verdigris.sim.isasim import run_program
-
-from .graphs import add_graph, conv_graph, matmul_graph, pool_graph, random_inputs
 
 # Small buffers so that M-tiles, output-channel groups and both buffer halves all occur.
 SMALL = AccelConfig(
@@ -44,6 +44,7 @@ PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 
 def _check(graph, config, seed):
+    verify_graph(graph)  # the hand-built graphs keep the IR's invariants too
     rng = np.random.default_rng(seed)
     inputs = random_inputs(rng, graph)
     expected = run_device(graph, inputs)[graph.outputs[0].tensor.name]

@@ -6,19 +6,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.graphs import matmul_graph
+from tests.support.tiny_models import BUILDERS, FORMATS, calibration_inputs, quantize
 from verdigris.arch.activity import pe_utilization
 from verdigris.arch.config import load_config
 from verdigris.arch.program import ProgramError, load_program, program_bytes, save_program
 from verdigris.compiler.backend import CompileError, compile_graph
 from verdigris.compiler.frontend import import_model
-from verdigris.sim.golden import quantize_input, run_device
+from verdigris.sim.golden import run_device
+from verdigris.sim.host import quantize_input
 from verdigris.sim.isasim import run_program
-
-from ..compiler.test_ops import FORMATS
-from ..compiler.tiny_models import BUILDERS, calibration_inputs, quantize
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MODELS = sorted(p.name for p in (EXAMPLES / "models").glob("*_q*.onnx"))
+
+
+@pytest.fixture(autouse=True)
+def verify_every_graph(monkeypatch):
+    """Imported graphs are checked by the graph verifier after every pass."""
+    monkeypatch.setenv("VERDIGRIS_VERIFY_GRAPH", "1")
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +89,16 @@ def test_model_too_big_for_memory_names_the_tensor():
         r"tensor, '.*', takes",
     ):
         compile_graph(graph, small)
+
+
+def test_more_output_channels_than_requant_rows_names_the_op():
+    graph = matmul_graph(np.random.default_rng(0), m=2, k=8, n=72, zero_point=0)
+    config = load_config("tiny")  # 4 columns, 16 requant rows: 64 channels at most
+    with pytest.raises(
+        CompileError,
+        match=r"^op matmul: 72 output channels need 18 requant rows; config 'tiny' has 16$",
+    ):
+        compile_graph(graph, config)
 
 
 @pytest.mark.parametrize("fmt", ["qdq-s8-perchannel", "qop-u8"])

@@ -9,15 +9,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from tests.support.tiny_models import BUILDERS, quantize
+from verdigris.arch.tensor_files import read_named_arrays
 from verdigris.compiler.frontend import (
     ModelError,
     ModelFileError,
     UnsupportedModelError,
     import_model,
 )
-from verdigris.compiler.frontend.calibrate import read_named_arrays
-
-from .tiny_models import BUILDERS, quantize
 
 
 def test_missing_file(tmp_path):

@@ -7,18 +7,10 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
+from tests.support.tiny_models import BUILDERS, FORMATS, calibration_inputs, quantize
 from verdigris.compiler import ir
 from verdigris.compiler.frontend import import_model
 from verdigris.sim.golden import run_graph
-
-from .tiny_models import BUILDERS, calibration_inputs, quantize
-
-FORMATS = {
-    "qdq-s8-perchannel": {"fmt": "qdq", "activations": "int8", "per_channel": True},
-    "qdq-u8": {"fmt": "qdq", "activations": "uint8", "per_channel": False},
-    "qop-u8": {"fmt": "qop", "activations": "uint8", "per_channel": False},
-    "qop-s8-perchannel": {"fmt": "qop", "activations": "int8", "per_channel": True},
-}
 
 # The device ops each tiny graph must become (the float ops around them run on the host).
 EXPECTED_OPS = {

@@ -6,15 +6,16 @@ import re
 import pytest
 from amaranth.hdl import Module, Mux, Signal, Value, signed
 
+from tests.support.array import MisalignedColumnArray
 from verdigris.hw.array import ArrayPE, SystolicArray
-from verdigris.sim.amaranth_sim import simulate_array
-from verdigris.sim.blockmodels import (
+from verdigris.verify.array import (
     ArrayInputs,
     ArrayModel,
     GemmSpec,
     gemm_stimulus,
     random_array_inputs,
     random_gemm_stimulus,
+    simulate_array,
 )
 
 
@@ -129,23 +130,6 @@ def test_safe_reuse_margin_of_the_swap_rule():
     assert got_row[:-1] == gemm_row[:-1] and got_row[-1] != gemm_row[-1]
 
 
-class _MisalignedColumnArray(SystolicArray):
-    """A deliberately broken array: column 0 is de-skewed one cycle too many."""
-
-    def elaborate(self, _platform):
-        m = Module()
-        m.submodules.array = inner = SystolicArray(
-            self.dim, operand_width=self.operand_width, acc_width=self.acc_width
-        )
-        for port in ("w_en", "w_row", "w_data", "a_valid", "a_data", "a_swap"):
-            m.d.comb += getattr(inner, port).eq(getattr(self, port))
-        m.d.comb += [self.p_valid.eq(inner.p_valid), self.zero_count.eq(inner.zero_count)]
-        for c in range(1, self.dim):
-            m.d.comb += self.p_data[c].eq(inner.p_data[c])
-        m.d.sync += self.p_data[0].eq(inner.p_data[0])
-        return m
-
-
 class _LateSwapPE(ArrayPE):
     """A deliberately broken PE: the swapping element still uses the old active weight."""
 
@@ -169,7 +153,7 @@ class _LateSwapPE(ArrayPE):
 def test_comparison_catches_a_wrong_deskew():
     stimulus = random_gemm_stimulus(5, 4, 8)
     inputs = list(stimulus.inputs)
-    got = simulate_array(4, inputs, dut=_MisalignedColumnArray(4))
+    got = simulate_array(4, inputs, dut=MisalignedColumnArray(4))
     assert got != ArrayModel(4).run(inputs)
 
 

@@ -6,8 +6,7 @@ number of zero-operand MACs."""
 import pytest
 
 from verdigris.hw.array_os import OutputStationaryArray
-from verdigris.sim.amaranth_sim import simulate_array
-from verdigris.sim.blockmodels import ArrayInputs, random_gemm_stimulus
+from verdigris.verify.array import ArrayInputs, random_gemm_stimulus, simulate_array
 
 
 @pytest.mark.parametrize(("dim", "acc_width"), [(2, 32), (4, 32), (8, 32), (4, 16)])

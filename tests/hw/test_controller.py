@@ -5,46 +5,20 @@ every instruction must start in the same cycle as in the instruction simulator, 
 cycle, busy, stall and instruction counts must equal its Activity. An illegal instruction
 must stop the controller with `error`."""
 
-import random
-from dataclasses import replace
-
-import numpy as np
 import pytest
 
-from verdigris.arch.isa import Buffer, Deps, Finish, Gemm, Load, Nop, Unit, Vector
-from verdigris.hw.controller import Controller
-from verdigris.sim.amaranth_sim import simulate_controller
-from verdigris.sim.drivers import UnitProtocolError
-from verdigris.sim.isasim import run_instructions
-
-from ..sim.test_isasim import CONFIG, memory_with, random_instruction, serial
-from .faults import faulty
-
-
-def expected(program):
-    """isasim's start cycle of every instruction, and its Activity."""
-    timeline = np.full((len(program), 2), -1, np.int64)
-    _, activity = run_instructions(CONFIG, program, memory_with(), timeline=timeline)
-    return {i: int(start) for i, (start, _) in enumerate(timeline) if start >= 0}, activity
-
-
-def random_program(seed: int) -> list:
-    rng = random.Random(seed)
-    program = [random_instruction(rng) for _ in range(rng.randint(1, 24))]
-    if rng.random() < 0.75:
-        program = serial(program)
-    return [*program, Finish(Deps())]
-
-
-def check_controller_run(program, run) -> None:
-    """Assert a ControllerRun's starts and counters equal the instruction simulator's."""
-    starts, activity = expected(program)
-    assert not run.error, "error"
-    assert run.starts == starts, "starts"
-    assert run.cycles == activity.cycles, "cycles"
-    assert run.busy == activity.busy, "busy"
-    assert run.stall == activity.stall, "stall"
-    assert run.instructions == activity.instructions, "instructions"
+from tests.support.controller import (
+    HAZARDS,
+    START,
+    FaultyController,
+    ShallowQueues,
+    check_controller_run,
+    random_program,
+)
+from tests.support.programs import CONFIG
+from verdigris.arch.isa import Buffer, Deps, Finish, Load, Nop, Unit
+from verdigris.verify.controller import simulate_controller
+from verdigris.verify.protocol import UnitProtocolError
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -57,22 +31,11 @@ def test_finish_only_takes_one_cycle():
     assert simulate_controller(CONFIG, [Finish(Deps())]).cycles == 1
 
 
-HAZARDS = [
-    Gemm(Deps(), True, False, 0, 0, 0, 1),
-    Gemm(Deps(), True, True, 0, 0, 0, 1),
-    Vector(Deps(), 1, 0, 0, 2),
-    Nop(Deps(push_next=True), Unit.COMPUTE),
-    Finish(Deps()),
-]
-
-
 def test_weight_swap_and_vector_hazards():
     check_controller_run(HAZARDS, simulate_controller(CONFIG, HAZARDS))
 
 
 # -------------------------------------------------------------------------------- errors
-
-START = [Nop(Deps(), Unit.LOAD), Gemm(Deps(), True, False, 0, 0, 0, 2)]
 
 
 @pytest.mark.parametrize("bad", [Nop(Deps(), 3), Finish(Deps(push_next=True))])
@@ -98,23 +61,13 @@ def test_a_unit_error_stops_the_controller():
 # ------------------------------------------------------------------- the tests can fail
 
 
-_Wrapped = faulty(Controller)
-
-
-class ShallowQueues(_Wrapped):
-    """Queues of two entries where the config says four: fetch stalls sooner."""
-
-    def inner_config(self):
-        return replace(self.config, queue_depth=2)
-
-
-class IgnoresComputeReady(_Wrapped):
+class IgnoresComputeReady(FaultyController):
     """Starts compute instructions whenever the unit is free, hazards or not."""
 
-    TAMPERED = frozenset({"compute_ready"})
+    TAMPERED = frozenset({"compute__ready"})
 
     def tamper(self, m, inner):
-        m.d.comb += inner.compute_ready.eq(self.compute_free)
+        m.d.comb += inner.compute.ready.eq(self.compute.free)
 
 
 @pytest.mark.parametrize(
@@ -125,7 +78,7 @@ class IgnoresComputeReady(_Wrapped):
     ],
 )
 def test_a_broken_controller_fails(variant, program, error, message):
-    run = simulate_controller(CONFIG, program, controller=_Wrapped(CONFIG))
+    run = simulate_controller(CONFIG, program, controller=FaultyController(CONFIG))
     check_controller_run(program, run)  # wrapping alone is fine
     with pytest.raises(error, match=message):
         check_controller_run(

@@ -6,75 +6,29 @@ import re
 
 import numpy as np
 import pytest
-from amaranth.hdl import Cat, Mux, Shape, Signal
+from amaranth.hdl import Mux, Shape, Signal
 
+from tests.support.load_unit import (
+    PUSH,
+    FaultyLoadUnit,
+    SwappedBytes,
+    check_results,
+    model_buffers,
+    random_memory,
+    random_program,
+    small_config,
+)
 from verdigris.arch.config import AccelConfig, load_config
-from verdigris.arch.isa import Buffer, Deps, Finish, Gemm, Load, Nop, Unit, buffer_rows
+from verdigris.arch.cycle_model import plan_instruction
+from verdigris.arch.isa import Buffer, Deps, Finish, Gemm, Load, Nop, Unit, elements_bytes
 from verdigris.arch.timing import LOAD_OVERHEAD
 from verdigris.hw.load_unit import LoadUnit
 from verdigris.sim import isasim
-from verdigris.sim.amaranth_sim import simulate_load_unit
-from verdigris.sim.drivers import UnitProtocolError
 from verdigris.sim.isasim import IsaError, run_instructions
-
-from .faults import faulty
-
-ELEMENT_BYTES = {Buffer.INP: 1, Buffer.WGT: 1, Buffer.ACC: 4, Buffer.REQ: 12}
-PUSH = Deps(push_next=True)
-
-
-def small_config(dim: int, dma_bytes: int, **overrides) -> AccelConfig:
-    fields = {
-        "inp_rows": 32,
-        "wgt_rows": 32,
-        "acc_rows": 16,
-        "req_rows": 8,
-        "main_memory_bytes": 1024,
-    } | overrides
-    return AccelConfig(
-        name=f"load{dim}x{dma_bytes}", rows=dim, cols=dim, dma_bytes=dma_bytes, **fields
-    )
-
-
-def random_memory(config: AccelConfig, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, config.main_memory_bytes, dtype=np.uint8)
-
+from verdigris.verify.load_unit import simulate_load_unit
+from verdigris.verify.protocol import UnitProtocolError
 
 # ------------------------------------------------------------------------------ the models
-
-
-def model_buffers(config: AccelConfig, instructions, memory) -> dict:
-    """docs/isa.md's LOAD, written out element by element (independent of isasim)."""
-    dim = config.dim
-    buffers = {b: np.zeros((buffer_rows(config, b), dim), np.int64) for b in Buffer}
-    buffers[Buffer.REQ] = np.zeros((config.req_rows, dim, 6), np.int64)
-    for ins in instructions:
-        if not isinstance(ins, Load):
-            continue
-        buffer = Buffer(ins.buffer)
-        e = ELEMENT_BYTES[buffer]
-        for i in range(ins.rows):
-            row = buffers[buffer][ins.buf_row + i]
-            row[...] = 0
-            if ins.fill:
-                row[...] = ins.fill_value
-                continue
-            for c in range(ins.elems):
-                start = ins.dram_addr + i * ins.dram_stride + c * e
-                data = bytes(memory[start : start + e])
-                if buffer is Buffer.REQ:
-                    row[c] = [
-                        int.from_bytes(data[0:4], "little", signed=True),
-                        int.from_bytes(data[4:8], "little", signed=True),
-                        data[8],
-                        int.from_bytes(data[9:10], "little", signed=True),
-                        int.from_bytes(data[10:11], "little", signed=True),
-                        int.from_bytes(data[11:12], "little", signed=True),
-                    ]
-                else:
-                    row[c] = int.from_bytes(data, "little", signed=True)
-    return buffers
 
 
 def isasim_buffers(config: AccelConfig, instructions, memory) -> dict:
@@ -82,14 +36,8 @@ def isasim_buffers(config: AccelConfig, instructions, memory) -> dict:
     state = isasim._State.reset(config, memory.copy())
     for index, ins in enumerate(instructions):
         if isinstance(ins, Load):
-            isasim._start_load(state, isasim._plan_load(index, ins, config))()
+            isasim._start_load(state, plan_instruction(config, index, ins))()
     return state.buffers
-
-
-def isasim_timeline(config: AccelConfig, instructions, memory) -> np.ndarray:
-    timeline = np.full((len(instructions) + 1, 2), -1, np.int64)
-    run_instructions(config, [*instructions, Finish(Deps())], memory, timeline=timeline)
-    return timeline[:-1]
 
 
 def check_load_unit(config: AccelConfig, instructions, memory, dut=None) -> np.ndarray:
@@ -99,28 +47,13 @@ def check_load_unit(config: AccelConfig, instructions, memory, dut=None) -> np.n
     return timeline
 
 
-def check_results(config: AccelConfig, instructions, memory, buffers, timeline) -> None:
-    """Assert a run's buffers and timeline equal the models'."""
-    want = model_buffers(config, instructions, memory)
-    for buffer in Buffer:
-        np.testing.assert_array_equal(buffers[buffer], want[buffer], err_msg=buffer.name)
-    # Back to back: each instruction starts in the completion cycle of the one before.
-    assert timeline[0, 0] == 0
-    np.testing.assert_array_equal(timeline[1:, 0], timeline[:-1, 1])
-    reference = isasim_timeline(config, instructions, memory)
-    np.testing.assert_array_equal(
-        timeline[:, 1] - timeline[:, 0], reference[:, 1] - reference[:, 0], err_msg="busy"
-    )
-    np.testing.assert_array_equal(timeline - timeline[0, 0], reference - reference[0, 0])
-
-
 def busy_of(config: AccelConfig, ins) -> int:
     """Busy from docs/isa.md's table, computed here from the definition of `words`."""
     if isinstance(ins, Nop):
         return 1
     if ins.fill:
         return max(1, ins.rows)
-    nbytes, dma = ins.elems * ELEMENT_BYTES[Buffer(ins.buffer)], config.dma_bytes
+    nbytes, dma = elements_bytes(config, Buffer(ins.buffer), ins.elems), config.dma_bytes
     words = 0
     for i in range(ins.rows):
         offset = (ins.dram_addr + i * ins.dram_stride) % dma
@@ -129,43 +62,6 @@ def busy_of(config: AccelConfig, ins) -> int:
 
 
 # ------------------------------------------------------------------------ random programs
-
-
-def random_load(config: AccelConfig, rng: np.random.Generator) -> Load:
-    dim, dma = config.dim, config.dma_bytes
-    buffer = Buffer(int(rng.integers(4)))
-    rows = int(rng.integers(1, 7)) if rng.random() > 0.05 else 0
-    buf_row = int(rng.integers(0, buffer_rows(config, buffer) - rows + 1))
-    deps = PUSH if rng.random() < 0.5 else Deps()
-    if buffer is not Buffer.REQ and rng.random() < 0.25:
-        value = int(rng.integers(-128, 128))
-        return Load(deps, buffer, True, buf_row, rows, int(rng.integers(0, 256)), 0, 0, value)
-    elems = int(rng.integers(1, dim + 1))
-    nbytes = elems * ELEMENT_BYTES[buffer]
-    stride = int(
-        rng.choice(
-            [
-                0,
-                nbytes,
-                dma * int(rng.integers(1, 4)),
-                int(rng.integers(1, 3 * nbytes + 2)),
-            ]
-        )
-    )
-    span = (max(rows, 1) - 1) * stride + nbytes
-    addr = int(rng.integers(0, config.main_memory_bytes - span + 1))
-    return Load(deps, buffer, False, buf_row, rows, elems, addr, stride)
-
-
-def random_program(config: AccelConfig, seed: int, count: int) -> list:
-    rng = np.random.default_rng(seed)
-    program = []
-    for _ in range(count):
-        if rng.random() < 0.08:
-            program.append(Nop(PUSH if rng.random() < 0.5 else Deps(), Unit.LOAD))
-        else:
-            program.append(random_load(config, rng))
-    return program
 
 
 CONFIGS = [(4, 4), (4, 8), (8, 4), (8, 8)]
@@ -331,26 +227,14 @@ def test_legal_edges_do_not_raise(edge):
 # ------------------------------------------------------------- the tests can fail, ports
 
 
-_Wrapped = faulty(LoadUnit)
-
-
-class _SwappedBytes(_Wrapped):
-    """Reads main-memory words with their two lowest bytes swapped."""
-
-    TAMPERED = frozenset({"mem_data"})
-
-    def tamper(self, m, inner):
-        data = self.mem_data
-        m.d.comb += inner.mem_data.eq(Cat(data[8:16], data[0:8], data[16:]))
-
-
-class _OneCycleLate(_Wrapped):
+class _OneCycleLate(FaultyLoadUnit):
     """Completes every instruction of busy 2 or more a cycle late, consistently (free,
     in_flight and push_next), so only the comparison with the cycle model can tell."""
 
-    TAMPERED = frozenset({"free", "in_flight", "push_next"})
+    TAMPERED = frozenset({"control__free", "control__in_flight", "control__push_next"})
 
     def tamper(self, m, inner):
+        outer, inner = self.control, inner.control
         was_in_flight = Signal()
         push_next = Signal.like(inner.push_next)
         m.d.sync += [was_in_flight.eq(inner.in_flight), push_next.eq(inner.push_next)]
@@ -358,33 +242,34 @@ class _OneCycleLate(_Wrapped):
         m.d.sync += was_late.eq(late)
         m.d.comb += [
             late.eq(was_in_flight & ~inner.in_flight),
-            self.free.eq(inner.free & ~late),
-            self.in_flight.eq(inner.in_flight | late),
-            self.push_next.eq(Mux(was_late, push_next, Mux(late, 0, inner.push_next))),
+            outer.free.eq(inner.free & ~late),
+            outer.in_flight.eq(inner.in_flight | late),
+            outer.push_next.eq(Mux(was_late, push_next, Mux(late, 0, inner.push_next))),
         ]
 
 
-class _LateWrites(_Wrapped):
+class _LateWrites(FaultyLoadUnit):
     """Writes every buffer row a cycle late: right data, but the last row of an instruction
     lands in its completion cycle, when a consumer may already read it."""
 
+    BUFFERS = ("inp", "wgt", "acc", "req")
     TAMPERED = frozenset(
-        f"{prefix}_{suffix}"
-        for prefix in ("inp", "wgt", "acc", "req")
-        for suffix in ("addr", "data", "en")
+        f"{buffer}__{member}" for buffer in BUFFERS for member in ("addr", "data", "en")
     )
 
     def tamper(self, m, inner):
-        for name in self.TAMPERED:
-            m.d.sync += getattr(self, name).eq(getattr(inner, name))
+        for buffer in self.BUFFERS:
+            outer_port, inner_port = getattr(self, buffer), getattr(inner, buffer)
+            for member in ("addr", "data", "en"):
+                m.d.sync += getattr(outer_port, member).eq(getattr(inner_port, member))
 
 
-@pytest.mark.parametrize(("variant", "message"), [(_SwappedBytes, "INP"), (_OneCycleLate, "busy")])
+@pytest.mark.parametrize(("variant", "message"), [(SwappedBytes, "INP"), (_OneCycleLate, "busy")])
 def test_a_broken_unit_fails(variant, message):
     config = small_config(4, 4)
     memory = random_memory(config, 9)
     program = random_program(config, seed=3, count=12)
-    check_load_unit(config, program, memory, dut=_Wrapped(config))  # wrapping alone is fine
+    check_load_unit(config, program, memory, dut=FaultyLoadUnit(config))  # wrapping alone is fine
     with pytest.raises(AssertionError, match=message):
         check_load_unit(config, program, memory, dut=variant(config))
 
@@ -400,31 +285,35 @@ def test_ports():
     config = small_config(8, 4, main_memory_bytes=2048)
     members = LoadUnit(config).signature.members
     widths = {
-        name: (member.flow.name, Shape.cast(member.shape).width) for name, member in members.items()
+        "__".join(path): (member.flow.name, Shape.cast(member.shape).width)
+        for path, member in members.flatten()
+        if member.is_port
     }
     assert widths == {
-        "start": ("In", 1),
-        "instr": ("In", 128),
-        "free": ("Out", 1),
-        "push_prev": ("Out", 2),
-        "push_next": ("Out", 2),
-        "in_flight": ("Out", 1),
-        "error": ("Out", 1),
-        "mem_addr": ("Out", 9),
-        "mem_en": ("Out", 1),
-        "mem_data": ("In", 32),
-        "inp_addr": ("Out", 5),
-        "inp_data": ("Out", 64),
-        "inp_en": ("Out", 1),
-        "wgt_addr": ("Out", 5),
-        "wgt_data": ("Out", 64),
-        "wgt_en": ("Out", 1),
-        "acc_addr": ("Out", 4),
-        "acc_data": ("Out", 256),
-        "acc_en": ("Out", 1),
-        "req_addr": ("Out", 3),
-        "req_data": ("Out", 768),
-        "req_en": ("Out", 1),
+        "control__start": ("In", 1),
+        "control__instr": ("In", 128),
+        "control__ready": ("Out", 1),
+        "control__free": ("Out", 1),
+        "control__push_prev": ("Out", 2),
+        "control__push_next": ("Out", 2),
+        "control__in_flight": ("Out", 1),
+        "control__error": ("Out", 1),
+        "control__completed": ("Out", 2),
+        "mem__addr": ("Out", 9),
+        "mem__en": ("Out", 1),
+        "mem__data": ("In", 32),
+        "inp__addr": ("Out", 5),
+        "inp__data": ("Out", 64),
+        "inp__en": ("Out", 1),
+        "wgt__addr": ("Out", 5),
+        "wgt__data": ("Out", 64),
+        "wgt__en": ("Out", 1),
+        "acc__addr": ("Out", 4),
+        "acc__data": ("Out", 256),
+        "acc__en": ("Out", 1),
+        "req__addr": ("Out", 3),
+        "req__data": ("Out", 768),
+        "req__en": ("Out", 1),
     }
 
 

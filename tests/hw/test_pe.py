@@ -2,11 +2,11 @@
 """The processing element in Amaranth's simulator, against its Python model."""
 
 import pytest
-from amaranth.hdl import Module
 
+from tests.support.pe import SignFlippedPE
 from verdigris.hw.pe import ProcessingElement
-from verdigris.sim.amaranth_sim import simulate_pe
-from verdigris.sim.blockmodels import PEInputs, PEModel, random_pe_inputs, wrap_signed
+from verdigris.verify.pe import PEInputs, PEModel, random_pe_inputs, simulate_pe
+from verdigris.verify.protocol import wrap_signed
 
 
 def _model_outputs(stimulus, operand_width, acc_width):
@@ -23,43 +23,45 @@ def test_pe_matches_model_on_random_inputs(operand_width, acc_width):
     assert got == _model_outputs(stimulus, operand_width, acc_width)
 
 
-def test_pe_weight_shift_and_mac_by_hand():
-    # Load weight -3, then multiply 5 by it on top of a partial sum of 100.
+def test_pe_weight_swap_and_mac_by_hand():
+    # Load shadow weight -3, swap it in with 5 on top of a partial sum of 100, keep using it.
     stimulus = [
         PEInputs(w_in=-3, w_load=True),
-        PEInputs(a_in=5, psum_in=100),
-        PEInputs(a_in=-128, psum_in=0, w_in=7),  # w_load low: the weight stays -3
+        PEInputs(a_in=5, valid_in=True, swap_in=True, psum_in=100, w_in=7, w_load=True),
+        PEInputs(a_in=-128, valid_in=True, psum_in=0),  # no swap: the active weight stays -3
+        PEInputs(a_in=2, valid_in=True, swap_in=True),  # swaps in the shadow weight 7
+        PEInputs(a_in=0, valid_in=True),
     ]
     got = simulate_pe(stimulus)
-    assert [o.w_out for o in got] == [-3, -3, -3]
     assert got[1].psum_out == 100 + 5 * -3
-    assert got[2].psum_out == 384
-    assert got[1].a_out == 5 and not got[1].a_zero
+    assert got[1].a_out == 5 and got[1].valid_out and got[1].swap_out and not got[1].zero
+    assert got[2].psum_out == 384 and not got[2].swap_out
+    assert got[3].psum_out == 14
+    assert got[4].zero
+
+
+def test_pe_swap_needs_a_valid_element():
+    stimulus = [
+        PEInputs(w_in=9, w_load=True),
+        PEInputs(a_in=1, swap_in=True),  # not valid: no swap, no zero count
+        PEInputs(a_in=1, valid_in=True),
+    ]
+    got = simulate_pe(stimulus)
+    assert not got[1].swap_out and not got[1].zero
+    assert got[2].psum_out == 0 and got[2].zero
 
 
 def test_pe_accumulator_wraps_like_int32():
-    stimulus = [PEInputs(w_in=127, w_load=True), PEInputs(a_in=127, psum_in=2**31 - 1)]
+    stimulus = [
+        PEInputs(w_in=127, w_load=True),
+        PEInputs(a_in=127, valid_in=True, swap_in=True, psum_in=2**31 - 1),
+    ]
     got = simulate_pe(stimulus)
     assert got[1].psum_out == wrap_signed(2**31 - 1 + 127 * 127, 32) < 0
 
 
-class _SignFlippedPE(ProcessingElement):
-    """A PE with a deliberate bug, to show the random comparison catches one."""
-
-    def elaborate(self, _platform):
-        m = Module()
-        m.d.sync += [
-            self.a_out.eq(self.a_in),
-            self.psum_out.eq(self.psum_in - self.a_in * self.w_out),
-            self.a_zero.eq((self.a_in == 0) | (self.w_out == 0)),
-        ]
-        with m.If(self.w_load):
-            m.d.sync += self.w_out.eq(self.w_in)
-        return m
-
-
 def test_random_comparison_catches_a_wrong_pe(monkeypatch):
-    monkeypatch.setattr("verdigris.sim.amaranth_sim.ProcessingElement", _SignFlippedPE)
+    monkeypatch.setattr("verdigris.verify.pe.ProcessingElement", SignFlippedPE)
     stimulus = random_pe_inputs(3, 200)
     assert simulate_pe(stimulus) != _model_outputs(stimulus, 8, 32)
 

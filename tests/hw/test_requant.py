@@ -6,23 +6,22 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.exact import round_half_even
 from verdigris.compiler import ir
 from verdigris.hw.requant import Requantizer
 from verdigris.sim.golden import requantize
-from verdigris.sim.rtl.requant_bench import (
+from verdigris.verify.requant import (
     RequantLane,
     RequantModel,
     RequantOutputs,
     RequantRow,
     random_requant_rows,
     requant_lane,
+    simulate_requantizer,
 )
-
-from ..exact import round_half_even
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
 INT8 = st.integers(-128, 127)
@@ -37,41 +36,12 @@ def _exact(lane: RequantLane, acc_width: int = 32) -> tuple[int, int]:
     return min(max(q + lane.zero_point, lane.qmin), lane.qmax), x
 
 
-def _simulate(dut: Requantizer, stimulus: list[RequantRow | None]) -> list[RequantOutputs]:
-    """Apply `stimulus` one cycle each, then enough idle cycles to drain; return the outputs
-    after every clock edge."""
-    outputs: list[RequantOutputs] = []
-    fields = ("acc", "bias", "multiplier", "shift", "zero_point", "qmin", "qmax")
-
-    async def testbench(ctx):
-        for row in stimulus + [None] * dut.LATENCY:
-            ctx.set(dut.valid, row is not None)
-            if row is not None:
-                ctx.set(dut.raw, row.raw)
-                for name in fields:
-                    ctx.set(getattr(dut, name), [getattr(lane, name) for lane in row.lanes])
-            await ctx.tick()
-            outputs.append(
-                RequantOutputs(
-                    bool(ctx.get(dut.result_valid)),
-                    tuple(ctx.get(dut.result)),
-                    tuple(ctx.get(dut.raw_result)),
-                )
-            )
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
-    return outputs
-
-
 def _requantized(dut: Requantizer, lanes: list[RequantLane]) -> list[tuple[int, int]]:
     """(y, x) of every lane in `lanes`, sent back to back as rows of `dut.lanes`."""
     width = dut.lanes
     padded = lanes + [RequantLane()] * (-len(lanes) % width)
     rows = [RequantRow(tuple(padded[i : i + width])) for i in range(0, len(padded), width)]
-    outputs = [o for o in _simulate(dut, rows) if o.result_valid]
+    outputs = [o for o in simulate_requantizer(dut, rows) if o.result_valid]
     pairs = [pair for o in outputs for pair in zip(o.result, o.raw_result, strict=True)]
     return pairs[: len(lanes)]
 
@@ -93,7 +63,7 @@ def _lanes(draw, shift_lo: int = 1, shift_hi: int = 62, acc_width: int = 32) -> 
 
 @FEW
 @given(st.lists(_lanes(), min_size=1, max_size=12))
-def test_requantizer_is_exactround_half_even(lanes):
+def test_requantizer_is_exact_round_half_even(lanes):
     got = _requantized(Requantizer(1), lanes)
     assert got == [_exact(lane) for lane in lanes]
     for lane, (y, x) in zip(lanes, got, strict=True):
@@ -189,7 +159,7 @@ def test_raw_rows_hold_the_requantized_result():
     normal = RequantRow((RequantLane(40, 2, 2**30, 31, 1),))  # y = 21 + 1, x = 42
     ignored = RequantLane(-7, 2, -(2**31), 0, -128, 127, -128)  # its y would be -128
     raw = RequantRow((ignored,), raw=True)
-    outputs = _simulate(Requantizer(1), [None, normal, raw, None, raw])
+    outputs = simulate_requantizer(Requantizer(1), [None, normal, raw, None, raw])
     latency = Requantizer.LATENCY
     assert outputs[:latency] == [RequantOutputs(False, (0,), (0,))] * latency
     assert outputs[latency] == RequantOutputs(True, (22,), (42,))
@@ -202,7 +172,7 @@ def test_raw_rows_hold_the_requantized_result():
 def test_stream_with_gaps_matches_model(lanes):
     stimulus = random_requant_rows(lanes, 100 if lanes == 8 else 200, lanes)
     dut = Requantizer(lanes)
-    outputs = _simulate(dut, stimulus)
+    outputs = simulate_requantizer(dut, stimulus)
     model = RequantModel(lanes, latency=dut.LATENCY)
     assert outputs == [model.step(row) for row in stimulus + [None] * dut.LATENCY]
     # Independently of the model: a row held before edge t is out after edge t + 3, rows
@@ -228,7 +198,7 @@ def test_comparison_catches_round_half_up(monkeypatch):
     stimulus = random_requant_rows(7, 60, 4)
     model = RequantModel(4, latency=Requantizer.LATENCY)
     expected = [model.step(row) for row in stimulus + [None] * Requantizer.LATENCY]
-    assert _simulate(Requantizer(4), stimulus) != expected
+    assert simulate_requantizer(Requantizer(4), stimulus) != expected
 
 
 @pytest.mark.parametrize(
@@ -246,3 +216,36 @@ def test_comparison_catches_round_half_up(monkeypatch):
 def test_requantizer_rejects_bad_parameters(args, kwargs, message):
     with pytest.raises(ValueError, match=f"^{message}$"):
         Requantizer(*args, **kwargs)
+
+
+@st.composite
+def _narrow_lanes(draw, width: int) -> RequantLane:
+    """Lanes for `width`-bit outputs: the zero point and bounds in that range, and half of
+    the time a shift that puts q near it."""
+    out = st.integers(-(2 ** (width - 1)), 2 ** (width - 1) - 1)
+    acc, bias, multiplier = draw(INT32), draw(INT32), draw(INT32)
+    qmin, qmax = sorted((draw(out), draw(out)))
+    shift = draw(st.integers(1, 62))
+    if draw(st.booleans()):
+        x = _exact(RequantLane(acc, bias))[1]
+        near = abs(x * multiplier).bit_length() - draw(st.integers(-2, width + 3))
+        shift = min(62, max(1, near))
+    return RequantLane(acc, bias, multiplier, shift, draw(out), qmin, qmax)
+
+
+@pytest.mark.parametrize("width", [2, 4, 16])
+def test_other_output_widths_round_and_clamp_exactly(width):
+    @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(_narrow_lanes(width), min_size=1, max_size=8))
+    def check(lanes):
+        dut = Requantizer(4, output_width=width)
+        assert _requantized(dut, lanes) == [_exact(lane) for lane in lanes]
+
+    check()
+
+
+@pytest.mark.parametrize("width", [1, 17, "8"])
+def test_requantizer_rejects_a_bad_output_width(width):
+    message = f"output_width must be an integer from 2 to 16, not {width!r}"
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        Requantizer(4, output_width=width)

@@ -2,10 +2,9 @@
 
 import pytest
 
+from tests.support.array import MisalignedColumnArray
 from verdigris.hw.array import SystolicArray
-from verdigris.sim.rtl.benches import run_array_bench
-
-from ..hw.test_array import _MisalignedColumnArray
+from verdigris.verify.array import run_array_bench
 
 pytestmark = pytest.mark.verilator
 
@@ -25,7 +24,7 @@ def test_verilated_array_matches_model(dim, rtl_build_root, tmp_path):
 
 def test_bench_catches_a_wrong_array(rtl_build_root, tmp_path):
     run, failed = run_array_bench(
-        _MisalignedColumnArray(2),
+        MisalignedColumnArray(2),
         gemms=8,
         cycles=100,
         build_root=rtl_build_root,

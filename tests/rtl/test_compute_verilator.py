@@ -5,11 +5,7 @@ import random
 
 import pytest
 
-from verdigris.arch.isa import Deps, Gemm, Nop, Unit
-from verdigris.sim.isasim import IsaError
-from verdigris.sim.rtl.benches import run_compute_bench
-
-from ..hw.test_compute_unit import (
+from tests.support.compute_unit import (
     CONFIG,
     ERROR_CASES,
     SwappedLanes,
@@ -17,6 +13,9 @@ from ..hw.test_compute_unit import (
     random_buffers,
     random_program,
 )
+from verdigris.arch.isa import Deps, Gemm, Nop, Unit
+from verdigris.sim.isasim import IsaError
+from verdigris.verify.compute_unit import run_compute_bench
 
 pytestmark = pytest.mark.verilator
 

@@ -3,10 +3,7 @@ by cocotb with the same driver and checks as the Amaranth-simulator tests."""
 
 import pytest
 
-from verdigris.arch.isa import Buffer, Deps, Finish, Load, Nop, Unit
-from verdigris.sim.rtl.benches import run_controller_bench
-
-from ..hw.test_controller import (
+from tests.support.controller import (
     CONFIG,
     HAZARDS,
     START,
@@ -14,6 +11,8 @@ from ..hw.test_controller import (
     check_controller_run,
     random_program,
 )
+from verdigris.arch.isa import Buffer, Deps, Finish, Load, Nop, Unit
+from verdigris.verify.controller import run_controller_bench
 
 pytestmark = pytest.mark.verilator
 

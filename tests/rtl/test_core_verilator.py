@@ -10,7 +10,8 @@ import pytest
 from verdigris.arch.config import load_config
 from verdigris.compiler.backend import compile_graph
 from verdigris.compiler.frontend import import_model
-from verdigris.sim.golden import quantize_input, run_device
+from verdigris.sim.golden import run_device
+from verdigris.sim.host import quantize_input
 from verdigris.sim.isasim import run_program
 from verdigris.sim.rtl.core_runner import run_fast, run_on_rtl
 

@@ -3,17 +3,16 @@ and checks as the Amaranth-simulator tests."""
 
 import pytest
 
-from verdigris.arch.isa import Buffer, Deps, Load
-from verdigris.sim.isasim import IsaError
-from verdigris.sim.rtl.benches import run_load_bench
-
-from ..hw.test_load_unit import (
-    _SwappedBytes,
+from tests.support.load_unit import (
+    SwappedBytes,
     check_results,
     random_memory,
     random_program,
     small_config,
 )
+from verdigris.arch.isa import Buffer, Deps, Load
+from verdigris.sim.isasim import IsaError
+from verdigris.verify.load_unit import run_load_bench
 
 pytestmark = pytest.mark.verilator
 
@@ -54,7 +53,7 @@ def test_bench_catches_a_wrong_load_unit(rtl_build_root, tmp_path):
         config,
         program,
         memory,
-        dut=_SwappedBytes(config),
+        dut=SwappedBytes(config),
         build_root=rtl_build_root,
         results_dir=tmp_path,
     )

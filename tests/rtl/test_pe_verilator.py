@@ -2,9 +2,8 @@
 
 import pytest
 
-from verdigris.sim.rtl.benches import run_pe_bench
-
-from ..hw.test_pe import _SignFlippedPE
+from tests.support.pe import SignFlippedPE
+from verdigris.verify.pe import run_pe_bench
 
 pytestmark = pytest.mark.verilator
 
@@ -22,6 +21,6 @@ def test_verilated_pe_matches_model(operand_width, acc_width, rtl_build_root, tm
 
 def test_bench_catches_a_wrong_pe(rtl_build_root, tmp_path):
     run, failed = run_pe_bench(
-        _SignFlippedPE(), vectors=50, build_root=rtl_build_root, results_dir=tmp_path
+        SignFlippedPE(), vectors=50, build_root=rtl_build_root, results_dir=tmp_path
     )
     assert (run, failed) == (1, 1)

@@ -3,7 +3,7 @@
 import pytest
 
 from verdigris.hw.requant import Requantizer
-from verdigris.sim.rtl.benches import run_requant_bench
+from verdigris.verify.requant import run_requant_bench
 
 pytestmark = pytest.mark.verilator
 

@@ -2,6 +2,7 @@
 build keeps only what runs, interrupted builds leave nothing behind, and bench results in
 temporary folders are removed unless a test failed."""
 
+import dataclasses
 import json
 import logging
 import os
@@ -14,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.pe import PE_MAIN, SignFlippedPE
 from verdigris.arch.config import load_config
 from verdigris.compiler.backend import compile_graph
 from verdigris.compiler.frontend import import_model
 from verdigris.hw.pe import ProcessingElement
-from verdigris.sim.golden import quantize_input
+from verdigris.sim.host import quantize_input
 from verdigris.sim.rtl import core_runner
-from verdigris.sim.rtl.benches import run_pe_bench
+from verdigris.sim.rtl.core_runner import _core_design
 from verdigris.sim.rtl.verilator import (
     BUILD_LOG,
     RECORD,
@@ -29,9 +31,7 @@ from verdigris.sim.rtl.verilator import (
     generate_verilog,
     remove_stale_staging,
 )
-
-from ..hw.test_pe import _SignFlippedPE
-from .test_verilator_build import PE_MAIN
+from verdigris.verify.pe import run_pe_bench
 
 pytestmark = pytest.mark.verilator
 
@@ -200,7 +200,17 @@ def test_cocotb_results_in_a_temporary_folder_go_unless_a_test_failed(
     assert list(tmp_path.iterdir()) == []
 
     with caplog.at_level(logging.ERROR, logger="verdigris.sim.rtl.verilator"):
-        assert run_pe_bench(_SignFlippedPE(), vectors=50, build_root=rtl_build_root) == (1, 1)
+        assert run_pe_bench(SignFlippedPE(), vectors=50, build_root=rtl_build_root) == (1, 1)
     (kept,) = tmp_path.iterdir()
     assert kept.name.startswith("verdigris-cocotb-")
     assert f"kept in {kept}" in caplog.text
+
+
+def test_the_clock_is_not_part_of_a_simulated_cores_identity():
+    config = load_config("tiny")
+    faster = dataclasses.replace(config, clock_mhz=config.clock_mhz * 2)
+    _, identity = _core_design(config, "core_tiny")
+    _, same = _core_design(faster, "core_tiny")
+    _, other = _core_design(dataclasses.replace(config, queue_depth=4), "core_tiny")
+    assert identity == same
+    assert identity != other

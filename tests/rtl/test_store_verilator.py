@@ -5,11 +5,7 @@ import random
 
 import pytest
 
-from verdigris.arch.isa import Deps, Store
-from verdigris.sim.isasim import IsaError
-from verdigris.sim.rtl.benches import run_store_bench
-
-from ..hw.test_store_unit import (
+from tests.support.store_unit import (
     CONFIG,
     DIM,
     ERROR_CASES,
@@ -20,6 +16,9 @@ from ..hw.test_store_unit import (
     random_program,
     setup,
 )
+from verdigris.arch.isa import Deps, Store
+from verdigris.sim.isasim import IsaError
+from verdigris.verify.store_unit import run_store_bench
 
 pytestmark = pytest.mark.verilator
 

@@ -12,7 +12,7 @@ from verdigris.arch.config import load_config
 from verdigris.cli import main
 from verdigris.compiler.backend import compile_graph
 from verdigris.compiler.frontend import import_model
-from verdigris.sim.golden import quantize_input
+from verdigris.sim.host import quantize_input
 from verdigris.sim.rtl.core_runner import run_fast
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

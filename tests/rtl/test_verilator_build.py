@@ -5,27 +5,11 @@ import subprocess
 
 import pytest
 
+from tests.support.pe import PE_MAIN
 from verdigris.hw.pe import ProcessingElement
 from verdigris.sim.rtl.verilator import RtlError, build_harness, generate_verilog
 
 pytestmark = pytest.mark.verilator
-
-# Loads weight 5, then computes psum_out = 10 + 3 * 5.
-PE_MAIN = """
-#include <cstdio>
-#include "Vtop.h"
-#include "verilated.h"
-int main(int argc, char** argv) {
-    Verilated::commandArgs(argc, argv);
-    Vtop top;
-    auto tick = [&] { top.clk = 0; top.eval(); top.clk = 1; top.eval(); };
-    top.rst = 0;
-    top.w_in = 5; top.w_load = 1; tick();
-    top.w_load = 0; top.a_in = 3; top.psum_in = 10; tick();
-    std::printf("%d\\n", static_cast<int>(top.psum_out));
-    return 0;
-}
-"""
 
 
 def _build(tmp_path, source: str, events: list):

@@ -6,11 +6,10 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support.exact import round_half_even
 from verdigris.compiler import ir
 from verdigris.compiler.quantize import add_multipliers, quantize_multiplier
 from verdigris.sim.golden import requantize, wrap_int32
-
-from ..exact import round_half_even
 
 
 @given(
@@ -19,7 +18,7 @@ from ..exact import round_half_even
     shift=st.integers(1, 62),
     zero_point=st.integers(-128, 127),
 )
-def test_requantize_is_exactround_half_even(acc, multiplier, shift, zero_point):
+def test_requantize_is_exact_round_half_even(acc, multiplier, shift, zero_point):
     requant = ir.Requant(np.array([multiplier]), np.array([shift]), zero_point, -128, 127)
     got = int(requantize(np.array([acc]), requant, 0)[0])
     exact = round_half_even(Fraction(acc * multiplier, 2**shift)) + zero_point

@@ -8,15 +8,25 @@ import itertools
 import random
 import struct
 from collections import Counter, defaultdict, deque
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from verdigris.arch.config import AccelConfig
+from tests.support.programs import (
+    CONFIG,
+    DIM,
+    NO,
+    OUT,
+    deps,
+    fill,
+    gemm,
+    load,
+    memory_with,
+    random_instruction,
+    serial,
+)
 from verdigris.arch.isa import (
     Buffer,
-    Deps,
     Finish,
     Gemm,
     Instruction,
@@ -33,78 +43,12 @@ from verdigris.compiler import ir
 from verdigris.sim.golden import requantize, wrap_int32
 from verdigris.sim.isasim import IsaError, run_instructions, run_program
 
-CONFIG = AccelConfig(
-    name="t",
-    rows=4,
-    cols=4,
-    inp_rows=64,
-    wgt_rows=32,
-    acc_rows=64,
-    req_rows=4,
-    main_memory_bytes=4096,
-    instruction_capacity=256,
-    dma_bytes=4,
-    queue_depth=4,
-)
-DIM = CONFIG.dim
-NO = Deps()
-OUT = 2048  # where tests store results
 EYE = np.eye(DIM, dtype=np.int8)
-
-
-def deps(*names: str) -> Deps:
-    return Deps(**dict.fromkeys(names, True))
-
-
-def memory_with(*placements: tuple[int, np.ndarray]) -> np.ndarray:
-    """Main memory with each array's little-endian bytes at its address."""
-    memory = np.zeros(CONFIG.main_memory_bytes, np.uint8)
-    for addr, values in placements:
-        data = np.ascontiguousarray(values).view(np.uint8).ravel()
-        memory[addr : addr + data.size] = data
-    return memory
 
 
 def run(instructions: list[Instruction], memory: np.ndarray | None = None):
     memory = memory_with() if memory is None else memory
     return run_instructions(CONFIG, [*instructions, Finish(NO)], memory)
-
-
-def _with_flags(instruction: Instruction, *names: str) -> Instruction:
-    flags = {name: True for name in names} | {
-        name: True for name, value in vars(instruction.deps).items() if value
-    }
-    return replace(instruction, deps=Deps(**flags))
-
-
-# The tokens that make `b` (on the second unit) wait for `a` (on the first) to complete:
-# flags on a, flags on a compute NOP between them (None: no NOP), flags on b.
-_HANDOFF: dict[tuple[Unit, Unit], tuple[tuple[str, ...], tuple[str, ...] | None, tuple]] = {
-    (Unit.LOAD, Unit.COMPUTE): (("push_next",), None, ("pop_prev",)),
-    (Unit.COMPUTE, Unit.LOAD): (("push_prev",), None, ("pop_next",)),
-    (Unit.COMPUTE, Unit.STORE): (("push_next",), None, ("pop_prev",)),
-    (Unit.STORE, Unit.COMPUTE): (("push_prev",), None, ("pop_next",)),
-    (Unit.LOAD, Unit.STORE): (("push_next",), ("pop_prev", "push_next"), ("pop_prev",)),
-    (Unit.STORE, Unit.LOAD): (("push_prev",), ("pop_next", "push_prev"), ("pop_next",)),
-}
-
-
-def serial(instructions: list[Instruction]) -> list[Instruction]:
-    """The program with tokens that make every instruction see the previous one's results.
-
-    A unit runs its own instructions in order (and the array's results leave in order), so
-    only a change of unit needs a token; load and store talk through a compute NOP."""
-    program = list(instructions[:1])
-    for b in instructions[1:]:
-        a = program[-1]
-        if a.unit != b.unit:
-            on_a, on_nop, on_b = _HANDOFF[(a.unit, b.unit)]
-            program[-1] = _with_flags(a, *on_a)
-            if on_nop is not None:
-                program.append(Nop(deps(*on_nop), Unit.COMPUTE))
-            b = _with_flags(b, *on_b)
-        program.append(b)
-    return program
 
 
 def run_serial(instructions: list[Instruction], memory: np.ndarray | None = None):
@@ -115,20 +59,8 @@ def read_int32(memory: np.ndarray, addr: int, rows: int, cols: int = DIM) -> np.
     return memory[addr : addr + 4 * rows * cols].view("<i4").reshape(rows, cols).astype(np.int64)
 
 
-def load(buffer: Buffer, buf_row: int, rows: int, elems: int, addr: int, stride: int, **kw):
-    return Load(kw.pop("deps", NO), buffer, False, buf_row, rows, elems, addr, stride, **kw)
-
-
-def fill(buffer: Buffer, buf_row: int, rows: int, value: int) -> Load:
-    return Load(NO, buffer, True, buf_row, rows, 0, fill_value=value)
-
-
 def store_raw(acc_row: int, rows: int, addr: int = OUT, elems: int = DIM, **kw) -> Store:
     return Store(kw.pop("deps", NO), True, acc_row, rows, elems, addr, 4 * elems, **kw)
-
-
-def gemm(wgt_row: int, inp_row: int, acc_row: int, rows: int, *, load_weights=True, acc=False):
-    return Gemm(NO, load_weights, acc, wgt_row, inp_row, acc_row, rows)
 
 
 def req_entries(bias, multiplier, shift, zero_point, qmin, qmax) -> np.ndarray:
@@ -461,7 +393,9 @@ def test_a_vector_sees_the_results_of_the_gemms_before_it():
 
 
 # A second, cycle-by-cycle model of the timing rules, written straight from docs/isa.md with
-# no event skipping, to check the simulator's jumps on random programs.
+# no event skipping, to check the simulator's jumps on random programs. It is an independent
+# oracle: it restates on purpose the token topology (arch/isa.py's TOKEN_COUNTERS, tied to
+# docs/isa.md by tests/arch/test_isa.py) and the element sizes instead of importing them.
 _POPS = {
     Unit.LOAD: {"pop_next": "c2l"},
     Unit.COMPUTE: {"pop_prev": "l2c", "pop_next": "s2c"},
@@ -546,23 +480,6 @@ def cycle_by_cycle(instructions: list[Instruction]) -> tuple[int, dict[str, int]
     raise AssertionError("unreachable")
 
 
-def random_instruction(rng: random.Random) -> Instruction:
-    kind = rng.randrange(6)
-    if kind == 0:
-        return fill(rng.choice([Buffer.INP, Buffer.WGT, Buffer.ACC]), 0, rng.randrange(7), 1)
-    if kind == 1:
-        buffer = rng.choice([Buffer.INP, Buffer.ACC])
-        return load(buffer, 0, rng.randint(1, 5), rng.randint(1, 4), rng.randrange(99), 20)
-    if kind == 2:
-        return gemm(0, 0, 0, rng.randrange(7), load_weights=rng.random() < 0.5, acc=True)
-    if kind == 3:
-        return Vector(NO, rng.randrange(3), 0, 0, rng.randrange(6))
-    if kind == 4:
-        addr, stride = 1000 + rng.randrange(50), rng.randrange(21)
-        return Store(NO, True, 0, rng.randint(1, 4), rng.randint(1, 4), addr, stride)
-    return Nop(NO, rng.choice(list(Unit)))
-
-
 def test_the_event_driven_timing_matches_a_cycle_by_cycle_model():
     rng = random.Random(5)
     for _ in range(300):
@@ -605,6 +522,7 @@ def test_activity_of_a_small_gemm():
         "busy": {"load": 11, "compute": 7, "store": 18},
         "stall": {"load": 0, "compute": 9, "store": 24},
         "instructions": {"load": 2, "compute": 1, "store": 1},
+        "instruction_fetches": 5,  # the four and FINISH
         "macs": 3 * DIM * DIM,
         "zero_macs": zero,
         "main_read_bytes": (4 + 3) * 4,
@@ -613,7 +531,11 @@ def test_activity_of_a_small_gemm():
         "wgt_read_bytes": DIM * DIM,
         "acc_read_bytes": 3 * 4 * DIM,  # the STORE; the GEMM does not accumulate
         "acc_write_bytes": 3 * 4 * DIM,
-        "buffer_write_bytes": 4 * DIM + 3 * DIM,
+        "inp_write_bytes": 3 * DIM,
+        "wgt_write_bytes": 4 * DIM,
+        "acc_load_bytes": 0,
+        "req_write_bytes": 0,
+        "req_read_bytes": 3 * 12 * DIM,  # the STORE's req row, once per row
     }
 
 
@@ -628,7 +550,10 @@ def test_activity_counts_accumulate_and_vector_acc_reads():
     )
     assert activity.acc_read_bytes == (2 + 5) * 4 * DIM
     assert activity.acc_write_bytes == (2 + 3 + 5) * 4 * DIM
-    assert activity.buffer_write_bytes == 2 * 4 * DIM
+    assert activity.acc_load_bytes == 2 * 4 * DIM
+    assert activity.inp_write_bytes == activity.wgt_write_bytes == activity.req_write_bytes == 0
+    assert activity.req_read_bytes == 0
+    assert activity.instruction_fetches == 5
     assert activity.main_read_bytes == 0
     assert activity.zero_macs == activity.macs == 2 * DIM * DIM
 

@@ -1,0 +1,204 @@
+"""An op's constants in main memory: weight tiles in array order and requant tables.
+
+Constants go into one `ConstantPool` from address 0, op after op. Each device op has one
+constants builder (named in `device_ops.py`): Conv and MatMul get weight tiles and a
+requant table (bias, multiplier, shift, zero point, clamp per output channel), the other
+requantizing ops a requant table, MaxPool and Concat an identity table, Reshape nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from verdigris.arch.config import AccelConfig
+from verdigris.arch.isa import REQ_ENTRY
+from verdigris.compiler import ir
+from verdigris.compiler.backend.memory import CompileError, Layout
+
+__all__ = [
+    "ConstantPool",
+    "OpConstants",
+    "gemm_constants",
+    "identity_constants",
+    "no_constants",
+    "requant_constants",
+]
+
+# out = acc exactly (with bias 0), clamped to int8: the table of ops that only move values.
+_IDENTITY = ir.Requant(
+    multiplier=np.array([1 << 30]), shift=np.array([30]), zero_point=0, qmin=-128, qmax=127
+)
+# Raw int32 results: the store bypasses the requantizer and uses only the bias.
+_RAW = ir.Requant(multiplier=np.array([0]), shift=np.array([1]), zero_point=0, qmin=0, qmax=0)
+
+
+@dataclass
+class ConstantPool:
+    """Constant bytes in main memory from address 0, each blob aligned to `align`."""
+
+    align: int
+    data: bytearray = field(default_factory=bytearray)
+
+    def add(self, blob: bytes) -> int:
+        pad = -len(self.data) % self.align
+        self.data.extend(b"\0" * pad)
+        addr = len(self.data)
+        self.data.extend(blob)
+        return addr
+
+
+def _req_table(
+    pool: ConstantPool, dim: int, channels: int, bias, requant: ir.Requant
+) -> tuple[int, int]:
+    """Add requant entries for `channels` outputs (bias, multiplier and shift per channel
+    or one for all), padded to whole rows of `dim` with harmless entries; (address, rows)."""
+    rows = -(-channels // dim)
+    table = np.zeros(rows * dim, REQ_ENTRY)
+    table["shift"] = 1  # padding entries: multiplier 0, a legal shift
+    per_channel = (("bias", bias), ("multiplier", requant.multiplier), ("shift", requant.shift))
+    for name, values in per_channel:
+        table[name][:channels] = np.broadcast_to(np.asarray(values).reshape(-1), (channels,))
+    table["zero_point"][:channels] = requant.zero_point
+    table["qmin"][:channels] = requant.qmin
+    table["qmax"][:channels] = requant.qmax
+    return pool.add(table.tobytes()), rows
+
+
+@dataclass(frozen=True)
+class OpConstants:
+    """Where an op's weight tiles and requant table are, and what the tiles contain."""
+
+    weights_addr: int = 0
+    req_addr: int = 0
+    req_rows: int = 0
+    # (step, output block) -> whether that weight tile has a nonzero entry
+    nonzero: np.ndarray | None = None
+    steps: int = 0
+
+
+def _weight_matrix_conv(node: ir.Conv, in_channels: int) -> np.ndarray:
+    """Dense (taps * C, OC) weight matrix in step order (kh, kw, c), groups expanded."""
+    oc, cg, kh, kw = node.weight.shape
+    dense = np.zeros((oc, in_channels, kh, kw), np.int64)
+    og = oc // node.groups
+    for g in range(node.groups):
+        dense[g * og : (g + 1) * og, g * cg : (g + 1) * cg] = node.weight[g * og : (g + 1) * og]
+    return dense.transpose(2, 3, 1, 0)  # (kh, kw, C, OC)
+
+
+def _tiles(matrix: np.ndarray, steps_k: int, k_per_step: int, out_channels: int, dim: int):
+    """Weight tiles [step][ocb] as (dim x dim) int8 blocks, from a (steps*k, OC) matrix
+    where each step holds k_per_step rows (padded to dim)."""
+    ocb = -(-out_channels // dim)
+    tiles = np.zeros((steps_k, ocb, dim, dim), np.int64)
+    for step in range(steps_k):
+        block = matrix[step * k_per_step : (step + 1) * k_per_step]
+        for o in range(ocb):
+            part = block[:, o * dim : (o + 1) * dim]
+            tiles[step, o, : part.shape[0], : part.shape[1]] = part
+    return tiles
+
+
+def _conv_tiles(node: ir.Conv, graph: ir.Graph, dim: int) -> np.ndarray:
+    in_channels = graph.tensors[node.inputs[0]].shape[1]
+    dense = _weight_matrix_conv(node, in_channels)  # (kh, kw, C, OC)
+    kh, kw, c, oc = dense.shape
+    cb = -(-c // dim)
+    padded = np.zeros((kh, kw, cb * dim, oc), np.int64)
+    padded[:, :, :c] = dense
+    steps = kh * kw * cb
+    return _tiles(padded.reshape(steps * dim, oc), steps, dim, oc, dim)
+
+
+def _matmul_tiles(node: ir.MatMul, layouts: dict[str, Layout], dim: int) -> np.ndarray:
+    weight = node.weight
+    if weight.ndim != 2:
+        raise CompileError(f"op {node.name}: batched MatMul weights are not supported")
+    source = layouts[node.inputs[0]]
+    if source.channels_last and len(source.shape) == 2:
+        # Flattened channels-last input: reorder the K rows to memory order.
+        order = (
+            np.arange(int(np.prod(source.pre_shape[1:])))
+            .reshape(source.pre_shape[1:])
+            .transpose(1, 2, 0)
+            .ravel()
+        )
+        weight = weight[order]
+    k, oc = weight.shape
+    steps = -(-k // dim)
+    padded = np.zeros((steps * dim, oc), np.int64)
+    padded[:k] = weight
+    return _tiles(padded, steps, dim, oc, dim)
+
+
+def gemm_constants(
+    node: ir.Conv | ir.MatMul,
+    graph: ir.Graph,
+    layouts: dict[str, Layout],
+    pool: ConstantPool,
+    config: AccelConfig,
+) -> OpConstants:
+    """Conv and MatMul: weight tiles in step order, then the requant table (only the bias
+    for raw int32 results)."""
+    dim = config.dim
+    out = graph.tensors[node.output]
+    if node.weight_bits > 8:
+        raise CompileError(
+            f"op {node.name}: weights need {node.weight_bits} bits; the array multiplies "
+            f"int{config.operand_bits}"
+        )
+    if isinstance(node, ir.Conv):
+        tiles = _conv_tiles(node, graph, dim)
+    else:
+        tiles = _matmul_tiles(node, layouts, dim)
+    channels = out.shape[1] if isinstance(node, ir.Conv) else out.shape[-1]
+    weights_addr = pool.add(tiles.astype(np.int8).tobytes())
+    nonzero = tiles.reshape(tiles.shape[0], tiles.shape[1], -1).any(axis=2)
+    requant = _RAW if node.requant is None else node.requant
+    req_addr, req_rows = _req_table(pool, dim, channels, node.bias, requant)
+    return OpConstants(
+        weights_addr=weights_addr,
+        req_addr=req_addr,
+        req_rows=req_rows,
+        nonzero=nonzero,
+        steps=tiles.shape[0],
+    )
+
+
+def requant_constants(
+    node: ir.AvgPool | ir.Add | ir.Requantize,
+    graph: ir.Graph,
+    _layouts: dict[str, Layout],
+    pool: ConstantPool,
+    config: AccelConfig,
+) -> OpConstants:
+    """Ops that requantize without weights: the op's requant table, bias 0."""
+    channels = graph.tensors[node.output].shape[1]
+    req_addr, req_rows = _req_table(pool, config.dim, channels, 0, node.requant)
+    return OpConstants(req_addr=req_addr, req_rows=req_rows)
+
+
+def identity_constants(
+    node: ir.MaxPool | ir.Concat,
+    graph: ir.Graph,
+    _layouts: dict[str, Layout],
+    pool: ConstantPool,
+    config: AccelConfig,
+) -> OpConstants:
+    """Ops that only move values: an identity requant table (out = acc, int8 clamp)."""
+    channels = graph.tensors[node.output].shape[1]
+    req_addr, req_rows = _req_table(pool, config.dim, channels, 0, _IDENTITY)
+    return OpConstants(req_addr=req_addr, req_rows=req_rows)
+
+
+def no_constants(
+    _node: ir.Op,
+    _graph: ir.Graph,
+    _layouts: dict[str, Layout],
+    _pool: ConstantPool,
+    _config: AccelConfig,
+) -> OpConstants:
+    """Ops without constants (Reshape: an alias)."""
+    return OpConstants()

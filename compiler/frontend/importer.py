@@ -1,0 +1,279 @@
+"""The importer's state and the helpers every op handler uses.
+
+`Importer` walks the ONNX nodes in their (topological) order, keeping for every ONNX value
+name what it is (`values.py`), the device tensors made so far and the ops emitted. Each node
+goes to the handler its op registers (`registry.py`); a handler that cannot import its node
+raises `Skip` with the reason, and the importer collects every such problem.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from verdigris.compiler import ir
+from verdigris.compiler.frontend import registry
+from verdigris.compiler.frontend.errors import ModelError, Problem
+from verdigris.compiler.frontend.onnx_file import node_label, tensor_array
+from verdigris.compiler.frontend.values import (
+    ACTIVATION_DTYPES,
+    INCONSISTENT,
+    Act,
+    FloatInput,
+    Pending,
+    QConst,
+    Skip,
+    dtype_name,
+    inconsistent,
+    uint8_shift,
+)
+from verdigris.compiler.quantize import QuantizationError, activation_clamp
+
+__all__ = ["Importer"]
+
+logger = logging.getLogger(__name__)
+
+
+class Importer:
+    def __init__(self, model: onnx.ModelProto, label: str, constants: dict[str, np.ndarray]):
+        self.model = model
+        self.label = label
+        self.values: dict[str, object] = {}
+        self.tensors: dict[str, ir.Tensor] = {}
+        self.model_dtype: dict[str, str] = {}  # device tensor -> the model's integer type
+        self.nodes: list[ir.Op] = []
+        self.inputs: list[ir.GraphInput] = []
+        self.problems: list[Problem] = []
+        self.dynamic_batch = False
+        # The registered op whose node is being imported: what `emit` may be given.
+        self._producer: registry.OnnxOp | None = None
+        initializers = {init.name: tensor_array(init, label) for init in model.graph.initializer}
+        self.values.update(initializers)
+        self.values.update({k: np.asarray(v) for k, v in constants.items()})
+        for value in model.graph.input:
+            if value.name in self.values:
+                continue
+            self._graph_input(value)
+
+    # ---- the walk
+
+    def run(self) -> None:
+        for node in self.model.graph.node:
+            self._producer = registry.lookup(node)
+            try:
+                if self._producer is None:
+                    raise Skip(f"op {node.op_type} is not supported")
+                self._producer.handler(self, node)
+            except Skip as skip:
+                self.problem(node, str(skip))
+            except QuantizationError as error:
+                self.problem(node, str(error))
+            except INCONSISTENT as error:
+                self.problem(node, inconsistent(error))
+        self._producer = None
+
+    def graph(self, name: str, outputs: list[ir.GraphOutput]) -> ir.Graph:
+        """The graph imported (after `run`), with the `outputs` found."""
+        return ir.Graph(
+            name=name,
+            inputs=tuple(self.inputs),
+            nodes=tuple(self.nodes),
+            outputs=tuple(outputs),
+            tensors=dict(self.tensors),
+            dynamic_batch=self.dynamic_batch,
+        )
+
+    def outputs(self) -> list[ir.GraphOutput]:
+        result = []
+        for value in self.model.graph.output:
+            ref = self.values.get(value.name)
+            if isinstance(ref, Act):
+                dtype = self.model_dtype[ref.tensor]
+                result.append(
+                    ir.GraphOutput(
+                        name=value.name,
+                        tensor=self.tensors[ref.tensor],
+                        onnx_int_dtype=dtype,
+                        steps=ref.steps,
+                    )
+                )
+            elif isinstance(ref, Pending):
+                self.problems.append(
+                    Problem(
+                        ref.node.name or value.name,
+                        ref.node.op_type,
+                        f"its output '{value.name}' is a float result that is never quantized",
+                    )
+                )
+            else:
+                self.problems.append(
+                    Problem(value.name, "output", "the output does not come from the model's ops")
+                )
+        return result
+
+    # ---- graph inputs
+
+    def _shape_of(self, value: onnx.ValueInfoProto) -> tuple[int, ...]:
+        dims = []
+        for index, dim in enumerate(value.type.tensor_type.shape.dim):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                dims.append(dim.dim_value)
+            elif index == 0:
+                self.dynamic_batch = True
+                dims.append(1)
+            else:
+                raise ModelError(
+                    f"{self.label}: input '{value.name}' has a symbolic dimension {index} "
+                    f"('{dim.dim_param}'); only the batch dimension may be symbolic"
+                )
+        return tuple(dims)
+
+    def _graph_input(self, value: onnx.ValueInfoProto) -> None:
+        elem = value.type.tensor_type.elem_type
+        try:
+            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(elem))
+        except KeyError:  # 0 (UNDEFINED) or a number ONNX does not define
+            raise ModelError(
+                f"{self.label}: input '{value.name}' has no tensor type (element type {elem})"
+            ) from None
+        shape = self._shape_of(value)
+        if dtype in ACTIVATION_DTYPES:
+            # An integer model input goes to the device as is (uint8 shifted to int8).
+            name = value.name
+            model_dtype = ACTIVATION_DTYPES[dtype]
+            self.new_tensor(name, shape, model_dtype, None, 0)
+            self.inputs.append(
+                ir.GraphInput(name=name, tensor=self.tensors[name], onnx_dtype=model_dtype)
+            )
+            self.values[name] = Act(name)
+        elif np.issubdtype(dtype, np.floating):
+            # Becomes a device tensor at its QuantizeLinear; the host quantizes it.
+            self.values[value.name] = FloatInput(value.name, shape, shape)
+        else:
+            raise ModelError(f"{self.label}: input '{value.name}' has unsupported type {dtype}")
+
+    # ---- tensors, ops and problems
+
+    def new_tensor(
+        self,
+        name: str,
+        shape: tuple[int, ...],
+        model_dtype: str,
+        scale: float | None,
+        zero_point: int,
+    ) -> ir.Tensor:
+        """Register a device tensor; uint8 quantization becomes int8 with zero point - 128."""
+        if model_dtype == "int32":
+            tensor = ir.Tensor(
+                name=name, shape=tuple(shape), dtype=ir.INT32, scale=None, zero_point=0
+            )
+        else:
+            shift = uint8_shift(model_dtype)
+            tensor = ir.Tensor(
+                name=name,
+                shape=tuple(shape),
+                dtype=ir.INT8,
+                scale=scale,
+                zero_point=int(zero_point) - shift,
+            )
+        self.add_tensor(tensor, model_dtype)
+        return tensor
+
+    def add_tensor(self, tensor: ir.Tensor, model_dtype: str) -> None:
+        """Register a device tensor made elsewhere, and the model's integer type for it."""
+        self.tensors[tensor.name] = tensor
+        self.model_dtype[tensor.name] = model_dtype
+
+    def model_zero_point(self, tensor: ir.Tensor) -> int:
+        """`tensor`'s zero point in the model's own integer type (uint8 unshifted)."""
+        return tensor.zero_point + uint8_shift(self.model_dtype[tensor.name])
+
+    def emit(self, op: ir.Op) -> None:
+        producer = self._producer
+        if producer is not None and not isinstance(op, producer.produces):
+            raise AssertionError(
+                f"{producer.op_type} emitted {op.kind}; its registry entry declares "
+                f"{[kind.__name__ for kind in producer.produces]}"
+            )
+        self.nodes.append(op)
+
+    def problem(self, node: onnx.NodeProto, reason: str) -> None:
+        index = list(self.model.graph.node).index(node)
+        self.problems.append(Problem(node_label(node, index), node.op_type, reason))
+
+    # ---- inputs of a node
+
+    def const(self, name: str, what: str) -> np.ndarray:
+        value = self.values.get(name)
+        if not isinstance(value, np.ndarray):
+            raise Skip(f"{what} ('{name}') must be a constant")
+        return value
+
+    def opt_const(self, node: onnx.NodeProto, position: int | None, what: str) -> np.ndarray | None:
+        if position is None or len(node.input) <= position or not node.input[position]:
+            return None
+        return self.const(node.input[position], what)
+
+    def qparams(
+        self, node: onnx.NodeProto, scale_pos: int, zp_pos: int | None
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        """(scale, zero point, model dtype) from a node's constant inputs."""
+        scale = self.const(node.input[scale_pos], "the scale").astype(np.float64)
+        zero = self.opt_const(node, zp_pos, "the zero point")
+        if zero is None:
+            zero = np.zeros(scale.shape, np.uint8)  # ONNX's default zero point type
+        return scale, zero.astype(np.int64), dtype_name(zero.dtype)
+
+    def activation(self, name: str, *, float_view: bool) -> ir.Tensor:
+        """The device tensor behind input `name` (a float view of one in QDQ graphs)."""
+        value = self.values.get(name)
+        if isinstance(value, Act) and float_view and value.is_float_view:
+            # The float value is what this DequantizeLinear says: (q - z) * s.
+            step = value.steps[0]
+            tensor = self.tensors[value.tensor]
+            return replace(tensor, scale=step.scale, zero_point=step.zero_point)
+        if isinstance(value, Act) and not float_view and not value.steps:
+            return self.tensors[value.tensor]
+        if isinstance(value, Pending):
+            raise Skip(f"input '{name}' is a float result that is never quantized")
+        if isinstance(value, Act):
+            raise Skip(f"input '{name}' is computed on the host (after Softmax/ArgMax)")
+        raise Skip(f"input '{name}' is not a quantized activation")
+
+    def weight(self, name: str) -> QConst:
+        value = self.values.get(name)
+        if isinstance(value, QConst):
+            return value
+        raise Skip(f"weight '{name}' must be a quantized constant (int8/uint8 with a scale)")
+
+    def optional_input(self, node: onnx.NodeProto, position: int):
+        """The value of input `position`, or None where the node does not have it."""
+        if len(node.input) > position and node.input[position]:
+            return self.values.get(node.input[position])
+        return None
+
+    # ---- output quantization of QDQ compute nodes
+
+    def finalize(self, pending: Pending, out_name: str, scale, zero, model_dtype) -> None:
+        """The QuantizeLinear after a QDQ compute node: its output type is known, so the
+        node's ops are built (by the handler's `build`, with the fused activation clamp)."""
+        if scale.size != 1:
+            raise Skip("per-channel activation quantization is not supported")
+        if model_dtype not in ("int8", "uint8"):
+            raise Skip(f"activations of type {model_dtype} are not supported (int8/uint8)")
+        out = self.new_tensor(
+            out_name, pending.shape, model_dtype, float(scale.item()), int(zero.item())
+        )
+        clamp = activation_clamp(out.dtype, out.scale, out.zero_point, pending.low, pending.high)
+        quantize_linear = self._producer
+        self._producer = registry.lookup(pending.node)  # the ops are the compute node's
+        try:
+            for op in pending.build(out, clamp):
+                self.emit(op)
+        finally:
+            self._producer = quantize_linear
+        self.values[out_name] = Act(out_name)

@@ -1,0 +1,184 @@
+"""The float compute ops of a QDQ graph (DequantizeLinear -> op -> QuantizeLinear).
+
+Each handler reads its inputs as float views of device tensors and leaves a `Pending`
+result: the ops are built once the QuantizeLinear after it fixes the output type. A Relu or
+Clip between the op and its QuantizeLinear narrows the pending result's bounds, so the
+activation becomes the op's clamp (fused); on anything else it is a standalone rescale with
+that clamp. MaxPool also takes a QOperator graph's integer tensor directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import onnx
+
+from verdigris.compiler import ir
+from verdigris.compiler.frontend import builders
+from verdigris.compiler.frontend.onnx_file import attributes
+from verdigris.compiler.frontend.shapes import conv_shape, matmul_shape, pool_shape
+from verdigris.compiler.frontend.values import Act, Pending, Skip, transposed
+
+if TYPE_CHECKING:
+    from verdigris.compiler.frontend.importer import Importer
+
+__all__ = [
+    "add",
+    "average_pool",
+    "clip",
+    "concat",
+    "conv",
+    "gemm",
+    "global_average_pool",
+    "matmul",
+    "max_pool",
+    "relu",
+]
+
+
+def conv(im: Importer, node: onnx.NodeProto) -> None:
+    x = im.activation(node.input[0], float_view=True)
+    weight = im.weight(node.input[1])
+    bias = im.optional_input(node, 2)
+    attrs = attributes(node)
+
+    def build(out: ir.Tensor, clamp: tuple[int, int]) -> list[ir.Op]:
+        return [builders.conv(node, x, weight, bias, attrs, out, clamp)]
+
+    shape = conv_shape(x.shape, weight.values.shape, attrs)
+    im.values[node.output[0]] = Pending(node, build, shape)
+
+
+def gemm(im: Importer, node: onnx.NodeProto) -> None:
+    attrs = attributes(node)
+    _matmul_pending(
+        im, node, transpose_b=bool(attrs.get("transB", 0)), alpha=attrs.get("alpha", 1.0)
+    )
+
+
+def matmul(im: Importer, node: onnx.NodeProto) -> None:
+    _matmul_pending(im, node, transpose_b=False, alpha=1.0)
+
+
+def _matmul_pending(im: Importer, node, *, transpose_b: bool, alpha: float) -> None:
+    x = im.activation(node.input[0], float_view=True)
+    weight = im.weight(node.input[1])
+    bias = im.optional_input(node, 2)
+    beta = attributes(node).get("beta", 1.0)
+    weight = transposed(weight) if transpose_b else weight
+
+    def build(out: ir.Tensor, clamp: tuple[int, int]) -> list[ir.Op]:
+        return [builders.matmul(node, x, weight, bias, out, clamp, alpha=alpha, beta=beta)]
+
+    shape = matmul_shape(x.shape, weight.values.shape)
+    im.values[node.output[0]] = Pending(node, build, shape)
+
+
+def add(im: Importer, node: onnx.NodeProto) -> None:
+    a = im.activation(node.input[0], float_view=True)
+    b = im.activation(node.input[1], float_view=True)
+    if a.shape != b.shape:
+        raise Skip(f"Add of shapes {list(a.shape)} and {list(b.shape)} (no broadcasting)")
+
+    def build(out: ir.Tensor, clamp: tuple[int, int]) -> list[ir.Op]:
+        return [builders.add(node, a, b, out, clamp)]
+
+    im.values[node.output[0]] = Pending(node, build, a.shape)
+
+
+def max_pool(im: Importer, node: onnx.NodeProto) -> None:
+    attrs = attributes(node)
+    value = im.values.get(node.input[0])
+    if isinstance(value, Act) and not value.steps:  # QOperator: pools the integers
+        x = im.tensors[value.tensor]
+        out = im.new_tensor(
+            node.output[0],
+            pool_shape(x.shape, attrs),
+            im.model_dtype[x.name],
+            x.scale,
+            im.model_zero_point(x),
+        )
+        im.emit(builders.maxpool(node, x, out.name, attrs))
+        im.values[out.name] = Act(out.name)
+        return
+    x = im.activation(node.input[0], float_view=True)
+
+    def build(out: ir.Tensor, clamp: tuple[int, int]) -> list[ir.Op]:
+        same = (out.scale, out.zero_point) == (x.scale, x.zero_point)
+        full = clamp == (out.dtype.qmin, out.dtype.qmax)
+        if same and full:
+            return [builders.maxpool(node, x, out.name, attrs)]
+        # The max is taken in x's quantization, then rescaled (with the fused clamp).
+        pooled = im.new_tensor(f"{out.name}__pooled", out.shape, "int8", x.scale, x.zero_point)
+        return [
+            builders.maxpool(node, x, pooled.name, attrs),
+            builders.rescale(f"{node.name}__rescale", pooled, out, clamp),
+        ]
+
+    im.values[node.output[0]] = Pending(node, build, pool_shape(x.shape, attrs))
+
+
+def average_pool(im: Importer, node: onnx.NodeProto) -> None:
+    x = im.activation(node.input[0], float_view=True)
+    _avgpool_pending(im, node, x, attributes(node))
+
+
+def global_average_pool(im: Importer, node: onnx.NodeProto) -> None:
+    x = im.activation(node.input[0], float_view=True)
+    _avgpool_pending(im, node, x, {"kernel_shape": list(x.shape[2:])})
+
+
+def _avgpool_pending(im: Importer, node, x: ir.Tensor, attrs: dict) -> None:
+    def build(out: ir.Tensor, clamp: tuple[int, int]) -> list[ir.Op]:
+        return [builders.avgpool(node, x, out, attrs, clamp, x.scale)]
+
+    im.values[node.output[0]] = Pending(node, build, pool_shape(x.shape, attrs))
+
+
+def concat(im: Importer, node: onnx.NodeProto) -> None:
+    axis = attributes(node)["axis"]
+    parts = [im.activation(name, float_view=True) for name in node.input]
+    axis = axis + len(parts[0].shape) if axis < 0 else axis
+
+    def build(out: ir.Tensor, clamp: tuple[int, int]) -> list[ir.Op]:
+        ops, tensors = builders.concat(node, parts, out, clamp, axis)
+        for tensor in tensors:
+            im.add_tensor(tensor, "int8")
+        return ops
+
+    shape = list(parts[0].shape)
+    shape[axis] = sum(p.shape[axis] for p in parts)
+    im.values[node.output[0]] = Pending(node, build, tuple(shape))
+
+
+def relu(im: Importer, node: onnx.NodeProto) -> None:
+    _activation_fn(im, node, 0.0, None)
+
+
+def clip(im: Importer, node: onnx.NodeProto) -> None:
+    attrs = attributes(node)
+    low = im.opt_const(node, 1, "the Clip minimum")
+    high = im.opt_const(node, 2, "the Clip maximum")
+    low = float(low) if low is not None else attrs.get("min")
+    high = float(high) if high is not None else attrs.get("max")
+    _activation_fn(im, node, low, high)
+
+
+def _activation_fn(im: Importer, node, low: float | None, high: float | None) -> None:
+    source = im.values.get(node.input[0])
+    if isinstance(source, Pending):  # fused: the op's clamp narrows
+        new_low = low if source.low is None or low is None else max(low, source.low)
+        new_high = high if source.high is None or high is None else min(high, source.high)
+        if source.low is not None and low is None:
+            new_low = source.low
+        if source.high is not None and high is None:
+            new_high = source.high
+        im.values[node.output[0]] = replace(source, low=new_low, high=new_high)
+        return
+    x = im.activation(node.input[0], float_view=True)
+
+    def build(out: ir.Tensor, clamp: tuple[int, int]) -> list[ir.Op]:
+        return [builders.rescale(node.name, x, out, clamp)]
+
+    im.values[node.output[0]] = Pending(node, build, x.shape, low, high)

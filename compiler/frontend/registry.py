@@ -1,0 +1,275 @@
+"""The ONNX ops the frontend imports, each declared once: its handler, the IR device ops it
+may produce, the attribute checks run before any work, and whether only a quantized model
+contains it.
+
+Everything else is derived from `ONNX_OPS`: the supported-op list (`SUPPORTED_OPS`), the
+"not supported" problems of `check_supported`, the importer's dispatch, the ops calibration
+refuses (an already-quantized model) and the table in docs/frontend.md (a test compares
+them). The backend's per-IR-op table (`compiler/backend/device_ops.py`) covers every IR op
+named here (also tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import onnx
+
+from verdigris.compiler import ir
+from verdigris.compiler.frontend import host_ops, qdq, qdq_ops, qoperator_ops, shape_ops
+
+if TYPE_CHECKING:
+    from verdigris.compiler.frontend.importer import Importer
+
+__all__ = [
+    "MS",
+    "ONNX_OPS",
+    "SUPPORTED_OPS",
+    "OnnxOp",
+    "auto_pad_check",
+    "lookup",
+    "markdown_table",
+    "node_domain",
+]
+
+MS = "com.microsoft"
+
+# A check reads a node and its attributes and gives the reason it cannot be imported, or None.
+Check = Callable[[onnx.NodeProto, dict], str | None]
+
+
+@dataclass(frozen=True)
+class OnnxOp:
+    """One supported ONNX op. `produces`: the IR device ops its handler may emit (the
+    importer enforces it); none for ops that only keep values or add host steps."""
+
+    op_type: str
+    handler: Callable[[Importer, onnx.NodeProto], None]
+    produces: tuple[type[ir.Op], ...] = ()
+    domain: str = ""
+    checks: tuple[Check, ...] = ()
+    quantized: bool = False  # only a quantized model has it (calibration refuses such)
+    notes: str = ""  # for docs/frontend.md
+
+
+def auto_pad_check(_node: onnx.NodeProto, attrs: dict) -> str | None:
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID", "NOTSET", "VALID"):
+        return f"auto_pad={attrs['auto_pad']!r}; use explicit pads"
+    return None
+
+
+def _count_include_pad(_node: onnx.NodeProto, attrs: dict) -> str | None:
+    if not attrs.get("count_include_pad", 0) and any(attrs.get("pads", [])):
+        return (
+            "padding with count_include_pad=0 divides border windows by different "
+            "counts; use count_include_pad=1 or no padding"
+        )
+    return None
+
+
+def _no_ceil_mode(_node: onnx.NodeProto, attrs: dict) -> str | None:
+    return "ceil_mode=1 is not supported" if attrs.get("ceil_mode", 0) else None
+
+
+def _no_channels_last(_node: onnx.NodeProto, attrs: dict) -> str | None:
+    return "channels_last=1 is not supported" if attrs.get("channels_last", 0) else None
+
+
+def _no_indices(node: onnx.NodeProto, _attrs: dict) -> str | None:
+    if len(node.output) > 1 and node.output[1]:
+        return "the Indices output is not supported"
+    return None
+
+
+def _no_trans_a(_node: onnx.NodeProto, attrs: dict) -> str | None:
+    return "transA=1 is not supported" if attrs.get("transA", 0) else None
+
+
+_AVERAGE_POOL_CHECKS = (_count_include_pad, _no_ceil_mode)
+
+ONNX_OPS: tuple[OnnxOp, ...] = (
+    # Quantization boundaries (QDQ).
+    OnnxOp(
+        "QuantizeLinear",
+        qdq.quantize_linear,
+        (ir.Requantize, ir.Reshape),
+        quantized=True,
+        notes="fixes the type of a float input, an op's result or a constant",
+    ),
+    OnnxOp(
+        "DequantizeLinear",
+        qdq.dequantize_linear,
+        quantized=True,
+        notes="a float view of an activation, or a quantized constant",
+    ),
+    # Float compute ops between DequantizeLinear and QuantizeLinear (QDQ).
+    OnnxOp(
+        "Conv",
+        qdq_ops.conv,
+        (ir.Conv,),
+        notes="strides, explicit pads or auto_pad=VALID, dilations, groups (depthwise)",
+    ),
+    OnnxOp("Gemm", qdq_ops.gemm, (ir.MatMul,), checks=(_no_trans_a,), notes="transB, alpha, beta"),
+    OnnxOp("MatMul", qdq_ops.matmul, (ir.MatMul,), notes="with a constant weight"),
+    OnnxOp(
+        "Relu",
+        qdq_ops.relu,
+        (ir.Requantize,),
+        notes="fused into the preceding op's clamp, or a standalone clamp",
+    ),
+    OnnxOp(
+        "Clip",
+        qdq_ops.clip,
+        (ir.Requantize,),
+        notes="fused into the preceding op's clamp, or a standalone clamp",
+    ),
+    OnnxOp(
+        "MaxPool",
+        qdq_ops.max_pool,
+        (ir.MaxPool, ir.Requantize),
+        checks=(_no_indices,),
+        notes="including ceil_mode; QDQ or on integers",
+    ),
+    OnnxOp(
+        "AveragePool",
+        qdq_ops.average_pool,
+        (ir.AvgPool,),
+        checks=_AVERAGE_POOL_CHECKS,
+        notes="count_include_pad=1 or no padding",
+    ),
+    OnnxOp(
+        "GlobalAveragePool",
+        qdq_ops.global_average_pool,
+        (ir.AvgPool,),
+        notes="an average pool over the whole feature map",
+    ),
+    OnnxOp(
+        "Add",
+        qdq_ops.add,
+        (ir.Add,),
+        notes="two same-shape tensors (residual, with rescale)",
+    ),
+    OnnxOp(
+        "Concat",
+        qdq_ops.concat,
+        (ir.Requantize, ir.Concat),
+        notes="inputs rescaled to the output's quantization where they differ",
+    ),
+    # Values, shapes and host steps.
+    OnnxOp("Flatten", shape_ops.flatten, (ir.Reshape,), notes="on the device or the host"),
+    OnnxOp("Reshape", shape_ops.reshape, (ir.Reshape,), notes="with a constant shape"),
+    OnnxOp("Identity", shape_ops.identity, notes="an alias"),
+    OnnxOp("Constant", shape_ops.constant, notes="with a tensor `value`"),
+    OnnxOp("Softmax", host_ops.softmax, notes="on the host, at the outputs"),
+    OnnxOp("ArgMax", host_ops.arg_max, notes="on the host, at the outputs"),
+    # QOperator and integer-only ops.
+    OnnxOp(
+        "QLinearConv",
+        qoperator_ops.qlinear_conv,
+        (ir.Conv,),
+        quantized=True,
+        notes="as Conv; int32 bias",
+    ),
+    OnnxOp(
+        "QLinearMatMul",
+        qoperator_ops.qlinear_matmul,
+        (ir.MatMul,),
+        quantized=True,
+        notes="with a constant weight",
+    ),
+    OnnxOp(
+        "ConvInteger",
+        qoperator_ops.conv_integer,
+        (ir.Conv,),
+        quantized=True,
+        notes="int32 result: a graph output only",
+    ),
+    OnnxOp(
+        "MatMulInteger",
+        qoperator_ops.matmul_integer,
+        (ir.MatMul,),
+        quantized=True,
+        notes="int32 result: a graph output only",
+    ),
+    OnnxOp(
+        "QGemm",
+        qoperator_ops.qgemm,
+        (ir.MatMul,),
+        domain=MS,
+        checks=(_no_trans_a,),
+        quantized=True,
+        notes="with y_scale",
+    ),
+    OnnxOp(
+        "QLinearSoftmax",
+        host_ops.qlinear_softmax,
+        domain=MS,
+        quantized=True,
+        notes="on the host, at the outputs",
+    ),
+    OnnxOp(
+        "QLinearAdd",
+        qoperator_ops.qlinear_add,
+        (ir.Add,),
+        domain=MS,
+        quantized=True,
+        notes="two same-shape tensors",
+    ),
+    OnnxOp(
+        "QLinearGlobalAveragePool",
+        qoperator_ops.qlinear_global_average_pool,
+        (ir.AvgPool,),
+        domain=MS,
+        checks=(_no_channels_last,),
+        quantized=True,
+        notes="channels_last=0",
+    ),
+    OnnxOp(
+        "QLinearAveragePool",
+        qoperator_ops.qlinear_average_pool,
+        (ir.AvgPool,),
+        domain=MS,
+        checks=(*_AVERAGE_POOL_CHECKS, _no_channels_last),
+        quantized=True,
+        notes="count_include_pad=1 or no padding; channels_last=0",
+    ),
+    OnnxOp(
+        "QLinearConcat",
+        qoperator_ops.qlinear_concat,
+        (ir.Requantize, ir.Concat),
+        domain=MS,
+        quantized=True,
+        notes="inputs rescaled to the output's quantization where they differ",
+    ),
+)
+
+_BY_KEY = {(op.domain, op.op_type): op for op in ONNX_OPS}
+if len(_BY_KEY) != len(ONNX_OPS):
+    raise AssertionError("an ONNX op is registered twice")
+
+# Ops the frontend imports, by domain.
+SUPPORTED_OPS: dict[str, set[str]] = {}
+for _op in ONNX_OPS:
+    SUPPORTED_OPS.setdefault(_op.domain, set()).add(_op.op_type)
+del _op
+
+
+def node_domain(node: onnx.NodeProto) -> str:
+    """The node's domain, with the default domain's two spellings as ""."""
+    return "" if node.domain in ("", "ai.onnx") else node.domain
+
+
+def lookup(node: onnx.NodeProto) -> OnnxOp | None:
+    """The registered op for `node`, or None where the frontend does not support it."""
+    return _BY_KEY.get((node_domain(node), node.op_type))
+
+
+def markdown_table() -> str:
+    """The supported ops as the Markdown table in docs/frontend.md."""
+    lines = ["| op | domain | IR ops | notes |", "|---|---|---|---|"]
+    for op in ONNX_OPS:
+        produces = ", ".join(kind.__name__ for kind in op.produces) or "—"
+        lines.append(f"| {op.op_type} | {op.domain or 'ai.onnx'} | {produces} | {op.notes} |")
+    return "\n".join(lines)

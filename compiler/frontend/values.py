@@ -1,0 +1,156 @@
+"""What the importer knows about each ONNX value, and the quantization bookkeeping shared by
+the op handlers.
+
+Every ONNX value name maps to one of:
+
+- `Act`: a device tensor, possibly seen through host steps (a DequantizeLinear makes the
+  float view `(Dequantize,)` of it; Softmax/ArgMax add further host steps);
+- `QConst`: a quantized constant (weights, int32 biases) with its scales and zero points;
+- `np.ndarray`: a plain constant (shapes, Clip bounds, float biases);
+- `FloatInput`: a float model input, waiting for the QuantizeLinear that makes it a device
+  tensor;
+- `Pending`: the float result of a compute node in a QDQ graph, waiting for the
+  QuantizeLinear that fixes its output type (a Relu/Clip in between narrows the clamp).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from verdigris.compiler import ir
+
+__all__ = [
+    "ACTIVATION_DTYPES",
+    "INCONSISTENT",
+    "Act",
+    "FloatInput",
+    "Pending",
+    "QConst",
+    "Skip",
+    "along",
+    "bits_for",
+    "dtype_info",
+    "dtype_name",
+    "full_clamp",
+    "inconsistent",
+    "per_channel",
+    "transposed",
+    "uint8_shift",
+]
+
+ACTIVATION_DTYPES = {np.dtype(np.int8): "int8", np.dtype(np.uint8): "uint8"}
+
+
+class Skip(Exception):
+    """Abandons one node with a reason; the importer collects them all."""
+
+
+# What a handler raises when a node's attributes or inputs contradict each other (a damaged
+# file, or a hand-edited graph that the ONNX checker lets through): reported as a problem of
+# that node, with the Python error, rather than as a crash.
+INCONSISTENT = (ValueError, IndexError, KeyError, TypeError, ZeroDivisionError)
+
+
+def inconsistent(error: Exception) -> str:
+    return (
+        f"its attributes or inputs are inconsistent ({type(error).__name__}: {error}); "
+        "the model may be damaged"
+    )
+
+
+@dataclass(frozen=True)
+class Act:
+    tensor: str  # IR device tensor
+    steps: tuple[ir.HostStep, ...] = ()
+
+    @property
+    def is_float_view(self) -> bool:
+        return len(self.steps) == 1 and isinstance(self.steps[0], ir.Dequantize)
+
+
+@dataclass(frozen=True)
+class FloatInput:
+    """A float model input, possibly reshaped (Flatten/Reshape) before its QuantizeLinear."""
+
+    input: str
+    shape: tuple[int, ...]
+    original_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class QConst:
+    values: np.ndarray  # raw integers as stored in the model
+    scale: np.ndarray  # float64, per channel along `axis` or one
+    zero_point: np.ndarray  # int64, same shape as scale
+    axis: int
+
+    def centred(self) -> np.ndarray:
+        """values - zero_point, as int64, zero points broadcast along `axis`."""
+        return self.values.astype(np.int64) - along(self.zero_point, self.axis, self.values.ndim)
+
+    def real(self) -> np.ndarray:
+        return self.centred() * along(self.scale, self.axis, self.values.ndim)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A float compute result; `build(out, clamp)` emits the ops once its output type is
+    known. `low`/`high` are fused activation bounds in real units."""
+
+    node: onnx.NodeProto
+    build: Callable[[ir.Tensor, tuple[int, int]], list[ir.Op]]
+    shape: tuple[int, ...]
+    low: float | None = None
+    high: float | None = None
+
+
+def along(values: np.ndarray, axis: int, ndim: int) -> np.ndarray:
+    """`values` shaped to broadcast along `axis` of an `ndim`-D array (a scalar if one)."""
+    values = np.asarray(values)
+    if values.size <= 1:
+        return values.reshape(())
+    shape = [1] * ndim
+    shape[axis] = -1
+    return values.reshape(shape)
+
+
+def bits_for(values: np.ndarray) -> int:
+    """Signed bits needed for `values` (at least 8: the int8 weight path)."""
+    low, high = int(values.min(initial=0)), int(values.max(initial=0))
+    bits = 2
+    while not (-(1 << (bits - 1)) <= low and high < (1 << (bits - 1))):
+        bits += 1
+    return max(bits, 8)
+
+
+def uint8_shift(model_dtype: str) -> int:
+    """What a zero point loses when the model's uint8 becomes the device's int8."""
+    return 128 if model_dtype == "uint8" else 0
+
+
+def full_clamp(tensor: ir.Tensor) -> tuple[int, int]:
+    return tensor.dtype.qmin, tensor.dtype.qmax
+
+
+def per_channel(scale: np.ndarray, channels: int) -> np.ndarray:
+    scale = np.asarray(scale, np.float64).reshape(-1)
+    if scale.size not in (1, channels):
+        raise Skip(f"{scale.size} weight scales for {channels} output channels")
+    return np.broadcast_to(scale, (channels,)).copy()
+
+
+def transposed(weight: QConst) -> QConst:
+    axis = weight.values.ndim - 1 - weight.axis if weight.values.ndim == 2 else weight.axis
+    return QConst(weight.values.T, weight.scale, weight.zero_point, axis)
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    return np.dtype(dtype).name
+
+
+def dtype_info(name: str) -> np.iinfo:
+    return np.iinfo(np.dtype(name))

@@ -1,0 +1,135 @@
+"""Activity per layer on the RTL (docs/isa.md, "Activity per layer"; docs/host-port.md):
+the counters the C++ harness and the cocotb bench snapshot at each layer boundary equal the
+instruction simulator's split, counter for counter and layer for layer, on every shipped
+model (random inputs: zero-operand MACs depend on the data) for tiny and default in both
+dataflows, and on hand-written programs whose LOADs, STOREs and GEMMs straddle boundaries.
+On the shipped models, the energy of each layer and component, priced from the RTL's
+Activity, equals the energy priced from the simulator's, with every shipped table."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support.layer_programs import configs, straddling_programs
+from verdigris.arch.config import AccelConfig
+from verdigris.arch.isa import Finish, Nop, Unit
+from verdigris.arch.program import LayerInfo, Program
+from verdigris.compiler.backend import compile_graph
+from verdigris.compiler.frontend import import_model
+from verdigris.energy import TABLES, energy_report, load_table
+from verdigris.sim.isasim import run_program
+from verdigris.sim.rtl.core_runner import run_fast, run_on_rtl
+
+pytestmark = pytest.mark.verilator
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+MODELS = ("mlp", "lenet", "mobilenet", "resnet")
+
+
+def _jobs(config: AccelConfig) -> list[tuple[str, object, dict]]:
+    """(name, program, inputs): every shipped model on random inputs, and the straddling
+    programs."""
+    rng = np.random.default_rng(7)
+    jobs = []
+    for model in MODELS:
+        program = compile_graph(import_model(EXAMPLES / "models" / f"{model}_qdq.onnx"), config)
+        (binding,) = program.inputs
+        jobs.append((model, program, {binding.name: rng.integers(-128, 128, binding.shape)}))
+    for name, (program, _) in straddling_programs(config).items():
+        jobs.append((name, program, {}))
+    return jobs
+
+
+def _each_instruction_a_layer(program: Program) -> Program:
+    """`program` with one layer per instruction before FINISH: a boundary after every
+    instruction, which checks every completion the units report."""
+    count = next(i for i, ins in enumerate(program.instructions) if isinstance(ins, Finish))
+    layers = tuple(LayerInfo(f"i{k}", "Instruction", k, k + 1, 0) for k in range(count))
+    return replace(program, layers=layers)
+
+
+def _check(jobs, results) -> None:
+    for (name, program, inputs), result in zip(jobs, results, strict=True):
+        outputs, activity = run_program(program, inputs)
+        assert not result.error, name
+        for key, value in outputs.items():
+            np.testing.assert_array_equal(result.outputs[key], value, err_msg=name)
+        assert len(result.activity.layers) == len(program.layers), name
+        for mine, theirs in zip(activity.layers, result.activity.layers, strict=True):
+            assert theirs == mine, f"{name}, layer {mine.name}"
+        assert result.activity == activity, name
+        # Every instruction completed, and the compute unit's NOPs were told apart.
+        counters = result.counters
+        for unit in ("load", "compute", "store"):
+            assert counters[f"{unit}_completed"] == counters[f"{unit}_instructions"], name
+        ran = program.instructions[: sum(activity.instructions.values())]
+        nops = sum(isinstance(i, Nop) and i.target == Unit.COMPUTE for i in ran)
+        assert counters["compute_nops_completed"] == nops, name
+        assert counters["instruction_fetches"] == len(ran) + 1, name  # FINISH's fetch too
+        if name in MODELS:
+            _check_energy(name, program, activity, result.activity)
+
+
+def _check_energy(name: str, program: Program, ours, rtl) -> None:
+    for table in TABLES:
+        prices = load_table(table)
+        expected = energy_report(ours, program.config, prices, program=program)
+        got = energy_report(rtl, program.config, prices, program=program)
+        assert [layer.name for layer in got.layers] == [layer.name for layer in expected.layers]
+        for mine, theirs in zip(expected.layers, got.layers, strict=True):
+            assert theirs.energy_pj == mine.energy_pj, f"{name}, {table}, layer {mine.name}"
+        assert got.energy_pj == expected.energy_pj, f"{name}, {table}"
+
+
+@pytest.mark.parametrize(
+    "config", [*configs("tiny"), *configs("default")], ids=lambda config: config.name
+)
+def test_per_layer_activity_on_the_harness(config, rtl_build_root):
+    jobs = _jobs(config)
+    expected = [run_program(program, inputs)[1] for _, program, inputs in jobs]
+    results = run_fast(
+        [(program, inputs) for _, program, inputs in jobs],
+        expected_cycles=[a.cycles for a in expected],
+        build_root=rtl_build_root,
+    )
+    _check(jobs, results)
+
+
+def test_per_layer_activity_on_cocotb(rtl_build_root, tmp_path):
+    """The cocotb bench's boundary snapshots (it sleeps until a completion counter
+    changes), on the straddling programs: a compute NOP completing before an earlier GEMM
+    must not end the GEMM's layer. The shipped models run through it in
+    tests/rtl/test_core_verilator.py, whose Activity comparison includes the layers."""
+    config = configs("tiny")[0]
+    jobs = [(n, p, i) for n, p, i in _jobs(config) if n not in MODELS]
+    expected = [run_program(program, inputs)[1] for _, program, inputs in jobs]
+    results = run_on_rtl(
+        [(program, inputs) for _, program, inputs in jobs],
+        expected_cycles=[a.cycles for a in expected],
+        build_root=rtl_build_root,
+        results_dir=tmp_path,
+    )
+    _check(jobs, results)
+
+
+@pytest.mark.parametrize("runner", ["harness", "cocotb"])
+def test_a_boundary_after_every_instruction(runner, rtl_build_root, tmp_path):
+    """With every instruction its own layer, each completion the units report marks a
+    boundary: a completion reported a cycle late or early, or a NOP taken for a GEMM, would
+    move a window."""
+    config = configs("tiny")[0]
+    jobs = [(n, _each_instruction_a_layer(p), i) for n, p, i in _jobs(config)]
+    if runner == "cocotb":  # it wakes on every completion: the small programs only
+        jobs = [job for job in jobs if job[0] not in MODELS]
+    else:
+        jobs = [job for job in jobs if job[0] not in ("mobilenet", "resnet")]
+    expected = [run_program(program, inputs)[1] for _, program, inputs in jobs]
+    options = dict(expected_cycles=[a.cycles for a in expected], build_root=rtl_build_root)
+    pairs = [(program, inputs) for _, program, inputs in jobs]
+    if runner == "cocotb":
+        results = run_on_rtl(pairs, results_dir=tmp_path, **options)
+    else:
+        results = run_fast(pairs, **options)
+    _check(jobs, results)

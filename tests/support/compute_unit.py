@@ -1,0 +1,153 @@
+"""What the compute unit's tests in Amaranth's simulator (tests/hw) and on Verilator
+(tests/rtl) share: the config, random programs and buffers, the ISA semantics of GEMM and
+VECTOR, the check of a run against them and the instruction simulator, error cases and a
+faulty unit."""
+
+import random
+
+import numpy as np
+from amaranth.hdl import Cat
+
+from tests.support.faults import faulty
+from verdigris.arch.config import AccelConfig
+from verdigris.arch.isa import Deps, Finish, Gemm, Nop, Unit, Vector, VectorOp
+from verdigris.hw.compute_unit import ComputeUnit
+from verdigris.sim.golden import wrap_int32
+from verdigris.sim.isasim import _zero_macs, run_instructions
+
+CONFIG = AccelConfig(
+    name="cu",
+    rows=4,
+    cols=4,
+    inp_rows=16,
+    wgt_rows=16,
+    acc_rows=16,
+    req_rows=2,
+    main_memory_bytes=1024,
+    instruction_capacity=256,
+    dma_bytes=4,
+    queue_depth=4,
+)
+
+
+DIM = CONFIG.dim
+
+
+def reference(program, inp, wgt, acc):
+    """The ISA semantics of GEMM and VECTOR, applied in program order: (accumulator,
+    zero_macs)."""
+    acc = acc.copy()
+    tile = np.zeros((DIM, DIM), np.int64)
+    zero_macs = 0
+    for ins in program:
+        if isinstance(ins, Gemm):
+            if ins.load_weights:
+                tile = wgt[ins.wgt_row : ins.wgt_row + DIM].copy()
+            zero_macs += _zero_macs(inp[ins.inp_row : ins.inp_row + ins.rows], tile)
+            for i in range(ins.rows):
+                product = inp[ins.inp_row + i] @ tile
+                row = ins.acc_row + i
+                acc[row] = wrap_int32(acc[row] + product) if ins.accumulate else wrap_int32(product)
+        elif isinstance(ins, Vector):
+            for i in range(ins.rows):
+                value = wrap_int32((inp[ins.inp_row + i] - ins.zero) * ins.multiplier)
+                row = ins.acc_row + i
+                if ins.op == VectorOp.WRITE:
+                    acc[row] = value
+                elif ins.op == VectorOp.ADD:
+                    acc[row] = wrap_int32(acc[row] + value)
+                else:
+                    acc[row] = np.maximum(acc[row], value)
+    return acc, zero_macs
+
+
+def _random_deps(rng: random.Random) -> Deps:
+    """Pushes only: the unit runs alone, so nothing would push the tokens a pop waits for."""
+    return Deps(push_prev=rng.random() < 0.3, push_next=rng.random() < 0.3)
+
+
+def random_program(rng: random.Random, count: int):
+    program = []
+    for _ in range(count):
+        kind = rng.random()
+        rows = rng.randint(0, 6)
+        if kind < 0.55:
+            program.append(
+                Gemm(
+                    _random_deps(rng),
+                    rng.random() < 0.5,
+                    rng.random() < 0.5,
+                    rng.randint(0, CONFIG.wgt_rows - DIM),
+                    rng.randint(0, 16 - rows),
+                    rng.randint(0, 16 - rows),
+                    rows,
+                )
+            )
+        elif kind < 0.85:
+            program.append(
+                Vector(
+                    _random_deps(rng),
+                    rng.randrange(3),
+                    rng.randint(0, 16 - rows),
+                    rng.randint(0, 16 - rows),
+                    rows,
+                    rng.randint(-128, 127),
+                    rng.randint(0, 2**21),
+                )
+            )
+        else:
+            program.append(Nop(_random_deps(rng), Unit.COMPUTE))
+    return program
+
+
+def random_buffers(seed: int):
+    """(inp, wgt, acc), with some zero operands for the zero-MAC counter."""
+    rng = np.random.default_rng(seed)
+    inp = rng.integers(-128, 128, (CONFIG.inp_rows, DIM))
+    wgt = rng.integers(-128, 128, (CONFIG.wgt_rows, DIM))
+    inp[rng.random(inp.shape) < 0.15] = 0
+    wgt[rng.random(wgt.shape) < 0.15] = 0
+    acc = rng.integers(-(2**31), 2**31, (CONFIG.acc_rows, DIM))
+    return inp, wgt, acc
+
+
+def isasim_timeline(program) -> np.ndarray:
+    timeline = np.full((len(program) + 1, 2), -1, np.int64)
+    run_instructions(
+        CONFIG,
+        [*program, Finish(Deps())],
+        np.zeros(CONFIG.main_memory_bytes, np.uint8),
+        timeline=timeline,
+    )
+    return timeline[:-1]
+
+
+def check_compute_run(program, inp, wgt, acc, run) -> None:
+    """Assert a ComputeRun's accumulator, counters and timeline equal the models'."""
+    want, zero_macs = reference(program, inp, wgt, acc)
+    np.testing.assert_array_equal(run.acc, want, err_msg="acc")
+    assert run.macs == sum(i.rows for i in program if isinstance(i, Gemm)) * DIM * DIM
+    assert run.zero_macs == zero_macs
+    # isasim counts from the first fetch; the unit here starts one cycle earlier.
+    np.testing.assert_array_equal(run.timeline + 1, isasim_timeline(program), err_msg="timeline")
+
+
+ERROR_CASES = [
+    Gemm(Deps(), False, False, 0, 14, 0, 3),  # inp rows past the end
+    Gemm(Deps(), True, False, 13, 0, 0, 1),  # weight rows past the end
+    Vector(Deps(), VectorOp.ADD, 0, 15, 2),  # acc rows past the end
+    Vector(Deps(), 3, 0, 0, 1),  # no such op
+]
+
+
+FaultyComputeUnit = faulty(ComputeUnit)
+
+
+class SwappedLanes(FaultyComputeUnit):
+    """Reads inp rows with lanes 0 and 1 swapped."""
+
+    TAMPERED = frozenset({"inp__data"})
+
+    def tamper(self, m, inner):
+        data = self.inp.data.as_value()
+        m.d.comb += inner.inp.data.eq(Cat(data[8:16], data[0:8], data[16:]))
