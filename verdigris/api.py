@@ -70,9 +70,12 @@ def load_model(
     *,
     calibrate: str | Path | np.ndarray | Mapping[str, np.ndarray] | None = None,
     per_channel: bool = True,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> ir.Graph:
     """Import a quantized ONNX model, or quantize a float one first with calibration data:
-    a .npy/.npz file, one array (a single-input model) or arrays by input name."""
+    a .npy/.npz file, one array (a single-input model) or arrays by input name.
+    `input_shapes` fixes inputs with symbolic or unknown dimensions, by name
+    (`{"x": (1, 3, 224, 224)}`, the CLI's `--input-shape x=1,3,224,224`)."""
     from verdigris.compiler.frontend import import_model, load_onnx
     from verdigris.compiler.frontend.calibrate import (
         check_float_model,
@@ -81,8 +84,9 @@ def load_model(
     )
 
     path = Path(path)
+    shapes = dict(input_shapes or {})
     if calibrate is None:
-        return import_model(path)
+        return import_model(path, input_shapes=shapes)
     model = load_onnx(path)
     check_float_model(model, path)
     names = [
@@ -90,7 +94,7 @@ def load_model(
     ]
     data = load_calibration(calibrate, names)
     quantized = quantize_float_model(path, data, per_channel=per_channel)
-    return import_model(quantized, name=path.stem)
+    return import_model(quantized, name=path.stem, input_shapes=shapes)
 
 
 def compile_model(
@@ -99,13 +103,17 @@ def compile_model(
     *,
     calibrate: str | Path | np.ndarray | Mapping[str, np.ndarray] | None = None,
     dump_dir: str | Path | None = None,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> Program:
     """Compile an ONNX model (or an imported graph) into a Program for `config` (a preset
-    name, a TOML path or an AccelConfig)."""
+    name, a TOML path or an AccelConfig). `input_shapes` as for `load_model`."""
     from verdigris.compiler import ir
     from verdigris.compiler.backend import compile_graph
 
-    graph = model if isinstance(model, ir.Graph) else load_model(model, calibrate=calibrate)
+    if isinstance(model, ir.Graph):
+        graph = model
+    else:
+        graph = load_model(model, calibrate=calibrate, input_shapes=input_shapes)
     if not isinstance(config, AccelConfig):
         config = load_config(config)
     return compile_graph(graph, config, dump_dir=dump_dir)
@@ -431,6 +439,7 @@ def energy_report_of(
     dram: bool = False,
     calibrate: str | Path | np.ndarray | Mapping[str, np.ndarray] | None = None,
     progress: BuildProgress | None = None,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> EnergyRun:
     """Run `model` (an ONNX path, an imported graph, or a Program or .vgp path) on the
     user's `inputs` (arrays by input name, or a .npy/.npz file) on isasim or rtl, and price
@@ -453,7 +462,7 @@ def energy_report_of(
     grid_intensity = DEFAULT_GRID_INTENSITY if grid_intensity is None else grid_intensity
     if not (grid_intensity >= 0 and np.isfinite(grid_intensity)):
         raise ValueError(f"grid intensity must be a finite number >= 0, not {grid_intensity}")
-    program = _program_of(model, config, calibrate)
+    program = _program_of(model, config, calibrate, input_shapes)
     if not isinstance(inputs, Mapping):
         inputs = read_inputs(inputs, program)
     samples = {len(np.asarray(value)) for value in inputs.values()}
@@ -482,6 +491,7 @@ def _program_of(
     model: str | Path | ir.Graph | Program,
     config: str | Path | AccelConfig | None,
     calibrate: str | Path | np.ndarray | Mapping[str, np.ndarray] | None,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> Program:
     """The Program `model` is, or compiles into for `config` (default: `default`)."""
     from verdigris.arch.program import load_program
@@ -497,7 +507,7 @@ def _program_of(
         return model
     if isinstance(model, str | Path) and has_suffix(model, ".vgp"):
         return load_program(model, config=config)
-    return compile_model(model, config or "default", calibrate=calibrate)
+    return compile_model(model, config or "default", calibrate=calibrate, input_shapes=input_shapes)
 
 
 # The errors a sweep point may meet that say something about the point (its config cannot

@@ -240,7 +240,27 @@ def _note(args: argparse.Namespace, text: str) -> None:
 def _load(args: argparse.Namespace):
     from verdigris.api import load_model
 
-    return load_model(args.model, calibrate=getattr(args, "calibrate", None))
+    return load_model(
+        args.model, calibrate=getattr(args, "calibrate", None), input_shapes=_input_shapes(args)
+    )
+
+
+def _input_shapes(args: argparse.Namespace) -> dict[str, tuple[int, ...]]:
+    """--input-shape NAME=1,3,224,224 (repeatable) as shapes by input name."""
+    from verdigris.compiler.frontend.onnx_file import parse_dims
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    for item in getattr(args, "input_shape", None) or []:
+        name, equals, dims = item.partition("=")
+        if not equals or not name:
+            raise _CliError(f"--input-shape {item!r}: give NAME=DIMS, e.g. input=1,3,224,224")
+        if name in shapes:
+            raise _CliError(f"--input-shape {name}: given twice; give each input once")
+        try:
+            shapes[name] = parse_dims(dims)
+        except ValueError as error:
+            raise _CliError(f"--input-shape {name}: {error}") from None
+    return shapes
 
 
 def _compile(args: argparse.Namespace) -> int:
@@ -257,7 +277,11 @@ def _compile(args: argparse.Namespace) -> int:
         check_output_folder(args.dump_dir, "dump directory")
     start = time.monotonic()
     program = compile_model(
-        args.model, args.config, calibrate=args.calibrate, dump_dir=args.dump_dir
+        args.model,
+        args.config,
+        calibrate=args.calibrate,
+        dump_dir=args.dump_dir,
+        input_shapes=_input_shapes(args),
     )
     seconds = time.monotonic() - start
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -278,6 +302,8 @@ def _inspect(args: argparse.Namespace) -> int:
     if _is_program(args.model):
         if args.calibrate:
             _note(args, "--calibrate is ignored: a compiled program is quantized already")
+        if args.input_shape:
+            _note(args, "--input-shape is ignored: a compiled program has fixed shapes")
         return _inspect_program(args)
     from verdigris.api import layer_summaries
     from verdigris.compiler.ir import format_graph
@@ -331,6 +357,8 @@ def _run(args: argparse.Namespace) -> int:
             )
         if args.calibrate:
             _note(args, "--calibrate is ignored: a compiled program is quantized already")
+        if args.input_shape:
+            _note(args, "--input-shape is ignored: a compiled program has fixed shapes")
         # A Program runs only on the config it was compiled for: --config must name that one.
         config = load_config(args.config) if args.config else None
         program = model = load_program(args.model, config=config)
@@ -501,6 +529,7 @@ def _report(args: argparse.Namespace) -> int:
         dram=args.dram,
         calibrate=None if _is_program(args.model) else args.calibrate,
         progress=progress,
+        input_shapes=None if _is_program(args.model) else _input_shapes(args),
     )
     report, config = run.report, run.program.config
     samples = report.inferences
@@ -707,6 +736,15 @@ def _grid_intensity(text: str) -> float:
     return value
 
 
+def _add_input_shape(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--input-shape",
+        action="append",
+        metavar="NAME=DIMS",
+        help="fix an input's symbolic dimensions, e.g. input=1,3,224,224 (repeatable)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="verdigris",
@@ -757,6 +795,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the .vgp file to write (default: the model's name with .vgp, beside it)",
     )
     compile_.add_argument("--calibrate", type=Path, help="calibration data for a float model")
+    _add_input_shape(compile_)
     compile_.add_argument(
         "--dump-dir", type=Path, help="a folder to write each compiler step's result into"
     )
@@ -767,6 +806,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("model", type=Path, help="quantized ONNX model or Program (.vgp)")
     inspect.add_argument("--calibrate", type=Path, help="calibration data for a float model")
+    _add_input_shape(inspect)
     inspect.add_argument("--disassemble", action="store_true", help="list every instruction")
     inspect.set_defaults(handler=_inspect)
 
@@ -792,6 +832,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="calibration data (.npy/.npz) to quantize a float model first",
     )
+    _add_input_shape(run)
     run.add_argument(
         "--trace",
         type=Path,
@@ -855,6 +896,7 @@ def _parser() -> argparse.ArgumentParser:
         help="write PNG figures into DIR: energy per layer, utilization, roofline",
     )
     report.add_argument("--calibrate", type=Path, help="calibration data for a float model")
+    _add_input_shape(report)
     report.set_defaults(handler=_report)
 
     sweep = commands.add_parser(

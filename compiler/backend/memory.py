@@ -119,9 +119,16 @@ def plan_memory(graph: ir.Graph, config: AccelConfig, constants_bytes: int) -> M
                 free = _merge(free)
     if top > config.main_memory_bytes:
         largest = max(addresses, key=size_of)
+        # The first plan places activations only (constants are sized later): say so
+        # rather than report 0 bytes of constants.
+        parts = (
+            f"{base:,} of constants, {top - base:,} of activations"
+            if base
+            else "its activations alone, before its constants"
+        )
         raise CompileError(
-            f"the model needs {top:,} bytes of main memory ({base:,} of constants, "
-            f"{top - base:,} of activations; the largest tensor, '{largest}', takes "
+            f"the model needs {top:,} bytes of main memory ({parts}; the largest tensor, "
+            f"'{largest}', takes "
             f"{size_of(largest):,}); config '{config.name}' has {config.main_memory_bytes:,}. "
             "Use a larger config or a smaller model."
         )

@@ -18,6 +18,7 @@ import onnx
 
 from verdigris.arch.tensor_files import read_named_arrays
 from verdigris.compiler.frontend.errors import ModelError
+from verdigris.compiler.frontend.onnx_file import load_onnx, upgrade_opset
 from verdigris.compiler.frontend.registry import ONNX_OPS
 
 __all__ = [
@@ -123,12 +124,20 @@ def quantize_float_model(
 
     activation_type = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}[activations]
     with tempfile.TemporaryDirectory(prefix="verdigris-calibrate-") as folder:
+        source = Path(model_path)
         prepared = Path(folder) / "prepared.onnx"
         quantized = Path(folder) / "quantized.onnx"
+        # Quantize at the opset the importer reads: onnxruntime's quantizer lifts an old
+        # model only to opset 11, where per-channel DequantizeLinear is not valid ONNX.
+        model = load_onnx(source)
+        upgraded = upgrade_opset(model, str(source))
+        if upgraded is not model:
+            source = Path(folder) / "upgraded.onnx"
+            onnx.save(upgraded, str(source))
         logger.info("pre-processing %s (shape inference, BatchNorm folding)", model_path)
         try:
             # ONNX shape inference suffices for CNNs; the symbolic one would need sympy.
-            quant_pre_process(str(model_path), str(prepared), skip_symbolic_shape=True)
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         except Exception as error:
             raise CalibrationError(
                 f"{model_path}: onnxruntime could not prepare it: {error}"

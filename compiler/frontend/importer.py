@@ -18,7 +18,7 @@ from onnx import helper
 from verdigris.compiler import ir
 from verdigris.compiler.frontend import registry
 from verdigris.compiler.frontend.errors import ModelError, Problem
-from verdigris.compiler.frontend.onnx_file import node_label, tensor_array
+from verdigris.compiler.frontend.onnx_file import describe_dims, node_label, tensor_array
 from verdigris.compiler.frontend.values import (
     ACTIVATION_DTYPES,
     INCONSISTENT,
@@ -27,6 +27,7 @@ from verdigris.compiler.frontend.values import (
     Pending,
     QConst,
     Skip,
+    check_qparams,
     dtype_name,
     inconsistent,
     uint8_shift,
@@ -36,6 +37,9 @@ from verdigris.compiler.quantize import QuantizationError, activation_clamp
 __all__ = ["Importer"]
 
 logger = logging.getLogger(__name__)
+
+# The value of every output of a node that could not be imported.
+BLOCKED = object()
 
 
 class Importer:
@@ -61,8 +65,16 @@ class Importer:
 
     # ---- the walk
 
-    def run(self) -> None:
-        for node in self.model.graph.node:
+    def run(self, blocked: frozenset[str] = frozenset()) -> None:
+        """Import every node. Nodes named in `blocked` (by `node_label`: problems found
+        already) are not imported; neither is a node that reads what a failed node makes,
+        so each problem is reported once, at its source, and every other one is found."""
+        for index, node in enumerate(self.model.graph.node):
+            if node_label(node, index) in blocked or any(
+                self.values.get(name) is BLOCKED for name in node.input if name
+            ):
+                self._block(node)
+                continue
             self._producer = registry.lookup(node)
             try:
                 if self._producer is None:
@@ -70,11 +82,19 @@ class Importer:
                 self._producer.handler(self, node)
             except Skip as skip:
                 self.problem(node, str(skip))
+                self._block(node)
             except QuantizationError as error:
                 self.problem(node, str(error))
+                self._block(node)
             except INCONSISTENT as error:
                 self.problem(node, inconsistent(error))
+                self._block(node)
         self._producer = None
+
+    def _block(self, node: onnx.NodeProto) -> None:
+        for name in node.output:
+            if name:
+                self.values[name] = BLOCKED
 
     def graph(self, name: str, outputs: list[ir.GraphOutput]) -> ir.Graph:
         """The graph imported (after `run`), with the `outputs` found."""
@@ -101,6 +121,8 @@ class Importer:
                         steps=ref.steps,
                     )
                 )
+            elif ref is BLOCKED:
+                continue  # its source's problem is reported already
             elif isinstance(ref, Pending):
                 self.problems.append(
                     Problem(
@@ -118,6 +140,11 @@ class Importer:
     # ---- graph inputs
 
     def _shape_of(self, value: onnx.ValueInfoProto) -> tuple[int, ...]:
+        if not value.type.tensor_type.HasField("shape"):
+            raise ModelError(
+                f"{self.label}: input '{value.name}' has no shape; give it one with "
+                f"--input-shape {value.name}=1,3,224,224 (its real dimensions)"
+            )
         dims = []
         for index, dim in enumerate(value.type.tensor_type.shape.dim):
             if dim.HasField("dim_value") and dim.dim_value > 0:
@@ -126,9 +153,11 @@ class Importer:
                 self.dynamic_batch = True
                 dims.append(1)
             else:
+                what = f"symbolic ('{dim.dim_param}')" if dim.dim_param else "unknown"
                 raise ModelError(
-                    f"{self.label}: input '{value.name}' has a symbolic dimension {index} "
-                    f"('{dim.dim_param}'); only the batch dimension may be symbolic"
+                    f"{self.label}: input '{value.name}' has dimension {index} {what}; only "
+                    f"the batch dimension may be: fix it with --input-shape "
+                    f"{value.name}={describe_dims(value)} (each name or ? a number)"
                 )
         return tuple(dims)
 
@@ -222,8 +251,10 @@ class Importer:
         self, node: onnx.NodeProto, scale_pos: int, zp_pos: int | None
     ) -> tuple[np.ndarray, np.ndarray, str]:
         """(scale, zero point, model dtype) from a node's constant inputs."""
-        scale = self.const(node.input[scale_pos], "the scale").astype(np.float64)
+        scale = self.const(node.input[scale_pos], "the scale")
         zero = self.opt_const(node, zp_pos, "the zero point")
+        check_qparams(scale, zero)
+        scale = scale.astype(np.float64)
         if zero is None:
             zero = np.zeros(scale.shape, np.uint8)  # ONNX's default zero point type
         return scale, zero.astype(np.int64), dtype_name(zero.dtype)

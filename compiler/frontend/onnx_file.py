@@ -8,13 +8,28 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+import onnx.version_converter
+from onnx import external_data_helper, helper, numpy_helper
 
-from verdigris.compiler.frontend.errors import ModelFileError
+from verdigris.compiler.frontend.errors import ModelError, ModelFileError
 
-__all__ = ["attributes", "load_onnx", "node_label", "tensor_array"]
+__all__ = [
+    "MIN_OPSET",
+    "attributes",
+    "describe_dims",
+    "fix_input_shapes",
+    "load_onnx",
+    "node_label",
+    "parse_dims",
+    "tensor_array",
+    "upgrade_opset",
+]
 
 logger = logging.getLogger(__name__)
+
+# The oldest default-domain opset the handlers read (per-channel QuantizeLinear, Clip's min
+# and max as inputs, Softmax over the last axis); older models are converted to it.
+MIN_OPSET = 13
 
 
 def load_onnx(path: str | Path) -> onnx.ModelProto:
@@ -35,10 +50,11 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
         ) from None
     if not model.graph.node:
         raise ModelFileError(f"{path}: not an ONNX model, or one with an empty graph")
+    _load_external_data(model, path)
     _accept_ir3_initializers(model, path)
     try:
         onnx.checker.check_model(model)
-    except (onnx.checker.ValidationError, ValueError) as error:  # ValueError: bad UTF-8
+    except (onnx.checker.ValidationError, ValueError, TypeError) as error:  # bad UTF-8
         first = str(error).strip().splitlines()[0]
         raise ModelFileError(
             f"{path}: the ONNX checker rejects the model (IR version {model.ir_version}, "
@@ -59,8 +75,32 @@ def tensor_array(tensor: onnx.TensorProto, label: str) -> np.ndarray:
         ) from None
 
 
+# The types ONNX defines for the attributes the handlers read (the checker does not compare
+# them for every op, so a damaged or hand-edited file can have a float stride).
+_ATTRIBUTE_TYPES = {
+    **dict.fromkeys(("strides", "pads", "dilations", "kernel_shape", "perm", "axes"), "INTS"),
+    **dict.fromkeys(
+        (
+            *("group", "axis", "ceil_mode", "count_include_pad", "transA", "transB"),
+            *("keepdims", "select_last_index", "channels_last", "storage_order", "saturate"),
+            "block_size",
+        ),
+        "INT",
+    ),
+    **dict.fromkeys(("alpha", "beta", "min", "max"), "FLOAT"),
+    "auto_pad": "STRING",
+    "value": "TENSOR",
+}
+
+
 def attributes(node: onnx.NodeProto) -> dict:
-    """A node's attributes by name, as Python values."""
+    """A node's attributes by name, as Python values. TypeError where an attribute the
+    handlers read has another type than ONNX defines for it."""
+    for attribute in node.attribute:
+        expected = _ATTRIBUTE_TYPES.get(attribute.name)
+        actual = onnx.AttributeProto.AttributeType.Name(attribute.type)
+        if expected is not None and actual != expected:
+            raise TypeError(f"attribute '{attribute.name}' is {actual}; ONNX defines {expected}")
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
@@ -87,3 +127,137 @@ def _accept_ir3_initializers(model: onnx.ModelProto, path: Path) -> None:
             model.ir_version,
         )
         model.ir_version = 4
+
+
+def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
+    """Tensors saved with `save_as_external_data=True` read their data files, which sit next
+    to the model (their `location` is relative to its folder)."""
+    external = [
+        tensor
+        for tensor in external_data_helper._get_all_tensors(model)
+        if external_data_helper.uses_external_data(tensor)
+    ]
+    folder = path.resolve().parent
+    for tensor in external:
+        info = external_data_helper.ExternalDataInfo(tensor)
+        location = Path(info.location)
+        if location.is_absolute() or ".." in location.parts or not info.location:
+            raise ModelFileError(
+                f"{path}: tensor '{tensor.name}' has its data in {info.location!r}, outside "
+                "the model's folder; keep external data files next to the model"
+            )
+        data_file = folder / location
+        if not data_file.is_file():
+            raise ModelFileError(
+                f"{path}: tensor '{tensor.name}' has its data in '{info.location}', which is "
+                f"missing; put {data_file.name} next to the model (in {folder})"
+            )
+    if not external:
+        return
+    try:
+        external_data_helper.load_external_data_for_model(model, str(folder))
+    except (OSError, ValueError, TypeError) as error:
+        raise ModelFileError(f"{path}: cannot read the external data: {error}") from None
+    for tensor in external:
+        size = _item_size(tensor)
+        expected = None if size is None else int(np.prod(tensor.dims, dtype=np.int64)) * size
+        if expected is not None and len(tensor.raw_data) != expected:
+            raise ModelFileError(
+                f"{path}: tensor '{tensor.name}' has {len(tensor.raw_data)} bytes of external "
+                f"data for shape {list(tensor.dims)}; the data file is truncated or another one"
+            )
+
+
+def _item_size(tensor: onnx.TensorProto) -> int | None:
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def upgrade_opset(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
+    """`model`, converted by onnx's version converter to opset `MIN_OPSET` where its
+    default-domain opset is older (the file is not changed)."""
+    opset = _opset(model)
+    if not isinstance(opset, int) or opset >= MIN_OPSET:
+        return model
+    try:
+        converted = onnx.version_converter.convert_version(model, MIN_OPSET)
+    except Exception as error:  # the converter raises RuntimeError, ValueError and others
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ModelError(
+            f"{label}: opset {opset} is older than {MIN_OPSET}, and onnx's version converter "
+            f"cannot convert it: {first}; re-export the model at opset {MIN_OPSET} or newer"
+        ) from None
+    logger.info("%s: converted from opset %d to opset %d", label, opset, MIN_OPSET)
+    return converted
+
+
+def parse_dims(text: str) -> tuple[int, ...]:
+    """`1,3,224,224` as a shape; ValueError with the reason where it is not one."""
+    parts = text.split(",")
+    if not text or any(not part.strip() for part in parts):
+        raise ValueError(f"{text!r} is not a shape; give dimensions like 1,3,224,224")
+    try:
+        dims = tuple(int(part) for part in parts)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a shape; give whole numbers like 1,3,224,224") from None
+    if any(d <= 0 for d in dims):
+        raise ValueError(f"{text!r}: every dimension must be positive")
+    return dims
+
+
+def fix_input_shapes(
+    model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], label: str
+) -> onnx.ModelProto:
+    """A copy of `model` with the inputs named in `shapes` given those fixed shapes, and ONNX
+    shape inference run again so that the shapes after them follow."""
+    if not shapes:
+        return model
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    initializers = {init.name for init in fixed.graph.initializer}
+    inputs = {v.name: v for v in fixed.graph.input if v.name not in initializers}
+    for name, dims in shapes.items():
+        if name not in inputs:
+            raise ModelError(
+                f"{label}: --input-shape names '{name}', which is not an input of the model; "
+                f"its inputs are {', '.join(repr(n) for n in inputs) or 'none'}"
+            )
+        dims = tuple(int(d) for d in dims)
+        if not dims or any(d <= 0 for d in dims):
+            raise ModelError(f"{label}: --input-shape {name}: {list(dims)} is not a shape")
+        shape = inputs[name].type.tensor_type.shape
+        if inputs[name].type.tensor_type.HasField("shape"):
+            if len(shape.dim) != len(dims):
+                raise ModelError(
+                    f"{label}: input '{name}' has {len(shape.dim)} dimensions "
+                    f"({describe_dims(inputs[name])}); --input-shape gives {len(dims)}"
+                )
+            for index, (dim, size) in enumerate(zip(shape.dim, dims, strict=True)):
+                if dim.HasField("dim_value") and dim.dim_value > 0 and dim.dim_value != size:
+                    raise ModelError(
+                        f"{label}: input '{name}' has dimension {index} fixed at "
+                        f"{dim.dim_value}; --input-shape gives {size}"
+                    )
+        inputs[name].type.tensor_type.ClearField("shape")
+        inputs[name].type.tensor_type.shape.SetInParent()
+        for size in dims:
+            inputs[name].type.tensor_type.shape.dim.add().dim_value = size
+    del fixed.graph.value_info[:]  # stale: inferred from the symbolic shapes
+    try:
+        return onnx.shape_inference.infer_shapes(fixed)
+    except Exception as error:  # InferenceError and others
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ModelError(
+            f"{label}: ONNX shape inference fails with the input shapes given: {first}"
+        ) from None
+
+
+def describe_dims(value: onnx.ValueInfoProto) -> str:
+    """An input's dimensions as `1,3,H,W`: numbers where fixed, names or ? where not."""
+    dims = value.type.tensor_type.shape.dim
+    return ",".join(
+        str(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or "?")
+        for d in dims
+    )

@@ -17,7 +17,12 @@ import onnx
 from verdigris.compiler import ir, passes
 from verdigris.compiler.frontend.errors import ModelError, Problem, UnsupportedModelError
 from verdigris.compiler.frontend.importer import Importer
-from verdigris.compiler.frontend.onnx_file import load_onnx
+from verdigris.compiler.frontend.onnx_file import (
+    fix_input_shapes,
+    load_onnx,
+    node_label,
+    upgrade_opset,
+)
 from verdigris.compiler.frontend.registry import MS
 from verdigris.compiler.frontend.support import check_supported
 
@@ -30,6 +35,7 @@ def import_model(
     constants: dict[str, np.ndarray] | None = None,
     name: str | None = None,
     verify: bool | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> ir.Graph:
     """Import a quantized ONNX model into the IR: translate it, then run the graph passes.
 
@@ -37,9 +43,10 @@ def import_model(
     such as the ONNX backend node tests). Raises `ModelFileError` for unreadable files and
     `UnsupportedModelError` listing every node that cannot be imported. `verify` checks the
     graph after translation and after every pass (`verify_graph`; default: the
-    VERDIGRIS_VERIFY_GRAPH environment variable).
+    VERDIGRIS_VERIFY_GRAPH environment variable). `input_shapes` fixes the shapes of inputs
+    with symbolic or unknown dimensions, by input name (`--input-shape`).
     """
-    graph = translate_model(model, constants=constants, name=name)
+    graph = translate_model(model, constants=constants, name=name, input_shapes=input_shapes)
     return passes.run_passes(graph, verify=verify)
 
 
@@ -48,25 +55,32 @@ def translate_model(
     *,
     constants: dict[str, np.ndarray] | None = None,
     name: str | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> ir.Graph:
     """The ONNX model as the IR, node for node, before any pass."""
     label = str(model) if isinstance(model, str | Path) else (name or model.graph.name or "model")
     if isinstance(model, str | Path):
         model = load_onnx(model)
+    model = upgrade_opset(model, label)
+    model = fix_input_shapes(model, dict(input_shapes or {}), label)
     problems = check_supported(model)
-    if problems:
-        raise UnsupportedModelError(label, problems, _advice(problems))
     if not _is_quantized(model):
+        if problems:
+            raise UnsupportedModelError(label, problems, _advice(problems))
         raise ModelError(
             f"{label}: this is a float model (no QuantizeLinear or QLinear* ops). Quantize it "
             "with calibration data: `verdigris run MODEL --calibrate data.npz` (see "
             "docs/frontend.md)"
         )
+    # The nodes the registry refuses are not imported; every other node is, so that the
+    # error lists every blocker at once, in node order.
     importer = Importer(model, label, constants or {})
-    importer.run()
+    importer.run(blocked=frozenset(problem.node for problem in problems))
     outputs = importer.outputs()
-    if importer.problems:
-        raise UnsupportedModelError(label, importer.problems, "")
+    if problems or importer.problems:
+        order = {node_label(node, i): i for i, node in enumerate(model.graph.node)}
+        every = sorted([*problems, *importer.problems], key=lambda p: order.get(p.node, len(order)))
+        raise UnsupportedModelError(label, every, _advice(problems))
     return importer.graph(name or model.graph.name or Path(label).stem, outputs)
 
 

@@ -42,6 +42,9 @@ def quantize_linear(im: Importer, node: onnx.NodeProto) -> None:
     scale, zero, model_dtype = im.qparams(node, 1, 2)
     source = im.values.get(node.input[0])
     out = node.output[0]
+    device = isinstance(source, FloatInput) or (isinstance(source, Act) and source.is_float_view)
+    if device and model_dtype not in ("int8", "uint8"):
+        raise Skip(f"activations of type {model_dtype} are not supported (int8/uint8)")
     if isinstance(source, FloatInput):
         _quantize_input(im, node, source, out, scale, zero, model_dtype)
     elif isinstance(source, Pending):

@@ -17,7 +17,14 @@ import onnx
 from verdigris.compiler import ir
 from verdigris.compiler.frontend import builders
 from verdigris.compiler.frontend.onnx_file import attributes
-from verdigris.compiler.frontend.shapes import conv_shape, matmul_shape, pool_shape
+from verdigris.compiler.frontend.shapes import (
+    average_pool_pads,
+    concat_shape,
+    conv_output,
+    explicit_pads,
+    matmul_shape,
+    pool_output,
+)
 from verdigris.compiler.frontend.values import Act, Pending, Skip, transposed
 
 if TYPE_CHECKING:
@@ -41,12 +48,12 @@ def conv(im: Importer, node: onnx.NodeProto) -> None:
     x = im.activation(node.input[0], float_view=True)
     weight = im.weight(node.input[1])
     bias = im.optional_input(node, 2)
-    attrs = attributes(node)
+    attrs = explicit_pads(attributes(node), x.shape, weight.values.shape[2:])
 
     def build(out: ir.Tensor, clamp: tuple[int, int]) -> list[ir.Op]:
         return [builders.conv(node, x, weight, bias, attrs, out, clamp)]
 
-    shape = conv_shape(x.shape, weight.values.shape, attrs)
+    shape = conv_output(x.shape, weight.values.shape, attrs)
     im.values[node.output[0]] = Pending(node, build, shape)
 
 
@@ -92,9 +99,10 @@ def max_pool(im: Importer, node: onnx.NodeProto) -> None:
     value = im.values.get(node.input[0])
     if isinstance(value, Act) and not value.steps:  # QOperator: pools the integers
         x = im.tensors[value.tensor]
+        attrs = explicit_pads(attrs, x.shape, attrs["kernel_shape"])
         out = im.new_tensor(
             node.output[0],
-            pool_shape(x.shape, attrs),
+            pool_output(x.shape, attrs),
             im.model_dtype[x.name],
             x.scale,
             im.model_zero_point(x),
@@ -103,6 +111,7 @@ def max_pool(im: Importer, node: onnx.NodeProto) -> None:
         im.values[out.name] = Act(out.name)
         return
     x = im.activation(node.input[0], float_view=True)
+    attrs = explicit_pads(attrs, x.shape, attrs["kernel_shape"])
 
     def build(out: ir.Tensor, clamp: tuple[int, int]) -> list[ir.Op]:
         same = (out.scale, out.zero_point) == (x.scale, x.zero_point)
@@ -116,12 +125,13 @@ def max_pool(im: Importer, node: onnx.NodeProto) -> None:
             builders.rescale(f"{node.name}__rescale", pooled, out, clamp),
         ]
 
-    im.values[node.output[0]] = Pending(node, build, pool_shape(x.shape, attrs))
+    im.values[node.output[0]] = Pending(node, build, pool_output(x.shape, attrs))
 
 
 def average_pool(im: Importer, node: onnx.NodeProto) -> None:
     x = im.activation(node.input[0], float_view=True)
-    _avgpool_pending(im, node, x, attributes(node))
+    attrs = attributes(node)
+    _avgpool_pending(im, node, x, average_pool_pads(attrs, x.shape))
 
 
 def global_average_pool(im: Importer, node: onnx.NodeProto) -> None:
@@ -133,13 +143,13 @@ def _avgpool_pending(im: Importer, node, x: ir.Tensor, attrs: dict) -> None:
     def build(out: ir.Tensor, clamp: tuple[int, int]) -> list[ir.Op]:
         return [builders.avgpool(node, x, out, attrs, clamp, x.scale)]
 
-    im.values[node.output[0]] = Pending(node, build, pool_shape(x.shape, attrs))
+    im.values[node.output[0]] = Pending(node, build, pool_output(x.shape, attrs))
 
 
 def concat(im: Importer, node: onnx.NodeProto) -> None:
     axis = attributes(node)["axis"]
     parts = [im.activation(name, float_view=True) for name in node.input]
-    axis = axis + len(parts[0].shape) if axis < 0 else axis
+    shape, axis = concat_shape([p.shape for p in parts], axis)
 
     def build(out: ir.Tensor, clamp: tuple[int, int]) -> list[ir.Op]:
         ops, tensors = builders.concat(node, parts, out, clamp, axis)
@@ -147,9 +157,7 @@ def concat(im: Importer, node: onnx.NodeProto) -> None:
             im.add_tensor(tensor, "int8")
         return ops
 
-    shape = list(parts[0].shape)
-    shape[axis] = sum(p.shape[axis] for p in parts)
-    im.values[node.output[0]] = Pending(node, build, tuple(shape))
+    im.values[node.output[0]] = Pending(node, build, shape)
 
 
 def relu(im: Importer, node: onnx.NodeProto) -> None:

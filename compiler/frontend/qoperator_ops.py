@@ -13,11 +13,19 @@ import onnx
 from verdigris.compiler import ir
 from verdigris.compiler.frontend import builders
 from verdigris.compiler.frontend.onnx_file import attributes
-from verdigris.compiler.frontend.shapes import conv_shape, matmul_shape, pool_shape
+from verdigris.compiler.frontend.shapes import (
+    average_pool_pads,
+    concat_shape,
+    conv_output,
+    explicit_pads,
+    matmul_shape,
+    pool_output,
+)
 from verdigris.compiler.frontend.values import (
     Act,
     QConst,
     Skip,
+    check_qparams,
     full_clamp,
     transposed,
     uint8_shift,
@@ -42,8 +50,8 @@ __all__ = [
 def qlinear_conv(im: Importer, node: onnx.NodeProto) -> None:
     x = _quantized_input(im, node, 0, 1, 2)
     weight = _qconst_from(im, node, 3, 4, 5, axis=0)
-    attrs = attributes(node)
-    shape = conv_shape(x.shape, weight.values.shape, attrs)
+    attrs = explicit_pads(attributes(node), x.shape, weight.values.shape[2:])
+    shape = conv_output(x.shape, weight.values.shape, attrs)
     out = _quantized_output(im, node, 6, 7, shape)
     bias = _int32_bias(im, node, 8)
     im.emit(builders.conv(node, x, weight, bias, attrs, out, full_clamp(out)))
@@ -53,8 +61,8 @@ def qlinear_conv(im: Importer, node: onnx.NodeProto) -> None:
 def conv_integer(im: Importer, node: onnx.NodeProto) -> None:
     x = _integer_input(im, node)
     weight = _qconst_from(im, node, 1, None, 3, axis=0)
-    attrs = attributes(node)
-    shape = conv_shape(x.shape, weight.values.shape, attrs)
+    attrs = explicit_pads(attributes(node), x.shape, weight.values.shape[2:])
+    shape = conv_output(x.shape, weight.values.shape, attrs)
     out = im.new_tensor(node.output[0], shape, "int32", None, 0)
     im.emit(builders.conv(node, x, weight, None, attrs, out, None))
     im.values[out.name] = Act(out.name)
@@ -108,11 +116,12 @@ def qlinear_global_average_pool(im: Importer, node: onnx.NodeProto) -> None:
 
 def qlinear_average_pool(im: Importer, node: onnx.NodeProto) -> None:
     x = _quantized_input(im, node, 0, 1, 2)
-    _qlinear_pool(im, node, x, attributes(node))
+    attrs = attributes(node)
+    _qlinear_pool(im, node, x, average_pool_pads(attrs, x.shape))
 
 
 def _qlinear_pool(im: Importer, node, x: ir.Tensor, attrs: dict) -> None:
-    out = _quantized_output(im, node, 3, 4, pool_shape(x.shape, attrs))
+    out = _quantized_output(im, node, 3, 4, pool_output(x.shape, attrs))
     im.emit(builders.avgpool(node, x, out, attrs, full_clamp(out), x.scale))
     im.values[out.name] = Act(out.name)
 
@@ -121,11 +130,10 @@ def qlinear_concat(im: Importer, node: onnx.NodeProto) -> None:
     parts = []
     for position in range(2, len(node.input), 3):
         parts.append(_quantized_input(im, node, position, position + 1, position + 2))
-    axis = attributes(node)["axis"]
-    axis = axis + len(parts[0].shape) if axis < 0 else axis
-    shape = list(parts[0].shape)
-    shape[axis] = sum(p.shape[axis] for p in parts)
-    out = _quantized_output(im, node, 0, 1, tuple(shape))
+    if not parts:
+        raise Skip("QLinearConcat without inputs to concatenate")
+    shape, axis = concat_shape([p.shape for p in parts], attributes(node)["axis"])
+    out = _quantized_output(im, node, 0, 1, shape)
     ops, tensors = builders.concat(node, parts, out, full_clamp(out), axis)
     for tensor in tensors:
         im.add_tensor(tensor, "int8")
@@ -137,6 +145,8 @@ def qlinear_concat(im: Importer, node: onnx.NodeProto) -> None:
 def _quantized_input(im: Importer, node, value_pos: int, scale_pos: int, zp_pos: int) -> ir.Tensor:
     """A QOperator input: the device tensor with the quantization this node states."""
     x = im.activation(node.input[value_pos], float_view=False)
+    if x.dtype != ir.INT8:
+        raise Skip(f"input '{x.name}' is int{x.dtype.bits}, not an int8/uint8 activation")
     scale, zero, model_dtype = im.qparams(node, scale_pos, zp_pos)
     shift = uint8_shift(model_dtype)
     return replace(x, scale=float(scale.item()), zero_point=int(zero.item()) - shift)
@@ -148,6 +158,8 @@ def _quantized_output(
     """A QOperator output: a new device tensor of `shape` with the quantization this node
     states."""
     scale, zero, model_dtype = im.qparams(node, scale_pos, zp_pos)
+    if model_dtype not in ("int8", "uint8"):
+        raise Skip(f"activations of type {model_dtype} are not supported (int8/uint8)")
     return im.new_tensor(node.output[0], shape, model_dtype, float(scale.item()), int(zero.item()))
 
 
@@ -174,8 +186,12 @@ def _qconst_from(im: Importer, node, value_pos, scale_pos, zp_pos, axis: int) ->
     if scale_pos is None:
         scale = np.array([np.nan])  # integer-only op: no scale
     else:
-        scale = im.const(node.input[scale_pos], "the weight scale").astype(np.float64)
+        scale = im.const(node.input[scale_pos], "the weight scale")
+        check_qparams(scale, None)
+        scale = scale.astype(np.float64)
     zero = im.opt_const(node, zp_pos, "the weight zero point")
+    if zero is not None:
+        check_qparams(np.ones(1), zero)
     zero = np.zeros(1, np.int64) if zero is None else zero.astype(np.int64)
     axis = axis + values.ndim if axis < 0 else axis
     return QConst(values, scale.reshape(-1), zero.reshape(-1), axis)

@@ -19,6 +19,7 @@ import onnx
 
 from verdigris.compiler import ir
 from verdigris.compiler.frontend import host_ops, qdq, qdq_ops, qoperator_ops, shape_ops
+from verdigris.compiler.frontend.shapes import AUTO_PADS
 
 if TYPE_CHECKING:
     from verdigris.compiler.frontend.importer import Importer
@@ -55,8 +56,11 @@ class OnnxOp:
 
 
 def auto_pad_check(_node: onnx.NodeProto, attrs: dict) -> str | None:
-    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID", "NOTSET", "VALID"):
-        return f"auto_pad={attrs['auto_pad']!r}; use explicit pads"
+    """auto_pad is one ONNX defines (the handlers turn it into explicit pads)."""
+    auto_pad = attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode(errors="replace") if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad not in AUTO_PADS:
+        return f"auto_pad={auto_pad!r} is not one of {', '.join(AUTO_PADS)}"
     return None
 
 
@@ -109,7 +113,7 @@ ONNX_OPS: tuple[OnnxOp, ...] = (
         "Conv",
         qdq_ops.conv,
         (ir.Conv,),
-        notes="strides, explicit pads or auto_pad=VALID, dilations, groups (depthwise)",
+        notes="strides, pads or any auto_pad, dilations, groups (depthwise)",
     ),
     OnnxOp("Gemm", qdq_ops.gemm, (ir.MatMul,), checks=(_no_trans_a,), notes="transB, alpha, beta"),
     OnnxOp("MatMul", qdq_ops.matmul, (ir.MatMul,), notes="with a constant weight"),
@@ -130,7 +134,7 @@ ONNX_OPS: tuple[OnnxOp, ...] = (
         qdq_ops.max_pool,
         (ir.MaxPool, ir.Requantize),
         checks=(_no_indices,),
-        notes="including ceil_mode; QDQ or on integers",
+        notes="including ceil_mode and auto_pad; QDQ or on integers",
     ),
     OnnxOp(
         "AveragePool",

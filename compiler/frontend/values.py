@@ -33,6 +33,7 @@ __all__ = [
     "Skip",
     "along",
     "bits_for",
+    "check_qparams",
     "dtype_info",
     "dtype_name",
     "full_clamp",
@@ -88,6 +89,21 @@ class QConst:
     zero_point: np.ndarray  # int64, same shape as scale
     axis: int
 
+    def __post_init__(self):
+        if not np.issubdtype(np.asarray(self.values).dtype, np.integer):
+            raise Skip(
+                f"a quantized constant of type {np.asarray(self.values).dtype} (integers needed)"
+            )
+        shape = np.shape(self.values)
+        for what, params in (("scales", self.scale), ("zero points", self.zero_point)):
+            size = np.size(params)
+            if size == 1:
+                continue
+            if not 0 <= self.axis < len(shape) or size != shape[self.axis]:
+                raise Skip(
+                    f"{size} {what} for a constant of shape {list(shape)} along axis {self.axis}"
+                )
+
     def centred(self) -> np.ndarray:
         """values - zero_point, as int64, zero points broadcast along `axis`."""
         return self.values.astype(np.int64) - along(self.zero_point, self.axis, self.values.ndim)
@@ -106,6 +122,17 @@ class Pending:
     shape: tuple[int, ...]
     low: float | None = None
     high: float | None = None
+
+
+def check_qparams(scale: np.ndarray, zero: np.ndarray | None) -> None:
+    """Skip unless scales are finite and positive and zero points integers."""
+    if not np.issubdtype(scale.dtype, np.floating) and not np.issubdtype(scale.dtype, np.integer):
+        raise Skip(f"a scale of type {scale.dtype} (float needed)")
+    with np.errstate(invalid="ignore"):
+        if scale.size == 0 or not np.all(np.isfinite(scale)) or not np.all(scale > 0):
+            raise Skip(f"scale {scale.reshape(-1)[:4].tolist()} is not finite and positive")
+    if zero is not None and not np.issubdtype(zero.dtype, np.integer):
+        raise Skip(f"a zero point of type {zero.dtype} (int8, uint8 or int32 needed)")
 
 
 def along(values: np.ndarray, axis: int, ndim: int) -> np.ndarray:

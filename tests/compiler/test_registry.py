@@ -87,13 +87,13 @@ def test_registered_checks_run_in_order():
         pads=[1, 1, 1, 1],
         ceil_mode=1,
         channels_last=1,
-        auto_pad="SAME_UPPER",
+        auto_pad="SAME_CENTER",
     )
     op = registry.lookup(node)
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     reasons = [check(node, attrs) for check in (registry.auto_pad_check, *op.checks)]
     assert [r.split()[0] for r in reasons] == [
-        "auto_pad=b'SAME_UPPER';",
+        "auto_pad='SAME_CENTER'",
         "padding",
         "ceil_mode=1",
         "channels_last=1",

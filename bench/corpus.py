@@ -1,0 +1,214 @@
+"""The measured gap on real architectures: every model of the corpus (examples/make_corpus.py)
+in every form (QDQ, QOperator, float + calibration), imported, compiled for the largest
+preset and, where it compiled, run on golden against onnxruntime on the calibration images.
+
+One row per model and form: import time, compile time (up to the error, where one stops
+it), status (ok, or the first line of the error), then the blockers ranked by how many
+models (architectures) each blocks. Errors are data: the project's typed errors
+(ModelError, CompileError, ...) are what a user would see; any other exception is a
+finding of its own and is flagged `UNEXPECTED`.
+
+    python bench/corpus.py [--models resnet50,squeezenet] [--corpus DIR] [--config large]
+
+Without the corpus it says how to build it and exits 0 (so `make bench` passes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+CORPUS = Path.home() / ".cache" / "verdigris" / "corpus"
+FORMS = ("qdq", "qop", "fp32")
+# The largest preset today; issue #12 asks for an `xl` one.
+CONFIG = "large"
+
+
+def typed_errors() -> tuple[type[Exception], ...]:
+    """The errors a user can hit, as opposed to bugs."""
+    from verdigris.arch.config import ConfigError
+    from verdigris.compiler.backend import CompileError
+    from verdigris.compiler.frontend.errors import ModelError
+    from verdigris.files import UserFileError
+    from verdigris.sim.host import InputError
+
+    return (ModelError, CompileError, ConfigError, InputError, UserFileError)
+
+
+def first_line(error: BaseException, corpus: Path) -> str:
+    """The error's first line, without the corpus folder; for a list of unsupported nodes,
+    the op types and how many nodes of each."""
+    from verdigris.compiler.frontend.errors import UnsupportedModelError
+
+    text = str(error).replace(str(corpus) + "/", "").strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    if isinstance(error, UnsupportedModelError):
+        counts: dict[str, int] = defaultdict(int)
+        for problem in error.problems:
+            counts[problem.op_type] += 1
+        line += " " + ", ".join(f"{op} x{n}" for op, n in sorted(counts.items()))
+    return line
+
+
+def _general(text: str) -> str:
+    """A message with its file name, numbers and quoted names blanked, so that one cause
+    met in many models counts as one blocker."""
+    text = re.sub(r"^[\w.-]+: ", "", text)  # the model's file or stem
+    text = re.sub(r" in domain '[^']*'", "", text)
+    text = re.sub(r"'[^']*'", "'…'", text)
+    return re.sub(r"\d[\d,._x]*", "N", text)
+
+
+def blockers_of(error: BaseException, corpus: Path, expected: bool) -> list[str]:
+    """What stopped a model: one entry per unsupported op type and reason, else the error."""
+    from verdigris.compiler.frontend.errors import UnsupportedModelError
+
+    if isinstance(error, UnsupportedModelError):  # QLinearMul blocks what Mul blocks
+        return sorted(
+            {
+                f"{p.op_type.removeprefix('QLinear')}: "
+                + _general(p.reason.replace(p.op_type, p.op_type.removeprefix("QLinear")))
+                for p in error.problems
+            }
+        )
+    kind = type(error).__name__ if expected else f"UNEXPECTED {type(error).__name__}"
+    return [f"{kind}: {_general(first_line(error, corpus))}"]
+
+
+def onnxruntime_outputs(model, images: np.ndarray, input_name: str) -> np.ndarray:
+    """The first output of `model` (path or ModelProto) on onnxruntime, one image at a time
+    (the light models' batch is fixed at 1), graph optimizations off."""
+    from verdigris.verify.reference import run_onnxruntime
+
+    rows = [
+        next(iter(run_onnxruntime(model, {input_name: images[i : i + 1]}).values()))
+        for i in range(len(images))
+    ]
+    return np.concatenate(rows)
+
+
+def compare(graph, model, images: np.ndarray) -> str:
+    """Golden against onnxruntime on the same quantized model: top-1 agreement and the
+    largest difference of the (float) outputs."""
+    from verdigris.api import run
+
+    (graph_input,) = graph.inputs
+    golden = next(iter(run(graph, {graph_input.name: images}).values()))
+    reference = onnxruntime_outputs(model, images, graph_input.name)
+    golden = golden.reshape(len(images), -1)
+    reference = reference.reshape(len(images), -1)
+    top1 = int((golden.argmax(1) == reference.argmax(1)).sum())
+    return f"top-1 {top1}/{len(images)}, max |diff| {np.abs(golden - reference).max():.3g}"
+
+
+def measure(name: str, form: str, corpus: Path, config: str) -> dict:
+    """Import, compile and compare one model in one form; a row of the table."""
+    from verdigris.api import compile_model, load_model
+    from verdigris.compiler.frontend.calibrate import quantize_float_model
+
+    row = {"model": name, "form": form, "import": None, "compile": None, "golden": ""}
+    images = np.load(corpus / f"{name}_calib.npy")
+    path = corpus / f"{name}_{form}.onnx"
+    if not path.exists():
+        row["status"] = f"missing {path.name} (make_corpus.py could not quantize it)"
+        row["blockers"] = ["onnxruntime could not quantize the float model"]
+        return row
+    step, start = "import", time.perf_counter()
+    try:
+        graph = load_model(path, calibrate=images if form == "fp32" else None)
+        row["import"] = time.perf_counter() - start
+        step = "compile"
+        start = time.perf_counter()
+        compile_model(graph, config)
+        row["compile"] = time.perf_counter() - start
+        step = "golden"
+        reference = path
+        if form == "fp32":  # onnxruntime runs the same quantized model that was imported
+            (graph_input,) = graph.inputs
+            reference = quantize_float_model(path, {graph_input.name: images})
+        row["golden"] = compare(graph, reference, images)
+        row["status"], row["blockers"] = "ok", []
+    except typed_errors() as error:
+        row["status"] = f"{step}: {first_line(error, corpus)}"
+        row["blockers"] = blockers_of(error, corpus, expected=True)
+    except Exception as error:  # a bug in Verdigris: a finding, reported with the rest
+        row["status"] = f"{step}: UNEXPECTED {type(error).__name__}: {first_line(error, corpus)}"
+        row["blockers"] = blockers_of(error, corpus, expected=False)
+    if step in ("import", "compile"):  # the time it took to fail
+        row[step] = time.perf_counter() - start
+    return row
+
+
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, default=CORPUS, help="the corpus cache")
+    parser.add_argument("--models", help="comma-separated model names (default: all)")
+    parser.add_argument("--forms", default=",".join(FORMS), help="qdq,qop,fp32")
+    parser.add_argument("--config", default=CONFIG, help="preset to compile for")
+    args = parser.parse_args(argv)
+    # onnxruntime's quantizer and the calibration log chatter on every model.
+    logging.basicConfig(level=logging.ERROR, force=True)
+
+    names = sorted(p.name.removesuffix("_calib.npy") for p in args.corpus.glob("*_calib.npy"))
+    if not names:
+        print(
+            f"no corpus in {args.corpus}: build it (a few minutes, offline) with\n"
+            f"    python examples/make_corpus.py --out {args.corpus}"
+        )
+        return 0
+    if args.models:
+        wanted = args.models.split(",")
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            parser.error(f"not in the corpus: {unknown}; it has {', '.join(names)}")
+        names = wanted
+    forms = args.forms.split(",")
+
+    print(f"corpus {args.corpus}, compiled for {args.config!r}")
+    print(f"{'model':<14} {'form':<5} {'import s':>8} {'compile s':>9}  status")
+    rows = []
+    for name in names:
+        for form in forms:
+            row = measure(name, form, args.corpus, args.config)
+            rows.append(row)
+            status = row["status"] if not row["golden"] else f"ok; {row['golden']}"
+            print(
+                f"{name:<14} {form:<5} {seconds(row['import']):>8} "
+                f"{seconds(row['compile']):>9}  {status[:240]}",
+                flush=True,
+            )
+
+    ok = sum(row["status"] == "ok" for row in rows)
+    print(f"\n{ok} of {len(rows)} model/form pairs import, compile and run")
+    blocked: dict[str, set[str]] = defaultdict(set)
+    forms_blocked: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for row in rows:
+        for blocker in row["blockers"]:
+            blocked[blocker].add(row["model"])
+            forms_blocked[blocker].add((row["model"], row["form"]))
+    print("blockers, by the number of models (and model/form pairs) each blocks:")
+    ranking = sorted(blocked, key=lambda b: (-len(blocked[b]), -len(forms_blocked[b]), b))
+    if not ranking:
+        print("  none")
+    for blocker in ranking:
+        models = ", ".join(sorted(blocked[blocker]))
+        print(
+            f"  {len(blocked[blocker]):>2} ({len(forms_blocked[blocker]):>2})  "
+            f"{blocker[:140]}  [{models}]"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
