@@ -4,7 +4,7 @@ shipped energy tables (docs/energy.md).
 
 Each model runs on the instruction simulator on 16 images of the digits test split (real
 inputs: zero-operand MACs depend on the data); the RTL reports the same Activity, so the
-same energy (tests/energy/test_energy_rtl.py).
+same energy (tests/rtl/test_layer_activity_rtl.py checks it per layer and component).
 """
 
 import time
