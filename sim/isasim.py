@@ -315,31 +315,33 @@ _STARTERS: dict[type[Instruction], Callable[[_State, Plan], _Effect]] = {
 }
 
 
-def _count_static(plan: Plan, config: AccelConfig, activity: Activity) -> None:
-    """The Activity counters that follow from the instruction alone."""
+def _row_bytes(config: AccelConfig) -> dict[Buffer, int]:
+    """Bytes of a full row of each buffer (looked up per instruction, so computed once)."""
+    return {buffer: row_bytes(config, buffer) for buffer in Buffer}
+
+
+def _count_static(plan: Plan, config: AccelConfig, rows: dict, activity: Activity) -> None:
+    """The Activity counters that follow from the instruction alone (`rows`: _row_bytes)."""
     unit = UNITS[plan.unit]
     activity.busy[unit] += plan.busy
     activity.instructions[unit] += 1
-    _count_events(plan, config, activity)
+    _count_events(plan, config, rows, activity)
 
 
-def _count_events(plan: Plan, config: AccelConfig, activity: Activity) -> None:
+def _count_events(plan: Plan, config: AccelConfig, rows: dict, activity: Activity) -> None:
     """The counters of `verdigris.arch.cycle_model.EVENT_COUNTERS`, in total."""
     dim = config.dim
     ins = plan.instruction
-    inp_row_bytes = row_bytes(config, Buffer.INP)
-    acc_row_bytes = row_bytes(config, Buffer.ACC)
+    inp_row_bytes, acc_row_bytes = rows[Buffer.INP], rows[Buffer.ACC]
     if isinstance(ins, Load):
         buffer = Buffer(ins.buffer)
         counter = LOAD_WRITE_COUNTERS[buffer]
-        setattr(
-            activity, counter, getattr(activity, counter) + ins.rows * row_bytes(config, buffer)
-        )
+        setattr(activity, counter, getattr(activity, counter) + ins.rows * rows[buffer])
         activity.main_read_bytes += plan.words * config.dma_bytes
     elif isinstance(ins, Gemm):
         activity.macs += ins.rows * dim * dim
         activity.inp_read_bytes += ins.rows * inp_row_bytes
-        activity.wgt_read_bytes += dim * row_bytes(config, Buffer.WGT) if ins.load_weights else 0
+        activity.wgt_read_bytes += dim * rows[Buffer.WGT] if ins.load_weights else 0
         activity.acc_read_bytes += ins.rows * acc_row_bytes if ins.accumulate else 0
         activity.acc_write_bytes += ins.rows * acc_row_bytes
     elif isinstance(ins, Vector):
@@ -349,7 +351,7 @@ def _count_events(plan: Plan, config: AccelConfig, activity: Activity) -> None:
         activity.acc_write_bytes += ins.rows * acc_row_bytes
     elif isinstance(ins, Store):
         activity.acc_read_bytes += ins.rows * acc_row_bytes
-        activity.req_read_bytes += ins.rows * row_bytes(config, Buffer.REQ)
+        activity.req_read_bytes += ins.rows * rows[Buffer.REQ]
         activity.main_write_bytes += plan.words * config.dma_bytes
 
 
@@ -544,8 +546,9 @@ def _execute(
         stalls, fetches = [], []
         if timeline is None:
             timeline = np.zeros((len(plans), 2), np.int64)
+    rows = _row_bytes(config)
     for plan in plans:
-        _count_static(plan, config, state.activity)
+        _count_static(plan, config, rows, state.activity)
     state.activity.cycles = _Machine(plans, state, timeline, stalls, fetches).run()
     if layers:
         state.activity.layers = _layer_activities(plans, state, timeline, stalls, fetches, layers)
@@ -613,11 +616,11 @@ def _layer_activities(
     fetched = np.bincount(window_index(np.array(fetches, np.int64), cuts), minlength=count)
     for part, number in zip(parts, fetched, strict=True):
         part.instruction_fetches = int(number)
-    dim, dataflow = config.dim, config.dataflow
+    dim, dataflow, rows = config.dim, config.dataflow, _row_bytes(config)
     for plan, start, first, last in zip(plans, starts, start_window, end_window, strict=True):
         flags = state.zero_flags.get(plan.index)
         if first == last:  # every increment in one window
-            _count_events(plan, config, parts[first])
+            _count_events(plan, config, rows, parts[first])
             if flags is not None:
                 parts[first].zero_macs += _zero_macs_of(flags)
             continue
