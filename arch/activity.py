@@ -10,9 +10,9 @@ which sum exactly to the total (docs/isa.md, "Activity per layer").
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
-__all__ = ["UNITS", "Activity", "LayerActivity", "pe_utilization"]
+__all__ = ["UNITS", "Activity", "LayerActivity", "in_sequence", "pe_utilization"]
 
 UNITS = ("load", "compute", "store")
 
@@ -111,6 +111,16 @@ class LayerActivity:
     name: str
     op: str
     activity: Activity
+
+
+def in_sequence(parts: list[Activity]) -> Activity:
+    """The Activity of running `parts` one after another, each with layers of its own (the
+    device segments of one Program): totals add, layers follow each other."""
+    total = Activity()
+    for part in parts:
+        total = total + replace(part, layers=())
+    total.layers = tuple(layer for part in parts for layer in part.layers)
+    return total
 
 
 def _copy(value):

@@ -14,6 +14,8 @@ import tomllib
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
+from verdigris.arch.isa import MAIN_ADDRESS_BITS
+
 __all__ = [
     "MAX_CLOCK_MHZ",
     "PRESETS",
@@ -190,13 +192,13 @@ def _rule_problems(c: dict) -> list[str]:
     need(
         c["dma_bytes"] > 0
         and c["main_memory_bytes"] % c["dma_bytes"] == 0
-        and 1024 <= c["main_memory_bytes"] <= 2**24,
-        f"main_memory_bytes must be a multiple of dma_bytes from 1 KiB to 16 MiB, not "
+        and 1024 <= c["main_memory_bytes"] <= 2**MAIN_ADDRESS_BITS,
+        f"main_memory_bytes must be a multiple of dma_bytes from 1 KiB to 4 GiB, not "
         f"{c['main_memory_bytes']}",
     )
     need(
-        1 <= c["instruction_capacity"] <= 2**20,
-        f"instruction_capacity must be 1 to 2**20, not {c['instruction_capacity']}",
+        1 <= c["instruction_capacity"] <= 2**24,
+        f"instruction_capacity must be 1 to 2**24, not {c['instruction_capacity']}",
     )
     need(2 <= c["queue_depth"] <= 64, f"queue_depth must be 2 to 64, not {c['queue_depth']}")
     need(
@@ -246,7 +248,7 @@ def read_named_toml(
 
 
 def load_config(name_or_path: str | Path) -> AccelConfig:
-    """A preset by name (tiny, default, large) or a TOML file by path (docs/config.md).
+    """A preset by name (tiny, default, large, xl) or a TOML file by path (docs/config.md).
 
     Raises ConfigError, whose message starts with the file's path, for a file that is
     missing, not UTF-8 TOML, or not a valid config (see AccelConfig.from_dict).

@@ -30,6 +30,7 @@ __all__ = [
     "boundary_targets",
     "host_jobs",
     "layer_activity",
+    "memory_extent",
     "read_outputs",
 ]
 
@@ -121,10 +122,12 @@ def layer_activity(
     return total
 
 
-def _extent(program: Program) -> int:
-    """One past the highest main-memory byte the program reads or writes."""
+def memory_extent(program: Program) -> int:
+    """One past the highest main-memory byte the program (or one of its host calls) reads
+    or writes."""
     ends = [segment.addr + len(segment.data) for segment in program.segments]
-    ends += [b.dram_addr + b.nbytes for b in (*program.inputs, *program.outputs)]
+    calls = [b for call in program.host_calls for b in (*call.inputs, call.output)]
+    ends += [b.dram_addr + b.nbytes for b in (*program.inputs, *program.outputs, *calls)]
     for ins in program.instructions:
         transfers = (isinstance(ins, Load) and not ins.fill) or isinstance(ins, Store)
         if transfers and ins.rows:
@@ -167,6 +170,12 @@ def host_jobs(
     config = jobs[0][0].config
     if any(program.config != config for program, _ in jobs):
         raise ValueError("all programs of one run on a core must share a config")
+    staged = next((program.name for program, _ in jobs if program.host_calls), None)
+    if staged is not None:
+        raise ValueError(
+            f"program {staged} has host calls: run each device segment as a job of its own "
+            "(Program.stages), with the host calls between them"
+        )
     word = config.dma_bytes
     out = []
     dirty = 0
@@ -174,7 +183,7 @@ def host_jobs(
         code = (raw_instructions or [None] * len(jobs))[index]
         if code is None:
             code = encode_program(list(program.instructions))
-        dirty = max(dirty, _extent(program))
+        dirty = max(dirty, memory_extent(program))
         memory = _image(program, inputs)[: -(-dirty // word) * word]
         reads = [_word_range(binding, word) for binding in program.outputs]
         targets = boundary_targets(program)

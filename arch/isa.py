@@ -22,6 +22,7 @@ __all__ = [
     "DEPS_LOW",
     "DEP_FLAGS",
     "INSTRUCTION_BYTES",
+    "MAIN_ADDRESS_BITS",
     "REQ_ENTRY",
     "TOKEN_COUNTERS",
     "Buffer",
@@ -255,6 +256,10 @@ def token_counter(unit: Unit, flag: str) -> TokenCounter | None:
 NO_DEPS = Deps()
 
 
+# Main-memory byte addresses in LOAD and STORE: main memory holds at most 2**32 bytes.
+MAIN_ADDRESS_BITS = 32
+
+
 @dataclass(frozen=True)
 class Instruction:
     OPCODE: ClassVar[Opcode]
@@ -298,9 +303,9 @@ class Load(Instruction):
         ("buf_row", 11, 16, False),
         ("rows", 27, 16, False),
         ("elems", 43, 8, False),
-        ("dram_addr", 51, 24, False),
-        ("dram_stride", 75, 24, False),
-        ("fill_value", 99, 8, True),
+        ("dram_addr", 51, MAIN_ADDRESS_BITS, False),
+        ("dram_stride", 83, 24, False),
+        ("fill_value", 107, 8, True),
     )
 
     buffer: int
@@ -375,9 +380,9 @@ class Store(Instruction):
         ("acc_row", 9, 16, False),
         ("rows", 25, 16, False),
         ("elems", 41, 8, False),
-        ("dram_addr", 49, 24, False),
-        ("dram_stride", 73, 24, False),
-        ("req_row", 97, 16, False),
+        ("dram_addr", 49, MAIN_ADDRESS_BITS, False),
+        ("dram_stride", 81, 24, False),
+        ("req_row", 105, 16, False),
     )
 
     raw: bool

@@ -10,10 +10,11 @@ per-layer table for reports. `save`/`load` write and read the versioned .vgp fil
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import struct
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +22,17 @@ import numpy as np
 
 from verdigris.arch.config import AccelConfig, ConfigError
 from verdigris.arch.host_steps import (
+    HOST_OPS,
     HOST_STEPS,
-    ArgMax,
+    Compute,
     Dequantize,
-    Flatten,
+    HostCompute,
     HostInput,
+    HostNode,
     HostOutput,
     HostSide,
     HostStep,
     IntType,
-    Quantize,
-    Softmax,
     Tensor,
 )
 from verdigris.arch.isa import (
@@ -46,6 +47,8 @@ __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
     "Binding",
+    "DeviceStage",
+    "HostCall",
     "LayerInfo",
     "Program",
     "ProgramError",
@@ -57,7 +60,7 @@ __all__ = [
 ]
 
 MAGIC = b"VGRSPROG"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _HEAD = struct.Struct("<8sII")  # magic, format version, JSON header length
 _CHECKSUM_BYTES = 32
 
@@ -119,6 +122,30 @@ class LayerInfo:
         return None not in (self.input_bytes, self.weight_bytes, self.output_bytes)
 
 
+@dataclass(frozen=True)
+class HostCall:
+    """A host op between device segments (docs/program-format.md, "Host calls"): it runs
+    once the instructions [0, at) have completed (the device segment before it ends with
+    FINISH) and before instruction `at` starts. It reads its input tensors from main memory
+    (`inputs`, in `compute.inputs` order) and writes its output tensor there (`output`)."""
+
+    name: str  # the model's node
+    at: int
+    compute: HostCompute
+    inputs: tuple[Binding, ...]
+    output: Binding
+
+
+@dataclass(frozen=True, eq=False)
+class DeviceStage:
+    """One device segment of a Program, as a Program of its own: its instructions (ending
+    with FINISH) and its layers, rebased to start at 0; `first` is where it starts in the
+    whole program."""
+
+    first: int
+    program: Program
+
+
 @dataclass(frozen=True, eq=False)
 class Program:
     config: AccelConfig
@@ -131,6 +158,29 @@ class Program:
     # outputs (verdigris.arch.host_steps; run by verdigris.sim.host).
     host: HostSide = field(default_factory=HostSide)
     name: str = "program"
+    # Host ops between device segments, in the order they run.
+    host_calls: tuple[HostCall, ...] = ()
+
+    def stages(self) -> list[DeviceStage | HostCall]:
+        """What runs, in order: each device segment (instructions up to the next host
+        call's `at`), then the host calls at its end. Every executor runs a Program so; a
+        segment starts on a core in its reset state, with main memory as the last stage
+        left it."""
+        cuts = sorted({call.at for call in self.host_calls} | {0, len(self.instructions)})
+        stages: list[DeviceStage | HostCall] = []
+        for first, last in itertools.pairwise(cuts):
+            stages += [call for call in self.host_calls if call.at == first]
+            layers = tuple(
+                replace(layer, first=layer.first - first, last=layer.last - first)
+                for layer in self.layers
+                if first <= layer.first and layer.last <= last
+            )
+            segment = replace(
+                self, instructions=self.instructions[first:last], layers=layers, host_calls=()
+            )
+            stages.append(DeviceStage(first, segment))
+        stages += [call for call in self.host_calls if call.at == len(self.instructions)]
+        return stages
 
     def memory_image(self) -> np.ndarray:
         """Main memory with the constant segments in place (uint8)."""
@@ -194,6 +244,7 @@ def _header(program: Program) -> dict:
         "outputs": [asdict(b) for b in program.outputs],
         "layers": [_layer_json(layer) for layer in program.layers],
         "host": _host_json(program.host),
+        "host_calls": [_host_call_json(call) for call in program.host_calls],
     }
 
 
@@ -232,10 +283,56 @@ def _host_json(host: HostSide) -> dict:
                 "name": o.name,
                 "onnx_int_dtype": o.onnx_int_dtype,
                 "tensor": _tensor_json(o.tensor),
-                "steps": [{"kind": step.kind, **asdict(step)} for step in o.steps],
+                "steps": [_step_json(step) for step in o.steps],
             }
             for o in host.outputs
         ],
+    }
+
+
+def _step_json(step: HostStep) -> dict:
+    if isinstance(step, Compute):
+        return {
+            "kind": step.kind,
+            "input": step.input,
+            "result": step.result,
+            "nodes": [_node_json(node) for node in step.nodes],
+            "constants": [_constant_json(name, value) for name, value in step.constants],
+        }
+    return {"kind": step.kind, **asdict(step)}
+
+
+def _node_json(node: HostNode) -> dict:
+    return {
+        "op_type": node.op_type,
+        "inputs": list(node.inputs),
+        "outputs": list(node.outputs),
+        "attributes": [[k, list(v) if isinstance(v, tuple) else v] for k, v in node.attributes],
+    }
+
+
+def _constant_json(name: str, value: np.ndarray) -> dict:
+    # Exact: every float32, int64 and float64 value converts to a Python number without loss.
+    return {
+        "name": name,
+        "dtype": value.dtype.name,
+        "shape": list(value.shape),
+        "values": value.reshape(-1).tolist(),
+    }
+
+
+def _host_call_json(call: HostCall) -> dict:
+    compute = call.compute
+    return {
+        "name": call.name,
+        "at": call.at,
+        "inputs": [asdict(b) for b in call.inputs],
+        "output": asdict(call.output),
+        "tensors": [_tensor_json(t) for t in compute.inputs],
+        "output_tensor": _tensor_json(compute.output),
+        "nodes": [_node_json(node) for node in compute.nodes],
+        "result": compute.result,
+        "constants": [_constant_json(name, value) for name, value in compute.constants],
     }
 
 
@@ -430,17 +527,13 @@ def _host_step(data: dict, where: str) -> HostStep:
     kind = _field(data, "kind", str, where)
     if kind == "Dequantize":
         return Dequantize(_scale(data, "scale", where), _field(data, "zero_point", int, where))
-    if kind == "Quantize":
-        dtype = _field(data, "dtype", str, where)
-        if dtype not in ("int8", "uint8"):
-            raise _Malformed(f"field '{where}.dtype' must be 'int8' or 'uint8', not {dtype!r}")
-        return Quantize(_scale(data, "scale", where), _field(data, "zero_point", int, where), dtype)
-    if kind == "Softmax":
-        return Softmax(_field(data, "axis", int, where))
-    if kind == "ArgMax":
-        return ArgMax(_field(data, "axis", int, where), _field(data, "keepdims", bool, where))
-    if kind == "Flatten":
-        return Flatten(_field(data, "axis", int, where))
+    if kind == "Compute":
+        return Compute(
+            tuple(_host_node(entry, path) for path, entry in _objects(data, "nodes", where)),
+            _field(data, "input", str, where),
+            _field(data, "result", str, where),
+            tuple(_constant(entry, path) for path, entry in _objects(data, "constants", where)),
+        )
     kinds = ", ".join(repr(k) for k in HOST_STEPS)
     raise _Malformed(f"field '{where}.kind' must be one of {kinds}, not {kind!r}")
 
@@ -489,6 +582,86 @@ def _host(header: dict, inputs: tuple[Binding, ...], outputs: tuple[Binding, ...
                     f"names none of the program's {key} ({', '.join(sorted(names)) or 'none'})"
                 )
     return host
+
+
+def _strings(data: dict, key: str, where: str) -> tuple[str, ...]:
+    values = _field(data, key, list, where)
+    for index, value in enumerate(values):
+        if not isinstance(value, str):
+            raise _Malformed(
+                f"field '{where}.{key}[{index}]' must be a string, not {_json_kind(value)}"
+            )
+    return tuple(values)
+
+
+def _attribute(entry: object, where: str) -> tuple[str, Any]:
+    """An attribute [name, value]: value a number, a string or a list of numbers."""
+    if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+        raise _Malformed(f"field {where!r} must be a [name, value] pair, not {_json_kind(entry)}")
+    name, value = entry
+    if isinstance(value, list):
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            raise _Malformed(f"field '{where}[1]' must be a list of numbers")
+        return name, tuple(value)
+    if not isinstance(value, int | float | str) or isinstance(value, bool):
+        raise _Malformed(
+            f"field '{where}[1]' must be a number, a string or a list, not {_json_kind(value)}"
+        )
+    return name, value
+
+
+def _host_node(data: dict, where: str) -> HostNode:
+    op_type = _field(data, "op_type", str, where)
+    if op_type not in HOST_OPS:
+        raise _Malformed(f"field '{where}.op_type' is {op_type!r}, which the host does not run")
+    attributes = _field(data, "attributes", list, where)
+    return HostNode(
+        op_type,
+        _strings(data, "inputs", where),
+        _strings(data, "outputs", where),
+        tuple(_attribute(entry, f"{where}.attributes[{i}]") for i, entry in enumerate(attributes)),
+    )
+
+
+def _constant(data: dict, where: str) -> tuple[str, np.ndarray]:
+    dtype = _dtype_name(data, "dtype", where, floats=True)
+    shape = _ints(data, "shape", where)
+    values = _field(data, "values", list, where)
+    try:
+        array = np.array(values, dtype=dtype).reshape(shape)
+    except (TypeError, ValueError) as error:
+        raise _Malformed(
+            f"field '{where}.values' does not fit {dtype}{list(shape)}: {error}"
+        ) from None
+    return _field(data, "name", str, where), array
+
+
+def _host_call(data: dict, where: str, instruction_count: int) -> HostCall:
+    at = _natural(data, "at", where)
+    if at > instruction_count:
+        raise _Malformed(f"field '{where}.at' is {at}, past the {instruction_count} instructions")
+    tensors = tuple(_host_tensor(entry, path) for path, entry in _objects(data, "tensors", where))
+    inputs = tuple(_binding(entry, path) for path, entry in _objects(data, "inputs", where))
+    if len(inputs) != len(tensors):
+        raise _Malformed(
+            f"field '{where}.inputs' must have one binding per entry of '{where}.tensors'"
+        )
+    compute = HostCompute(
+        inputs=tensors,
+        output=_host_tensor(*reversed(_object(data, "output_tensor", where))),
+        nodes=tuple(_host_node(entry, path) for path, entry in _objects(data, "nodes", where)),
+        result=_field(data, "result", str, where),
+        constants=tuple(
+            _constant(entry, path) for path, entry in _objects(data, "constants", where)
+        ),
+    )
+    return HostCall(
+        _field(data, "name", str, where),
+        at,
+        compute,
+        inputs,
+        _binding(*reversed(_object(data, "output", where))),
+    )
 
 
 def _config(header: dict) -> AccelConfig:
@@ -564,6 +737,7 @@ def _parse_body(body: bytes, header_length: int) -> Program:
         tuple(_layer(entry, where) for where, entry in _objects(header, "layers")),
         _host(header, inputs, outputs),
         _field(header, "name", str),
+        tuple(_host_call(entry, where, count) for where, entry in _objects(header, "host_calls")),
     )
 
 

@@ -28,13 +28,12 @@ import numpy as np
 # host-op runtime runs without the compiler. A graph input is a HostInput, an output a
 # HostOutput.
 from verdigris.arch.host_steps import (
-    ArgMax,
+    Compute,
     Dequantize,
-    Flatten,
+    HostCompute,
+    HostNode,
     HostStep,
     IntType,
-    Quantize,
-    Softmax,
     Tensor,
 )
 from verdigris.arch.host_steps import HostInput as GraphInput
@@ -44,25 +43,25 @@ __all__ = [
     "INT8",
     "INT32",
     "Add",
-    "ArgMax",
     "AvgPool",
+    "Compute",
     "Concat",
     "Conv",
     "Dequantize",
-    "Flatten",
     "Graph",
     "GraphInput",
     "GraphOutput",
+    "HostCompute",
+    "HostNode",
+    "HostOp",
     "HostStep",
     "IntType",
     "MatMul",
     "MaxPool",
     "Op",
-    "Quantize",
     "Requant",
     "Requantize",
     "Reshape",
-    "Softmax",
     "Tensor",
     "format_graph",
 ]
@@ -218,6 +217,16 @@ class Reshape(Op):
 
 
 @dataclass(frozen=True, eq=False)
+class HostOp(Op):
+    """Ops of the model the device cannot run, computed on the host between device segments:
+    the device tensors `inputs` in, the device tensor `output` out (`compute` says how,
+    docs/frontend.md "Device and host"). `reason` says why it is not on the device."""
+
+    compute: HostCompute
+    reason: str = ""
+
+
+@dataclass(frozen=True, eq=False)
 class Graph:
     name: str
     inputs: tuple[GraphInput, ...]
@@ -265,6 +274,9 @@ def _attributes(node: Op) -> str:
         parts.append(f"shape={list(node.shape)}")
     elif isinstance(node, Add):
         parts.append(f"ma={node.a_multiplier} mb={node.b_multiplier}")
+    elif isinstance(node, HostOp):
+        ops = " -> ".join(n.op_type for n in node.compute.nodes)
+        parts.append(f"on the host: {ops} ({node.reason})")
     requant = getattr(node, "requant", None)
     if requant is not None:
         parts.append(requant.describe())

@@ -36,18 +36,14 @@ Usage (offline; about 2.5 minutes on 2 cores for the whole set, VGG-19 alone 70 
 A model that fails to quantize gets one error line on stderr and the others go on; the
 exit status is 1 if any failed. `bench/corpus.py` reads the cache.
 
-TODO (not code yet; torch + torchvision are a 5.5 GB install): torchvision architectures
-with random weights, exported with `torch.onnx.export` (opset 13, fixed 1x3x224x224 input)
-and quantized the same way:
-- mobilenet_v2, mobilenet_v3_small, mobilenet_v3_large
-- efficientnet_b0
-- resnet18
-- shufflenet_v2_x1_0
-- squeezenet1_1
-- googlenet
-- regnet_x_400mf
-- (beyond CNN classifiers, from the issue: a text detector and recognizer, a
-  super-resolution net, a voice-activity detector)
+torchvision architectures (mobilenet_v2, mobilenet_v3_small/large, efficientnet_b0,
+resnet18, shufflenet_v2_x1_0, squeezenet1_1, googlenet, regnet_x_400mf) come from
+`examples/make_torchvision_corpus.py`, into the same cache with the same files; it needs
+torch and torchvision (5.5 GB) in a venv of their own and imports `calibration_images`,
+`quantize` and the warning counter from here.
+
+TODO (not code yet), beyond CNN classifiers, from the issue: a text detector and
+recognizer, a super-resolution net, a voice-activity detector.
 """
 
 from __future__ import annotations
@@ -212,35 +208,51 @@ def quantize(prepared: Path, out: Path, images: np.ndarray, input_name: str, qop
     )
 
 
-def build(name: str, source: Path, out: Path, count: int) -> list[str]:
-    """Write the four files of one model; returns the forms that failed (with why)."""
+def first_line(error: BaseException) -> str:
+    """An error as one line: its type and the first line of its text."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def quantize_forms(
+    model: onnx.ModelProto, name: str, out: Path, images: np.ndarray, opset: int | None
+) -> list[str]:
+    """`NAME_qdq.onnx` and `NAME_qop.onnx` of a float model: converted to `opset` (None:
+    as it is), pre-processed, quantized; returns the steps that failed (with why)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    seed = zlib.crc32(name.encode())
-    model = randomize(onnx.load(source), seed)
-    fp32 = out / f"{name}_fp32.onnx"
-    onnx.save(model, fp32)
-    images = calibration_images(model, count, seed)
-    np.save(out / f"{name}_calib.npy", images)
     failures = []
     with tempfile.TemporaryDirectory(prefix="verdigris-corpus-") as folder:
         upgraded = Path(folder) / "upgraded.onnx"
         prepared = Path(folder) / "prepared.onnx"
         try:
-            # onnxruntime's quantizer only lifts opset 9 to 11, where DequantizeLinear has
-            # no `axis`: its per-channel QDQ output would be invalid ONNX.
-            onnx.save(version_converter.convert_version(model, QUANTIZE_OPSET), upgraded)
+            if opset is not None:
+                model = version_converter.convert_version(model, opset)
+            onnx.save(model, upgraded)
             quant_pre_process(str(upgraded), str(prepared), skip_symbolic_shape=True)
         except Exception as error:  # onnxruntime's own errors have no common type
-            return [f"opset 13 / pre-process: {type(error).__name__}: {str(error).splitlines()[0]}"]
+            return [f"opset / pre-process: {first_line(error)}"]
         for form, qop in (("qdq", False), ("qop", True)):
             target = out / f"{name}_{form}.onnx"
             try:
                 quantize(prepared, target, images, model.graph.input[0].name, qop)
             except Exception as error:
                 target.unlink(missing_ok=True)
-                failures.append(f"{form}: {type(error).__name__}: {str(error).splitlines()[0]}")
+                failures.append(f"{form}: {first_line(error)}")
     return failures
+
+
+def build(name: str, source: Path, out: Path, count: int) -> list[str]:
+    """Write the four files of one model; returns the forms that failed (with why)."""
+    seed = zlib.crc32(name.encode())
+    model = randomize(onnx.load(source), seed)
+    fp32 = out / f"{name}_fp32.onnx"
+    onnx.save(model, fp32)
+    images = calibration_images(model, count, seed)
+    np.save(out / f"{name}_calib.npy", images)
+    # onnxruntime's quantizer only lifts opset 9 to 11, where DequantizeLinear has no
+    # `axis`: its per-channel QDQ output would be invalid ONNX.
+    return quantize_forms(model, name, out, images, QUANTIZE_OPSET)
 
 
 class _Warnings(logging.Handler):

@@ -38,10 +38,25 @@ from verdigris.hw.store_unit import StoreUnit
 from verdigris.hw.units import INSTRUCTION_BITS
 
 # The counter ports' names and order are arch/counters.py's, which every host reads.
-__all__ = ["BYTE_COUNTERS", "COUNTERS", "Core"]
+__all__ = ["BYTE_COUNTERS", "COUNTERS", "MAX_MAIN_MEMORY_BYTES", "Core", "check_main_memory"]
 
 _WIDE_COUNTERS = frozenset({"macs", "zero_macs", *BYTE_COUNTERS})  # 48 bits, others 32
 _UNIT_COUNTERS = ("busy_cycles", "stall_cycles", "instructions")  # per unit, `{unit}_{name}`
+
+
+# Main memory is a block RAM inside the core: beyond this size the design is impractical to
+# simulate or build (a larger memory belongs outside the core, behind a memory port).
+MAX_MAIN_MEMORY_BYTES = 16 * 2**20
+
+
+def check_main_memory(config: AccelConfig) -> None:
+    """ValueError, saying what to do, for a config whose main memory the core cannot hold."""
+    if config.main_memory_bytes > MAX_MAIN_MEMORY_BYTES:
+        raise ValueError(
+            f"config '{config.name}' has {config.main_memory_bytes:,} bytes of main memory; "
+            f"the core holds main memory inside it, up to {MAX_MAIN_MEMORY_BYTES:,} bytes "
+            "(main memory outside the core is not built yet): run it on isasim or golden"
+        )
 
 
 class Core(wiring.Component):
@@ -102,6 +117,7 @@ class Core(wiring.Component):
     def __init__(self, config: AccelConfig):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        check_main_memory(config)
         self.config = config
         words = config.main_memory_bytes // config.dma_bytes
         members = {

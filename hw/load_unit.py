@@ -420,7 +420,10 @@ class LoadUnit(wiring.Component):
         m.d.comb += bad_fill.eq(
             bad_unit | (buf_row + rows > depths[buffer]) | (buffer == Buffer.REQ)
         )
-        memory_end = Signal(range(2**24 + (2**16 - 1) * (2**24 - 1) + max_row_bytes + 1))
+        # The largest end the fields can give: it must not wrap, or a huge transfer would
+        # look legal.
+        largest = (2 ** len(addr) - 1) + (2 ** len(rows) - 1) * (2 ** len(stride) - 1)
+        memory_end = Signal(range(largest + max_row_bytes + 1))
         m.d.comb += memory_end.eq(addr + (rows - 1) * stride + nbytes)
         bad_transfer = Signal()
         m.d.comb += bad_transfer.eq(

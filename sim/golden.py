@@ -17,6 +17,8 @@ The rules, also written out in docs/quantization.md:
 - AvgPool: acc = sum of (x - z_in) over the window (padding counts as zero), then requant.
 - Add: acc = (a - z_a) * m_a + (b - z_b) * m_b in int32, then requant (multiplier 1).
 - MaxPool, Concat, Reshape move values and do not change them.
+- Host ops (ir.HostOp): the model's own float ops on dequantized inputs, quantized back as
+  QuantizeLinear does (verdigris.sim.host.run_host_compute).
 - Host: a float input is quantized with round-half-to-even and saturation, computed in
   float32 (as onnxruntime does); outputs are dequantized as (q - z) * scale in float32.
   Those steps, and the rule for what an input may hold, are the host-op runtime's
@@ -33,7 +35,14 @@ import numpy as np
 from verdigris.arch import arithmetic
 from verdigris.arch.arithmetic import wrap
 from verdigris.compiler import ir
-from verdigris.sim.host import InputError, check_batches, check_input, finish_output, quantize_input
+from verdigris.sim.host import (
+    InputError,
+    check_batches,
+    check_input,
+    finish_output,
+    quantize_input,
+    run_host_compute,
+)
 
 __all__ = [
     "RULES",
@@ -189,6 +198,8 @@ RULES: dict[type[ir.Op], Callable[[ir.Op, list[np.ndarray]], np.ndarray]] = {
 
 
 def _execute(node: ir.Op, args: list[np.ndarray]) -> np.ndarray:
+    if isinstance(node, ir.HostOp):  # the host's ops: the host-op runtime's, as on every executor
+        return run_host_compute(node.compute, args)
     rule = RULES.get(type(node))
     if rule is None:
         raise GoldenError(f"the golden model has no rule for op {node.kind} ({node.name})")

@@ -13,19 +13,21 @@ int8; outputs are dequantized as (q - z) * scale in float32.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from verdigris.arch.activity import Activity, in_sequence
 from verdigris.arch.host_steps import (
-    ArgMax,
+    Compute,
     Dequantize,
-    Flatten,
+    HostCompute,
     HostInput,
     HostOutput,
-    Quantize,
-    Softmax,
+    Tensor,
 )
+from verdigris.arch.program import DeviceStage, HostCall, Program, pack_tensor, unpack_tensor
+from verdigris.sim.host_ops import run_nodes
 
 __all__ = [
     "InputError",
@@ -33,6 +35,9 @@ __all__ = [
     "check_input",
     "finish_output",
     "quantize_input",
+    "run_host_call",
+    "run_host_compute",
+    "run_stages",
 ]
 
 
@@ -105,14 +110,45 @@ def quantize_input(host_input: HostInput, value: np.ndarray) -> np.ndarray:
     tensor = host_input.tensor
     value = np.asarray(value)
     if tensor.scale is not None:
-        with np.errstate(over="ignore", invalid="ignore"):  # infinities saturate below
-            scaled = np.rint(value.astype(np.float32) / np.float32(tensor.scale))
-        return np.clip(scaled + tensor.zero_point, tensor.dtype.qmin, tensor.dtype.qmax).astype(
-            np.int64
-        )
+        return _quantize(value, tensor)
     if host_input.onnx_dtype == "uint8":
         return value.astype(np.int64) - 128
     return value.astype(np.int64)
+
+
+def _quantize(value: np.ndarray, tensor: Tensor) -> np.ndarray:
+    """Float to `tensor`'s integers as QuantizeLinear: x / scale in float32, round half to
+    even, + zero point, saturate (infinities saturate too)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = np.rint(np.asarray(value, np.float32) / np.float32(tensor.scale))
+    return np.clip(scaled + tensor.zero_point, tensor.dtype.qmin, tensor.dtype.qmax).astype(
+        np.int64
+    )
+
+
+def _dequantize(value: np.ndarray, tensor: Tensor) -> np.ndarray:
+    centred = np.asarray(value, np.int64) - tensor.zero_point
+    return centred.astype(np.float32) * np.float32(tensor.scale)
+
+
+def run_host_compute(compute: HostCompute, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    """A host op (docs/frontend.md, "Device and host"): its device tensors `inputs` (integers,
+    in `compute.inputs` order) dequantized, its float nodes run as ONNX defines them, the
+    result quantized to the output tensor's integers (int64). A NaN result (a 0/0, the square
+    root of a negative) has no quantized value: InputError, naming the op's output."""
+    values = {
+        tensor.name: _dequantize(value, tensor)
+        for tensor, value in zip(compute.inputs, inputs, strict=True)
+    }
+    values.update(compute.constants)
+    result = run_nodes(compute.nodes, values)[compute.result]
+    if np.isnan(result).any():
+        raise InputError(
+            f"host op {compute.output.name}: the float result has NaN values "
+            f"(at {tuple(int(i) for i in np.argwhere(np.isnan(result))[0])}); the model's "
+            "ops are undefined for these inputs"
+        )
+    return _quantize(result, compute.output)
 
 
 def finish_output(host_output: HostOutput, value: np.ndarray, *, raw: bool) -> np.ndarray:
@@ -127,19 +163,38 @@ def finish_output(host_output: HostOutput, value: np.ndarray, *, raw: bool) -> n
             case Dequantize():
                 centred = result.astype(np.int64) - step.zero_point
                 result = centred.astype(np.float32) * np.float32(step.scale)
-            case Quantize():
-                info = np.iinfo(np.dtype(step.dtype))
-                scaled = np.rint(result.astype(np.float32) / np.float32(step.scale))
-                result = np.clip(scaled + step.zero_point, info.min, info.max).astype(step.dtype)
-            case Softmax():
-                shifted = result - result.max(axis=step.axis, keepdims=True)
-                exp = np.exp(shifted.astype(np.float32))
-                result = exp / exp.sum(axis=step.axis, keepdims=True)
-            case ArgMax():
-                result = np.argmax(result, axis=step.axis)
-                if step.keepdims:
-                    result = np.expand_dims(result, step.axis)
-                result = result.astype(np.int64)
-            case Flatten():
-                result = result.reshape(int(np.prod(result.shape[: step.axis])), -1)
+            case Compute():
+                values = {step.input: result, **dict(step.constants)}
+                result = run_nodes(step.nodes, values)[step.result]
     return result
+
+
+def run_host_call(call: HostCall, memory: np.ndarray) -> None:
+    """A host call of a Program: its inputs read from main memory (uint8, changed in
+    place), its output written there."""
+    inputs = [unpack_tensor(b, memory[b.dram_addr : b.dram_addr + b.nbytes]) for b in call.inputs]
+    result = run_host_compute(call.compute, inputs)
+    out = call.output
+    memory[out.dram_addr : out.dram_addr + out.nbytes] = np.frombuffer(
+        pack_tensor(out, result), np.uint8
+    )
+
+
+# Runs one device segment on main memory: (the stage, memory) -> (memory after, Activity).
+SegmentRunner = Callable[[DeviceStage, np.ndarray], tuple[np.ndarray, Activity]]
+
+
+def run_stages(
+    program: Program, memory: np.ndarray, run_segment: SegmentRunner
+) -> tuple[np.ndarray, Activity]:
+    """Run a Program's stages in order (`Program.stages`): each device segment on the
+    executor (`run_segment`), each host call here. The memory after the last stage, and
+    the Activity of the device segments (their layers one after another)."""
+    parts = []
+    for stage in program.stages():
+        if isinstance(stage, HostCall):
+            run_host_call(stage, memory)
+        else:
+            memory, activity = run_segment(stage, memory)
+            parts.append(activity)
+    return memory, in_sequence(parts)

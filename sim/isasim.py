@@ -110,7 +110,8 @@ from verdigris.arch.isa import (
     transfer_bytes,
 )
 from verdigris.arch.memory import check_memory_image
-from verdigris.arch.program import LayerInfo, Program, pack_tensor, unpack_tensor
+from verdigris.arch.program import DeviceStage, LayerInfo, Program, pack_tensor, unpack_tensor
+from verdigris.sim.host import run_stages
 
 __all__ = ["IsaError", "run_instructions", "run_program"]
 
@@ -534,12 +535,15 @@ def _execute(
     *,
     timeline: np.ndarray | None = None,
     layers: Sequence[LayerInfo] = (),
+    in_place: bool = False,
 ) -> tuple[np.ndarray, Activity]:
-    """`run_instructions`, and with `layers` the Activity's per-layer breakdown."""
+    """`run_instructions`, and with `layers` the Activity's per-layer breakdown. With
+    `in_place`, `memory` itself is changed and returned (a copy of a large main memory
+    costs more than a small program's run)."""
     memory = check_memory_image(config, memory)
     began = time.perf_counter()
     plans = plan_program(config, instructions)
-    state = _State.reset(config, memory.copy())
+    state = _State.reset(config, memory if in_place else memory.copy())
     stalls = fetches = None
     if layers:
         state.zero_flags = {}
@@ -685,12 +689,26 @@ def run_program(
 ) -> tuple[dict[str, np.ndarray], Activity]:
     """Run a compiled Program on device inputs (logical integer tensors by binding name);
     the output tensors by binding name and the Activity with one LayerActivity per
-    `program.layers` entry (and the `timeline`, see `run_instructions`)."""
+    `program.layers` entry (and the `timeline`, see `run_instructions`; with host calls,
+    each device segment's cycles count from the segment's start). Host calls run between
+    the device segments (`verdigris.sim.host.run_stages`)."""
     memory = program.memory_image()
     _place_inputs(program, inputs, memory)
-    memory, activity = _execute(
-        program.config, program.instructions, memory, timeline=timeline, layers=program.layers
-    )
+
+    def segment(stage: DeviceStage, memory: np.ndarray) -> tuple[np.ndarray, Activity]:
+        part = stage.program
+        end = stage.first + len(part.instructions)
+        rows = None if timeline is None else timeline[stage.first : end]
+        return _execute(
+            part.config,
+            part.instructions,
+            memory,
+            timeline=rows,
+            layers=part.layers,
+            in_place=True,  # the memory is this run's own
+        )
+
+    memory, activity = run_stages(program, memory, segment)
     outputs = {
         binding.name: unpack_tensor(
             binding, memory[binding.dram_addr : binding.dram_addr + binding.nbytes]

@@ -325,10 +325,12 @@ class LayerSummary:
     macs: int  # per sample
     parameter_bytes: int  # weights at their bit width, biases and requant tables
     activation_bytes: int  # output tensor, per sample
+    host_reason: str = ""  # why a host op is not on the device ("" for a device op)
 
 
 def layer_summaries(graph: ir.Graph) -> list[LayerSummary]:
-    """Per device op: output shape, MACs, parameter and activation sizes (batch of one)."""
+    """Per op: output shape, MACs, parameter and activation sizes (batch of one), and for a
+    host op why it is not on the device."""
     from verdigris.compiler import ir
 
     rows = []
@@ -351,6 +353,7 @@ def layer_summaries(graph: ir.Graph) -> list[LayerSummary]:
                 ir.macs(node, graph) // max(batch, 1),
                 parameters,
                 int(np.prod(out.shape[1:])) * element_bytes,
+                node.reason if isinstance(node, ir.HostOp) else "",
             )
         )
     return rows
@@ -361,7 +364,8 @@ class LayerCycles:
     name: str
     kind: str
     instructions: int
-    cycles: int  # from the previous layer's end to this layer's last completion
+    cycles: int  # the layer's window: from the previous layer's end to its own (the last
+    # layer's to the end of the run)
     macs: int  # useful MACs
     ideal_cycles: int  # MACs / PEs: a perfectly used array
     utilization: float
@@ -379,21 +383,16 @@ class ProgramReport:
 
 def program_report(program: Program) -> ProgramReport:
     """Per-layer cycles and PE utilization of one run of `program` on the instruction
-    simulator (cycles do not depend on the data; inputs are zeros)."""
+    simulator (cycles do not depend on the data; inputs are zeros). Host calls take no
+    device cycles."""
     from verdigris.sim.isasim import run_program as isasim_run
 
     inputs = {b.name: np.zeros(b.shape, np.int64) for b in program.inputs}
-    timeline = np.full((len(program.instructions), 2), -1, np.int64)
-    _, activity = isasim_run(program, inputs, timeline=timeline)
+    _, activity = isasim_run(program, inputs)
     pes = program.config.pe_count
     rows = []
-    previous_end = 0
-    for layer in program.layers:
-        done = timeline[layer.first : layer.last, 1]
-        done = done[done >= 0]
-        end = int(done.max()) if done.size else previous_end
-        cycles = max(0, end - previous_end)
-        ideal = -(-layer.macs // pes)
+    for layer, measured in zip(program.layers, activity.layers, strict=True):
+        cycles = measured.activity.cycles  # its window (docs/isa.md, "Activity per layer")
         rows.append(
             LayerCycles(
                 layer.name,
@@ -401,11 +400,10 @@ def program_report(program: Program) -> ProgramReport:
                 layer.last - layer.first,
                 cycles,
                 layer.macs,
-                ideal,
+                -(-layer.macs // pes),
                 pe_utilization(layer.macs, cycles, pes),
             )
         )
-        previous_end = max(previous_end, end)
     macs = sum(layer.macs for layer in program.layers)
     return ProgramReport(
         tuple(rows),

@@ -147,7 +147,11 @@ def _demo_model(figures: Path) -> bool:
     x, labels = data["x"], data["y"]
     graph = load_model(path)
     macs = sum(row.macs for row in layer_summaries(graph))
-    print(f"\n{path.name}: {len(graph.nodes)} device ops, {macs:,} MACs per image")
+    hosted = sum(row.host_reason != "" for row in layer_summaries(graph))
+    print(
+        f"\n{path.name}: {len(graph.nodes) - hosted} device ops and {hosted} host op(s), "
+        f"{macs:,} MACs per image"
+    )
     golden = run(graph, {"input": x})["output"]
     reference = run_onnx_reference(path, {"input": x})["output"]
     lsb = graph.outputs[0].steps[0].scale
@@ -311,22 +315,30 @@ def _inspect(args: argparse.Namespace) -> int:
     graph = _load(args)
     print(format_graph(graph))
     print()
-    header = f"{'layer':<28} {'op':<10} {'output':<16} {'MACs':>10} {'params B':>9} {'act B':>7}"
+    header = (
+        f"{'layer':<28} {'op':<10} {'on':<6} {'output':<16} {'MACs':>10} {'params B':>9} "
+        f"{'act B':>7}"
+    )
     print(header)
     print("-" * len(header))
     rows = layer_summaries(graph)
     for row in rows:
         shape = "x".join(str(d) for d in row.output_shape[1:])
+        where = "host" if row.host_reason else "device"
         print(
-            f"{row.name[:28]:<28} {row.kind:<10} {shape:<16} {row.macs:>10,} "
+            f"{row.name[:28]:<28} {row.kind:<10} {where:<6} {shape:<16} {row.macs:>10,} "
             f"{row.parameter_bytes:>9,} {row.activation_bytes:>7,}"
         )
     print("-" * len(header))
     print(
-        f"{'total (per sample)':<56} {sum(r.macs for r in rows):>10,} "
+        f"{'total (per sample)':<63} {sum(r.macs for r in rows):>10,} "
         f"{sum(r.parameter_bytes for r in rows):>9,} "
         f"{max((r.activation_bytes for r in rows), default=0):>7,} (largest)"
     )
+    hosted = [row for row in rows if row.host_reason]
+    print(f"{len(rows) - len(hosted)} op(s) on the device, {len(hosted)} on the host")
+    for row in hosted:
+        print(f"  {row.name}: on the host because {row.host_reason}")
     return 0
 
 
@@ -476,6 +488,12 @@ def _inspect_program(args: argparse.Namespace) -> int:
                 f"  {kind:<10} @{b.dram_addr:#08x}  {b.nbytes:>8,} B  {b.name} {b.dtype}"
                 f"{list(b.shape)}"
             )
+    for call in program.host_calls:
+        ops = " -> ".join(node.op_type for node in call.compute.nodes)
+        print(
+            f"  host op    after instruction {call.at:,}: {call.name} ({ops}) reads "
+            f"{', '.join(b.name for b in call.inputs) or 'nothing'}, writes {call.output.name}"
+        )
     report = program_report(program)
     header = (
         f"{'layer':<28} {'op':<10} {'instr':>6} {'cycles':>9} {'MACs':>10} {'ideal':>8} {'util':>6}"
@@ -540,6 +558,13 @@ def _report(args: argparse.Namespace) -> int:
     )
     for line in format_report(report, config.pe_count):
         print(line)
+    if run.program.host_calls:
+        names = ", ".join(call.name for call in run.program.host_calls[:4])
+        more = ", ..." if len(run.program.host_calls) > 4 else ""
+        print(
+            f"  not priced: {len(run.program.host_calls)} op(s) run on the host "
+            f"({names}{more}); the host's energy is not modeled"
+        )
     if json_path is not None:
         import json
 
@@ -676,11 +701,16 @@ class _CliError(Exception):
 
 def _verilog(args: argparse.Namespace) -> int:
     from verdigris.arch.config import load_config
+    from verdigris.hw.core import check_main_memory
     from verdigris.hw.core_top import CoreTop
     from verdigris.sim.rtl.verilator import generate_verilog
 
     check_output_folder(args.output, "Verilog output")
     config = load_config(args.config)
+    try:
+        check_main_memory(config)
+    except ValueError as error:
+        raise _CliError(str(error)) from None
     top = f"verdigris_core_{config.name}"
     start = time.monotonic()
     text = generate_verilog(CoreTop(config), top)
@@ -756,7 +786,7 @@ def _parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="log progress details (and tracebacks)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    config_help = "accelerator config: a preset (tiny, default, large) or a TOML file"
+    config_help = "accelerator config: a preset (tiny, default, large, xl) or a TOML file"
 
     doctor = commands.add_parser("doctor", help="check every tool the toolkit uses")
     doctor.add_argument(
@@ -976,12 +1006,14 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from verdigris.energy import EnergyTableError
     from verdigris.energy.sweep import SweepError
     from verdigris.sim.host import InputError  # the golden model's GoldenError too
+    from verdigris.sim.host_ops import HostOpError  # a host op the model's values break
     from verdigris.sim.rtl.verilator import RtlError
 
     errors: tuple[type[Exception], ...] = (
         _CliError,
         UserFileError,
         InputError,
+        HostOpError,
         ConfigError,
         ProgramError,
         RtlError,

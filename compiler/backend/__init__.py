@@ -6,7 +6,8 @@ The pipeline, in the order it runs (`compile_graph`):
 2. layout     — channels-last layouts, and where a Flatten makes a MatMul's rows permute;
 3. constants  — weight tiles in array order and requant tables, from address 0;
 4. memory     — activations placed after the constants, reusing dead tensors' space;
-5. lower      — instructions per op: tiling, double buffering, dependency tokens;
+5. lower      — instructions per op: tiling, double buffering, dependency tokens; a host op
+                ends the device segment before it (FINISH) and becomes a host call;
 6. package    — bindings for inputs/outputs, host steps, the layer table: the Program.
 
 With `dump_dir`, each step writes what it produced as text, to check it against golden.
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import REQ_ENTRY, disassemble
-from verdigris.arch.program import Binding, LayerInfo, Program, Segment
+from verdigris.arch.program import Binding, HostCall, LayerInfo, Program, Segment
 from verdigris.compiler import ir
 from verdigris.compiler.backend.constants import ConstantPool
 from verdigris.compiler.backend.device_ops import constants_for, device_op, lower_op
@@ -44,6 +46,9 @@ def check_graph(graph: ir.Graph, config: AccelConfig) -> None:
             consumers.setdefault(name, []).append(node)
     for node in graph.nodes:
         out = graph.tensors[node.output]
+        if isinstance(node, ir.HostOp):
+            problems += _host_op_problems(node, graph)
+            continue
         entry = device_op(node)
         if entry is None:
             problems.append(f"{node.name}: {node.kind} cannot run on the accelerator")
@@ -64,7 +69,7 @@ def check_graph(graph: ir.Graph, config: AccelConfig) -> None:
             source = graph.tensors[node.inputs[0]]
             users = consumers.get(node.output, [])
             flattening = len(source.shape) == 4 and source.shape[2:] != (1, 1)
-            if flattening and any(not isinstance(u, ir.MatMul) for u in users):
+            if flattening and any(not isinstance(u, ir.MatMul | ir.HostOp) for u in users):
                 problems.append(
                     f"{node.name}: a Flatten/Reshape of a feature map may only "
                     "feed MatMul/Gemm on the accelerator"
@@ -74,6 +79,19 @@ def check_graph(graph: ir.Graph, config: AccelConfig) -> None:
             f"graph '{graph.name}' cannot be compiled for config "
             f"'{config.name}':\n  - " + "\n  - ".join(problems)
         )
+
+
+def _host_op_problems(node: ir.HostOp, graph: ir.Graph) -> list[str]:
+    """A host op reads and writes quantized 8-bit tensors (it dequantizes and quantizes)."""
+    problems = []
+    for name in (*node.inputs, node.output):
+        tensor = graph.tensors[name]
+        if tensor.dtype.bits != 8:
+            problems.append(
+                f"{node.name}: the host op reads or writes '{name}' as {tensor.dtype}; "
+                "host ops take 8-bit quantized tensors"
+            )
+    return problems
 
 
 def _binding(name: str, layouts, graph: ir.Graph) -> Binding:
@@ -158,27 +176,50 @@ def compile_graph(
     byte-identical Programs."""
     dump = _Dumper(dump_dir)
     check_graph(graph, config)
-    dump("1-check", ir.format_graph(graph))
+    dump("1-check", lambda: ir.format_graph(graph))
 
     layouts = plan_memory(graph, config, 0).layouts  # shapes and orders; addresses follow
     dump(
         "2-layout",
-        "\n".join(f"{k}: {v.shape} as {v.pre_shape} perm {v.perm}" for k, v in layouts.items()),
+        lambda: "\n".join(
+            f"{k}: {v.shape} as {v.pre_shape} perm {v.perm}" for k, v in layouts.items()
+        ),
     )
 
     pool = ConstantPool(config.dma_bytes)
     constants = {
         node.name: constants_for(node, graph, layouts, pool, config) for node in graph.nodes
     }
-    dump("3-constants", f"{len(pool.data)} bytes of weights and requant tables")
+    dump("3-constants", lambda: f"{len(pool.data)} bytes of weights and requant tables")
 
     plan = plan_memory(graph, config, len(pool.data))
-    dump("4-memory", "\n".join(f"{k}: @{v.addr} {v.nbytes} B" for k, v in plan.layouts.items()))
+    dump(
+        "4-memory",
+        lambda: "\n".join(f"{k}: @{v.addr} {v.nbytes} B" for k, v in plan.layouts.items()),
+    )
 
+    # Device segments: each is lowered on its own (its tokens balance within it) and ends
+    # with FINISH; a host op runs between two.
+    instructions: list = []
     lowerer = Lowerer(config)
-    layers = []
+    layers, calls = [], []
+    segment_layers = 0  # layers lowered into the open segment (an alias has no instructions)
     for node in graph.nodes:
-        first = len(lowerer.emitter.instructions)
+        if isinstance(node, ir.HostOp):
+            if segment_layers:
+                instructions += lowerer.emitter.finish()
+                lowerer, segment_layers = Lowerer(config), 0
+            calls.append(
+                HostCall(
+                    name=node.name,
+                    at=len(instructions),
+                    compute=node.compute,
+                    inputs=tuple(_binding(name, plan.layouts, graph) for name in node.inputs),
+                    output=_binding(node.output, plan.layouts, graph),
+                )
+            )
+            continue
+        first = len(instructions) + len(lowerer.emitter.instructions)
         lower_op(lowerer, node, graph, plan.layouts, constants[node.name])
         out = graph.tensors[node.output]
         layers.append(
@@ -186,19 +227,24 @@ def compile_graph(
                 name=node.name,
                 kind=node.kind,
                 first=first,
-                last=len(lowerer.emitter.instructions),
+                last=len(instructions) + len(lowerer.emitter.instructions),
                 macs=ir.macs(node, graph),
                 output_shape=tuple(out.shape),
                 **layer_sizes(node, graph, config),
             )
         )
-    instructions = lowerer.emitter.finish()
+        segment_layers += 1
+    if segment_layers or not instructions:
+        instructions += lowerer.emitter.finish()
     if len(instructions) > config.instruction_capacity:
         raise CompileError(
             f"the program needs {len(instructions):,} instructions; config '{config.name}' "
             f"holds {config.instruction_capacity:,}. Use a larger config."
         )
-    dump("5-lower", "\n".join(f"{i:6d}  {disassemble(x)}" for i, x in enumerate(instructions)))
+    dump(
+        "5-lower",
+        lambda: "\n".join(f"{i:6d}  {disassemble(x)}" for i, x in enumerate(instructions)),
+    )
 
     program = Program(
         config=config,
@@ -209,16 +255,20 @@ def compile_graph(
         layers=tuple(layers),
         host=host_side(graph),
         name=graph.name,
+        host_calls=tuple(calls),
     )
     logger.info(
-        "compiled %s for %s: %d instructions, %d bytes of constants, %d of memory",
+        "compiled %s for %s: %d instructions, %d host ops, %d bytes of constants, %d of memory",
         graph.name,
         config.name,
         len(instructions),
+        len(calls),
         len(pool.data),
         plan.activations_end,
     )
-    dump("6-package", f"{len(instructions)} instructions; memory end {plan.activations_end}")
+    dump(
+        "6-package", lambda: f"{len(instructions)} instructions; memory end {plan.activations_end}"
+    )
     return program
 
 
@@ -228,6 +278,7 @@ class _Dumper:
         if self.folder:
             self.folder.mkdir(parents=True, exist_ok=True)
 
-    def __call__(self, step: str, text: str) -> None:
+    def __call__(self, step: str, text: Callable[[], str]) -> None:
+        """Write what `text` makes (made only when dumping: a long listing costs seconds)."""
         if self.folder:
-            (self.folder / f"{step}.txt").write_text(text + "\n")
+            (self.folder / f"{step}.txt").write_text(text() + "\n")

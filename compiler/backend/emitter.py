@@ -45,9 +45,10 @@ class Emitter:
 
     def emit(self, instruction: Instruction) -> int:
         unit = instruction.unit
-        flags = {name: True for name in self._flags_for_pops(unit)}
-        self._pending[unit] = set()
-        instruction = replace(instruction, deps=replace(instruction.deps, **flags))
+        if self._pending[unit]:  # most instructions pop nothing: no copy for those
+            flags = {name: True for name in self._flags_for_pops(unit)}
+            self._pending[unit] = set()
+            instruction = replace(instruction, deps=replace(instruction.deps, **flags))
         self.instructions.append(instruction)
         self._last[unit] = len(self.instructions) - 1
         return len(self.instructions) - 1

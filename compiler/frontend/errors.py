@@ -36,8 +36,9 @@ class UnsupportedModelError(ModelError):
         lines += [str(p) for p in problems]
         lines.append(
             advice
-            or "Supported: Conv, Gemm/MatMul, Relu, Clip, MaxPool, AveragePool, "
-            "GlobalAveragePool, Add, Concat (channels), Flatten/Reshape, and Softmax/ArgMax at "
-            "the output, in QDQ or QOperator int8/uint8 form. See docs/frontend.md."
+            or "On the device: Conv, Gemm/MatMul, Relu, Clip, MaxPool, AveragePool, "
+            "GlobalAveragePool, Add, Concat (channels), Flatten/Reshape, in QDQ or QOperator "
+            "int8/uint8 form; on the host, between them, most other ONNX ops (Sigmoid, Mul, "
+            "Resize, Transpose, ...). See docs/frontend.md."
         )
         super().__init__("\n".join(lines))

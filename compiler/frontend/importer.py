@@ -18,12 +18,14 @@ from onnx import helper
 from verdigris.compiler import ir
 from verdigris.compiler.frontend import registry
 from verdigris.compiler.frontend.errors import ModelError, Problem
+from verdigris.compiler.frontend.host_compute import host_node
 from verdigris.compiler.frontend.onnx_file import describe_dims, node_label, tensor_array
 from verdigris.compiler.frontend.values import (
     ACTIVATION_DTYPES,
     INCONSISTENT,
     Act,
     FloatInput,
+    HostValue,
     Pending,
     QConst,
     Skip,
@@ -53,6 +55,7 @@ class Importer:
         self.inputs: list[ir.GraphInput] = []
         self.problems: list[Problem] = []
         self.dynamic_batch = False
+        self._current = 0  # the index of the node being imported
         # The registered op whose node is being imported: what `emit` may be given.
         self._producer: registry.OnnxOp | None = None
         initializers = {init.name: tensor_array(init, label) for init in model.graph.initializer}
@@ -66,7 +69,8 @@ class Importer:
     # ---- the walk
 
     def run(self, blocked: frozenset[str] = frozenset()) -> None:
-        """Import every node. Nodes named in `blocked` (by `node_label`: problems found
+        """Import every node: on the device where it can run there, else on the host
+        (`host_compute.py`). Nodes named in `blocked` (by `node_label`: problems found
         already) are not imported; neither is a node that reads what a failed node makes,
         so each problem is reported once, at its source, and every other one is found."""
         for index, node in enumerate(self.model.graph.node):
@@ -75,11 +79,12 @@ class Importer:
             ):
                 self._block(node)
                 continue
-            self._producer = registry.lookup(node)
+            self._current = index
             try:
-                if self._producer is None:
-                    raise Skip(f"op {node.op_type} is not supported")
-                self._producer.handler(self, node)
+                reason = self._on_device(node)
+                if reason is not None:
+                    self._producer = None
+                    host_node(self, node, reason)
             except Skip as skip:
                 self.problem(node, str(skip))
                 self._block(node)
@@ -90,6 +95,29 @@ class Importer:
                 self.problem(node, inconsistent(error))
                 self._block(node)
         self._producer = None
+
+    def _on_device(self, node: onnx.NodeProto) -> str | None:
+        """Import `node` with its registered handler; None if that worked, else why the
+        device cannot run it (the handler refused it before emitting anything)."""
+        self._producer = registry.lookup(node)
+        if self._producer is None:
+            return f"op {node.op_type} is not supported on the device"
+        reason = registry.check_attributes(self._producer, node)
+        if reason is not None:
+            return reason
+        emitted = len(self.nodes)
+        try:
+            self._producer.handler(self, node)
+        except Skip as skip:
+            if len(self.nodes) != emitted:
+                raise
+            return str(skip)
+        return None
+
+    def label_of(self, node: onnx.NodeProto) -> str:
+        """How errors and reports name `node`, the node being imported (its name, or its
+        position and output)."""
+        return node_label(node, self._current)
 
     def _block(self, node: onnx.NodeProto) -> None:
         for name in node.output:
@@ -123,6 +151,33 @@ class Importer:
                 )
             elif ref is BLOCKED:
                 continue  # its source's problem is reported already
+            elif isinstance(ref, HostValue) and len(ref.inputs) == 1:
+                # Host nodes after the device: steps of the output they read.
+                [view] = ref.inputs
+                steps = (
+                    ir.Dequantize(scale=view.scale, zero_point=view.zero_point),
+                    ir.Compute(
+                        nodes=ref.nodes, input=view.name, result=ref.name, constants=ref.constants
+                    ),
+                )
+                result.append(
+                    ir.GraphOutput(
+                        name=value.name,
+                        tensor=self.tensors[view.name],
+                        onnx_int_dtype=self.model_dtype[view.name],
+                        steps=steps,
+                    )
+                )
+            elif isinstance(ref, HostValue):
+                self.problems.append(
+                    Problem(
+                        ref.node,
+                        "output",
+                        f"its output '{value.name}' is a float result of host ops that reads "
+                        f"{len(ref.inputs)} device tensors; a float output may read one (not "
+                        "supported yet: quantize it)",
+                    )
+                )
             elif isinstance(ref, Pending):
                 self.problems.append(
                     Problem(
@@ -231,8 +286,7 @@ class Importer:
         self.nodes.append(op)
 
     def problem(self, node: onnx.NodeProto, reason: str) -> None:
-        index = list(self.model.graph.node).index(node)
-        self.problems.append(Problem(node_label(node, index), node.op_type, reason))
+        self.problems.append(Problem(self.label_of(node), node.op_type, reason))
 
     # ---- inputs of a node
 
@@ -271,8 +325,6 @@ class Importer:
             return self.tensors[value.tensor]
         if isinstance(value, Pending):
             raise Skip(f"input '{name}' is a float result that is never quantized")
-        if isinstance(value, Act):
-            raise Skip(f"input '{name}' is computed on the host (after Softmax/ArgMax)")
         raise Skip(f"input '{name}' is not a quantized activation")
 
     def weight(self, name: str) -> QConst:

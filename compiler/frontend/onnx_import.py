@@ -3,7 +3,7 @@
 `import_model` reads the file (`onnx_file.py`), lists every node it cannot import before
 any work (`support.py`, from the op registry `registry.py`), walks the nodes with one
 handler per op (`importer.py`; handlers in `qdq.py`, `qdq_ops.py`, `qoperator_ops.py`,
-`shape_ops.py`, `host_ops.py`, building IR ops with `builders.py`), and then runs the
+`shape_ops.py`, `host_compute.py`, building IR ops with `builders.py`), and then runs the
 graph passes (`verdigris.compiler.passes`) on the imported graph.
 """
 

@@ -18,10 +18,12 @@ import onnx
 
 from verdigris.compiler import ir
 from verdigris.compiler.frontend import builders
+from verdigris.compiler.frontend.host_compute import host_op
 from verdigris.compiler.frontend.onnx_file import attributes
 from verdigris.compiler.frontend.values import (
     Act,
     FloatInput,
+    HostValue,
     Pending,
     QConst,
     Skip,
@@ -49,13 +51,10 @@ def quantize_linear(im: Importer, node: onnx.NodeProto) -> None:
         _quantize_input(im, node, source, out, scale, zero, model_dtype)
     elif isinstance(source, Pending):
         im.finalize(source, out, scale, zero, model_dtype)
+    elif isinstance(source, HostValue):
+        host_op(im, source, out, scale, zero, model_dtype)
     elif isinstance(source, Act) and source.is_float_view:
         _requantize_view(im, node, im.tensors[source.tensor], out, scale, zero, model_dtype)
-    elif isinstance(source, Act):
-        step = ir.Quantize(
-            scale=float(scale.item()), zero_point=int(zero.item()), dtype=model_dtype
-        )
-        im.values[out] = Act(source.tensor, (*source.steps, step))
     elif isinstance(source, np.ndarray):
         axis = attributes(node).get("axis", 1)
         info = dtype_info(model_dtype)

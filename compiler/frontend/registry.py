@@ -17,9 +17,13 @@ from typing import TYPE_CHECKING
 
 import onnx
 
+from verdigris.arch.host_steps import HOST_OPS
 from verdigris.compiler import ir
-from verdigris.compiler.frontend import host_ops, qdq, qdq_ops, qoperator_ops, shape_ops
+from verdigris.compiler.frontend import qdq, qdq_ops, qoperator_ops, shape_ops
+from verdigris.compiler.frontend.host_compute import QLINEAR_FORMS
+from verdigris.compiler.frontend.onnx_file import attributes
 from verdigris.compiler.frontend.shapes import AUTO_PADS
+from verdigris.compiler.frontend.values import MS
 
 if TYPE_CHECKING:
     from verdigris.compiler.frontend.importer import Importer
@@ -30,12 +34,12 @@ __all__ = [
     "SUPPORTED_OPS",
     "OnnxOp",
     "auto_pad_check",
+    "check_attributes",
     "lookup",
     "markdown_table",
     "node_domain",
 ]
 
-MS = "com.microsoft"
 
 # A check reads a node and its attributes and gives the reason it cannot be imported, or None.
 Check = Callable[[onnx.NodeProto, dict], str | None]
@@ -68,7 +72,7 @@ def _count_include_pad(_node: onnx.NodeProto, attrs: dict) -> str | None:
     if not attrs.get("count_include_pad", 0) and any(attrs.get("pads", [])):
         return (
             "padding with count_include_pad=0 divides border windows by different "
-            "counts; use count_include_pad=1 or no padding"
+            "counts (the device divides every window by one)"
         )
     return None
 
@@ -98,7 +102,7 @@ ONNX_OPS: tuple[OnnxOp, ...] = (
     OnnxOp(
         "QuantizeLinear",
         qdq.quantize_linear,
-        (ir.Requantize, ir.Reshape),
+        (ir.Requantize, ir.Reshape, ir.HostOp),
         quantized=True,
         notes="fixes the type of a float input, an op's result or a constant",
     ),
@@ -166,8 +170,6 @@ ONNX_OPS: tuple[OnnxOp, ...] = (
     OnnxOp("Reshape", shape_ops.reshape, (ir.Reshape,), notes="with a constant shape"),
     OnnxOp("Identity", shape_ops.identity, notes="an alias"),
     OnnxOp("Constant", shape_ops.constant, notes="with a tensor `value`"),
-    OnnxOp("Softmax", host_ops.softmax, notes="on the host, at the outputs"),
-    OnnxOp("ArgMax", host_ops.arg_max, notes="on the host, at the outputs"),
     # QOperator and integer-only ops.
     OnnxOp(
         "QLinearConv",
@@ -205,13 +207,6 @@ ONNX_OPS: tuple[OnnxOp, ...] = (
         checks=(_no_trans_a,),
         quantized=True,
         notes="with y_scale",
-    ),
-    OnnxOp(
-        "QLinearSoftmax",
-        host_ops.qlinear_softmax,
-        domain=MS,
-        quantized=True,
-        notes="on the host, at the outputs",
     ),
     OnnxOp(
         "QLinearAdd",
@@ -270,10 +265,26 @@ def lookup(node: onnx.NodeProto) -> OnnxOp | None:
     return _BY_KEY.get((node_domain(node), node.op_type))
 
 
+def check_attributes(op: OnnxOp, node: onnx.NodeProto) -> str | None:
+    """The first reason the device handler of `op` refuses `node`'s attributes, or None."""
+    attrs = attributes(node)
+    for check in (auto_pad_check, *op.checks):
+        reason = check(node, attrs)
+        if reason is not None:
+            return reason
+    return None
+
+
 def markdown_table() -> str:
-    """The supported ops as the Markdown table in docs/frontend.md."""
+    """The supported ops as the Markdown tables in docs/frontend.md: the ops with a device
+    handler, then the ops the host runs (where the device cannot)."""
     lines = ["| op | domain | IR ops | notes |", "|---|---|---|---|"]
     for op in ONNX_OPS:
         produces = ", ".join(kind.__name__ for kind in op.produces) or "—"
         lines.append(f"| {op.op_type} | {op.domain or 'ai.onnx'} | {produces} | {op.notes} |")
+    lines += ["", "| on the host | domain | runs as |", "|---|---|---|"]
+    lines.append(f"| {', '.join(sorted(HOST_OPS))} | ai.onnx | itself, in float32 |")
+    for op_type, form in QLINEAR_FORMS.items():
+        domain = form.domain or "ai.onnx"
+        lines.append(f"| {op_type} | {domain} | dequantize, {form.float_op}, quantize |")
     return "\n".join(lines)

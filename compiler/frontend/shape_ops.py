@@ -1,6 +1,6 @@
 """Ops that compute nothing: Constant and Identity (bookkeeping of values), Flatten and
-Reshape (an IR Reshape of a device tensor, a reshape of a float input before it is
-quantized, or a host step after the outputs are dequantized)."""
+Reshape (an IR Reshape of a device tensor, or a reshape of a float input before it is
+quantized; any other Reshape runs on the host, `host_compute.py`)."""
 
 from __future__ import annotations
 
@@ -34,15 +34,15 @@ def identity(im: Importer, node: onnx.NodeProto) -> None:
 
 def flatten(im: Importer, node: onnx.NodeProto) -> None:
     axis = attributes(node).get("axis", 1)
-    _reshape(im, node, lambda shape: flatten_shape(shape, axis), host=ir.Flatten(axis=axis))
+    _reshape(im, node, lambda shape: flatten_shape(shape, axis))
 
 
 def reshape(im: Importer, node: onnx.NodeProto) -> None:
     target = im.const(node.input[1], "the shape").astype(np.int64)
-    _reshape(im, node, lambda shape: reshape_shape(shape, target), host=None)
+    _reshape(im, node, lambda shape: reshape_shape(shape, target))
 
 
-def _reshape(im: Importer, node, new_shape, host: ir.HostStep | None) -> None:
+def _reshape(im: Importer, node, new_shape) -> None:
     value = im.values.get(node.input[0])
     out = node.output[0]
     if isinstance(value, FloatInput):
@@ -61,7 +61,5 @@ def _reshape(im: Importer, node, new_shape, host: ir.HostStep | None) -> None:
             ir.Reshape(name=node.name or out, inputs=(x.name,), output=tensor.name, shape=shape)
         )
         im.values[out] = Act(tensor.name, value.steps)
-    elif isinstance(value, Act) and host is not None:
-        im.values[out] = Act(value.tensor, (*value.steps, host))
     else:
         raise Skip(f"input '{node.input[0]}' cannot be reshaped here")

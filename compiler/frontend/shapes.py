@@ -146,8 +146,9 @@ def pool_shape(x_shape, attrs) -> tuple[int, ...]:
 
 
 def concat_shape(shapes, axis: int) -> tuple[tuple[int, ...], int]:
-    """The output shape of a Concat and its axis made non-negative; Skip where the inputs
-    differ in rank or in a dimension other than `axis`."""
+    """The output shape of a device Concat and its axis made non-negative; Skip where the
+    inputs differ in rank or in a dimension other than `axis`, or where the axis is not the
+    channels the device concatenates (the host runs those)."""
     rank = len(shapes[0])
     if not -rank <= axis < rank:
         raise Skip(f"axis {axis} is out of range for inputs of rank {rank}")
@@ -159,6 +160,11 @@ def concat_shape(shapes, axis: int) -> tuple[tuple[int, ...], int]:
             raise Skip(
                 f"inputs of shapes {[list(s) for s in shapes]} do not concatenate on axis {axis}"
             )
+    if axis != 1 or rank not in (2, 4):
+        raise Skip(
+            f"Concat on axis {axis} of rank-{rank} tensors: the device concatenates channels "
+            "(axis 1 of 2-D or 4-D tensors)"
+        )
     out = list(shapes[0])
     out[axis] = sum(shape[axis] for shape in shapes)
     return tuple(out), axis

@@ -1,5 +1,6 @@
 """What the frontend cannot import, found before any work: every node whose op type is not
-registered (`registry.py`) or whose attributes its registered checks reject."""
+registered (`registry.py`) or whose attributes its registered checks reject, unless the host
+can run it (`host_compute.runs_on_host`: the importer then decides, by its inputs)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import onnx
 
 from verdigris.compiler.frontend import registry
 from verdigris.compiler.frontend.errors import Problem
+from verdigris.compiler.frontend.host_compute import runs_on_host
 from verdigris.compiler.frontend.onnx_file import attributes, node_label
 from verdigris.compiler.frontend.values import INCONSISTENT, inconsistent
 
@@ -16,8 +18,6 @@ __all__ = ["check_supported"]
 _OP_ADVICE = {
     "DynamicQuantizeLinear": "dynamically quantized models are not supported; quantize "
     "statically instead (`verdigris run MODEL_fp32.onnx --calibrate data.npz`)",
-    "BatchNormalization": "fold BatchNormalization into the preceding Conv before quantizing "
-    "(`--calibrate` on the float model does this)",
 }
 
 
@@ -42,6 +42,8 @@ def _unsupported_reason(node: onnx.NodeProto) -> str:
 
 def _node_problems(node: onnx.NodeProto, label: str) -> list[Problem]:
     """What keeps `node` from being imported: its op type, or attributes not supported."""
+    if runs_on_host(node):
+        return []
     op = registry.lookup(node)
     if op is None:
         return [Problem(label, node.op_type, _unsupported_reason(node))]

@@ -3,14 +3,16 @@ the op handlers.
 
 Every ONNX value name maps to one of:
 
-- `Act`: a device tensor, possibly seen through host steps (a DequantizeLinear makes the
-  float view `(Dequantize,)` of it; Softmax/ArgMax add further host steps);
+- `Act`: a device tensor, or the float view of one that a DequantizeLinear makes (steps
+  `(Dequantize,)`);
 - `QConst`: a quantized constant (weights, int32 biases) with its scales and zero points;
 - `np.ndarray`: a plain constant (shapes, Clip bounds, float biases);
 - `FloatInput`: a float model input, waiting for the QuantizeLinear that makes it a device
   tensor;
 - `Pending`: the float result of a compute node in a QDQ graph, waiting for the
-  QuantizeLinear that fixes its output type (a Relu/Clip in between narrows the clamp).
+  QuantizeLinear that fixes its output type (a Relu/Clip in between narrows the clamp);
+- `HostValue`: a float value computed by host nodes (`host_compute.py`), waiting for the
+  QuantizeLinear that makes it a device tensor.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from verdigris.compiler import ir
 __all__ = [
     "ACTIVATION_DTYPES",
     "INCONSISTENT",
+    "MS",
     "Act",
     "FloatInput",
+    "HostValue",
     "Pending",
     "QConst",
     "Skip",
@@ -42,6 +46,9 @@ __all__ = [
     "transposed",
     "uint8_shift",
 ]
+
+# The domain of onnxruntime's contrib ops (QLinearAdd, QGemm, ...).
+MS = "com.microsoft"
 
 ACTIVATION_DTYPES = {np.dtype(np.int8): "int8", np.dtype(np.uint8): "uint8"}
 
@@ -122,6 +129,21 @@ class Pending:
     shape: tuple[int, ...]
     low: float | None = None
     high: float | None = None
+
+
+@dataclass(frozen=True)
+class HostValue:
+    """A float value the host computes: `nodes` (in order) from the dequantized device
+    tensors `inputs` and `constants`; `name` is the value among those nodes' outputs. `node`
+    labels the ONNX node that made it, `reason` says why it is not on the device."""
+
+    name: str
+    shape: tuple[int, ...]
+    node: str
+    inputs: tuple[ir.Tensor, ...]
+    nodes: tuple[ir.HostNode, ...]
+    constants: tuple[tuple[str, np.ndarray], ...]
+    reason: str
 
 
 def check_qparams(scale: np.ndarray, zero: np.ndarray | None) -> None:

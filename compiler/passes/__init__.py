@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from verdigris.compiler import ir
 from verdigris.compiler.passes.rescales import elide_identity_rescales
+from verdigris.compiler.passes.reshapes import reshapes_on_host
 from verdigris.compiler.passes.verify import GraphError, verify_graph
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "GraphError",
     "Pass",
     "elide_identity_rescales",
+    "reshapes_on_host",
     "run_passes",
     "verify_graph",
 ]
@@ -34,6 +36,9 @@ PASSES: tuple[Pass, ...] = (
     # with the same parameters, Concat inputs already in the output's quantization, a
     # ReLU that clamps nothing) go; their readers read the input.
     elide_identity_rescales,
+    # Reshapes whose output cannot alias its input's memory for its readers (a channel
+    # shuffle's 5-D -> 4-D before a Conv) run on the host.
+    reshapes_on_host,
 )
 
 # Set (to anything but "" or "0") to verify every graph between passes.

@@ -19,23 +19,33 @@ import struct
 import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from verdigris.arch.activity import Activity
+from verdigris.arch.activity import Activity, in_sequence
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.counters import COUNTERS
 from verdigris.arch.host_port import (
     HostJob,
     host_jobs,
     layer_activity,
+    memory_extent,
     read_outputs,
 )
-from verdigris.arch.program import Program
-from verdigris.hw.core import Core
+from verdigris.arch.program import (
+    Binding,
+    DeviceStage,
+    HostCall,
+    Program,
+    Segment,
+    pack_tensor,
+    unpack_tensor,
+)
+from verdigris.hw.core import Core, check_main_memory
 from verdigris.hw.core_top import INPUT_LATENCY, CoreTop
+from verdigris.sim.host import run_host_call
 from verdigris.sim.rtl.verilator import (
     BuildProgress,
     RtlBuild,
@@ -77,6 +87,10 @@ def _core_design(
 ) -> tuple[Callable[[], str], str]:
     """How to generate the core's Verilog (called only when a build is needed), and what
     identifies it without generating it: the design's class and config."""
+    try:
+        check_main_memory(config)
+    except ValueError as error:
+        raise RtlError(str(error)) from None
     design = Core if bare_core else CoreTop
     # The clock frequency does not change the design (a board's PLL reads it, not the RTL),
     # so it is not part of a simulated core's identity: another clock reuses the build.
@@ -109,7 +123,13 @@ def run_on_rtl(
     """Run each (program, device inputs) on the RTL core of their (common) config.
 
     `raw_instructions` may replace a job's instruction words with arbitrary bytes (16 per
-    word), to test how the core handles words no Program can hold (illegal opcodes)."""
+    word), to test how the core handles words no Program can hold (illegal opcodes).
+    Programs with host calls run stage by stage (device segments as jobs, the host calls
+    between them; `expected_cycles` and `raw_instructions` do not apply to them)."""
+    if any(program.host_calls for program, _ in jobs):
+        return _run_staged(
+            jobs, lambda part: run_on_rtl(part, build_root=build_root, results_dir=results_dir)
+        )
     port_jobs = _host_jobs(jobs, expected_cycles, raw_instructions)
     build = build_core(jobs[0][0].config, build_root=build_root)
     with scratch_folder(results_dir, "verdigris-core-") as scratch:
@@ -214,7 +234,26 @@ def run_fast(
     period is 2 time units; harness.cpp says more); it runs a separately built, slower
     traced harness. The caller checks the name (`verdigris.files.check_output_file`); its
     folder is made here. Results are the same as without it, bit for bit and cycle for
-    cycle."""
+    cycle.
+
+    Programs with host calls run stage by stage, as in `run_on_rtl`; a trace needs one
+    device segment per program (host calls before or after it only), as each segment is a
+    run of its own."""
+    if any(program.host_calls for program, _ in jobs):
+        segments = max(
+            sum(isinstance(stage, DeviceStage) for stage in program.stages()) for program, _ in jobs
+        )
+        if trace is not None and segments > 1:
+            raise RtlError(
+                f"a waveform of a program with {segments} device segments (host ops between "
+                "them) is not supported yet: each segment is a run of its own"
+            )
+        return _run_staged(
+            jobs,
+            lambda part: run_fast(
+                part, build_root=build_root, bare_core=bare_core, progress=progress, trace=trace
+            ),
+        )
     port_jobs = _host_jobs(jobs, expected_cycles, raw_instructions)
     config = jobs[0][0].config
     top = f"core_{config.name}"
@@ -335,3 +374,64 @@ def _written(path: Path) -> bool:
         return path.stat().st_size > 0
     except OSError:
         return False
+
+
+def _run_staged(
+    jobs: list[tuple[Program, dict[str, np.ndarray]]],
+    runner: Callable[[list[tuple[Program, dict[str, np.ndarray]]]], list[RtlResult]],
+) -> list[RtlResult]:
+    """Run (program, device inputs) jobs whose programs have host calls, stage by stage
+    (`Program.stages`): each job's next device segment is a job of `runner` (one run of
+    `runner` for every job's segment at once), on the main memory the stages before it left,
+    all of which is read back after it; the host calls between run on each job's memory
+    (`verdigris.sim.host.run_host_call`). A job whose segment stops on the core's error
+    status goes no further (error set, no outputs, the total Activity only)."""
+    memories, wholes, pending = [], [], []
+    for program, inputs in jobs:
+        memory = program.memory_image()
+        for binding in program.inputs:
+            data = np.frombuffer(pack_tensor(binding, inputs[binding.name]), np.uint8)
+            memory[binding.dram_addr : binding.dram_addr + data.size] = data
+        memories.append(memory)
+        extent = memory_extent(program)
+        # The whole used memory as one int8 tensor: each segment's only output.
+        wholes.append(Binding("main memory", 0, "int8", (extent,), (extent,), (0,)))
+        pending.append(program.stages())
+    parts: list[list[Activity]] = [[] for _ in jobs]
+    seconds = [0.0] * len(jobs)
+    counters = [dict.fromkeys(COUNTERS, 0) for _ in jobs]
+    failed: set[int] = set()
+    while True:
+        for i, stages in enumerate(pending):
+            while i not in failed and stages and isinstance(stages[0], HostCall):
+                run_host_call(stages.pop(0), memories[i])
+        going = [i for i, stages in enumerate(pending) if stages and i not in failed]
+        if not going:
+            break
+        segments = []
+        for i in going:
+            stage, extent = pending[i].pop(0), wholes[i].shape[0]
+            image = (Segment(0, memories[i][:extent].tobytes()),)
+            part = replace(stage.program, segments=image, inputs=(), outputs=(wholes[i],))
+            segments.append((part, {}))
+        for i, result in zip(going, runner(segments), strict=True):
+            seconds[i] += result.seconds
+            for name, value in result.counters.items():
+                counters[i][name] += value
+            parts[i].append(result.activity)
+            if result.error:
+                failed.add(i)
+                continue
+            memory = result.outputs["main memory"].astype(np.int8).view(np.uint8)
+            memories[i][: memory.size] = memory
+    results = []
+    for i, ((program, _), memory) in enumerate(zip(jobs, memories, strict=True)):
+        outputs = {
+            b.name: unpack_tensor(b, memory[b.dram_addr : b.dram_addr + b.nbytes])
+            for b in program.outputs
+        }
+        activity = in_sequence(parts[i])
+        if i in failed:
+            outputs, activity.layers = {}, ()  # as a run that stops: the total only
+        results.append(RtlResult(outputs, activity, i in failed, seconds[i], counters[i]))
+    return results

@@ -189,8 +189,8 @@ def test_out_of_range_message_exact():
         encode(Load(Deps(), Buffer.INP, True, 0, 1, 1, fill_value=128))
     assert str(info.value) == "Load.fill_value = 128 does not fit signed 8 bits"
     with pytest.raises(IllegalInstruction) as info:
-        encode(Store(Deps(), False, 0, 1, 1, 1 << 24, 0))
-    assert str(info.value) == "Store.dram_addr = 16777216 does not fit 24 bits"
+        encode(Store(Deps(), False, 0, 1, 1, 1 << 32, 0))
+    assert str(info.value) == "Store.dram_addr = 4294967296 does not fit 32 bits"
 
 
 @given(

@@ -50,14 +50,23 @@ def test_the_host_json_shape_is_the_one_files_have(data):
     assert label["onnx_int_dtype"] == "int8" and label["tensor"]["name"] == "y"
     assert label["steps"] == [
         {"kind": "Dequantize", "scale": 0.5, "zero_point": 2},
-        {"kind": "ArgMax", "axis": 1, "keepdims": False},
+        {
+            "kind": "Compute",
+            "input": "y",
+            "result": "l",
+            "nodes": [
+                {
+                    "op_type": "ArgMax",
+                    "inputs": ["y"],
+                    "outputs": ["l"],
+                    "attributes": [["axis", 1], ["keepdims", 0]],
+                }
+            ],
+            "constants": [],
+        },
     ]
-    assert [s["kind"] for s in host["outputs"][0]["steps"]] == [
-        "Dequantize",
-        "Flatten",
-        "Softmax",
-        "Quantize",
-    ]
+    [constant] = host["outputs"][0]["steps"][1]["constants"]
+    assert constant == {"name": "t", "dtype": "float32", "shape": [1, 16], "values": [0.5] * 16}
 
 
 def test_an_integer_scale_is_a_number(data):
@@ -99,11 +108,15 @@ HOST_FIELDS = [
     "host.outputs[1].steps[0].kind",
     "host.outputs[1].steps[0].scale",
     "host.outputs[1].steps[0].zero_point",
-    "host.outputs[1].steps[1].axis",
-    "host.outputs[1].steps[1].keepdims",
-    "host.outputs[0].steps[1].axis",
-    "host.outputs[0].steps[2].axis",
-    "host.outputs[0].steps[3].dtype",
+    *(f"host.outputs[1].steps[1].{key}" for key in ("nodes", "input", "result", "constants")),
+    *(
+        f"host.outputs[1].steps[1].nodes[0].{key}"
+        for key in ("op_type", "inputs", "outputs", "attributes")
+    ),
+    *(
+        f"host.outputs[0].steps[1].constants[0].{key}"
+        for key in ("name", "dtype", "shape", "values")
+    ),
 ]
 
 
@@ -230,8 +243,8 @@ def test_a_missing_host_field_is_named_by_its_path(data, path):
         (
             "host.outputs[1].steps[1].kind",
             "TopK",
-            "field 'host.outputs[1].steps[1].kind' must be one of 'Dequantize', 'Quantize', "
-            "'Softmax', 'ArgMax', 'Flatten', not 'TopK'",
+            "field 'host.outputs[1].steps[1].kind' must be one of 'Dequantize', 'Compute', "
+            "not 'TopK'",
         ),
         (
             "host.outputs[1].steps[1].kind",
@@ -249,19 +262,45 @@ def test_a_missing_host_field_is_named_by_its_path(data, path):
             "field 'host.outputs[1].steps[0].scale' must be a number, not null",
         ),
         (
-            "host.outputs[1].steps[1].keepdims",
-            0,
-            "field 'host.outputs[1].steps[1].keepdims' must be a boolean, not an integer (0)",
+            "host.outputs[1].steps[1].nodes[0].op_type",
+            "TopK",
+            "field 'host.outputs[1].steps[1].nodes[0].op_type' is 'TopK', which the host does "
+            "not run",
         ),
         (
-            "host.outputs[0].steps[2].axis",
-            True,
-            "field 'host.outputs[0].steps[2].axis' must be an integer, not a boolean (true)",
+            "host.outputs[1].steps[1].nodes[0].inputs",
+            ["y", 3],
+            "field 'host.outputs[1].steps[1].nodes[0].inputs[1]' must be a string, not an "
+            "integer (3)",
         ),
         (
-            "host.outputs[0].steps[3].dtype",
-            "int16",
-            "field 'host.outputs[0].steps[3].dtype' must be 'int8' or 'uint8', not 'int16'",
+            "host.outputs[1].steps[1].nodes[0].attributes",
+            [["axis"]],
+            "field 'host.outputs[1].steps[1].nodes[0].attributes[0]' must be a [name, value] "
+            "pair, not a list",
+        ),
+        (
+            "host.outputs[1].steps[1].nodes[0].attributes",
+            [["axis", True]],
+            "field 'host.outputs[1].steps[1].nodes[0].attributes[0][1]' must be a number, a "
+            "string or a list, not a boolean (true)",
+        ),
+        (
+            "host.outputs[1].steps[1].nodes[0].attributes",
+            [["axes", [1, "2"]]],
+            "field 'host.outputs[1].steps[1].nodes[0].attributes[0][1]' must be a list of numbers",
+        ),
+        (
+            "host.outputs[0].steps[1].constants[0].values",
+            [0.5] * 15,
+            "field 'host.outputs[0].steps[1].constants[0].values' does not fit float32[1, 16]: "
+            "cannot reshape array of size 15 into shape (1,16)",
+        ),
+        (
+            "host.outputs[0].steps[1].constants[0].dtype",
+            "complex64",
+            "field 'host.outputs[0].steps[1].constants[0].dtype' must name an integer or "
+            "floating-point numpy type (such as 'int8'), not 'complex64'",
         ),
     ],
 )
@@ -279,3 +318,66 @@ def test_an_infinite_scale_is_refused(data):
     assert malformed(with_header(data, header)) == (
         "field 'host.outputs[1].steps[0].scale' must be a positive number, not inf"
     )
+
+
+# ---- host calls (between device segments)
+
+HOST_CALL_FIELDS = [
+    *(
+        f"host_calls[0].{key}"
+        for key in (
+            "name",
+            "at",
+            "inputs",
+            "output",
+            "tensors",
+            "output_tensor",
+            "nodes",
+            "result",
+            "constants",
+        )
+    ),
+    "host_calls[0].inputs[0].dram_addr",
+    "host_calls[0].tensors[0].scale",
+    "host_calls[0].output_tensor.zero_point",
+    "host_calls[0].nodes[1].op_type",
+    "host_calls[0].constants[0].values",
+]
+
+
+@pytest.mark.parametrize("path", HOST_CALL_FIELDS)
+def test_a_missing_host_call_field_is_named_by_its_path(data, path):
+    header = header_of(data)
+    parent, key = _parent(header, path)
+    del parent[key]
+    assert malformed(with_header(data, header)) == f"missing field {path!r}"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("host_calls[0].at", 9, "field 'host_calls[0].at' is 9, past the 8 instructions"),
+        ("host_calls[0].at", -1, "field 'host_calls[0].at' must be 0 or more, not -1"),
+        (
+            "host_calls[0].tensors",
+            [],
+            "field 'host_calls[0].inputs' must have one binding per entry of "
+            "'host_calls[0].tensors'",
+        ),
+        (
+            "host_calls[0].nodes[0].op_type",
+            "LSTM",
+            "field 'host_calls[0].nodes[0].op_type' is 'LSTM', which the host does not run",
+        ),
+        (
+            "host_calls[0].output.dtype",
+            "float32",
+            "field 'host_calls[0].output.dtype' must be 'int8' or 'int32', not 'float32'",
+        ),
+    ],
+)
+def test_a_host_call_field_of_the_wrong_value_is_named(data, path, value, message):
+    header = header_of(data)
+    parent, key = _parent(header, path)
+    parent[key] = value
+    assert malformed(with_header(data, header)) == message

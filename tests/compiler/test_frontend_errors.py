@@ -53,16 +53,15 @@ def test_float_model_asks_for_calibration():
 
 def test_every_unsupported_node_is_listed_before_any_work():
     model = quantize(BUILDERS["conv"]())
-    # Add blockers of three kinds after the (supported) quantized conv: ops not supported,
-    # attributes the registry refuses, and a node only the import walk refuses (its weight
-    # is not a constant): all are reported at once.
+    # Add blockers of three kinds after the (supported) quantized conv: ops neither the
+    # device nor the host runs, attributes the registry refuses (of an op the host does not
+    # run), and a node only the import walk refuses (its weight is not a constant): all are
+    # reported at once.
     model.graph.node.extend(
         [
-            helper.make_node("Sigmoid", ["y"], ["s"], name="gate"),
+            helper.make_node("NonZero", ["y"], ["s"], name="gate"),
             helper.make_node("LSTM", ["s", "W", "R"], ["h"], name="memory"),
-            helper.make_node(
-                "AveragePool", ["y"], ["p"], name="pool", kernel_shape=[2, 2], ceil_mode=1
-            ),
+            helper.make_node("Gemm", ["y", "y"], ["p"], name="dense", transA=1),
             helper.make_node("Conv", ["y", "x"], ["c"], name="input_weight"),
         ]
     )
@@ -70,11 +69,11 @@ def test_every_unsupported_node_is_listed_before_any_work():
         import_model(model, name="bad")
     message = str(raised.value)
     assert "4 node(s) cannot be imported" in message
-    assert "node 'gate' (Sigmoid): op Sigmoid is not supported" in message
+    assert "node 'gate' (NonZero): op NonZero is not supported" in message
     assert "node 'memory' (LSTM): op LSTM is not supported" in message
-    assert "node 'pool' (AveragePool): ceil_mode=1 is not supported" in message
+    assert "node 'dense' (Gemm): transA=1 is not supported" in message
     assert "node 'input_weight' (Conv): weight 'x' must be a quantized constant" in message
-    assert [p.node for p in raised.value.problems] == ["gate", "memory", "pool", "input_weight"]
+    assert [p.node for p in raised.value.problems] == ["gate", "memory", "dense", "input_weight"]
 
 
 def test_dynamic_quantization_is_rejected_with_advice():

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from tests.support.layer_programs import configs, straddling_programs
-from verdigris.arch.config import AccelConfig
+from tests.support.tiny_models import host_sandwich
+from verdigris.arch.config import AccelConfig, load_config
+from verdigris.arch.host_port import host_jobs
 from verdigris.arch.isa import Finish, Nop, Unit
 from verdigris.arch.program import LayerInfo, Program
 from verdigris.compiler.backend import compile_graph
@@ -21,6 +23,7 @@ from verdigris.compiler.frontend import import_model
 from verdigris.energy import TABLES, energy_report, load_table
 from verdigris.sim.isasim import run_program
 from verdigris.sim.rtl.core_runner import run_fast, run_on_rtl
+from verdigris.sim.rtl.verilator import RtlError
 
 pytestmark = pytest.mark.verilator
 
@@ -133,3 +136,29 @@ def test_a_boundary_after_every_instruction(runner, rtl_build_root, tmp_path):
     else:
         results = run_fast(pairs, **options)
     _check(jobs, results)
+
+
+def test_host_calls_on_the_rtl(rtl_build_root):
+    """A program of three device segments with two host calls between them, two samples:
+    outputs and every layer's Activity on the RTL equal the instruction simulator's."""
+    program = compile_graph(import_model(host_sandwich()), load_config("tiny"))
+    rng = np.random.default_rng(11)
+    (binding,) = program.inputs
+    runs = [{binding.name: rng.integers(-128, 128, binding.shape)} for _ in range(2)]
+    results = run_fast([(program, r) for r in runs], build_root=rtl_build_root)
+    for inputs, result in zip(runs, results, strict=True):
+        outputs, activity = run_program(program, inputs)
+        assert not result.error
+        for key, value in outputs.items():
+            np.testing.assert_array_equal(result.outputs[key], value)
+        assert [layer.name for layer in result.activity.layers] == ["conv0", "conv1", "conv2"]
+        assert result.activity == activity
+    with pytest.raises(ValueError, match="has host calls: run each device segment"):
+        host_jobs([(program, runs[0])])
+    with pytest.raises(RtlError, match="waveform of a program with 3 device segments"):
+        run_fast([(program, runs[0])], build_root=rtl_build_root, trace=Path("never.fst"))
+    cocotb = run_on_rtl([(program, runs[0])], build_root=rtl_build_root)
+    assert cocotb[0].outputs.keys() == results[0].outputs.keys()
+    for key, value in results[0].outputs.items():
+        np.testing.assert_array_equal(cocotb[0].outputs[key], value)
+    assert cocotb[0].activity == results[0].activity

@@ -1,25 +1,26 @@
 """Hand-made Programs and their .vgp bytes, for the tests of the file format: a small
-program with every kind of host step (`make_program`, `make_host`), and the editing of a
-file's JSON header as a buggy writer or a hand edit would (`header_of`, `with_header`,
-`rewrite_header`), with the message a malformed header gets (`malformed`)."""
+program with every kind of host step and a host call (`make_program`, `make_host`,
+`make_call`), and the editing of a file's JSON header as a buggy writer or a hand edit would
+(`header_of`, `with_header`, `rewrite_header`), with the message a malformed header gets
+(`malformed`)."""
 
 import hashlib
 import json
 import struct
 
+import numpy as np
 import pytest
 
 from verdigris.arch.config import load_config
 from verdigris.arch.host_steps import (
-    ArgMax,
+    Compute,
     Dequantize,
-    Flatten,
+    HostCompute,
     HostInput,
+    HostNode,
     HostOutput,
     HostSide,
     IntType,
-    Quantize,
-    Softmax,
     Tensor,
 )
 from verdigris.arch.isa import Buffer, Deps, Finish, Gemm, Load, Nop, Store, Unit, Vector, VectorOp
@@ -27,6 +28,7 @@ from verdigris.arch.program import (
     FORMAT_VERSION,
     MAGIC,
     Binding,
+    HostCall,
     LayerInfo,
     Program,
     ProgramError,
@@ -62,19 +64,50 @@ def make_program(config=TINY, host=None) -> Program:
     layers = (LayerInfo("conv0", "Conv", 0, 8, 64, (1, 4, 2, 2)), LayerInfo("nop", "Nop", 8, 8, 0))
     if host is None:
         host = make_host()
-    return Program(config, instructions, segments, inputs, outputs, layers, host, "hand-made")
+    return Program(
+        config, instructions, segments, inputs, outputs, layers, host, "hand-made", (make_call(),)
+    )
+
+
+def make_call() -> HostCall:
+    """A host call after the device: y = quantize(sigmoid(dequantize(y)) * 2), in place."""
+    y = Tensor("y", (1, 4, 2, 2), IntType(8), 0.5, 2)
+    binding = Binding("y", 0x200, "int8", (1, 4, 2, 2), (1, 4, 2, 2), NHWC)
+    compute = HostCompute(
+        inputs=(y,),
+        output=y,
+        nodes=(HostNode("Sigmoid", ("y",), ("s",)), HostNode("Mul", ("s", "two"), ("z",))),
+        result="z",
+        constants=(("two", np.array([2.0], np.float32)),),
+    )
+    return HostCall("gate", 8, compute, (binding,), binding)
 
 
 def make_host() -> HostSide:
-    """A host side for make_program's bindings, with every kind of host step."""
+    """A host side for make_program's bindings, with both kinds of host step: float nodes
+    with a constant, and without."""
     x = Tensor("x", (1, 4, 2, 2), IntType(8), 0.25, -3)
     y = Tensor("y", (1, 4, 2, 2), IntType(8), 0.5, 2)
-    steps = (Dequantize(0.5, 2), Flatten(1), Softmax(-1), Quantize(1 / 256, -128, "int8"))
+    probabilities = Compute(
+        nodes=(
+            HostNode("Flatten", ("y",), ("f",), (("axis", 1),)),
+            HostNode("Mul", ("f", "t"), ("g",)),
+            HostNode("Softmax", ("g",), ("p",), (("axis", -1),)),
+        ),
+        input="y",
+        result="p",
+        constants=(("t", np.full((1, 16), 0.5, np.float32)),),
+    )
+    label = Compute(
+        nodes=(HostNode("ArgMax", ("y",), ("l",), (("axis", 1), ("keepdims", 0))),),
+        input="y",
+        result="l",
+    )
     return HostSide(
         (HostInput("input.1", x, "float32"),),
         (
-            HostOutput("probabilities", y, "int8", steps),
-            HostOutput("label", y, "int8", (Dequantize(0.5, 2), ArgMax(1, False))),
+            HostOutput("probabilities", y, "int8", (Dequantize(0.5, 2), probabilities)),
+            HostOutput("label", y, "int8", (Dequantize(0.5, 2), label)),
         ),
         dynamic_batch=False,
     )

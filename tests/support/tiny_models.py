@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = 13
 
 
-def _model(nodes, x_shape, initializers, extra_inputs=()) -> onnx.ModelProto:
+def _model(nodes, x_shape, initializers, extra_inputs=(), opset=OPSET) -> onnx.ModelProto:
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *x_shape[1:]])]
     inputs += [
         helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *shape[1:]])
@@ -31,7 +31,7 @@ def _model(nodes, x_shape, initializers, extra_inputs=()) -> onnx.ModelProto:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         [numpy_helper.from_array(array, name) for name, array in initializers.items()],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     # Give "y" its inferred type and shape, as an exporter would.
     probe = onnx.ModelProto()
@@ -40,7 +40,7 @@ def _model(nodes, x_shape, initializers, extra_inputs=()) -> onnx.ModelProto:
     inferred = onnx.shape_inference.infer_shapes(probe)
     y = next(v for v in inferred.graph.value_info if v.name == "y")
     model.graph.output[0].CopyFrom(y)
-    onnx.checker.check_model(model)
+    onnx.checker.check_model(model, full_check=True)
     return model
 
 
@@ -193,6 +193,21 @@ def softmax_head() -> onnx.ModelProto:
         helper.make_node("Softmax", ["l"], ["y"], name="softmax", axis=1),
     ]
     return _model(nodes, (1, 16), {"w": w})
+
+
+def host_sandwich() -> onnx.ModelProto:
+    """conv -> sigmoid -> conv -> LRN -> conv, quantized (QDQ, int8): the device cannot run
+    Sigmoid or LRN, so it compiles into three device segments with two host calls between."""
+    rng = _rng(3)
+    weights = {f"w{i}": rng.normal(0, 0.5, (4, 4, 1, 1)).astype(np.float32) for i in range(3)}
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["a"], name="conv0"),
+        helper.make_node("Sigmoid", ["a"], ["b"], name="gate"),
+        helper.make_node("Conv", ["b", "w1"], ["c"], name="conv1"),
+        helper.make_node("LRN", ["c"], ["d"], name="norm", size=3),
+        helper.make_node("Conv", ["d", "w2"], ["y"], name="conv2"),
+    ]
+    return quantize(_model(nodes, (1, 4, 5, 5), weights))
 
 
 # ---------------------------------------------------------------------- quantization

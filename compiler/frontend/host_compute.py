@@ -1,0 +1,397 @@
+"""Ops the device cannot run, imported as float ops on the host (docs/frontend.md, "Device
+and host").
+
+A node the device cannot take (its op has no device handler, or the handler refuses its
+attributes or inputs) runs on the host when its op is one of `HOST_OPS` and its inputs are
+dequantized device tensors, results of other host nodes, or constants. Its outputs are then
+`HostValue`s: float values the host computes. A QuantizeLinear of one makes it a device
+tensor again, as an `ir.HostOp` that holds every host node it needs (the island). In a
+QOperator model, a data-movement op (Transpose, Slice, ...) on an integer tensor runs on the
+host directly: it moves values, so its output keeps its input's quantization.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from verdigris.arch.host_steps import HOST_OPS
+from verdigris.compiler import ir
+from verdigris.compiler.frontend.values import (
+    MS,
+    Act,
+    HostValue,
+    QConst,
+    Skip,
+    along,
+    uint8_shift,
+)
+
+if TYPE_CHECKING:
+    from verdigris.compiler.frontend.importer import Importer
+
+__all__ = ["MOVES_VALUES", "QLINEAR_FORMS", "host_node", "host_op", "runs_on_host"]
+
+
+# Ops whose outputs are values of their inputs (or the same value several times): on an
+# integer tensor they give the same integers, with the same quantization.
+MOVES_VALUES = frozenset(
+    {
+        "DepthToSpace", "Flatten", "Gather", "GlobalMaxPool", "Identity", "MaxPool", "Reshape",
+        "Slice", "SpaceToDepth", "Split", "Squeeze", "Tile", "Transpose", "Unsqueeze",
+    }
+)  # fmt: skip
+
+
+def _moves_values(op_type: str, attributes: dict) -> bool:
+    """Whether the op's outputs are values of its inputs (or a Pad's constant)."""
+    if op_type == "Resize":
+        return attributes.get("mode", "nearest") == "nearest"
+    return op_type in MOVES_VALUES or op_type == "Pad"
+
+
+def _output_shapes(
+    im: Importer,
+    node: onnx.NodeProto,
+    op_type: str,
+    attributes: tuple,
+    inputs: list[tuple[str, tuple[int, ...] | None, np.ndarray | None]],
+) -> list[tuple[int, ...]]:
+    """The shapes of a host node's outputs, by ONNX shape inference on the node alone, its
+    inputs' shapes known (`inputs`: name, shape, and the value of a constant)."""
+    opset = next((o.version for o in im.model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    infos, initializers = [], []
+    for name, shape, value in inputs:
+        if not name:
+            continue
+        if value is not None:
+            initializers.append(onnx.numpy_helper.from_array(value, name))
+        infos.append(
+            helper.make_tensor_value_info(
+                name,
+                onnx.TensorProto.INT64
+                if value is not None and value.dtype.kind in "iu"
+                else onnx.TensorProto.FLOAT,
+                shape if value is None else value.shape,
+            )
+        )
+    probe = helper.make_node(
+        op_type, [n for n, _, _ in inputs], list(node.output), **dict(attributes)
+    )
+    graph = helper.make_graph([probe], "probe", infos, [], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", max(opset, 13))])
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as error:  # onnx raises several types
+        raise Skip(f"{op_type} on the host: ONNX shape inference fails ({error})") from None
+    found = {v.name: v.type.tensor_type for v in inferred.graph.value_info}
+    shapes = []
+    for output in node.output:
+        known = found.get(output)
+        dims = (
+            tuple(d.dim_value for d in known.shape.dim)
+            if known and known.HasField("shape")
+            else None
+        )
+        if output and (dims is None or min(dims, default=1) <= 0):
+            raise Skip(
+                f"the shape of '{output}' is not known (ONNX shape inference cannot infer it)"
+            )
+        shapes.append(dims or ())
+    return shapes
+
+
+def _attribute(attribute: onnx.AttributeProto):
+    value = helper.get_attribute_value(attribute)
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, list) and all(isinstance(v, int | float) for v in value):
+        return tuple(value)
+    if isinstance(value, int | float):
+        return value
+    kind = onnx.AttributeProto.AttributeType.Name(attribute.type)
+    raise Skip(f"attribute '{attribute.name}' of type {kind} cannot run on the host")
+
+
+def runs_on_host(node: onnx.NodeProto) -> bool:
+    """Whether the host may run `node` (if its inputs allow): the importer decides."""
+    domain = "" if node.domain == "ai.onnx" else node.domain
+    form = QLINEAR_FORMS.get(node.op_type)
+    if form is not None:
+        return domain == form.domain
+    return domain == "" and node.op_type in HOST_OPS
+
+
+class _Island:
+    """The host nodes, dequantized device tensors and constants a host value needs."""
+
+    def __init__(self):
+        self.tensors: dict[str, ir.Tensor] = {}
+        self.nodes: list[ir.HostNode] = []
+        self.constants: dict[str, np.ndarray] = {}
+
+    def tensor(self, tensor: ir.Tensor) -> str:
+        known = self.tensors.setdefault(tensor.name, tensor)
+        if (known.scale, known.zero_point) != (tensor.scale, tensor.zero_point):
+            raise Skip(f"'{tensor.name}' is dequantized with two different scales")
+        return tensor.name
+
+    def value(self, value: HostValue) -> str:
+        for tensor in value.inputs:
+            self.tensor(tensor)
+        self.nodes += value.nodes
+        self.constants.update(value.constants)
+        return value.name
+
+    def constant(self, name: str, array: np.ndarray) -> str:
+        self.constants[name] = array
+        return name
+
+    def host_values(self, im: Importer, node, shapes, host: ir.HostNode, reason: str) -> None:
+        """Make `node`'s outputs host values, computed by this island and `host`."""
+        nodes = tuple(dict.fromkeys([*self.nodes, host]))  # shared ancestors once
+        for output, shape in zip(node.output, shapes, strict=True):
+            if output:
+                im.values[output] = HostValue(
+                    name=output,
+                    shape=shape,
+                    node=_op_name(im, node, output),
+                    inputs=tuple(self.tensors.values()),
+                    nodes=nodes,
+                    constants=tuple(self.constants.items()),
+                    reason=reason,
+                )
+
+
+def _op_name(im: Importer, node: onnx.NodeProto, output: str) -> str:
+    """The name of the host op that computes `output` of `node` (the node being imported):
+    the node's label, with the output's name where the node has several (a Split)."""
+    label = im.label_of(node)
+    return label if sum(1 for name in node.output if name) == 1 else f"{label}:{output}"
+
+
+def _float_constant(value: np.ndarray | QConst) -> np.ndarray:
+    """A constant as the host node reads it: a quantized one as DequantizeLinear computes
+    it (in float32), integers (shapes, indices, axes) as int64, floats as float32."""
+    if isinstance(value, QConst):
+        centred = value.centred().astype(np.float32)
+        scale = np.asarray(value.scale, np.float32)
+        return centred * along(scale, value.axis, centred.ndim)
+    return value.astype(np.float32 if np.issubdtype(value.dtype, np.floating) else np.int64)
+
+
+def host_node(im: Importer, node: onnx.NodeProto, reason: str) -> None:
+    """Import `node` as a host node (`reason`: why not on the device), or Skip saying why it
+    cannot run on the host either."""
+    if not runs_on_host(node):
+        raise Skip(reason)
+    if node.op_type in QLINEAR_FORMS:
+        _qlinear(im, node, reason)
+        return
+    attributes = tuple((a.name, _attribute(a)) for a in node.attribute)
+    sources = [im.values.get(name) if name else None for name in node.input]
+    integers = [v for v in sources if isinstance(v, Act) and not v.steps]
+    if (
+        integers
+        and _moves_values(node.op_type, dict(attributes))
+        and all(v is None or isinstance(v, np.ndarray) or v in integers for v in sources)
+    ):
+        _move_integers(im, node, reason, attributes, sources)
+        return
+    island = _Island()
+    inputs, probes = [], []
+    for name, value in zip(node.input, sources, strict=True):
+        if not name:
+            inputs.append("")
+            probes.append(("", None, None))
+            continue
+        if isinstance(value, HostValue):
+            inputs.append(island.value(value))
+            probes.append((name, value.shape, None))
+        elif isinstance(value, Act) and value.is_float_view:
+            view = im.activation(name, float_view=True)
+            inputs.append(island.tensor(view))
+            probes.append((name, view.shape, None))
+        elif isinstance(value, np.ndarray | QConst):
+            array = _float_constant(value)
+            inputs.append(island.constant(name, array))
+            probes.append((name, None, array))
+        elif isinstance(value, Act) and not value.steps:
+            raise Skip(
+                f"{reason}; on the host, {node.op_type} of the integer tensor '{name}' needs "
+                "its dequantized values (a QDQ model), as it computes new values"
+            )
+        else:
+            raise Skip(f"{reason}; on the host it needs dequantized inputs ('{name}' is not one)")
+    shapes = _output_shapes(im, node, node.op_type, attributes, probes)
+    host = ir.HostNode(node.op_type, tuple(inputs), tuple(node.output), attributes)
+    island.host_values(im, node, shapes, host, reason)
+
+
+def _move_integers(im: Importer, node, reason: str, attributes, sources) -> None:
+    """A data-movement op on integer device tensors: a host op whose output keeps the
+    quantization of its inputs (which must share one). It runs on the dequantized values
+    and quantizes them back, which gives the same integers."""
+    tensors = {v.tensor: im.tensors[v.tensor] for v in sources if isinstance(v, Act)}
+    first = next(iter(tensors.values()))
+    if any((t.scale, t.zero_point) != (first.scale, first.zero_point) for t in tensors.values()):
+        raise Skip(f"{reason}; on the host its inputs need one quantization")
+    # An integer model input has no scale: any scale moves its values alike.
+    scale = first.scale if first.scale is not None else 1.0
+    views = tuple(replace(t, scale=scale) for t in tensors.values())
+    constants, probes = {}, []
+    for position, (name, value) in enumerate(zip(node.input, sources, strict=True)):
+        if isinstance(value, np.ndarray):
+            constants[name] = _float_constant(value)
+            if node.op_type == "Pad" and position == 2:  # a value of the tensor's type
+                centred = value.astype(np.int64) - im.model_zero_point(first)
+                constants[name] = centred.astype(np.float32) * np.float32(scale)
+            probes.append((name, None, constants[name]))
+        else:
+            probes.append((name, im.tensors[value.tensor].shape if value else None, None))
+    shapes = _output_shapes(im, node, node.op_type, attributes, probes)
+    host = ir.HostNode(node.op_type, tuple(node.input), tuple(node.output), attributes)
+    for output, shape in zip(node.output, shapes, strict=True):
+        if not output:
+            continue
+        zero = im.model_zero_point(first)
+        out = im.new_tensor(output, shape, im.model_dtype[first.name], first.scale, zero)
+        compute = ir.HostCompute(
+            inputs=views,
+            output=replace(out, scale=scale),
+            nodes=(host,),
+            result=output,
+            constants=tuple(constants.items()),
+        )
+        _emit(im, _op_name(im, node, output), compute, reason)
+        im.values[output] = Act(out.name)
+
+
+def _emit(im: Importer, name: str, compute: ir.HostCompute, reason: str) -> None:
+    """Emit the host op of `compute`, named `name` (with its output's name where a host op
+    of that name exists: one host value quantized twice)."""
+    if any(op.name == name for op in im.nodes):
+        name = f"{name}:{compute.output.name}"
+    im.emit(
+        ir.HostOp(
+            name=name,
+            inputs=tuple(t.name for t in compute.inputs),
+            output=compute.output.name,
+            compute=compute,
+            reason=reason,
+        )
+    )
+
+
+def host_op(im: Importer, value: HostValue, out_name: str, scale, zero, model_dtype: str) -> None:
+    """The QuantizeLinear of a host value: the host op that computes it, whose output is the
+    device tensor `out_name`."""
+    if scale.size != 1:
+        raise Skip("per-channel activation quantization is not supported")
+    if model_dtype not in ("int8", "uint8"):
+        raise Skip(f"activations of type {model_dtype} are not supported (int8/uint8)")
+    out = im.new_tensor(out_name, value.shape, model_dtype, float(scale.item()), int(zero.item()))
+    compute = ir.HostCompute(
+        inputs=value.inputs,
+        output=out,
+        nodes=value.nodes,
+        result=value.name,
+        constants=value.constants,
+    )
+    _emit(im, value.node, compute, value.reason)
+    im.values[out_name] = Act(out_name)
+
+
+# ---- QOperator ops the host runs: dequantize the inputs, the float op, quantize the output
+
+
+@dataclass(frozen=True)
+class QLinearForm:
+    """A com.microsoft QLinear op as a float op: its quantized inputs (value, scale, zero
+    point positions), its output's (scale, zero point) positions."""
+
+    float_op: str
+    inputs: tuple[tuple[int, int, int], ...]
+    output: tuple[int, int]
+    domain: str = MS
+
+
+QLINEAR_FORMS = {
+    "QLinearSigmoid": QLinearForm("Sigmoid", ((0, 1, 2),), (3, 4)),
+    "QLinearLeakyRelu": QLinearForm("LeakyRelu", ((0, 1, 2),), (3, 4)),
+    "QLinearMul": QLinearForm("Mul", ((0, 1, 2), (3, 4, 5)), (6, 7)),
+    "QLinearAdd": QLinearForm("Add", ((0, 1, 2), (3, 4, 5)), (6, 7)),
+    "QLinearAveragePool": QLinearForm("AveragePool", ((0, 1, 2),), (3, 4)),
+    "QLinearGlobalAveragePool": QLinearForm("GlobalAveragePool", ((0, 1, 2),), (3, 4)),
+    "QLinearReduceMean": QLinearForm("ReduceMean", ((0, 1, 2),), (3, 4)),
+    "QLinearSoftmax": QLinearForm("Softmax", ((0, 1, 2),), (3, 4)),
+    # Inputs from position 2 in threes (value, scale, zero point); filled in by `_qlinear`.
+    "QLinearConcat": QLinearForm("Concat", (), (0, 1)),
+    # On the device when its second input is a constant weight.
+    "QLinearMatMul": QLinearForm("MatMul", ((0, 1, 2), (3, 4, 5)), (6, 7), domain=""),
+}
+
+
+def _qlinear(im: Importer, node: onnx.NodeProto, reason: str) -> None:
+    form = QLINEAR_FORMS[node.op_type]
+    # channels_last and opset are the contrib op's own; the float op does not take them.
+    own = ("channels_last", "opset")
+    attributes = tuple((a.name, _attribute(a)) for a in node.attribute if a.name not in own)
+    if any(a.name == "channels_last" and a.i for a in node.attribute):
+        raise Skip(f"{reason}; channels_last=1 is not supported on the host either")
+    if node.op_type == "QLinearSoftmax":
+        _check_softmax_axis(im, node)
+    positions = form.inputs or tuple((p, p + 1, p + 2) for p in range(2, len(node.input), 3))
+    island = _Island()
+    inputs, probes = [], []
+    for value_pos, scale_pos, zp_pos in positions:
+        name = node.input[value_pos]
+        value = im.values.get(name)
+        scale, zero, model_dtype = im.qparams(node, scale_pos, zp_pos)
+        if isinstance(value, Act) and not value.steps:
+            tensor = im.tensors[value.tensor]
+            view = replace(
+                tensor,
+                scale=float(scale.item()),
+                zero_point=int(zero.item()) - uint8_shift(model_dtype),
+            )
+            inputs.append(island.tensor(view))
+            probes.append((name, view.shape, None))
+        elif isinstance(value, np.ndarray):  # a quantized constant
+            real = (value.astype(np.int64) - zero).astype(np.float32) * scale.astype(np.float32)
+            inputs.append(island.constant(name, real))
+            probes.append((name, None, real))
+        else:
+            raise Skip(f"{reason}; input '{name}' is not a quantized activation or constant")
+    shapes = _output_shapes(im, node, form.float_op, attributes, probes)
+    scale, zero, model_dtype = im.qparams(node, *form.output)
+    if model_dtype not in ("int8", "uint8"):
+        raise Skip(f"activations of type {model_dtype} are not supported (int8/uint8)")
+    out = im.new_tensor(
+        node.output[0], shapes[0], model_dtype, float(scale.item()), int(zero.item())
+    )
+    host = ir.HostNode(form.float_op, tuple(inputs), (node.output[0],), attributes)
+    compute = ir.HostCompute(
+        inputs=tuple(island.tensors.values()),
+        output=out,
+        nodes=(host,),
+        result=node.output[0],
+        constants=tuple(island.constants.items()),
+    )
+    _emit(im, im.label_of(node), compute, reason)
+    im.values[out.name] = Act(out.name)
+
+
+def _check_softmax_axis(im: Importer, node: onnx.NodeProto) -> None:
+    """A QLinearSoftmax of opset < 13 normalizes over every axis from `axis` on (the input
+    seen as 2-D); opset 13's Softmax over `axis` alone. They agree when `axis` is the last."""
+    opset = next((a.i for a in node.attribute if a.name == "opset"), 13)
+    axis = next((a.i for a in node.attribute if a.name == "axis"), -1 if opset >= 13 else 1)
+    value = im.values.get(node.input[0])
+    rank = len(im.tensors[value.tensor].shape) if isinstance(value, Act) else 1
+    if opset < 13 and axis % rank != rank - 1:
+        raise Skip(f"QLinearSoftmax of opset {opset} over the axes from {axis} on is not supported")

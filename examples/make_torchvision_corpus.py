@@ -1,0 +1,196 @@
+"""Add torchvision architectures to the real-model corpus: each with seeded random weights,
+exported to ONNX and quantized by onnxruntime exactly as examples/make_corpus.py does.
+
+Models: mobilenet_v2, mobilenet_v3_small, mobilenet_v3_large, efficientnet_b0, resnet18,
+shufflenet_v2_x1_0, squeezenet1_1, googlenet (aux_logits=False) and regnet_x_400mf. Each
+is built by torchvision with `weights=None` (its own initialization, under
+`torch.manual_seed` of a seed from the model's name), put in eval mode and exported with
+the TorchScript exporter (`torch.onnx.export(..., dynamo=False)`, opset 17, constant
+folding, a fixed 1x3x224x224 input named `input`, output `output`). The files are those of
+make_corpus.py, in the same cache (default `~/.cache/verdigris/corpus/`, or `--out DIR`),
+per model NAME:
+
+- `NAME_fp32.onnx`: the exported float model;
+- `NAME_calib.npy`: `--images` seeded random images, 1x3x224x224 each (float32, standard
+  normal clipped to +-3; make_corpus's `calibration_images`);
+- `NAME_qdq.onnx`: QDQ, int8 activations, per-channel int8 weights (s8s8);
+- `NAME_qop.onnx`: QOperator, uint8 activations, per-tensor int8 weights (u8s8).
+
+Both quantized files come from the float model pre-processed by `quant_pre_process` (shape
+inference and onnxruntime's basic optimizations; the exporter has already folded
+BatchNormalization into Conv), with MinMax calibration on the calibration images
+(make_corpus's `quantize`). No opset conversion is needed: opset 17 is above the 13 that
+per-channel DequantizeLinear and the importer need. A rerun with the same package
+versions writes byte-identical files; they are 1 to 47 MB each (290 MB for the set).
+
+torchvision's initialization is made for training, not for meaningful outputs: the features
+of googlenet (truncated normal, std 0.01) and shufflenet_v2 (PyTorch's default) fade away,
+so their logits are the classifier's bias, independent of the image (googlenet exactly,
+shufflenet_v2 to 2e-5), and the logits of the MobileNets and efficientnet_b0 are tiny (1e-9
+to 1e-14). The files exercise import and integer arithmetic; top-1 agreement on those models
+says little.
+
+torch and torchvision are a 5.5 GB install, so they live in a venv of their own, outside
+the repository and apart from the project's `.venv` (Python 3.11; onnx and onnxruntime at
+the project's versions, so that the files match make_corpus.py's)::
+
+    python3.11 -m venv ~/.venvs/verdigris-torch
+    ~/.venvs/verdigris-torch/bin/pip install torch==2.14.1 torchvision==0.29.1 \\
+        onnx==1.22.0 onnxruntime==1.32.0 numpy==2.4.6
+
+Usage (offline; about 35 s on 2 cores for the whole set)::
+
+    ~/.venvs/verdigris-torch/bin/python examples/make_torchvision_corpus.py
+    ~/.venvs/verdigris-torch/bin/python examples/make_torchvision_corpus.py \\
+        --models resnet18,mobilenet_v2 --out /tmp/corpus
+
+Without torch or torchvision it says how to make that venv and exits 2. Warnings of the
+exporter and of onnxruntime's quantizer are counted per model and the first one is shown.
+A model that fails to export or quantize gets one error line on stderr and the others go
+on; the exit status is 1 if any failed. `bench/corpus.py` (project venv) reads the cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import warnings
+import zlib
+from pathlib import Path
+
+# make_corpus.py lies beside this file; examples/ is no package.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SHAPE = (1, 3, 224, 224)
+OPSET = 17
+# torchvision builder keyword arguments beyond `weights=None`, by model name.
+MODELS: dict[str, dict] = {
+    "mobilenet_v2": {},
+    "mobilenet_v3_small": {},
+    "mobilenet_v3_large": {},
+    "efficientnet_b0": {},
+    "resnet18": {},
+    "shufflenet_v2_x1_0": {},
+    "squeezenet1_1": {},
+    "googlenet": {"aux_logits": False, "init_weights": True},
+    "regnet_x_400mf": {},
+}
+VENV_HELP = (
+    "python3.11 -m venv ~/.venvs/verdigris-torch && ~/.venvs/verdigris-torch/bin/pip install "
+    "torch==2.14.1 torchvision==0.29.1 onnx==1.22.0 onnxruntime==1.32.0 numpy==2.4.6, then "
+    "~/.venvs/verdigris-torch/bin/python examples/make_torchvision_corpus.py"
+)
+
+
+def export(name: str, path: Path, seed: int, caught: list[str]) -> None:
+    """Build torchvision's `name` with seeded random weights and export it to `path`."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(seed)
+    network = torchvision.models.get_model(name, weights=None, **MODELS[name]).eval()
+    example = torch.zeros(SHAPE)  # it only fixes the shapes
+    with warnings.catch_warnings(record=True) as seen, torch.no_grad():
+        warnings.simplefilter("always")
+        # The TorchScript exporter is legacy since torch 2.9 (asked for on purpose) and uses
+        # deprecated functions of its own: those notices say nothing about the model.
+        warnings.filterwarnings("ignore", "You are using the legacy TorchScript", Warning)
+        warnings.filterwarnings("ignore", "The feature will be removed", DeprecationWarning)
+        torch.onnx.export(
+            network,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["input"],
+            output_names=["output"],
+            do_constant_folding=True,
+        )
+    caught += [f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in seen]
+
+
+def build(name: str, out: Path, count: int, caught: list[str]) -> list[str]:
+    """Write the four files of one model; returns the steps that failed (with why)."""
+    import numpy as np
+    import onnx
+    from make_corpus import calibration_images, first_line, quantize_forms
+
+    seed = zlib.crc32(name.encode())
+    fp32 = out / f"{name}_fp32.onnx"
+    try:
+        export(name, fp32, seed, caught)
+        model = onnx.load(fp32)
+        onnx.checker.check_model(model)
+    except Exception as error:  # the exporter's errors have no common type
+        fp32.unlink(missing_ok=True)
+        return [f"export: {first_line(error)}"]
+    images = calibration_images(model, count, seed)
+    np.save(out / f"{name}_calib.npy", images)
+    return quantize_forms(model, name, out, images, None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, help="cache folder (default: make_corpus's)")
+    parser.add_argument("--models", help="comma-separated names (default: all)")
+    parser.add_argument("--images", type=int, default=4, help="calibration images per model")
+    args = parser.parse_args(argv)
+    names = args.models.split(",") if args.models else list(MODELS)
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; available: {', '.join(MODELS)}")
+    if args.images < 1:
+        parser.error(f"--images must be at least 1, not {args.images}")
+    try:
+        import numpy  # noqa: F401
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
+    except ImportError as error:
+        print(
+            f"{Path(sys.argv[0]).name}: needs torch and torchvision ({error}); make a venv "
+            f"for them outside the repository: {VENV_HELP}",
+            file=sys.stderr,
+        )
+        return 2
+    from make_corpus import DEFAULT_OUT, _Warnings, first_line, logger
+
+    out = args.out or DEFAULT_OUT
+    quantizer = _Warnings()
+    logging.basicConfig(level=logging.WARNING, handlers=[quantizer], force=True)
+    logger.addHandler(logging.StreamHandler(sys.stderr))
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for name in names:
+        start = time.perf_counter()
+        logger.info("%s: building, exporting, calibrating, quantizing ...", name)
+        caught: list[str] = []
+        try:
+            failures = build(name, out, args.images, caught)
+        except Exception as error:
+            failures = [first_line(error)]
+        for failure in failures:
+            logger.error("%s: FAILED %s", name, failure)
+        for source, messages in (("the exporter", caught), ("onnxruntime", quantizer.messages)):
+            if messages:
+                logger.info(
+                    "%s: %s warned %d time(s), first: %s",
+                    name,
+                    source,
+                    len(messages),
+                    messages[0],
+                )
+        quantizer.messages.clear()
+        failed += bool(failures)
+        logger.info("%s: done in %.1f s", name, time.perf_counter() - start)
+    logger.info("wrote %s (%d of %d models with a failure)", out, failed, len(names))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
