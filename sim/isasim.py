@@ -359,6 +359,10 @@ def _count_events(plan: Plan, config: AccelConfig, rows: dict, activity: Activit
 # ----------------------------------------------------------------------------- timing
 
 
+# How many instructions a progress report waits for.
+_PROGRESS_EVERY = 8192
+
+
 class _Machine:
     """The cycle model: fetch, three in-order units, token counters, in-flight completions.
 
@@ -389,6 +393,8 @@ class _Machine:
         self.pc = 0
         self.finish_cycle: int | None = None
         self.last_completion = 0
+        self.progress: Callable[[int], None] | None = None  # hears `pc` now and then
+        self.next_report = _PROGRESS_EVERY
 
     def run(self) -> int:
         """Simulate to the end; the cycle count."""
@@ -397,6 +403,9 @@ class _Machine:
         while True:
             self._complete(t)
             self._fetch(t)
+            if self.progress is not None and self.pc >= self.next_report:
+                self.progress(self.pc)
+                self.next_report = self.pc + _PROGRESS_EVERY
             blocked = [unit for unit in Unit if self._try_start(unit, t)]
             following = self._next_event(t)
             if following is None:
@@ -536,6 +545,7 @@ def _execute(
     timeline: np.ndarray | None = None,
     layers: Sequence[LayerInfo] = (),
     in_place: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, Activity]:
     """`run_instructions`, and with `layers` the Activity's per-layer breakdown. With
     `in_place`, `memory` itself is changed and returned (a copy of a large main memory
@@ -553,7 +563,9 @@ def _execute(
     rows = _row_bytes(config)
     for plan in plans:
         _count_static(plan, config, rows, state.activity)
-    state.activity.cycles = _Machine(plans, state, timeline, stalls, fetches).run()
+    machine = _Machine(plans, state, timeline, stalls, fetches)
+    machine.progress = progress
+    state.activity.cycles = machine.run()
     if layers:
         state.activity.layers = _layer_activities(plans, state, timeline, stalls, fetches, layers)
         state.activity.check_layers()
@@ -685,13 +697,18 @@ def _place_inputs(program: Program, inputs: Mapping[str, np.ndarray], memory: np
 
 
 def run_program(
-    program: Program, inputs: Mapping[str, np.ndarray], *, timeline: np.ndarray | None = None
+    program: Program,
+    inputs: Mapping[str, np.ndarray],
+    *,
+    timeline: np.ndarray | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], Activity]:
     """Run a compiled Program on device inputs (logical integer tensors by binding name);
     the output tensors by binding name and the Activity with one LayerActivity per
     `program.layers` entry (and the `timeline`, see `run_instructions`; with host calls,
     each device segment's cycles count from the segment's start). Host calls run between
-    the device segments (`verdigris.sim.host.run_stages`)."""
+    the device segments (`verdigris.sim.host.run_stages`). `progress(done, total)` hears,
+    now and then, how many of the instructions have been fetched."""
     memory = program.memory_image()
     _place_inputs(program, inputs, memory)
 
@@ -699,6 +716,7 @@ def run_program(
         part = stage.program
         end = stage.first + len(part.instructions)
         rows = None if timeline is None else timeline[stage.first : end]
+        total = len(program.instructions)
         return _execute(
             part.config,
             part.instructions,
@@ -706,6 +724,7 @@ def run_program(
             timeline=rows,
             layers=part.layers,
             in_place=True,  # the memory is this run's own
+            progress=None if progress is None else lambda pc: progress(stage.first + pc, total),
         )
 
     memory, activity = run_stages(program, memory, segment)

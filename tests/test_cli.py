@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from verdigris.cli import _BuildProgress, main
+from verdigris.cli import _BuildProgress, _WorkProgress, main
 from verdigris.verify.reference import run_onnx_reference
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -167,6 +167,48 @@ def test_build_progress_on_a_terminal_redraws_one_bar():
     assert text.count("\r") == len(BUILD_STEPS)
     assert text.count("\n") == 1 and text.endswith("\n")
     assert "[############............] 2/4 steps" in text
+
+
+def test_work_progress_shows_nothing_for_short_work(monkeypatch):
+    clock = iter([0.0, 0.5, 1.0, 1.9])
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    stream = _Stream(tty=True)
+    progress = _WorkProgress("compiling", "ops", stream)
+    for done in (1, 2, 3):
+        progress(done, 3)
+    assert stream.getvalue() == ""
+
+
+def test_work_progress_in_a_log_after_two_seconds_every_ten_and_the_end(monkeypatch):
+    clock = iter([0.0, 1.0, 2.5, 5.0, 13.0, 14.0])
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    stream = _Stream(tty=False)
+    progress = _WorkProgress("isasim: simulating", "instructions", stream)
+    for done in (8192, 16384, 24576, 32768, 40000):
+        progress(done, 40000)
+    assert stream.getvalue().splitlines() == [
+        "isasim: simulating [#########...............] 16,384/40,000 instructions, 2 s",
+        "isasim: simulating [###################.....] 32,768/40,000 instructions, 13 s",
+        "isasim: simulating [########################] 40,000/40,000 instructions, 14 s",
+    ]
+
+
+def test_long_compiles_and_simulations_report_progress(monkeypatch):
+    from verdigris import api
+    from verdigris.sim import isasim
+
+    compiled, simulated = [], []
+    program = api.compile_model(
+        EXAMPLES / "models" / "lenet_qdq.onnx", progress=lambda *a: compiled.append(a)
+    )
+    assert compiled[0] == (0, 8) and compiled[-1] == (8, 8)
+    monkeypatch.setattr(isasim, "_PROGRESS_EVERY", 50)  # LeNet is short
+    x = np.load(EXAMPLES / "digits_samples.npy")[:2]
+    api.run_program(program, {"input": x}, simulation_progress=lambda *a: simulated.append(a))
+    total = 2 * len(program.instructions)
+    assert len(simulated) > 4 and simulated[-1] == (total, total)
+    assert all(a[0] <= b[0] <= total for a, b in zip(simulated, simulated[1:], strict=False))
+    assert {t for _, t in simulated} == {total}
 
 
 def test_verilog_writes_the_registered_top_and_a_summary(tmp_path, capsys):

@@ -11,7 +11,7 @@ import importlib
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -104,9 +104,11 @@ def compile_model(
     calibrate: str | Path | np.ndarray | Mapping[str, np.ndarray] | None = None,
     dump_dir: str | Path | None = None,
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Program:
     """Compile an ONNX model (or an imported graph) into a Program for `config` (a preset
-    name, a TOML path or an AccelConfig). `input_shapes` as for `load_model`."""
+    name, a TOML path or an AccelConfig). `input_shapes` as for `load_model`;
+    `progress(done, total)` hears each op compiled (a large model takes seconds)."""
     from verdigris.compiler import ir
     from verdigris.compiler.backend import compile_graph
 
@@ -116,7 +118,7 @@ def compile_model(
         graph = load_model(model, calibrate=calibrate, input_shapes=input_shapes)
     if not isinstance(config, AccelConfig):
         config = load_config(config)
-    return compile_graph(graph, config, dump_dir=dump_dir)
+    return compile_graph(graph, config, dump_dir=dump_dir, progress=progress)
 
 
 def run_program(
@@ -127,11 +129,14 @@ def run_program(
     raw: bool = False,
     progress: BuildProgress | None = None,
     trace: str | Path | None = None,
+    simulation_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], Activity]:
     """Run a Program on an executor: float (or the model's integer) inputs in, outputs as the
     model returns them (or the device's integers with `raw`), plus the Activity. A batch
     larger than the one compiled runs one sample at a time; the Activity is the total.
-    `progress` hears how the RTL core's build goes (backend rtl, first run of a config).
+    `progress` hears how the RTL core's build goes (backend rtl, first run of a config);
+    `simulation_progress(done, total)` how many instructions of all the samples the
+    instruction simulator has fetched (backend isasim: a large model takes minutes).
 
     `trace` (backend rtl only) names an .fst file that gets a waveform of the whole run,
     every sample one after the other (a separately built, slower traced core; outputs and
@@ -175,7 +180,15 @@ def run_program(
             device_inputs[binding.name] = quantize_input(graph_input, value)
         runs.append(device_inputs)
     if backend == "isasim":
-        executed = [isasim_run(program, device_inputs) for device_inputs in runs]
+        count = len(program.instructions)
+        executed = []
+        for index, device_inputs in enumerate(runs):
+            heard = None
+            if simulation_progress is not None:  # this sample's share of all the samples
+                heard = _shifted(simulation_progress, index * count, len(runs) * count)
+            executed.append(isasim_run(program, device_inputs, progress=heard))
+        if simulation_progress is not None:
+            simulation_progress(len(runs) * count, len(runs) * count)
     else:
         executed = _run_rtl(program, runs, progress, trace)
     for outputs, activity in executed:
@@ -184,6 +197,13 @@ def run_program(
             value = outputs[graph_output.tensor.name]
             results[graph_output.name].append(finish_output(graph_output, value, raw=raw))
     return {k: np.concatenate(v) for k, v in results.items()}, total
+
+
+def _shifted(
+    progress: Callable[[int, int], None], before: int, total: int
+) -> Callable[[int, int], None]:
+    """`progress` for one part of a larger job: `before` done already, `total` in all."""
+    return lambda done, _part: progress(before + done, total)
 
 
 # What a waveform file may be called: Verilator writes FST (the harness's --trace-fst build).
@@ -381,14 +401,16 @@ class ProgramReport:
     activity: Activity
 
 
-def program_report(program: Program) -> ProgramReport:
+def program_report(
+    program: Program, *, progress: Callable[[int, int], None] | None = None
+) -> ProgramReport:
     """Per-layer cycles and PE utilization of one run of `program` on the instruction
     simulator (cycles do not depend on the data; inputs are zeros). Host calls take no
-    device cycles."""
+    device cycles. `progress(done, total)` hears the instructions simulated."""
     from verdigris.sim.isasim import run_program as isasim_run
 
     inputs = {b.name: np.zeros(b.shape, np.int64) for b in program.inputs}
-    _, activity = isasim_run(program, inputs)
+    _, activity = isasim_run(program, inputs, progress=progress)
     pes = program.config.pe_count
     rows = []
     for layer, measured in zip(program.layers, activity.layers, strict=True):
@@ -438,6 +460,7 @@ def energy_report_of(
     calibrate: str | Path | np.ndarray | Mapping[str, np.ndarray] | None = None,
     progress: BuildProgress | None = None,
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    simulation_progress: Callable[[int, int], None] | None = None,
 ) -> EnergyRun:
     """Run `model` (an ONNX path, an imported graph, or a Program or .vgp path) on the
     user's `inputs` (arrays by input name, or a .npy/.npz file) on isasim or rtl, and price
@@ -448,7 +471,8 @@ def energy_report_of(
     which `config`, when given, must match. Every sample of the inputs is one inference:
     zero-operand MACs depend on the data, so the inputs should be real ones (constant
     inputs, such as all zeros, are logged as a warning). `grid_intensity` is gCO2 per
-    kWh (default: Ember's 2023 world average, 480)."""
+    kWh (default: Ember's 2023 world average, 480). `progress` and `simulation_progress`
+    as for `run_program`."""
     from verdigris.energy import DEFAULT_GRID_INTENSITY, energy_report, load_table
 
     if backend not in ("isasim", "rtl"):
@@ -469,7 +493,13 @@ def energy_report_of(
             "the inputs are constant (every element the same): zero-operand MACs, and so the "
             "energy, depend on the data; give real inputs for a real figure"
         )
-    outputs, activity = run_program(program, inputs, backend=backend, progress=progress)
+    outputs, activity = run_program(
+        program,
+        inputs,
+        backend=backend,
+        progress=progress,
+        simulation_progress=simulation_progress,
+    )
     batch = program.inputs[0].shape[0] if program.inputs else 1
     inferences = max(samples) if samples else batch
     report = energy_report(

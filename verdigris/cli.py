@@ -28,6 +28,47 @@ _NOT_BUILT = {
 }
 
 
+def _bar(done: int, total: int, width: int) -> str:
+    filled = width * done // total
+    return "#" * filled + "." * (width - filled)
+
+
+class _WorkProgress:
+    """Shows long work (a compile, a simulation) on stderr once it has taken `DELAY`
+    seconds: a bar redrawn in place on a terminal, else a line every `LOG_EVERY` seconds,
+    and the end. Called with (done, total) in `unit`s."""
+
+    WIDTH = 24
+    DELAY = 2.0
+    LOG_EVERY = 10.0
+
+    def __init__(self, what: str, unit: str, stream=None):
+        self.what, self.unit = what, unit
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.shown = False
+        self.last_line = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        finished = done >= total
+        if now - self.start < self.DELAY and not self.shown:
+            return  # short work shows nothing
+        quiet = self.shown and now - self.last_line < self.LOG_EVERY
+        if not self.stream.isatty() and not finished and quiet:
+            return
+        text = (
+            f"{self.what} [{_bar(min(done, total), max(total, 1), self.WIDTH)}] "
+            f"{done:,}/{total:,} {self.unit}, {now - self.start:.0f} s"
+        )
+        sys.stdout.flush()
+        if self.stream.isatty():
+            print(f"\r{text:<79}", end="\n" if finished else "", file=self.stream, flush=True)
+        else:
+            print(text, file=self.stream, flush=True)
+        self.shown, self.last_line = True, now
+
+
 class _BuildProgress:
     """Shows a Verilator build on stderr: a bar redrawn in place on a terminal; in a log, a
     line when the step changes, every `LOG_EVERY` seconds while it runs (the builder repeats
@@ -58,9 +99,7 @@ class _BuildProgress:
         else:
             text = f"{self.what}: {step}"
             if total:
-                filled = self.WIDTH * done // total
-                bar = "#" * filled + "." * (self.WIDTH - filled)
-                text += f" [{bar}] {done}/{total} steps"
+                text += f" [{_bar(done, total, self.WIDTH)}] {done}/{total} steps"
             text += f", {self.seconds:.0f} s"
             finished = bool(total) and done == total
         sys.stdout.flush()  # results printed so far come first, also when both go to one log
@@ -286,6 +325,7 @@ def _compile(args: argparse.Namespace) -> int:
         calibrate=args.calibrate,
         dump_dir=args.dump_dir,
         input_shapes=_input_shapes(args),
+        progress=_WorkProgress("compiling", "ops"),
     )
     seconds = time.monotonic() - start
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -386,7 +426,9 @@ def _run(args: argparse.Namespace) -> int:
         )
     inputs = read_inputs(args.input, model)
     if program is None and args.backend != "golden":
-        program = compile_model(graph, args.config or "default")
+        program = compile_model(
+            graph, args.config or "default", progress=_WorkProgress("compiling", "ops")
+        )
 
     start = time.monotonic()
     progress = None
@@ -398,7 +440,13 @@ def _run(args: argparse.Namespace) -> int:
         traced = " with tracing" if trace else ""
         progress = _BuildProgress(f"rtl: building the '{name}' core{traced} (once per config)")
         outputs, activity = run_program(
-            program, inputs, backend=args.backend, raw=args.raw, progress=progress, trace=trace
+            program,
+            inputs,
+            backend=args.backend,
+            raw=args.raw,
+            progress=progress,
+            trace=trace,
+            simulation_progress=_WorkProgress("isasim: simulating", "instructions"),
         )
     seconds = time.monotonic() - start - (progress.seconds if progress else 0.0)
     for name, value in outputs.items():
@@ -494,7 +542,7 @@ def _inspect_program(args: argparse.Namespace) -> int:
             f"  host op    after instruction {call.at:,}: {call.name} ({ops}) reads "
             f"{', '.join(b.name for b in call.inputs) or 'nothing'}, writes {call.output.name}"
         )
-    report = program_report(program)
+    report = program_report(program, progress=_WorkProgress("isasim: simulating", "instructions"))
     header = (
         f"{'layer':<28} {'op':<10} {'instr':>6} {'cycles':>9} {'MACs':>10} {'ideal':>8} {'util':>6}"
     )
@@ -548,6 +596,7 @@ def _report(args: argparse.Namespace) -> int:
         calibrate=None if _is_program(args.model) else args.calibrate,
         progress=progress,
         input_shapes=None if _is_program(args.model) else _input_shapes(args),
+        simulation_progress=_WorkProgress("isasim: simulating", "instructions"),
     )
     report, config = run.report, run.program.config
     samples = report.inferences

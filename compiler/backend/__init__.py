@@ -170,10 +170,14 @@ def _covered(size: int, out_size: int, kernel: int, stride: int, pad: int, dilat
 
 
 def compile_graph(
-    graph: ir.Graph, config: AccelConfig, *, dump_dir: str | Path | None = None
+    graph: ir.Graph,
+    config: AccelConfig,
+    *,
+    dump_dir: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Program:
     """Compile the integer IR for `config`. Deterministic: the same graph and config give
-    byte-identical Programs."""
+    byte-identical Programs. `progress(done, total)` hears each op lowered."""
     dump = _Dumper(dump_dir)
     check_graph(graph, config)
     dump("1-check", lambda: ir.format_graph(graph))
@@ -204,7 +208,9 @@ def compile_graph(
     lowerer = Lowerer(config)
     layers, calls = [], []
     segment_layers = 0  # layers lowered into the open segment (an alias has no instructions)
-    for node in graph.nodes:
+    for index, node in enumerate(graph.nodes):
+        if progress is not None:
+            progress(index, len(graph.nodes))
         if isinstance(node, ir.HostOp):
             if segment_layers:
                 instructions += lowerer.emitter.finish()
@@ -236,6 +242,8 @@ def compile_graph(
         segment_layers += 1
     if segment_layers or not instructions:
         instructions += lowerer.emitter.finish()
+    if progress is not None:
+        progress(len(graph.nodes), len(graph.nodes))
     if len(instructions) > config.instruction_capacity:
         raise CompileError(
             f"the program needs {len(instructions):,} instructions; config '{config.name}' "
