@@ -1,6 +1,7 @@
 """The `verdigris` command line: inspect, run, and its errors."""
 
 import io
+import itertools
 import time
 from pathlib import Path
 
@@ -207,7 +208,7 @@ def test_long_compiles_and_simulations_report_progress(monkeypatch):
     api.run_program(program, {"input": x}, simulation_progress=lambda *a: simulated.append(a))
     total = 2 * len(program.instructions)
     assert len(simulated) > 4 and simulated[-1] == (total, total)
-    assert all(a[0] <= b[0] <= total for a, b in zip(simulated, simulated[1:], strict=False))
+    assert all(a[0] <= b[0] <= total for a, b in itertools.pairwise(simulated))
     assert {t for _, t in simulated} == {total}
 
 

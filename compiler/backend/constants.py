@@ -70,7 +70,9 @@ def _req_table(
 class OpConstants:
     """Where an op's weight tiles and requant table are, and what the tiles contain."""
 
-    weights_addr: int = 0
+    # (step, output block) -> the main-memory address of that weight tile, -1 for a tile of
+    # zeros (not stored)
+    tile_addr: np.ndarray | None = None
     req_addr: int = 0
     req_rows: int = 0
     # (step, output block) -> whether that weight tile has a nonzero entry
@@ -154,12 +156,18 @@ def gemm_constants(
     else:
         tiles = _matmul_tiles(node, layouts, dim)
     channels = out.shape[1] if isinstance(node, ir.Conv) else out.shape[-1]
-    weights_addr = pool.add(tiles.astype(np.int8).tobytes())
+    # Only the tiles with a nonzero entry are stored, in (step, block) order: a grouped or
+    # depthwise conv's dense matrix is mostly zero tiles (MobileNetV2's 960-channel
+    # depthwise convs: 8.3 MB dense, 138 KB stored).
     nonzero = tiles.reshape(tiles.shape[0], tiles.shape[1], -1).any(axis=2)
+    tile_addr = np.full(nonzero.shape, -1, np.int64)
+    if nonzero.any():
+        first = pool.add(tiles[nonzero].astype(np.int8).tobytes())
+        tile_addr[nonzero] = first + np.arange(int(nonzero.sum())) * dim * dim
     requant = _RAW if node.requant is None else node.requant
     req_addr, req_rows = _req_table(pool, dim, channels, node.bias, requant)
     return OpConstants(
-        weights_addr=weights_addr,
+        tile_addr=tile_addr,
         req_addr=req_addr,
         req_rows=req_rows,
         nonzero=nonzero,

@@ -363,7 +363,7 @@ class Lowerer:
                         continue  # every weight tile of this step is zero
                     loads = self._req_loads(constants)
                     loads += inp_loads(step, m0, rows)
-                    loads.append(self._weight_load(constants, step, blocks_total, blocks))
+                    loads += self._weight_loads(constants, step, active, g0)
                     computes = [
                         Gemm(
                             deps=Deps(),
@@ -398,21 +398,45 @@ class Lowerer:
                 needed[0, b] = True
         return needed
 
-    def _weight_load(
-        self, constants: OpConstants, step: int, blocks_total: int, blocks: range
-    ) -> Load:
+    def _weight_loads(
+        self, constants: OpConstants, step: int, active: list[int], g0: int
+    ) -> list[Load]:
+        """The weight tiles of a step's `active` blocks into their wgt rows: one LOAD per
+        run of blocks whose tiles are stored one after another (all of a dense layer's
+        group), and a fill of zeros for a block whose tile is all zeros (it still runs: its
+        accumulator must be written)."""
         dim = self.dim
-        addr = constants.weights_addr + (step * blocks_total + blocks.start) * dim * dim
-        return Load(
-            deps=Deps(),
-            buffer=Buffer.WGT,
-            fill=False,
-            buf_row=self._wgt_base(),
-            rows=len(blocks) * dim,
-            elems=dim,
-            dram_addr=addr,
-            dram_stride=dim,
-        )
+        tile = dim * dim
+        runs: list[list[int]] = []  # [first block, first address, blocks]
+        for b in active:
+            addr = int(constants.tile_addr[step, b])
+            last = runs[-1] if runs else None
+            if (
+                last
+                and addr >= 0
+                and last[1] >= 0
+                and (b, addr)
+                == (
+                    last[0] + last[2],
+                    last[1] + last[2] * tile,
+                )
+            ):
+                last[2] += 1
+            else:
+                runs.append([b, addr, 1])
+        return [
+            Load(
+                deps=Deps(),
+                buffer=Buffer.WGT,
+                fill=addr < 0,
+                buf_row=self._wgt_base() + (b - g0) * dim,
+                rows=count * dim,
+                elems=dim,
+                dram_addr=max(addr, 0),
+                dram_stride=0 if addr < 0 else dim,
+            )
+            for b, addr, count in runs
+        ]
 
     def _channel_tiles(self, pixels: int):
         """M-tiles for one-block-at-a-time vector ops."""
