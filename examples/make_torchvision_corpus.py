@@ -4,9 +4,10 @@ exported to ONNX and quantized by onnxruntime exactly as examples/make_corpus.py
 Models: mobilenet_v2, mobilenet_v3_small, mobilenet_v3_large, efficientnet_b0, resnet18,
 shufflenet_v2_x1_0, squeezenet1_1, googlenet (aux_logits=False) and regnet_x_400mf. Each
 is built by torchvision with `weights=None` (its own initialization, under
-`torch.manual_seed` of a seed from the model's name), put in eval mode and exported with
-the TorchScript exporter (`torch.onnx.export(..., dynamo=False)`, opset 17, constant
-folding, a fixed 1x3x224x224 input named `input`, output `output`). The files are those of
+`torch.manual_seed` of a seed from the model's name), put in eval mode, refitted to the
+calibration images (below) and exported with the TorchScript exporter
+(`torch.onnx.export(..., dynamo=False)`, opset 17, constant folding, a fixed 1x3x224x224
+input named `input`, output `output`). The files are those of
 make_corpus.py, in the same cache (default `~/.cache/verdigris/corpus/`, or `--out DIR`),
 per model NAME:
 
@@ -23,12 +24,18 @@ BatchNormalization into Conv), with MinMax calibration on the calibration images
 per-channel DequantizeLinear and the importer need. A rerun with the same package
 versions writes byte-identical files; they are 1 to 47 MB each (290 MB for the set).
 
-torchvision's initialization is made for training, not for meaningful outputs: the features
-of googlenet (truncated normal, std 0.01) and shufflenet_v2 (PyTorch's default) fade away,
-so their logits are the classifier's bias, independent of the image (googlenet exactly,
-shufflenet_v2 to 2e-5), and the logits of the MobileNets and efficientnet_b0 are tiny (1e-9
-to 1e-14). The files exercise import and integer arithmetic; top-1 agreement on those models
-says little.
+torchvision's initialization is made for training, not for meaningful outputs: in eval
+mode the features of googlenet and shufflenet_v2 fade away, so that their logits are the
+classifier's bias, independent of the image, and the logits of the MobileNets and
+efficientnet_b0 are 1e-9 to 1e-14. So before the export the weights are refitted to the
+calibration images, in one forward pass of them (`_keep_alive`, after LSUV, Mishkin and
+Matas 2016): each BatchNorm's running mean and variance become those of its input on the
+images, each Conv2d and Linear with a bias gets the bias that centres each of its output
+channels on the images, and each Conv2d and Linear has its weight and bias divided by the
+standard deviation of its output. The logits then have a standard deviation of 1 on the
+images (squeezenet1_1, whose last conv is followed by ReLU and average pooling: 0.06),
+most of it from image to image, and the images get mostly different top-1 classes. The weights
+remain random: top-1 agreement measures arithmetic, not accuracy.
 
 torch and torchvision are a 5.5 GB install, so they live in a venv of their own, outside
 the repository and apart from the project's `.venv` (Python 3.11; onnx and onnxruntime at
@@ -38,7 +45,7 @@ the project's versions, so that the files match make_corpus.py's)::
     ~/.venvs/verdigris-torch/bin/pip install torch==2.14.1 torchvision==0.29.1 \\
         onnx==1.22.0 onnxruntime==1.32.0 numpy==2.4.6
 
-Usage (offline; about 35 s on 2 cores for the whole set)::
+Usage (offline; about 1.5 min on 2 cores for the whole set)::
 
     ~/.venvs/verdigris-torch/bin/python examples/make_torchvision_corpus.py
     ~/.venvs/verdigris-torch/bin/python examples/make_torchvision_corpus.py \\
@@ -84,13 +91,63 @@ VENV_HELP = (
 )
 
 
-def export(name: str, path: Path, seed: int, caught: list[str]) -> None:
-    """Build torchvision's `name` with seeded random weights and export it to `path`."""
+def _keep_alive(network, images) -> None:
+    """Refit `network`'s weights (in eval mode) to `images` so that its activations neither
+    fade nor blow up, in one forward pass, in the spirit of LSUV (Mishkin and Matas 2016).
+
+    torchvision's initialization is made for training, where BatchNorm uses batch
+    statistics; in eval mode its running statistics (mean 0, variance 1) do not normalize,
+    and the features of several networks fade away (googlenet's logits do not depend on the
+    image, efficientnet_b0's are 1e-14). So each BatchNorm takes the mean and variance of
+    its input on the images as running statistics; each Conv2d and Linear with a bias gets
+    the bias that makes every output channel's mean on the images zero (else a constant per
+    class dominates the logits and they hardly depend on the image), and then has weight and
+    bias divided by one number, the standard deviation of its output on the images. Hooks
+    do it at each layer's first call, in forward order, and replace the layer's output with
+    the corrected one, so that later layers see what the final network computes.
+    """
+    import torch
+    from torch import nn
+
+    done = set()
+
+    def hook(layer, inputs, output):
+        if layer in done:  # a layer called twice keeps what its first call gave it
+            return None
+        done.add(layer)
+        axes = [axis for axis in range(output.dim()) if axis != 1]  # all but the channels
+        if isinstance(layer, nn.BatchNorm2d):
+            (x,) = inputs
+            layer.running_mean.copy_(x.mean(axes))
+            layer.running_var.copy_(x.var(axes, unbiased=False))
+            return layer(x)  # `done` stops the recursion
+        if layer.bias is not None and output.numel() > output.shape[1]:  # one value: no mean
+            mean = output.mean(axes, keepdim=True)
+            layer.bias -= mean.flatten()
+            output = output - mean
+        scale = output.std()
+        layer.weight /= scale
+        if layer.bias is not None:
+            layer.bias /= scale
+        return output / scale
+
+    kinds = (nn.Conv2d, nn.Linear, nn.BatchNorm2d)
+    handles = [m.register_forward_hook(hook) for m in network.modules() if isinstance(m, kinds)]
+    with torch.no_grad():
+        network(torch.from_numpy(images))
+    for handle in handles:
+        handle.remove()
+
+
+def export(name: str, path: Path, seed: int, images, caught: list[str]) -> None:
+    """Build torchvision's `name` with seeded random weights, keep it alive on `images`
+    (`_keep_alive`) and export it to `path`."""
     import torch
     import torchvision
 
     torch.manual_seed(seed)
     network = torchvision.models.get_model(name, weights=None, **MODELS[name]).eval()
+    _keep_alive(network, images)
     example = torch.zeros(SHAPE)  # it only fixes the shapes
     with warnings.catch_warnings(record=True) as seen, torch.no_grad():
         warnings.simplefilter("always")
@@ -119,14 +176,24 @@ def build(name: str, out: Path, count: int, caught: list[str]) -> list[str]:
 
     seed = zlib.crc32(name.encode())
     fp32 = out / f"{name}_fp32.onnx"
+    # The calibration images are needed before the export (the weights are fitted to them):
+    # make_corpus's, of a model that is only the input.
+    shape_only = onnx.helper.make_model(
+        onnx.helper.make_graph(
+            [],
+            name,
+            [onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, SHAPE)],
+            [],
+        )
+    )
+    images = calibration_images(shape_only, count, seed)
     try:
-        export(name, fp32, seed, caught)
+        export(name, fp32, seed, images, caught)
         model = onnx.load(fp32)
         onnx.checker.check_model(model)
     except Exception as error:  # the exporter's errors have no common type
         fp32.unlink(missing_ok=True)
         return [f"export: {first_line(error)}"]
-    images = calibration_images(model, count, seed)
     np.save(out / f"{name}_calib.npy", images)
     return quantize_forms(model, name, out, images, None)
 

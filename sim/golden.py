@@ -50,6 +50,7 @@ __all__ = [
     "requantize",
     "run_device",
     "run_graph",
+    "run_op",
     "wrap_int32",
 ]
 
@@ -197,7 +198,8 @@ RULES: dict[type[ir.Op], Callable[[ir.Op, list[np.ndarray]], np.ndarray]] = {
 }
 
 
-def _execute(node: ir.Op, args: list[np.ndarray]) -> np.ndarray:
+def run_op(node: ir.Op, args: list[np.ndarray]) -> np.ndarray:
+    """One op of the graph on its (integer) arguments."""
     if isinstance(node, ir.HostOp):  # the host's ops: the host-op runtime's, as on every executor
         return run_host_compute(node.compute, args)
     rule = RULES.get(type(node))
@@ -211,7 +213,7 @@ def run_device(graph: ir.Graph, values: Mapping[str, np.ndarray]) -> dict[str, n
     tensor computed, by name, as int64 arrays."""
     env = {name: np.asarray(value, dtype=np.int64) for name, value in values.items()}
     for node in graph.nodes:
-        env[node.output] = _execute(node, [env[name] for name in node.inputs])
+        env[node.output] = run_op(node, [env[name] for name in node.inputs])
     return env
 
 
