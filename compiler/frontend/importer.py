@@ -102,9 +102,9 @@ class Importer:
         self._producer = registry.lookup(node)
         if self._producer is None:
             return f"op {node.op_type} is not supported on the device"
-        reason = registry.check_attributes(self._producer, node)
-        if reason is not None:
-            return reason
+        refused = registry.attribute_problems(self._producer, node)
+        if refused:
+            return refused[0]
         emitted = len(self.nodes)
         try:
             self._producer.handler(self, node)

@@ -33,8 +33,8 @@ __all__ = [
     "ONNX_OPS",
     "SUPPORTED_OPS",
     "OnnxOp",
+    "attribute_problems",
     "auto_pad_check",
-    "check_attributes",
     "lookup",
     "markdown_table",
     "node_domain",
@@ -265,14 +265,11 @@ def lookup(node: onnx.NodeProto) -> OnnxOp | None:
     return _BY_KEY.get((node_domain(node), node.op_type))
 
 
-def check_attributes(op: OnnxOp, node: onnx.NodeProto) -> str | None:
-    """The first reason the device handler of `op` refuses `node`'s attributes, or None."""
+def attribute_problems(op: OnnxOp, node: onnx.NodeProto) -> list[str]:
+    """Every reason the device handler of `op` refuses `node`'s attributes."""
     attrs = attributes(node)
-    for check in (auto_pad_check, *op.checks):
-        reason = check(node, attrs)
-        if reason is not None:
-            return reason
-    return None
+    reasons = (check(node, attrs) for check in (auto_pad_check, *op.checks))
+    return [reason for reason in reasons if reason is not None]
 
 
 def markdown_table() -> str:

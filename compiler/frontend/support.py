@@ -9,7 +9,7 @@ import onnx
 from verdigris.compiler.frontend import registry
 from verdigris.compiler.frontend.errors import Problem
 from verdigris.compiler.frontend.host_compute import runs_on_host
-from verdigris.compiler.frontend.onnx_file import attributes, node_label
+from verdigris.compiler.frontend.onnx_file import node_label
 from verdigris.compiler.frontend.values import INCONSISTENT, inconsistent
 
 __all__ = ["check_supported"]
@@ -47,10 +47,6 @@ def _node_problems(node: onnx.NodeProto, label: str) -> list[Problem]:
     op = registry.lookup(node)
     if op is None:
         return [Problem(label, node.op_type, _unsupported_reason(node))]
-    attrs = attributes(node)
-    problems = []
-    for check in (registry.auto_pad_check, *op.checks):
-        reason = check(node, attrs)
-        if reason is not None:
-            problems.append(Problem(label, node.op_type, reason))
-    return problems
+    return [
+        Problem(label, node.op_type, reason) for reason in registry.attribute_problems(op, node)
+    ]
