@@ -52,6 +52,8 @@ class Activity:
     acc_load_bytes: int = 0
     req_write_bytes: int = 0
     req_read_bytes: int = 0
+    lut_write_bytes: int = 0
+    lut_read_bytes: int = 0
     layers: tuple[LayerActivity, ...] = ()
 
     def __add__(self, other: Activity) -> Activity:

@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
-from verdigris.arch.isa import MAIN_ADDRESS_BITS
+from verdigris.arch.isa import LUT_ENTRIES, MAIN_ADDRESS_BITS, MAX_LUT_TABLES
 
 __all__ = [
     "MAX_CLOCK_MHZ",
@@ -53,7 +53,8 @@ class AccelConfig:
     - input buffer: rows of `rows` int8 activations (one array input vector per row);
     - weight buffer: rows of `cols` int8 weights (`rows` buffer rows make one weight tile);
     - accumulator: rows of `cols` int32 partial sums;
-    - requant table: rows of `cols` entries (bias, multiplier, shift) for the store path.
+    - requant table: rows of `cols` entries (bias, multiplier, shift) for the store path;
+    - lookup tables: rows of `cols` int8, LUT_ENTRIES rows per table, for the store path.
 
     `clock_mhz` is the clock the design is meant to run at: it turns cycles into time
     (`seconds`) and changes nothing else.
@@ -69,6 +70,7 @@ class AccelConfig:
     wgt_rows: int = 512
     acc_rows: int = 1024
     req_rows: int = 32
+    lut_rows: int = 1024
     main_memory_bytes: int = 262144
     instruction_capacity: int = 8192
     dma_bytes: int = 8
@@ -181,6 +183,11 @@ def _rule_problems(c: dict) -> list[str]:
             value >= 2 and value & (value - 1) == 0 and value <= 65536,
             f"{name} must be a power of two from 2 to 65536, not {value}",
         )
+    need(
+        c["lut_rows"] % LUT_ENTRIES == 0 and 0 <= c["lut_rows"] <= MAX_LUT_TABLES * LUT_ENTRIES,
+        f"lut_rows must be a multiple of {LUT_ENTRIES} (one lookup table) from 0 to "
+        f"{MAX_LUT_TABLES * LUT_ENTRIES}, not {c['lut_rows']}",
+    )
     need(
         c["wgt_rows"] >= 2 * c["rows"],
         f"wgt_rows ({c['wgt_rows']}) must hold two weight tiles ({2 * c['rows']} rows)",

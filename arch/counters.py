@@ -23,7 +23,7 @@ __all__ = [
 
 # Bytes through each memory port (docs/isa.md, "Activity counters"): main memory, the
 # compute unit's buffer reads and accumulator writes, LOAD's writes into each buffer
-# (`LOAD_WRITE_COUNTERS`), the STORE's requant-table reads.
+# (`LOAD_WRITE_COUNTERS`), the STORE's requant-table and lookup-table reads.
 BYTE_COUNTERS = (
     "main_read_bytes",
     "main_write_bytes",
@@ -36,6 +36,8 @@ BYTE_COUNTERS = (
     "acc_load_bytes",
     "req_write_bytes",
     "req_read_bytes",
+    "lut_write_bytes",
+    "lut_read_bytes",
 )
 
 # The counter of the bytes LOAD writes into each buffer (a LOAD into the accumulator is
@@ -45,6 +47,7 @@ LOAD_WRITE_COUNTERS = {
     Buffer.WGT: "wgt_write_bytes",
     Buffer.ACC: "acc_load_bytes",
     Buffer.REQ: "req_write_bytes",
+    Buffer.LUT: "lut_write_bytes",
 }
 
 # The counters an Activity is made of, in port order.

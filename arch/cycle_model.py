@@ -31,6 +31,7 @@ import numpy as np
 from verdigris.arch.counters import BYTE_COUNTERS, LOAD_WRITE_COUNTERS
 from verdigris.arch.isa import (
     DEP_FLAGS,
+    LUT_ENTRIES,
     TOKEN_COUNTERS,
     Buffer,
     Deps,
@@ -51,7 +52,13 @@ from verdigris.arch.isa import (
     token_counter,
     transfer_bytes,
 )
-from verdigris.arch.timing import LOAD_OVERHEAD, STORE_OVERHEAD, VECTOR_LATENCY, gemm_latency
+from verdigris.arch.timing import (
+    LOAD_OVERHEAD,
+    LUT_LATENCY,
+    STORE_OVERHEAD,
+    VECTOR_LATENCY,
+    gemm_latency,
+)
 
 __all__ = [
     "EVENT_COUNTERS",
@@ -164,6 +171,8 @@ def instruction_events(instruction: Instruction, config) -> tuple[Increments, ..
             events.append(Increments(counter, amount, offsets))
 
     if isinstance(instruction, Load):
+        if instruction.buffer not in tuple(Buffer):
+            return ()  # illegal: the instruction stops the machine when it starts
         buffer = Buffer(instruction.buffer)
         written, counter = row_bytes(config, buffer), LOAD_WRITE_COUNTERS[buffer]
         if instruction.fill:  # one row written per cycle, the first in the start cycle
@@ -191,7 +200,8 @@ def instruction_events(instruction: Instruction, config) -> tuple[Increments, ..
         add("inp_read_bytes", row_bytes(config, Buffer.INP), reads)
         if instruction.op in (VectorOp.ADD, VectorOp.MAX):
             add("acc_read_bytes", acc_row, reads)
-        add("acc_write_bytes", acc_row, reads + 1)
+        if instruction.op != VectorOp.SCALE:
+            add("acc_write_bytes", acc_row, reads + 1)
     elif isinstance(instruction, Store):
         # Row i's acc row and the req row are read when the words of the rows before it
         # have had their cycles; the words leave the requantizer one per cycle from
@@ -200,7 +210,13 @@ def instruction_events(instruction: Instruction, config) -> tuple[Increments, ..
         reads = 1 + np.cumsum(words) - words
         add("acc_read_bytes", acc_row, reads)
         add("req_read_bytes", row_bytes(config, Buffer.REQ), reads)
-        add("main_write_bytes", config.dma_bytes, _span(STORE_OVERHEAD, int(words.sum())))
+        # With a lookup, a row's table entries are read as it leaves the requantizer, and
+        # the words leave a cycle later.
+        first_write = STORE_OVERHEAD
+        if instruction.lut:
+            add("lut_read_bytes", row_bytes(config, Buffer.LUT), reads + STORE_OVERHEAD - 1)
+            first_write += LUT_LATENCY
+        add("main_write_bytes", config.dma_bytes, _span(first_write, int(words.sum())))
     return tuple(events)
 
 
@@ -358,6 +374,10 @@ def _plan(
 
 
 def _plan_load(index: int, ins: Load, config) -> Plan:
+    if ins.buffer not in tuple(Buffer):
+        raise instruction_error(
+            index, ins, f"LOAD buffer {ins.buffer} is not a buffer (0 inp .. 4 lut)"
+        )
     buffer = Buffer(ins.buffer)
     _check_range(index, ins, buffer, ins.buf_row, ins.rows, buffer_rows(config, buffer))
     if ins.fill:
@@ -380,8 +400,13 @@ def _plan_gemm(index: int, ins: Gemm, config) -> Plan:
 
 
 def _plan_vector(index: int, ins: Vector, config) -> Plan:
-    if ins.op not in tuple(VectorOp):
-        raise instruction_error(index, ins, f"VECTOR op {ins.op} is not write, add or max")
+    if ins.op == VectorOp.SCALE:
+        if ins.rows != 1 or ins.lane_scale:
+            raise instruction_error(
+                index, ins, "VECTOR scale takes one row (rows 1) and no lane_scale"
+            )
+        _check_range(index, ins, Buffer.INP, ins.inp_row, 1, config.inp_rows)
+        return _plan(index, ins, Unit.COMPUTE, 1, VECTOR_LATENCY)
     _check_range(index, ins, Buffer.INP, ins.inp_row, ins.rows, config.inp_rows)
     _check_range(index, ins, Buffer.ACC, ins.acc_row, ins.rows, config.acc_rows)
     return _plan(index, ins, Unit.COMPUTE, ins.rows, VECTOR_LATENCY)
@@ -392,8 +417,15 @@ def _plan_store(index: int, ins: Store, config) -> Plan:
     _check_elems(index, ins, ins.elems, config.dim)
     # The req row is read for its biases even by a raw STORE.
     _check_range(index, ins, Buffer.REQ, ins.req_row, 1, config.req_rows)
+    overhead = STORE_OVERHEAD
+    if ins.lut:
+        if ins.raw:
+            raise instruction_error(index, ins, "a raw STORE cannot look up (lut must be 0)")
+        first = (ins.lut - 1) * LUT_ENTRIES
+        _check_range(index, ins, Buffer.LUT, first, LUT_ENTRIES, config.lut_rows)
+        overhead += LUT_LATENCY
     words = _transfer_words(index, ins, config)
-    return _plan(index, ins, Unit.STORE, words + STORE_OVERHEAD, 0, words)
+    return _plan(index, ins, Unit.STORE, words + overhead, 0, words)
 
 
 def _plan_nop(index: int, ins: Nop, _config) -> Plan:

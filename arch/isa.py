@@ -22,7 +22,9 @@ __all__ = [
     "DEPS_LOW",
     "DEP_FLAGS",
     "INSTRUCTION_BYTES",
+    "LUT_ENTRIES",
     "MAIN_ADDRESS_BITS",
+    "MAX_LUT_TABLES",
     "REQ_ENTRY",
     "TOKEN_COUNTERS",
     "Buffer",
@@ -79,6 +81,14 @@ class Buffer(IntEnum):
     WGT = 1  # rows of dim int8 weights
     ACC = 2  # rows of dim int32 partial sums
     REQ = 3  # rows of dim requant entries (12 bytes each, see docs/isa.md)
+    LUT = 4  # rows of dim output operands: the store's lookup tables, LUT_ENTRIES rows each
+
+
+# Rows of one lookup table in the LUT buffer: one per value of an 8-bit output operand. A
+# STORE with `lut` = t replaces its requantized y by lut[(t - 1) * LUT_ENTRIES + y + 128][c].
+LUT_ENTRIES = 256
+# The most tables a STORE can name: `lut` is a 7-bit field and 0 means no lookup.
+MAX_LUT_TABLES = 127
 
 
 # A requant entry, as it lies in main memory and in the req table: 12 bytes, little-endian.
@@ -101,17 +111,19 @@ def buffer_rows(config, buffer: Buffer) -> int:
         Buffer.WGT: config.wgt_rows,
         Buffer.ACC: config.acc_rows,
         Buffer.REQ: config.req_rows,
+        Buffer.LUT: config.lut_rows,
     }[buffer]
 
 
 def element_bits(config, buffer: Buffer) -> int:
     """Bits of one element of `buffer` in an AccelConfig: operands for the input and weight
-    buffers, accumulators, and requant entries (REQ_ENTRY)."""
+    buffers and the lookup tables, accumulators, and requant entries (REQ_ENTRY)."""
     return {
         Buffer.INP: config.operand_bits,
         Buffer.WGT: config.operand_bits,
         Buffer.ACC: config.acc_bits,
         Buffer.REQ: 8 * REQ_ENTRY.itemsize,
+        Buffer.LUT: config.operand_bits,
     }[buffer]
 
 
@@ -134,8 +146,11 @@ def row_bytes(config, buffer: Buffer) -> int:
 def transfer_bytes(config, instruction) -> int:
     """Bytes of main memory each row of a LOAD (not a fill) or STORE moves: `elems` elements
     of the loaded buffer; for a STORE, `elems` operands (requantized) or, with `raw`,
-    accumulators. 0 for any other instruction."""
+    accumulators. 0 for any other instruction, and for a LOAD into no buffer (5..7: illegal,
+    which the executors report as such)."""
     if isinstance(instruction, Load) and not instruction.fill:
+        if instruction.buffer not in tuple(Buffer):
+            return 0
         return elements_bytes(config, Buffer(instruction.buffer), instruction.elems)
     if isinstance(instruction, Store):
         buffer = Buffer.ACC if instruction.raw else Buffer.INP
@@ -152,7 +167,7 @@ def address_bits(depth: int) -> int:
 def decode_elements(raw: np.ndarray, buffer: Buffer) -> np.ndarray:
     """The elements of rows of `buffer` from their bytes ((rows, row bytes) uint8): (rows,
     elems) int64 values, or (rows, elems, 6) int64 requant fields in REQ_ENTRY's order."""
-    if buffer in (Buffer.INP, Buffer.WGT):
+    if buffer in (Buffer.INP, Buffer.WGT, Buffer.LUT):
         return raw.view(np.int8).astype(np.int64)
     if buffer is Buffer.ACC:
         return raw.view("<i4").astype(np.int64)
@@ -179,6 +194,7 @@ class VectorOp(IntEnum):
     WRITE = 0
     ADD = 1
     MAX = 2
+    SCALE = 3  # latch the lanes' scale registers from one inp row; no acc write
 
 
 class IllegalInstruction(ValueError):
@@ -298,14 +314,14 @@ class Load(Instruction):
     OPCODE = Opcode.LOAD
     UNIT = Unit.LOAD
     LAYOUT = (
-        ("buffer", 8, 2, False),
-        ("fill", 10, 1, False),
-        ("buf_row", 11, 16, False),
-        ("rows", 27, 16, False),
-        ("elems", 43, 8, False),
-        ("dram_addr", 51, MAIN_ADDRESS_BITS, False),
-        ("dram_stride", 83, 24, False),
-        ("fill_value", 107, 8, True),
+        ("buffer", 8, 3, False),
+        ("fill", 11, 1, False),
+        ("buf_row", 12, 16, False),
+        ("rows", 28, 16, False),
+        ("elems", 44, 8, False),
+        ("dram_addr", 52, MAIN_ADDRESS_BITS, False),
+        ("dram_stride", 84, 24, False),
+        ("fill_value", 108, 8, True),
     )
 
     buffer: int
@@ -345,8 +361,10 @@ class Gemm(Instruction):
 
 @dataclass(frozen=True)
 class Vector(Instruction):
-    """For i < rows, every lane c: v = (inp[inp_row+i][c] - zero) * multiplier;
-    acc[acc_row+i][c] = v (WRITE), acc + v (ADD, wrapping) or max(acc, v) (MAX)."""
+    """For i < rows, every lane c: v = (inp[inp_row+i][c] - zero) * m, with m = `multiplier`,
+    or with `lane_scale` the lane's scale register; acc[acc_row+i][c] = v (WRITE), acc + v
+    (ADD, wrapping) or max(acc, v) (MAX). SCALE (rows 1, no `lane_scale`) sets every lane's
+    scale register to inp[inp_row][c] - zero and writes no acc row."""
 
     OPCODE = Opcode.VECTOR
     UNIT = Unit.COMPUTE
@@ -357,6 +375,7 @@ class Vector(Instruction):
         ("rows", 42, 16, False),
         ("zero", 58, 9, True),
         ("multiplier", 67, 22, False),
+        ("lane_scale", 89, 1, False),
     )
 
     op: int
@@ -365,13 +384,15 @@ class Vector(Instruction):
     rows: int
     zero: int = 0
     multiplier: int = 1
+    lane_scale: bool = False
 
 
 @dataclass(frozen=True)
 class Store(Instruction):
     """acc -> main memory: for i < rows, c < elems, the int32 acc[acc_row+i][c] goes through
-    requant entry req[req_row][c] to an int8 at dram_addr + i * dram_stride + c, or, with
-    `raw`, is written as a little-endian int32 at dram_addr + i * dram_stride + 4c."""
+    requant entry req[req_row][c] to an int8 y at dram_addr + i * dram_stride + c, or, with
+    `raw`, is written as a little-endian int32 at dram_addr + i * dram_stride + 4c. With
+    `lut` = t > 0, y is first looked up: lut[(t - 1) * LUT_ENTRIES + y + 128][c]."""
 
     OPCODE = Opcode.STORE
     UNIT = Unit.STORE
@@ -383,6 +404,7 @@ class Store(Instruction):
         ("dram_addr", 49, MAIN_ADDRESS_BITS, False),
         ("dram_stride", 81, 24, False),
         ("req_row", 105, 16, False),
+        ("lut", 121, 7, False),
     )
 
     raw: bool
@@ -392,6 +414,7 @@ class Store(Instruction):
     dram_addr: int
     dram_stride: int
     req_row: int = 0
+    lut: int = 0
 
 
 @dataclass(frozen=True)

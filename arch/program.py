@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 MAGIC = b"VGRSPROG"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _HEAD = struct.Struct("<8sII")  # magic, format version, JSON header length
 _CHECKSUM_BYTES = 32
 

@@ -3,6 +3,7 @@ simulator and the hardware, so that one edit changes both."""
 
 __all__ = [
     "LOAD_OVERHEAD",
+    "LUT_LATENCY",
     "STORE_OVERHEAD",
     "VECTOR_LATENCY",
     "gemm_latency",
@@ -12,6 +13,8 @@ __all__ = [
 LOAD_OVERHEAD = 2
 # Cycles a STORE adds to rows * words: accumulator read and requantizer pipeline.
 STORE_OVERHEAD = 6
+# Cycles a STORE with a lookup (`lut` > 0) adds: the lookup-table read after the requantizer.
+LUT_LATENCY = 1
 # Cycles from a VECTOR's last busy cycle to its completion (read, operate, write).
 VECTOR_LATENCY = 2
 

@@ -58,6 +58,7 @@ __all__ = [
     "IntType",
     "MatMul",
     "MaxPool",
+    "Mul",
     "Op",
     "Requant",
     "Requantize",
@@ -79,7 +80,10 @@ class Requant:
     out = clamp(round_half_even(acc * multiplier / 2**shift) + zero_point, qmin, qmax)
 
     `multiplier` and `shift` have one entry per output channel, or one for all channels.
-    The clamp range also carries fused ReLU / ReLU6.
+    The clamp range also carries fused ReLU / ReLU6. A `table` (int64, (1, 256) or
+    (channels, 256)) then maps each int8 result y to table[c][y + 128]: an element-wise
+    function fused into the op (compiler/passes/lookups.py), run by the store's lookup
+    tables (docs/isa.md, STORE).
     """
 
     multiplier: np.ndarray  # int64 values in [0, 2**31)
@@ -87,6 +91,7 @@ class Requant:
     zero_point: int
     qmin: int
     qmax: int
+    table: np.ndarray | None = None
 
     @property
     def per_channel(self) -> bool:
@@ -95,7 +100,11 @@ class Requant:
     def describe(self) -> str:
         kind = f"per-channel x{self.multiplier.size}" if self.per_channel else "per-tensor"
         first = f"m={int(self.multiplier.flat[0])} >>{int(self.shift.flat[0])}"
-        return f"requant {kind} ({first}) z={self.zero_point} clamp[{self.qmin},{self.qmax}]"
+        text = f"requant {kind} ({first}) z={self.zero_point} clamp[{self.qmin},{self.qmax}]"
+        if self.table is not None:
+            tables = "per-channel" if len(self.table) > 1 else "per-tensor"
+            text += f" then lookup ({tables})"
+        return text
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,6 +200,19 @@ class Add(Op):
     a_multiplier: int
     b_multiplier: int
     requant: Requant  # multiplier [1]; shift, zero point and clamp of the output
+
+
+@dataclass(frozen=True, eq=False)
+class Mul(Op):
+    """Per-channel gate: the element-wise product of x (N, C, H, W) and a gate g (N, C, 1, 1)
+    broadcast over the pixels (a squeeze-excitation block's x * sigmoid(...)).
+
+    acc = (x - x_zero_point) * (g - g_zero_point), then requant.
+    """
+
+    x_zero_point: int
+    g_zero_point: int
+    requant: Requant
 
 
 @dataclass(frozen=True, eq=False)

@@ -42,7 +42,8 @@ COMPONENTS = (
     "wgt_buffer",  # weight-buffer reads (GEMM weight loads)
     "acc_buffer",  # accumulator reads and writes by GEMM, VECTOR, STORE
     "req_table",  # requant-table reads (one table row per STORE row)
-    "buffer_loads",  # LOAD writes into the inp, wgt, acc and req buffers
+    "lut_table",  # lookup-table reads (one table row per row of a STORE with a lookup)
+    "buffer_loads",  # LOAD writes into the inp, wgt, acc, req and lut buffers
     "main_memory",  # LOAD reads and STORE writes of main memory (SRAM, or DRAM)
     "instruction_fetch",  # one 16-byte instruction-memory read per fetch (FINISH's too)
     "control",  # controller, queues and token counters, per cycle
@@ -193,10 +194,12 @@ def _energy(a: Activity, config: AccelConfig, p: Prices) -> dict[str, float]:
         "acc_buffer": a.acc_read_bytes * p.read_byte[Buffer.ACC]
         + a.acc_write_bytes * p.write_byte[Buffer.ACC],
         "req_table": a.req_read_bytes * p.read_byte[Buffer.REQ],
+        "lut_table": a.lut_read_bytes * p.read_byte[Buffer.LUT],
         "buffer_loads": a.inp_write_bytes * p.write_byte[Buffer.INP]
         + a.wgt_write_bytes * p.write_byte[Buffer.WGT]
         + a.acc_load_bytes * p.write_byte[Buffer.ACC]
-        + a.req_write_bytes * p.write_byte[Buffer.REQ],
+        + a.req_write_bytes * p.write_byte[Buffer.REQ]
+        + a.lut_write_bytes * p.write_byte[Buffer.LUT],
         "main_memory": a.main_read_bytes * p.main_read_byte
         + a.main_write_bytes * p.main_write_byte,
         "instruction_fetch": a.instruction_fetches * INSTRUCTION_BYTES * p.fetch_byte,

@@ -27,6 +27,7 @@ SHORT_NAMES = {
     "wgt_buffer": "wgt_buf",
     "acc_buffer": "acc_buf",
     "req_table": "req_tab",
+    "lut_table": "lut_tab",
     "buffer_loads": "buf_load",
     "main_memory": "main_mem",
     "instruction_fetch": "ifetch",

@@ -148,7 +148,16 @@ def export(name: str, path: Path, seed: int, images, caught: list[str]) -> None:
     torch.manual_seed(seed)
     network = torchvision.models.get_model(name, weights=None, **MODELS[name]).eval()
     _keep_alive(network, images)
-    example = torch.zeros(SHAPE)  # it only fixes the shapes
+    export_network(network, path, SHAPE, caught)
+
+
+def export_network(network, path: Path, shape: tuple[int, ...], caught: list[str]) -> None:
+    """Export `network` to `path` for a fixed input of `shape` (TorchScript exporter, opset
+    OPSET, constant folding, input `input`, output `output`); the exporter's warnings are
+    added to `caught`."""
+    import torch
+
+    example = torch.zeros(shape)  # it only fixes the shapes
     with warnings.catch_warnings(record=True) as seen, torch.no_grad():
         warnings.simplefilter("always")
         # The TorchScript exporter is legacy since torch 2.9 (asked for on purpose) and uses

@@ -1,4 +1,5 @@
-"""The compute unit: GEMM through the systolic array, VECTOR on the accumulator, and NOP.
+"""The compute unit: GEMM through the systolic array, VECTOR on the accumulator (and the
+lanes' scale registers), and NOP.
 
 Timing (docs/isa.md; cycle `s` is the start cycle, `Ld` is `dim` for a GEMM that loads
 weights, else 0):
@@ -12,8 +13,16 @@ weights, else 0):
   and written as it leaves. The last row is written in `s + busy + 2*dim`, so every result
   is in the accumulator at completion, `s + busy + gemm_latency(dim)` = `s + busy + 2*dim
   + 1`.
-- VECTOR: inp row and acc row `i` are read in `s + 1 + i`, the result written in
-  `s + 2 + i`; it completes in `s + rows + VECTOR_LATENCY` = `s + rows + 2`.
+- VECTOR: inp row and acc row `i` are read in `s + 1 + i` (the acc row by add and max
+  only), the result written in `s + 2 + i`; it completes in `s + rows + VECTOR_LATENCY` =
+  `s + rows + 2`. Each lane multiplies `inp - zero` by the `multiplier` field or, with
+  `lane_scale`, by its own scale register.
+- VECTOR scale (one row): the inp row is read in `s + 1` and every lane's scale register
+  takes `inp - zero` in `s + 2`, where a one-row VECTOR writes its acc row; it reads and
+  writes no acc row, and completes in `s + 3`. The scale registers are state like the
+  buffers' (read by a later VECTOR, which the hazard rule starts only after the scale has
+  completed), zero after reset and at the start of every run (`clear`), as the instruction
+  simulator starts every program with them zero.
 - NOP: completes in `s + 1`.
 
 `ready` adds the hazard rules to `free`: a VECTOR waits until every GEMM and VECTOR has
@@ -141,7 +150,7 @@ class ComputeUnit(wiring.Component):
     control : ``Out(UnitControl(nop_completed=True))``
         The controller interface (`verdigris.hw.units.UnitControl`).
     clear : ``In(1)``
-        Clears the counters and the error (the core's `run` strobe).
+        Clears the counters, the error and the scale registers (the core's `run` strobe).
     wgt, inp : ``In(ReadPort.Signature(...))``
         The weight and input buffers' read ports, rows of ``dim`` signed ``operand_bits``
         elements (`verdigris.hw.units.buffer_read`), data in the cycle after the request.
@@ -215,10 +224,17 @@ class ComputeUnit(wiring.Component):
                 | (field(word, Gemm, "acc_row") + gemm_rows > config.acc_rows)
             )
         with m.Elif(is_vector):
+            # A scale reads one inp row and writes no acc row, so its acc_row is not checked
+            # (docs/isa.md, "Errors"); it must take exactly one row and cannot itself use the
+            # scale registers.
+            is_scale = field(word, Vector, "op") == VectorOp.SCALE
             m.d.comb += bad.eq(
-                (field(word, Vector, "op") == 3)
-                | (field(word, Vector, "inp_row") + vector_rows > config.inp_rows)
-                | (field(word, Vector, "acc_row") + vector_rows > config.acc_rows)
+                (field(word, Vector, "inp_row") + vector_rows > config.inp_rows)
+                | Mux(
+                    is_scale,
+                    (vector_rows != 1) | field(word, Vector, "lane_scale"),
+                    field(word, Vector, "acc_row") + vector_rows > config.acc_rows,
+                )
             )
         with m.If(control.start & bad):
             m.d.sync += control.error.eq(1)
@@ -321,9 +337,14 @@ class ComputeUnit(wiring.Component):
         swap_next = Signal()
         accumulate = Signal()
         vector_mode = Signal()
-        vector_op = Signal(2)
+        vector_op = Signal(field(word, Vector, "op").shape())
         zero = Signal(field(word, Vector, "zero").shape())
         multiplier = Signal(field(word, Vector, "multiplier").shape())
+        lane_scale = Signal(field(word, Vector, "lane_scale").shape())
+        # The lanes' scale registers hold `inp - zero` exactly: the shape of that
+        # difference (10-bit signed for int8 operands and the 9-bit signed `zero`).
+        scale_shape = (self.inp.data[0] - zero).shape()
+        scales = [Signal(scale_shape, name=f"scale_{c}") for c in range(dim)]
         # Reads issued this cycle (their data arrives next cycle).
         read_weight = Signal()
         read_row = Signal()
@@ -341,7 +362,9 @@ class ComputeUnit(wiring.Component):
                 inp_row.eq(inp_row + 1),
                 acc_row.eq(acc_row + 1),
             ]
-            with m.If(vector_mode & (vector_op != VectorOp.WRITE)):
+            # Only add and max combine with the acc row (write and scale do not read it, and
+            # the acc_read_bytes counter counts this enable).
+            with m.If(vector_mode & ((vector_op == VectorOp.ADD) | (vector_op == VectorOp.MAX))):
                 m.d.comb += [self.acc_read.addr.eq(acc_row), self.acc_read.en.eq(1)]
 
         # Loading the next instruction comes after the reads: a start in the cycle of the
@@ -368,6 +391,7 @@ class ComputeUnit(wiring.Component):
                 vector_op.eq(field(word, Vector, "op")),
                 zero.eq(field(word, Vector, "zero")),
                 multiplier.eq(field(word, Vector, "multiplier")),
+                lane_scale.eq(field(word, Vector, "lane_scale")),
             ]
 
         # Weight rows arrive a cycle after their read.
@@ -418,18 +442,31 @@ class ComputeUnit(wiring.Component):
                 )
                 m.d.comb += self.acc_write.data[c].eq(total[:acc_bits])
 
-        # VECTOR results: the row read last cycle is combined and written this cycle.
+        # VECTOR results: the row read last cycle is combined and written this cycle. The
+        # VECTOR fields (op, zero, multiplier, lane_scale) still hold then: only a VECTOR
+        # changes them, and the hazard rule starts none before this one has completed.
         vector_arriving = Signal()
         vector_acc_row = Signal(address_bits(config.acc_rows))
         m.d.sync += [
             vector_arriving.eq(read_row & vector_mode),
             vector_acc_row.eq(acc_row[:-1]),
         ]
-        with m.If(vector_arriving):
+        # A scale latches its row into the scale registers in the cycle the other ops write
+        # theirs to the accumulator; the next VECTOR reads them no earlier than its start's
+        # next cycle, after the scale's completion, as the ISA's write at completion would.
+        with m.If(vector_arriving & (vector_op == VectorOp.SCALE)):
+            m.d.sync += [scales[c].eq(self.inp.data[c] - zero) for c in range(dim)]
+        with m.If(self.clear):
+            m.d.sync += [scale.eq(0) for scale in scales]
+        with m.If(vector_arriving & (vector_op != VectorOp.SCALE)):
             m.d.comb += [self.acc_write.addr.eq(vector_acc_row), self.acc_write.en.eq(1)]
             for c in range(dim):
+                # One multiplier per lane: its second operand is the unsigned `multiplier`
+                # field or, with lane_scale, the lane's signed scale register (the Mux is
+                # signed, wide enough for both); the product wraps to acc_bits.
+                operand = Mux(lane_scale, scales[c], multiplier)
                 value = Signal(signed(acc_bits), name=f"vector_value_{c}")
-                m.d.comb += value.eq((self.inp.data[c] - zero) * multiplier)
+                m.d.comb += value.eq((self.inp.data[c] - zero) * operand)
                 current = self.acc_read.data[c]
                 result = Signal(signed(acc_bits), name=f"vector_result_{c}")
                 with m.Switch(vector_op):

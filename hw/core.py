@@ -12,8 +12,8 @@ Host port (used by the test benches and, on a board, by the UART bridge), all sy
   `*_stall_cycles`, `*_instructions` (started), and `macs`, `zero_macs` and the byte
   counters (`verdigris.arch.counters.BYTE_COUNTERS`: main memory, the compute and store
   units' buffer reads and accumulator writes, LOAD's writes into each buffer, the STORE's
-  requant-table reads), as the Activity record defines them. Each shows, in cycle t, the
-  increments of cycles 0 .. t-1 of the run.
+  requant-table and lookup-table reads), as the Activity record defines them. Each
+  shows, in cycle t, the increments of cycles 0 .. t-1 of the run.
 - Completion counters: per unit `*_completed` (instructions completed) and
   `compute_nops_completed` (the compute unit's NOPs among them). Unlike the others they
   include the current cycle's completions, so that a host sees a layer boundary in the
@@ -30,7 +30,14 @@ from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.counters import BYTE_COUNTERS, COUNTERS, LOAD_WRITE_COUNTERS
-from verdigris.arch.isa import Buffer, address_bits, buffer_rows, row_bits, row_bytes
+from verdigris.arch.isa import (
+    Buffer,
+    address_bits,
+    buffer_rows,
+    element_bits,
+    row_bits,
+    row_bytes,
+)
 from verdigris.hw.compute_unit import COUNTER_BITS, ComputeUnit
 from verdigris.hw.controller import PERF_BITS, ControllerWithImem
 from verdigris.hw.load_unit import LoadUnit
@@ -109,6 +116,8 @@ class Core(wiring.Component):
         Bytes LOAD writes into each buffer (whole rows), as the Activity record defines them.
     req_read_bytes : ``Out(48)``
         Requant-table bytes read by STORE (one row per STORE row).
+    lut_write_bytes, lut_read_bytes : ``Out(48)``
+        Lookup-table bytes written by LOAD and read by a STORE with ``lut`` (whole rows).
     load_completed, compute_completed, store_completed, compute_nops_completed : ``Out(32)``
         Instructions completed (and the compute unit's NOPs among them), including this
         cycle's.
@@ -155,6 +164,7 @@ class Core(wiring.Component):
                 shape=row_bits(config, buffer), depth=buffer_rows(config, buffer), init=[]
             )
             for buffer in Buffer
+            if buffer is not Buffer.LUT  # the lookup tables: one memory per lane, below
         }
         for buffer, memory in buffers.items():
             m.submodules[buffer.name.lower()] = memory
@@ -212,6 +222,7 @@ class Core(wiring.Component):
             ]
         wiring.connect(m, acc.read_port(transparent_for=(acc_write,)), compute.acc_read)
         wiring.connect(m, acc.read_port(), store.acc)
+        self._lookup_tables(m, load, store)
 
         # ---- controller <-> units
         m.d.comb += [ctl.run.eq(self.run), compute.clear.eq(self.run & ~running)]
@@ -244,6 +255,8 @@ class Core(wiring.Component):
                 for buffer, port in load.buffer_ports.items()
             },
             "req_read_bytes": store.req.en * row_bytes(config, Buffer.REQ),
+            # Every lane reads its memory at once: a whole row's worth.
+            "lut_read_bytes": store.lut.en * row_bytes(config, Buffer.LUT),
         }
         for counter, amount in increments.items():
             total = getattr(self, counter)
@@ -265,3 +278,26 @@ class Core(wiring.Component):
                 m.d.sync += before.eq(before + now)
             m.d.comb += getattr(self, counter).eq(before + Mux(running, now, 0))
         return m
+
+    def _lookup_tables(self, m: Module, load: LoadUnit, store: StoreUnit) -> None:
+        """The lookup tables: one memory per lane, as each lane of a STORE reads its own
+        row (the requantized value of that lane picks it), all written together by a LOAD
+        (element c of the row into lane c's memory). With `lut_rows` 0 each lane keeps a
+        one-entry memory, so the ports stay wired; the units reject every access to it."""
+        config = self.config
+        bits = element_bits(config, Buffer.LUT)
+        depth = max(1, buffer_rows(config, Buffer.LUT))
+        for c in range(config.dim):
+            memory = Memory(shape=bits, depth=depth, init=[])
+            m.submodules[f"lut_{c}"] = memory
+            write, read = memory.write_port(), memory.read_port()
+            # Assigned, not connected: a one-entry memory's ports have no address bits,
+            # the units' have one (`address_bits`).
+            m.d.comb += [
+                write.addr.eq(load.lut.addr),
+                write.data.eq(load.lut.data[c * bits : (c + 1) * bits]),
+                write.en.eq(load.lut.en),
+                read.addr.eq(store.lut.addr[c]),
+                read.en.eq(store.lut.en),
+                store.lut.data[c].eq(read.data),
+            ]

@@ -1,4 +1,5 @@
-"""The LOAD unit: main memory -> inp, wgt, acc buffers and the req table (docs/isa.md, LOAD).
+"""The LOAD unit: main memory -> inp, wgt, acc buffers, the req table and the lookup tables
+(docs/isa.md, LOAD).
 
 The timing is the cycle model's, exactly (docs/microarchitecture.md, "The unit interface");
 the constants come from `verdigris.arch.timing`.
@@ -34,6 +35,10 @@ from verdigris.hw.units import (
 )
 
 __all__ = ["PIPELINE_OVERHEAD", "LoadUnit", "RowAssembler"]
+
+# Bits of a buffer number, as LOAD's `buffer` field is wide (it names more values than
+# there are buffers: the others are illegal).
+_BUFFER_BITS = next(width for name, _, width, _ in Load.LAYOUT if name == "buffer")
 
 # Cycles a transfer spends beyond one per main-memory word in this pipeline: the start
 # cycle (decode, before the first read) and the read latency of the last word, whose row is
@@ -137,10 +142,12 @@ class LoadUnit(wiring.Component):
     mem : ``In(ReadPort.Signature(addr_width=..., shape=8 * dma_bytes))``
         Main memory's read port: word address, ``dma_bytes`` bytes of data (byte i in bits
         8i..8i+7) in the cycle after the request.
-    inp, wgt, acc, req : ``In(WritePort.Signature(addr_width=..., shape=row_bits))``
-        The buffers' write ports (`buffer_ports`), written at the end of the cycle. A row's
-        element c is in bits [c*w, (c+1)*w) of ``data``, w = `element_bits` of the buffer
-        (the req table's 12-byte records exactly as in main memory).
+    inp, wgt, acc, req, lut : ``In(WritePort.Signature(addr_width=..., shape=row_bits))``
+        The buffers' write ports (`buffer_ports`, one per `Buffer`), written at the end of
+        the cycle. A row's element c is in bits [c*w, (c+1)*w) of ``data``, w =
+        `element_bits` of the buffer (the req table's 12-byte records exactly as in main
+        memory). The lookup tables' row goes to the store unit's per-lane memories, lane c
+        taking element c (hw/core.py).
 
     Contract, for an instruction started in cycle `s` (`start` high while `free` is high):
 
@@ -156,7 +163,8 @@ class LoadUnit(wiring.Component):
       arrives, so the last write is in `s+W+1 = s+b-1`. A fill writes one row per cycle in
       `s .. s+b-1`, the first one from `instr` in the start cycle. Every write is therefore
       done before the completion cycle.
-    - **Errors.** A LOAD out of its buffer (`buf_row + rows > depth`), a transfer with
+    - **Errors.** A LOAD `buffer` that names no buffer (5..7), a LOAD out of its buffer
+      (`buf_row + rows > depth`: with `lut_rows` 0, any row of the lut buffer), a transfer with
       `elems` of 0 or more than `dim` or a main-memory range past the end, a fill of the req
       table, the illegal flags `pop_prev`/`push_prev`, and an instruction this unit does not
       run (another opcode, a NOP for another unit) raise `error` from `s+1` on, sticky until
@@ -199,12 +207,7 @@ class LoadUnit(wiring.Component):
     @property
     def buffer_ports(self) -> dict:
         """The write port of each buffer, by `Buffer`."""
-        return {
-            Buffer.INP: self.inp,
-            Buffer.WGT: self.wgt,
-            Buffer.ACC: self.acc,
-            Buffer.REQ: self.req,
-        }
+        return {buffer: getattr(self, buffer.name.lower()) for buffer in Buffer}
 
     def elaborate(self, _platform):
         m = Module()
@@ -233,7 +236,7 @@ class LoadUnit(wiring.Component):
         with m.If(control.start & (state == _State.IDLE) & ~error & illegal):
             m.d.sync += error.eq(1)
 
-        cur_buffer = Signal(2)
+        cur_buffer = Signal(_BUFFER_BITS)
         cur_push = Signal()
         cur_elems = Signal(8)
         cur_nbytes = Signal.like(nbytes)
@@ -255,9 +258,9 @@ class LoadUnit(wiring.Component):
             self.mem.en.eq(0),  # a read port's enable is high unless driven
         ]
 
-        # Buffer write (one port of the four per cycle); fill rows or assembled transfer rows.
+        # Buffer write (one port of the five per cycle); fill rows or assembled transfer rows.
         write_en = Signal()
-        write_buffer = Signal(2)
+        write_buffer = Signal(_BUFFER_BITS)
         write_row = Signal(16)
         write_bytes = Signal(8 * max_row_bytes)  # row bytes, for the widest buffer
         write_fill = Signal.like(cur_fill)
@@ -415,6 +418,9 @@ class LoadUnit(wiring.Component):
         m.d.comb += bad_unit.eq(
             ~(is_load | (is_nop & (field(instr, Nop, "target") == Unit.LOAD)))
             | illegal_flags(instr, Unit.LOAD)
+            # `buffer` is wider than the buffers need (5..7 name none); the Arrays below
+            # would read their last entry for those, so they must be rejected here.
+            | (is_load & (buffer > max(Buffer)))
         )
         bad_fill = Signal()  # what makes a fill illegal (cheap: gates the start-cycle write)
         m.d.comb += bad_fill.eq(

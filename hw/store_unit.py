@@ -1,4 +1,5 @@
-"""The store unit: accumulator rows through the requantizer into main memory, and NOP.
+"""The store unit: accumulator rows through the requantizer (and, with `lut`, the lookup
+tables) into main memory, and NOP.
 
 Timing (cycle `s` is the start cycle): the acc and req rows of row `i` are read in cycle
 `Q_i`, with `Q_0 = s + 1` and `Q_{i+1} = Q_i + words_i` (`words_i` main-memory words of
@@ -8,6 +9,15 @@ row `i`, docs/isa.md). The acc row arrives in `Q_i + 1` and the requantizer
 `s + 5 + sum(words)`; the unit is free, and the STORE complete (pushing its token), in
 `s + sum(words) + STORE_OVERHEAD` with STORE_OVERHEAD = LATENCY + 2 = 6. A NOP takes one
 cycle. `completed` is 1 in the completion cycle of every instruction, else 0.
+
+A STORE with `lut` = t > 0 adds the lookup stage: in `Q_i + 5`, the cycle row `i` is in the
+last requantizer stage, lane c reads row `(t-1)*256 + y_c + 128` of its own lookup memory
+(the `lut` port, one address per lane); the entries arrive in `Q_i + 6`, and the row's words
+are written from then on, one cycle later than without a lookup. The unit stays busy
+LUT_LATENCY = 1 cycle longer: `s + sum(words) + STORE_OVERHEAD + LUT_LATENCY`. The lookup
+memories' read data holds while their enable is low (a memory read port's), so a row's
+entries stay on the port while its words go out. Rows of a STORE without `lut` are written
+as before, so its timing does not change.
 
 Requantization is exactly the golden model's (docs/quantization.md): x = wrap32(acc + bias),
 p = x * multiplier, q = round_half_even(p / 2**shift), y = clamp(q + zero_point).
@@ -20,6 +30,8 @@ from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import (
+    LUT_ENTRIES,
+    MAX_LUT_TABLES,
     REQ_ENTRY,
     Buffer,
     Opcode,
@@ -29,9 +41,17 @@ from verdigris.arch.isa import (
     element_bits,
     row_bytes,
 )
-from verdigris.arch.timing import STORE_OVERHEAD
+from verdigris.arch.timing import LUT_LATENCY, STORE_OVERHEAD
 from verdigris.hw.requant import Requantizer
-from verdigris.hw.units import UnitControl, buffer_read, field, illegal_flags, opcode, push_flags
+from verdigris.hw.units import (
+    UnitControl,
+    buffer_read,
+    field,
+    illegal_flags,
+    lane_read,
+    opcode,
+    push_flags,
+)
 
 __all__ = ["StoreUnit"]
 
@@ -62,6 +82,9 @@ class StoreUnit(wiring.Component):
         The accumulator's read port (data in the cycle after the request).
     req : ``In(ReadPort.Signature(addr_width=..., shape=ArrayLayout(entry, dim)))``
         The req table's read port, each entry the REQ_ENTRY record as a struct.
+    lut : ``In(lane_read(config, Buffer.LUT))``
+        The lookup tables' read, one address per lane (`verdigris.hw.units.lane_read`):
+        lane c's entry in the cycle after ``en``, held while ``en`` is low.
     mem : ``In(WritePort.Signature(addr_width=..., shape=8 * dma_bytes, granularity=8))``
         Main memory's write port, ``en`` the byte enables of the word.
     """
@@ -71,6 +94,8 @@ class StoreUnit(wiring.Component):
             raise TypeError(f"config must be an AccelConfig, not {config!r}")
         if STORE_OVERHEAD != REQUANT_STAGES + 2:
             raise ValueError(f"STORE_OVERHEAD must be {REQUANT_STAGES + 2} for this unit")
+        if LUT_LATENCY != 1:  # one synchronous read: the lookup is one pipeline stage
+            raise ValueError("LUT_LATENCY must be 1 for this unit")
         self.config = config
         words = config.main_memory_bytes // config.dma_bytes
         main = WritePort.Signature(
@@ -81,6 +106,7 @@ class StoreUnit(wiring.Component):
                 "control": Out(UnitControl()),
                 "acc": In(buffer_read(config, Buffer.ACC)),
                 "req": In(buffer_read(config, Buffer.REQ, data.ArrayLayout(_Entry, config.dim))),
+                "lut": In(lane_read(config, Buffer.LUT)),
                 "mem": In(main),
             }
         )
@@ -95,7 +121,12 @@ class StoreUnit(wiring.Component):
         is_store = opcode(word) == Opcode.STORE
         acc_bits, out_bits = element_bits(config, Buffer.ACC), config.operand_bits
         max_row_bytes = max(row_bytes(config, Buffer.ACC), -(-out_bits * dim // 8))
-        m.d.comb += [control.ready.eq(control.free), self.acc.en.eq(0), self.req.en.eq(0)]
+        m.d.comb += [
+            control.ready.eq(control.free),
+            self.acc.en.eq(0),
+            self.req.en.eq(0),
+            self.lut.en.eq(0),
+        ]
 
         def packed_bytes(elements, raw):
             """Bytes of a row of `elements` accumulators (raw) or output operands."""
@@ -106,6 +137,7 @@ class StoreUnit(wiring.Component):
         elems = field(word, Store, "elems")
         addr = field(word, Store, "dram_addr")
         stride = field(word, Store, "dram_stride")
+        table = field(word, Store, "lut")  # 0: no lookup; t: table t - 1
         nbytes = packed_bytes(elems, raw)
         last_byte = addr + (rows - 1) * stride + nbytes
         bad = Signal()
@@ -117,6 +149,9 @@ class StoreUnit(wiring.Component):
                 | (elems > dim)
                 | (field(word, Store, "req_row") >= config.req_rows)
                 | ((rows != 0) & (last_byte > config.main_memory_bytes))
+                # A lookup replaces requantized bytes (a raw STORE has none), from a table
+                # that must lie wholly in the lookup memories.
+                | ((table != 0) & (raw | (table * LUT_ENTRIES > config.lut_rows)))
             )
             | illegal_flags(word, Unit.STORE)  # pop_next, push_next: it has no next neighbour
         )
@@ -131,6 +166,7 @@ class StoreUnit(wiring.Component):
         row_stride = Signal(24)
         row_raw = Signal()
         row_elems = Signal(range(dim + 1))
+        row_table = Signal(range(MAX_LUT_TABLES + 1))
         req_row = Signal(address_bits(config.req_rows) + 1)
         wait = Signal(16)  # cycles until the next row read
         tail = Signal(16)  # busy cycles left after the last read, counting this one
@@ -161,7 +197,10 @@ class StoreUnit(wiring.Component):
                     wait.eq(row_words - 1),
                 ]
                 with m.If(rows_left == 1):
-                    m.d.sync += tail.eq(row_words + REQUANT_STAGES)
+                    # The lookup stage holds the row one cycle more before its words.
+                    m.d.sync += tail.eq(
+                        row_words + REQUANT_STAGES + Mux(row_table != 0, LUT_LATENCY, 0)
+                    )
             with m.Elif(rows_left != 0):
                 m.d.sync += wait.eq(wait - 1)
             with m.Elif(tail > 1):
@@ -178,29 +217,33 @@ class StoreUnit(wiring.Component):
                     row_stride.eq(stride),
                     row_raw.eq(raw),
                     row_elems.eq(elems),
+                    row_table.eq(table),
                     req_row.eq(field(word, Store, "req_row")),
                     wait.eq(0),
                     # rows = 0 reads nothing and stays busy for the fixed overhead.
-                    tail.eq(STORE_OVERHEAD - 1),
+                    tail.eq(STORE_OVERHEAD - 1 + Mux(table != 0, LUT_LATENCY, 0)),
                     pushes.eq(push_prev),
                 ]
             with m.Else():  # NOP: one cycle
                 m.d.sync += [control.push_prev.eq(push_prev), control.completed.eq(1)]
 
         # ---- the requantizer pipeline; every stage loads only when a row arrives, so a row
-        # waits in the last stage while its words are written.
+        # waits in the last stage while its words are written. Stage REQUANT_STAGES + 1 is
+        # the lookup's: a row with a table is written from there, a cycle later.
         class Row(data.Struct):
             addr: unsigned(26)
             raw: unsigned(1)
             bytes: unsigned(max_row_bytes.bit_length())
             words: unsigned(16)
+            table: unsigned(len(row_table))
 
-        meta = [Signal(Row, name=f"meta_{k}") for k in range(REQUANT_STAGES + 1)]
-        valid = [Signal(name=f"valid_{k}") for k in range(REQUANT_STAGES + 1)]
+        stages = REQUANT_STAGES + 1 + LUT_LATENCY
+        meta = [Signal(Row, name=f"meta_{k}") for k in range(stages)]
+        valid = [Signal(name=f"valid_{k}") for k in range(stages)]
         m.d.sync += [valid[0].eq(read)]
         with m.If(read):
-            m.d.sync += meta[0].eq(Cat(row_addr, row_raw, this_row_bytes, row_words))
-        for k in range(1, REQUANT_STAGES + 1):
+            m.d.sync += meta[0].eq(Cat(row_addr, row_raw, this_row_bytes, row_words, row_table))
+        for k in range(1, stages):
             m.d.sync += valid[k].eq(valid[k - 1])
             with m.If(valid[k - 1]):
                 m.d.sync += meta[k].eq(meta[k - 1])
@@ -230,14 +273,35 @@ class StoreUnit(wiring.Component):
         result = [requantizer.result[c] for c in range(dim)]
         raw_value2 = [requantizer.raw_result[c] for c in range(dim)]
 
-        # ---- words out
-        last = meta[REQUANT_STAGES]
+        # ---- the lookup, issued as a row arrives in the last requantizer stage: lane c reads
+        # row (t-1)*LUT_ENTRIES + y_c + LUT_ENTRIES/2 of its memory (y_c is signed). Lanes at
+        # or past elems read a row of the same table, which is never written out.
+        requantized = meta[REQUANT_STAGES]
+        looked_up = meta[REQUANT_STAGES + LUT_LATENCY]
+        lookup = requantized.table != 0  # every row of the STORE in flight looks up
+        m.d.comb += self.lut.en.eq(valid[REQUANT_STAGES] & lookup)
+        base = (requantized.table - 1) * LUT_ENTRIES + LUT_ENTRIES // 2
+        for c in range(dim):
+            m.d.comb += self.lut.addr[c].eq(base + result[c])
+
+        # ---- words out, from the last requantizer stage or, with a lookup, the stage after.
+        # Rows of one STORE all look up or none does, and a STORE's first row reaches the
+        # last requantizer stage only after the previous STORE's last word (it started in
+        # that STORE's completion cycle), so `lookup` tells which stage is writing.
+        row_out = Signal(Row)
+        arrived = Signal()
+        m.d.comb += [
+            row_out.eq(Mux(lookup, looked_up, requantized)),
+            arrived.eq(Mux(lookup, valid[REQUANT_STAGES + LUT_LATENCY], valid[REQUANT_STAGES])),
+        ]
         row_bytes_out = Signal(8 * max_row_bytes)
-        with m.If(last.raw):
+        with m.If(requantized.raw):
             m.d.comb += row_bytes_out.eq(Cat(*raw_value2))
+        with m.Elif(lookup):
+            m.d.comb += row_bytes_out.eq(Cat(*(self.lut.data[c] for c in range(dim))))
         with m.Else():
             m.d.comb += row_bytes_out.eq(Cat(*result))
-        self._write_words(m, valid[REQUANT_STAGES], last, row_bytes_out)
+        self._write_words(m, arrived, row_out, row_bytes_out)
         return m
 
     def _write_words(self, m: Module, arrived, row, row_data) -> None:

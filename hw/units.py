@@ -7,7 +7,7 @@ which of them a unit may carry from its DEP_FLAGS and TOKEN_COUNTERS, so the har
 decodes exactly what the compiler encodes.
 """
 
-from amaranth.hdl import Cat, Value, signed
+from amaranth.hdl import Cat, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
@@ -37,6 +37,7 @@ __all__ = [
     "fields",
     "flag",
     "illegal_flags",
+    "lane_read",
     "opcode",
     "push_flags",
     "row_layout",
@@ -134,6 +135,24 @@ def buffer_write(config, buffer: Buffer, shape=None) -> WritePort.Signature:
     return WritePort.Signature(
         addr_width=address_bits(buffer_rows(config, buffer)),
         shape=row_layout(config, buffer) if shape is None else shape,
+    )
+
+
+def lane_read(config, buffer: Buffer) -> wiring.Signature:
+    """The signature of a read of `buffer` with one address per lane (from the memories'
+    side, as `buffer_read`): lane c reads element c of row ``addr[c]``. The lookup tables
+    are read so, one memory per lane, as each lane (output channel) looks up its own entry.
+
+    Members: ``addr`` (In, ``dim`` addresses), ``en`` (In), ``data`` (Out, ``dim``
+    elements), as an Amaranth read port: data in the cycle after ``en``, held while ``en``
+    is low."""
+    depth = buffer_rows(config, buffer)
+    return wiring.Signature(
+        {
+            "addr": In(data.ArrayLayout(unsigned(address_bits(depth)), config.dim)),
+            "en": In(1),
+            "data": Out(data.ArrayLayout(signed(element_bits(config, buffer)), config.dim)),
+        }
     )
 
 

@@ -14,8 +14,12 @@ The rules, also written out in docs/quantization.md:
   ((p >> n) & 1)) >> n with an arithmetic shift. Ties to even match ONNX's
   QuantizeLinear, which matters where ties are common (an average of 4 values is a tie
   half the time).
+- A requantization may end in a lookup table: out = table[c][y + 128] (a fused element-wise
+  function; its entries are the host op's own results for each int8 value).
 - AvgPool: acc = sum of (x - z_in) over the window (padding counts as zero), then requant.
 - Add: acc = (a - z_a) * m_a + (b - z_b) * m_b in int32, then requant (multiplier 1).
+- Mul (a per-channel gate): acc = (x - z_x) * (g - z_g), g broadcast over the pixels, then
+  requant.
 - MaxPool, Concat, Reshape move values and do not change them.
 - Host ops (ir.HostOp): the model's own float ops on dequantized inputs, quantized back as
   QuantizeLinear does (verdigris.sim.host.run_host_compute).
@@ -34,6 +38,7 @@ import numpy as np
 
 from verdigris.arch import arithmetic
 from verdigris.arch.arithmetic import wrap
+from verdigris.arch.isa import LUT_ENTRIES
 from verdigris.compiler import ir
 from verdigris.sim.host import (
     InputError,
@@ -72,11 +77,11 @@ def wrap_int32(values: np.ndarray) -> np.ndarray:
 
 def requantize(acc: np.ndarray, requant: ir.Requant, channel_axis: int) -> np.ndarray:
     """The requantizer: int32 `acc` to the output type (see the module docstring), with
-    per-channel parameters along `channel_axis`."""
+    per-channel parameters along `channel_axis`, then its lookup table, if any."""
     shape = [1] * acc.ndim
     if requant.per_channel:
         shape[channel_axis] = -1
-    return arithmetic.requantize(
+    result = arithmetic.requantize(
         acc,
         multiplier=requant.multiplier.reshape(shape),
         shift=requant.shift.reshape(shape),
@@ -84,6 +89,15 @@ def requantize(acc: np.ndarray, requant: ir.Requant, channel_axis: int) -> np.nd
         qmin=requant.qmin,
         qmax=requant.qmax,
     )
+    if requant.table is None:
+        return result
+    index = result + LUT_ENTRIES // 2
+    if len(requant.table) == 1:
+        return requant.table[0][index]
+    channels = [1] * acc.ndim
+    channels[channel_axis] = -1
+    channel = np.arange(len(requant.table)).reshape(channels)
+    return requant.table[channel, index]
 
 
 def _exact_matmul(a: np.ndarray, b: np.ndarray, terms: int) -> np.ndarray:
@@ -176,6 +190,11 @@ def _add(node: ir.Add, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return requantize(wrap_int32(acc), node.requant, 1)
 
 
+def _mul(node: ir.Mul, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    acc = (x - node.x_zero_point) * (g - node.g_zero_point)  # g broadcasts over the pixels
+    return requantize(wrap_int32(acc), node.requant, 1)
+
+
 def _requantize_op(node: ir.Requantize, x: np.ndarray) -> np.ndarray:
     return requantize(wrap_int32(x - node.input_zero_point), node.requant, 1)
 
@@ -192,6 +211,7 @@ RULES: dict[type[ir.Op], Callable[[ir.Op, list[np.ndarray]], np.ndarray]] = {
     ir.MaxPool: lambda node, args: _maxpool(node, args[0]),
     ir.AvgPool: lambda node, args: _avgpool(node, args[0]),
     ir.Add: lambda node, args: _add(node, args[0], args[1]),
+    ir.Mul: lambda node, args: _mul(node, args[0], args[1]),
     ir.Requantize: lambda node, args: _requantize_op(node, args[0]),
     ir.Concat: lambda node, args: np.concatenate(args, axis=node.axis),
     ir.Reshape: lambda node, args: _reshape(node, args[0]),

@@ -92,6 +92,7 @@ from verdigris.arch.cycle_model import (
     zero_mac_offsets,
 )
 from verdigris.arch.isa import (
+    LUT_ENTRIES,
     TOKEN_COUNTERS,
     Buffer,
     Gemm,
@@ -139,6 +140,7 @@ class _State:
     buffers: dict[Buffer, np.ndarray]  # int64; the req table has a last axis of 6 fields
     weights: np.ndarray  # the dim x dim tile held in the array
     activity: Activity
+    scale: np.ndarray  # the lanes' scale registers (VECTOR scale)
     # Per GEMM (program index), when asked for: which activations and weights were zero,
     # to split its zero-operand MACs per PE between layer windows.
     zero_flags: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
@@ -151,8 +153,16 @@ class _State:
             Buffer.WGT: np.zeros((config.wgt_rows, dim), np.int64),
             Buffer.ACC: np.zeros((config.acc_rows, dim), np.int64),
             Buffer.REQ: np.zeros((config.req_rows, dim, 6), np.int64),
+            Buffer.LUT: np.zeros((config.lut_rows, dim), np.int64),
         }
-        return cls(config, memory, buffers, np.zeros((dim, dim), np.int64), Activity())
+        return cls(
+            config,
+            memory,
+            buffers,
+            np.zeros((dim, dim), np.int64),
+            Activity(),
+            np.zeros(dim, np.int64),
+        )
 
 
 def _row_indices(addr: int, stride: int, rows: int, nbytes: int) -> np.ndarray:
@@ -234,11 +244,19 @@ def _start_gemm(state: _State, plan: Plan) -> _Effect:
 def _start_vector(state: _State, plan: Plan) -> _Effect:
     ins = plan.instruction
     inputs = state.buffers[Buffer.INP][ins.inp_row : ins.inp_row + ins.rows]
+    op = VectorOp(ins.op)
+    if op is VectorOp.SCALE:
+        scale = inputs[0] - ins.zero
+
+        def latch() -> None:
+            state.scale = scale
+
+        return latch
     bits = state.config.acc_bits
-    values = wrap((inputs - ins.zero) * ins.multiplier, bits)
+    multiplier = state.scale if ins.lane_scale else ins.multiplier
+    values = wrap((inputs - ins.zero) * multiplier, bits)
     acc = state.buffers[Buffer.ACC]
     rows = slice(ins.acc_row, ins.acc_row + ins.rows)
-    op = VectorOp(ins.op)
 
     def complete() -> None:
         if op is VectorOp.WRITE:
@@ -290,7 +308,12 @@ def _start_store(state: _State, plan: Plan) -> _Effect:
     else:
         if ins.rows:
             _check_shifts(plan, entries)
-        data = pack_elements(_requantize(biased, entries), element_bits(config, Buffer.INP))
+        values = _requantize(biased, entries)
+        if ins.lut:  # y -> lut[table row y + 128][lane]
+            first = (ins.lut - 1) * LUT_ENTRIES + LUT_ENTRIES // 2
+            table = state.buffers[Buffer.LUT]
+            values = table[first + values, np.arange(ins.elems)]
+        data = pack_elements(values, element_bits(config, Buffer.INP))
     memory = state.memory
 
     def complete() -> None:
@@ -349,10 +372,11 @@ def _count_events(plan: Plan, config: AccelConfig, rows: dict, activity: Activit
         activity.inp_read_bytes += ins.rows * inp_row_bytes
         reads_acc = ins.op in (VectorOp.ADD, VectorOp.MAX)
         activity.acc_read_bytes += ins.rows * acc_row_bytes if reads_acc else 0
-        activity.acc_write_bytes += ins.rows * acc_row_bytes
+        activity.acc_write_bytes += ins.rows * acc_row_bytes if ins.op != VectorOp.SCALE else 0
     elif isinstance(ins, Store):
         activity.acc_read_bytes += ins.rows * acc_row_bytes
         activity.req_read_bytes += ins.rows * rows[Buffer.REQ]
+        activity.lut_read_bytes += ins.rows * rows[Buffer.LUT] if ins.lut else 0
         activity.main_write_bytes += plan.words * config.dma_bytes
 
 

@@ -111,6 +111,7 @@ def compile_model(
     `progress(done, total)` hears each op compiled (a large model takes seconds)."""
     from verdigris.compiler import ir
     from verdigris.compiler.backend import compile_graph
+    from verdigris.sim.host import run_host_compute
 
     if isinstance(model, ir.Graph):
         graph = model
@@ -118,7 +119,10 @@ def compile_model(
         graph = load_model(model, calibrate=calibrate, input_shapes=input_shapes)
     if not isinstance(config, AccelConfig):
         config = load_config(config)
-    return compile_graph(graph, config, dump_dir=dump_dir, progress=progress)
+    # The host-op runtime computes the lookup tables of element-wise host ops.
+    return compile_graph(
+        graph, config, dump_dir=dump_dir, progress=progress, host_runtime=run_host_compute
+    )
 
 
 def run_program(
@@ -364,6 +368,8 @@ def layer_summaries(graph: ir.Graph) -> list[LayerSummary]:
         requant = getattr(node, "requant", None)
         if requant is not None:
             parameters += 8 * requant.multiplier.size  # 32-bit multiplier + shift per channel
+            if requant.table is not None:
+                parameters += requant.table.size  # an int8 entry per value (and channel)
         element_bytes = (out.dtype.bits + 7) // 8
         rows.append(
             LayerSummary(

@@ -350,9 +350,16 @@ def _inspect(args: argparse.Namespace) -> int:
             _note(args, "--input-shape is ignored: a compiled program has fixed shapes")
         return _inspect_program(args)
     from verdigris.api import layer_summaries
+    from verdigris.arch.config import load_config
+    from verdigris.compiler import ir
     from verdigris.compiler.ir import format_graph
+    from verdigris.compiler.passes import lookups_on_device
+    from verdigris.sim.host import run_host_compute
 
-    graph = _load(args)
+    config = load_config(args.config or "default")
+    imported = _load(args)
+    # What the backend will run: element-wise host ops as the device's lookup tables.
+    graph = lookups_on_device(imported, config, run_host_compute)
     print(format_graph(graph))
     print()
     header = (
@@ -376,7 +383,13 @@ def _inspect(args: argparse.Namespace) -> int:
         f"{max((r.activation_bytes for r in rows), default=0):>7,} (largest)"
     )
     hosted = [row for row in rows if row.host_reason]
-    print(f"{len(rows) - len(hosted)} op(s) on the device, {len(hosted)} on the host")
+    print(
+        f"{len(rows) - len(hosted)} op(s) on the device, {len(hosted)} on the host "
+        f"(config '{config.name}')"
+    )
+    on_device = len(list(imported.ops(ir.HostOp))) - len(hosted)
+    if on_device:
+        print(f"  {on_device} of the model's host op(s) run on the device as lookup tables")
     for row in hosted:
         print(f"  {row.name}: on the host because {row.host_reason}")
     return 0
@@ -887,6 +900,11 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--calibrate", type=Path, help="calibration data for a float model")
     _add_input_shape(inspect)
     inspect.add_argument("--disassemble", action="store_true", help="list every instruction")
+    inspect.add_argument(
+        "--config",
+        help=f"{config_help}: where an ONNX model's ops run depends on it (element-wise "
+        "functions become lookup tables as far as its lut buffer holds them; default: default)",
+    )
     inspect.set_defaults(handler=_inspect)
 
     run = commands.add_parser("run", help="run a model on an executor")

@@ -65,7 +65,9 @@ class ComputeUnitDriver(UnitDriver):
     in cycle s: `ready` only while `free`; `free` exactly from s+busy on; push counts exactly
     in the completion cycle s+busy+latency; `in_flight` exactly while a started instruction
     completes later; every buffer read and accumulator write exactly the rows the ISA names,
-    once each, in program order, between the start and the completion of its instruction. An
+    once each, in program order, between the start and the completion of its instruction (a
+    VECTOR scale reads its inp row and no acc row, and writes none: its scale registers are
+    inside the unit, seen through the later lane_scale VECTORs' acc writes). An
     illegal instruction must raise `error` in the cycle after its start and touch nothing;
     the unit is then watched until what it started before has completed, and `result` raises
     IsaError naming the instruction.
@@ -105,7 +107,10 @@ class ComputeUnitDriver(UnitDriver):
                 if ins.accumulate:
                     reads["acc row read"] += rows
             elif isinstance(ins, Vector):
+                # A scale reads its inp row into the scale registers and no acc row.
                 rows = [(index, r) for r in range(ins.acc_row, ins.acc_row + ins.rows)]
+                if ins.op == VectorOp.SCALE:
+                    rows = []
                 if ins.op in (VectorOp.ADD, VectorOp.MAX):
                     reads["acc row read"] += rows
             else:

@@ -1,5 +1,6 @@
 """The load unit's verification (`verdigris.hw.load_unit.LoadUnit`): `LoadUnitDriver`,
-which drives it (LOADs, fills and NOPs), serving main memory, and checks the port contract
+which drives it (LOADs, fills and NOPs into every buffer, the lookup tables included),
+serving main memory, and checks the port contract
 and what it writes; `simulate_load_unit`, which runs it in Amaranth's simulator;
 `run_load_bench`, which runs it on Verilator under cocotb; and the cocotb test that does, in
 this module (see `verdigris.verify.protocol`)."""
@@ -63,18 +64,18 @@ class LoadUnitDriver(UnitDriver):
         memory = check_memory_image(config, memory)
         self.config, self.instructions, self.memory = config, list(instructions), memory
         self.words = [encode(instruction) for instruction in self.instructions]
-        self.ports = {Buffer.INP: "inp", Buffer.WGT: "wgt", Buffer.ACC: "acc", Buffer.REQ: "req"}
+        self.ports = {buffer: buffer.name.lower() for buffer in Buffer}  # write port names
         self.raw = {buffer: {} for buffer in Buffer}  # row -> the row's bits as one int
         self.timeline = np.full((len(self.instructions), 2), -1, np.int64)
+        # A LOAD whose `buffer` names none (5..7) is illegal: it must write and read nothing.
+        named = [isinstance(i, Load) and i.buffer in tuple(Buffer) for i in self.instructions]
         self.expected = [
-            [(Buffer(i.buffer), i.buf_row + r) for r in range(i.rows)]
-            if isinstance(i, Load)
-            else []
-            for i in self.instructions
+            [(Buffer(i.buffer), i.buf_row + r) for r in range(i.rows)] if ok else []
+            for i, ok in zip(self.instructions, named, strict=True)
         ]
         self.written = [[] for _ in self.instructions]
         self.reads = [[] for _ in self.instructions]
-        self.transfer = [isinstance(i, Load) and not i.fill for i in self.instructions]
+        self.transfer = [ok and not i.fill for i, ok in zip(self.instructions, named, strict=True)]
         dma = config.dma_bytes
         self.expected_reads = []  # the words each row touches, rows in order
         for ins, transfer in zip(self.instructions, self.transfer, strict=True):
@@ -230,7 +231,7 @@ def simulate_load_unit(config: AccelConfig, instructions, memory, *, dut=None):
     checking the port contract (UnitProtocolError when broken).
 
     Returns (buffers, timeline): the final buffers as `verdigris.sim.isasim` holds them, int64
-    arrays keyed by `Buffer` of (rows, dim) for inp, wgt and acc and (rows, dim, 6) requant
+    arrays keyed by `Buffer` of (rows, dim) for inp, wgt, acc and lut and (rows, dim, 6) requant
     fields (bias, multiplier, shift, zero_point, qmin, qmax) for the req table; the timeline
     an int64 array (len(instructions), 2) of start and completion cycles. Raises IsaError
     naming the instruction when the unit raised its error status (and then stayed stopped).

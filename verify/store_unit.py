@@ -1,7 +1,8 @@
 """The store unit's verification (`verdigris.hw.store_unit.StoreUnit`): `StoreUnitDriver`,
-which drives it (requantizing STOREs and NOPs) and checks it against the instruction
-simulator; `simulate_store_unit` (Amaranth's simulator); `run_store_bench` (Verilator under
-cocotb) and the cocotb test it runs, in this module (see `verdigris.verify.protocol`)."""
+which drives it (requantizing STOREs, with and without lookup tables, raw STOREs and NOPs)
+and checks it against the instruction simulator; `simulate_store_unit` (Amaranth's
+simulator); `run_store_bench` (Verilator under cocotb) and the cocotb test it runs, in this
+module (see `verdigris.verify.protocol`)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,18 @@ import numpy as np
 
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import (
+    LUT_ENTRIES,
     REQ_ENTRY,
     Buffer,
     Store,
+    address_bits,
     element_bits,
     encode,
     row_bits,
     transfer_bytes,
 )
 from verdigris.arch.memory import check_memory_image
+from verdigris.arch.timing import STORE_OVERHEAD
 from verdigris.hw.store_unit import StoreUnit
 from verdigris.verify.protocol import (
     AccessSequence,
@@ -62,24 +66,30 @@ class StoreUnitDriver(UnitDriver):
     """Runs `instructions` (STOREs and NOPs) on a StoreUnit from reset, each started in the
     first cycle in which `free` is high, with the accumulator holding `acc` ((acc_rows, dim)
     int), the req table `req` ((req_rows, dim, 6) fields, as the instruction simulator holds
-    it; data one cycle after the read request, a poison pattern otherwise) and main memory
-    starting as `memory` (uint8) and taking the unit's writes (byte enables honoured).
+    it; data one cycle after the read request, a poison pattern otherwise), the lookup
+    tables `lut` ((lut_rows, dim) int8 values, zero if None; lane c's entry of its own
+    address one cycle after the read, held until the next read as a memory read port holds
+    it, a poison pattern before the first) and main memory starting as `memory` (uint8) and
+    taking the unit's writes (byte enables honoured).
 
     Checks (latency 0: an instruction completes in the cycle `free` is high again): push_prev
     exactly in the completion cycle of an instruction with that flag, push_next never,
     in_flight exactly while `free` is low (a started STORE completes when `free` rises);
     each STORE reading its acc rows once each, in order, with its req row, and writing
     exactly the words its rows cover, with byte enables for exactly their bytes, in order,
-    all between its start and its completion. An instruction with a static error (the first
+    all between its start and its completion; a STORE with `lut` = t reading its lookup
+    tables once per row, `STORE_OVERHEAD - 1` cycles after the row's acc read (as the row
+    leaves the requantizer), every used lane (c < elems) at a row of table t - 1, and
+    nothing else reading them. An instruction with a static error (the first
     the instruction simulator rejects) must raise `error` in the cycle after its start and
     touch nothing; a STORE whose requant shift is out of range raises it while it runs.
     After `error` nothing more starts; the unit is watched until idle, and `result` raises
     IsaError naming the instruction.
     """
 
-    INPUTS = ("control__start", "control__instr", "acc__data", "req__data")
+    INPUTS = ("control__start", "control__instr", "acc__data", "req__data", "lut__data")
 
-    def __init__(self, config: AccelConfig, instructions, acc, req, memory):
+    def __init__(self, config: AccelConfig, instructions, acc, req, memory, lut=None):
         dim = config.dim
         memory = check_memory_image(config, memory)
         if np.shape(acc) != (config.acc_rows, dim):
@@ -88,21 +98,28 @@ class StoreUnitDriver(UnitDriver):
             raise ValueError(
                 f"req must have shape {(config.req_rows, dim, 6)}, not {np.shape(req)}"
             )
+        if lut is None:
+            lut = np.zeros((config.lut_rows, dim), np.int64)
+        if np.shape(lut) != (config.lut_rows, dim):
+            raise ValueError(f"lut must have shape {(config.lut_rows, dim)}, not {np.shape(lut)}")
         self.config, self.instructions = config, list(instructions)
         self.acc, self.req = np.array(acc, np.int64), np.array(req, np.int64)
+        self.lut = np.array(lut, np.int64)
         self.memory = memory.copy()
         self.words = [encode(i) for i in self.instructions]
         self.plans, problems = plan_each(config, self.instructions)
         self.illegal = min(problems, default=None)  # the unit stops at the first
         self.problem = problems.get(self.illegal)
         dma = config.dma_bytes
-        reads, writes = [], []
+        reads, writes, lookups = [], [], []
         for index, ins in enumerate(self.instructions[: self.illegal]):
             if not isinstance(ins, Store):
                 continue
             nbytes = transfer_bytes(config, ins)
             for i in range(ins.rows):
                 reads.append((index, ins.acc_row + i))
+                if ins.lut:
+                    lookups.append((index, ins.lut))
                 start = ins.dram_addr + i * ins.dram_stride
                 for word in range(start // dma, (start + nbytes - 1) // dma + 1):
                     enables = sum(
@@ -111,6 +128,9 @@ class StoreUnitDriver(UnitDriver):
                     writes.append((index, (word, enables)))
         self.reads = AccessSequence("acc row", reads)
         self.writes = AccessSequence("main-memory write (word, byte enables)", writes)
+        self.lookups = AccessSequence("lookup table", lookups)
+        self.lookup_due = []  # cycles in which the rows read so far must look up, in order
+        self.lut_data = poison(row_bits(config, Buffer.LUT))  # what the lut port holds
         self.req_rows = [_req_row_bits(entries) for entries in self.req]
         self.timeline = np.full((len(self.instructions), 2), -1, np.int64)
         self.limit = 32 + sum(p.busy + 4 for p in self.plans.values())
@@ -132,6 +152,7 @@ class StoreUnitDriver(UnitDriver):
             "instructions": words_hex(self.instructions),
             "acc": self.acc.tolist(),
             "req": self.req.tolist(),
+            "lut": self.lut.tolist(),
             "memory": self.memory.tobytes().hex(),
         }
 
@@ -140,7 +161,8 @@ class StoreUnitDriver(UnitDriver):
         config = AccelConfig.from_dict(case["config"])
         memory = np.frombuffer(bytes.fromhex(case["memory"]), np.uint8)
         instructions = from_hex(case["instructions"])
-        return cls(config, instructions, case["acc"], case["req"], memory)
+        lut = np.array(case["lut"], np.int64).reshape(config.lut_rows, config.dim)
+        return cls(config, instructions, case["acc"], case["req"], memory, lut)
 
     def snapshot(self) -> dict:
         return {
@@ -188,7 +210,7 @@ class StoreUnitDriver(UnitDriver):
         running = self.running
         if free and running is not None:  # latency 0: free again means completed
             self.timeline[running, 1] = t
-            for sequence in (self.reads, self.writes):
+            for sequence in (self.reads, self.writes, self.lookups):
                 if not sequence.finished(running):
                     self._broken(f"completed before its last {sequence.name}")
             flag = int(self.instructions[running].deps.push_prev)
@@ -218,7 +240,30 @@ class StoreUnitDriver(UnitDriver):
             "control__instr": self.words[self.running] if start else 0,
             "acc__data": acc_data,
             "req__data": req_data,
+            "lut__data": self.lut_data,
         }
+
+    def _lookup(self, read) -> None:
+        """Check this cycle's lookup-table read and take its entries for the next cycles."""
+        config, dim = self.config, self.config.dim
+        due = self.lookup_due[0] if self.lookup_due else None
+        if not read("lut__en"):
+            if due is not None and due <= self.cycle:
+                self._broken(f"no lookup-table read in cycle {due}")
+            return
+        if due != self.cycle:
+            self._broken(f"a lookup-table read, not due (the next is due in cycle {due})")
+        self.lookup_due.pop(0)
+        bits = address_bits(config.lut_rows)
+        addresses = [(read("lut__addr") >> (c * bits)) & ((1 << bits) - 1) for c in range(dim)]
+        table = addresses[0] // LUT_ENTRIES + 1
+        index = self.lookups.take(self, table, self._window)
+        for c, address in enumerate(addresses[: self.instructions[index].elems]):
+            if address // LUT_ENTRIES + 1 != table:
+                self._broken(f"lane {c} looks up row {address}, outside table {table - 1}")
+        # A lane at or past elems may read any row; one past the tables reads poison.
+        values = [self.lut[a, c] if a < config.lut_rows else -0x5B for c, a in enumerate(addresses)]
+        self.lut_data = pack_lanes(values, element_bits(config, Buffer.LUT))
 
     def _window(self, index: int) -> bool:
         return index == self.running
@@ -232,8 +277,11 @@ class StoreUnitDriver(UnitDriver):
             if not read("req__en") or read("req__addr") != req_row:
                 self._broken(f"acc row {row} read without req row {req_row}")
             self.pending = (row, req_row)
+            if self.instructions[index].lut:
+                self.lookup_due.append(self.cycle + STORE_OVERHEAD - 1)
         elif read("req__en"):
             self._broken("req row read without an acc row")
+        self._lookup(read)
         enables = read("mem__en")  # the byte enables of a write port
         if enables:
             word, data = read("mem__addr"), read("mem__data")
@@ -247,14 +295,15 @@ class StoreUnitDriver(UnitDriver):
         self.cycle += 1
 
 
-def simulate_store_unit(config: AccelConfig, instructions, acc, req, memory, *, dut=None):
+def simulate_store_unit(config: AccelConfig, instructions, acc, req, memory, *, lut=None, dut=None):
     """Run `instructions` (STOREs and NOPs) on a StoreUnit from reset, driven and checked by
     `StoreUnitDriver` with the accumulator `acc` ((acc_rows, dim) int), the req table `req`
-    ((req_rows, dim, 6) fields) and main memory `memory` (uint8). Return a StoreRun (final
-    main memory, timeline); raise IsaError naming the instruction when the unit raised its
-    error status, UnitProtocolError when it broke the port contract. `dut` replaces the
-    default `StoreUnit(config)` (a variant with the same ports)."""
-    driver = StoreUnitDriver(config, instructions, acc, req, memory)
+    ((req_rows, dim, 6) fields), the lookup tables `lut` ((lut_rows, dim) int8 values, zero
+    if None) and main memory `memory` (uint8). Return a StoreRun (final main memory,
+    timeline); raise IsaError naming the instruction when the unit raised its error status,
+    UnitProtocolError when it broke the port contract. `dut` replaces the default
+    `StoreUnit(config)` (a variant with the same ports)."""
+    driver = StoreUnitDriver(config, instructions, acc, req, memory, lut)
     drive_in_amaranth(StoreUnit(config) if dut is None else dut, driver)
     return driver.result()
 
@@ -266,16 +315,17 @@ def run_store_bench(
     req,
     memory,
     *,
+    lut=None,
     dut=None,
     build_root: Path | None = None,
     results_dir: Path | None = None,
 ) -> StoreRun:
     """Run this module's cocotb test on the Verilated `dut` (default: `StoreUnit(config)`):
-    `instructions` with accumulator `acc`, req table `req` and main memory `memory`, driven
-    and checked by `StoreUnitDriver` exactly as `simulate_store_unit` does. Return a StoreRun
-    as that function does; raise UnitProtocolError or IsaError as it does, RtlError when the
-    bench could not run."""
-    driver = StoreUnitDriver(config, instructions, acc, req, memory)  # checks the arrays
+    `instructions` with accumulator `acc`, req table `req`, lookup tables `lut` and main
+    memory `memory`, driven and checked by `StoreUnitDriver` exactly as
+    `simulate_store_unit` does. Return a StoreRun as that function does; raise
+    UnitProtocolError or IsaError as it does, RtlError when the bench could not run."""
+    driver = StoreUnitDriver(config, instructions, acc, req, memory, lut)  # checks the arrays
     dut = StoreUnit(config) if dut is None else dut
     top = f"{type(dut).__name__.lower().lstrip('_')}_{config.dim}x{config.dma_bytes}"
     return run_driver_bench(driver, dut, top, __name__, build_root, results_dir).result()

@@ -31,6 +31,7 @@ from verdigris.compiler.backend.device_ops import constants_for, device_op, lowe
 from verdigris.compiler.backend.host import host_side
 from verdigris.compiler.backend.lower import Lowerer
 from verdigris.compiler.backend.memory import CompileError, natural_layout, plan_memory
+from verdigris.compiler.passes.lookups import Evaluate, lookups_on_device
 
 __all__ = ["CompileError", "compile_graph", "layer_sizes"]
 
@@ -175,10 +176,16 @@ def compile_graph(
     *,
     dump_dir: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    host_runtime: Evaluate | None = None,
 ) -> Program:
     """Compile the integer IR for `config`. Deterministic: the same graph and config give
-    byte-identical Programs. `progress(done, total)` hears each op lowered."""
+    byte-identical Programs. `progress(done, total)` hears each op lowered. With the
+    host-op runtime (`host_runtime`: `verdigris.sim.host.run_host_compute`), element-wise
+    host ops become the device's lookup tables (`lookups_on_device`); without, they stay
+    host calls."""
     dump = _Dumper(dump_dir)
+    if host_runtime is not None:
+        graph = lookups_on_device(graph, config, host_runtime)
     check_graph(graph, config)
     dump("1-check", lambda: ir.format_graph(graph))
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import REQ_ENTRY
+from verdigris.arch.isa import LUT_ENTRIES, REQ_ENTRY
 from verdigris.compiler import ir
 from verdigris.compiler.backend.memory import CompileError, Layout
 
@@ -66,15 +66,33 @@ def _req_table(
     return pool.add(table.tobytes()), rows
 
 
+def _lut_tables(pool: ConstantPool, dim: int, requant: ir.Requant) -> tuple[int, int]:
+    """Add the lut-buffer rows of a requant's lookup table, if it has one: one table of
+    LUT_ENTRIES rows with every lane the same, or one per block of `dim` channels, lane c of
+    block b holding channel b * dim + c's function; (address, tables)."""
+    if requant.table is None:
+        return 0, 0
+    table = requant.table
+    blocks = -(-len(table) // dim)
+    lanes = np.zeros((blocks * dim, LUT_ENTRIES), np.int64)
+    lanes[:] = table[0] if len(table) == 1 else 0
+    lanes[: len(table)] = table
+    rows = lanes.reshape(blocks, dim, LUT_ENTRIES).transpose(0, 2, 1)
+    return pool.add(rows.astype(np.int8).tobytes()), blocks
+
+
 @dataclass(frozen=True)
 class OpConstants:
-    """Where an op's weight tiles and requant table are, and what the tiles contain."""
+    """Where an op's weight tiles, requant table and lookup tables are, and what the tiles
+    contain."""
 
     # (step, output block) -> the main-memory address of that weight tile, -1 for a tile of
     # zeros (not stored)
     tile_addr: np.ndarray | None = None
     req_addr: int = 0
     req_rows: int = 0
+    lut_addr: int = 0
+    lut_tables: int = 0  # 0: no lookup; 1: one for every block; else one per block
     # (step, output block) -> whether that weight tile has a nonzero entry
     nonzero: np.ndarray | None = None
     steps: int = 0
@@ -166,10 +184,13 @@ def gemm_constants(
         tile_addr[nonzero] = first + np.arange(int(nonzero.sum())) * dim * dim
     requant = _RAW if node.requant is None else node.requant
     req_addr, req_rows = _req_table(pool, dim, channels, node.bias, requant)
+    lut_addr, lut_tables = _lut_tables(pool, dim, requant)
     return OpConstants(
         tile_addr=tile_addr,
         req_addr=req_addr,
         req_rows=req_rows,
+        lut_addr=lut_addr,
+        lut_tables=lut_tables,
         nonzero=nonzero,
         steps=tiles.shape[0],
     )
@@ -185,7 +206,10 @@ def requant_constants(
     """Ops that requantize without weights: the op's requant table, bias 0."""
     channels = graph.tensors[node.output].shape[1]
     req_addr, req_rows = _req_table(pool, config.dim, channels, 0, node.requant)
-    return OpConstants(req_addr=req_addr, req_rows=req_rows)
+    lut_addr, lut_tables = _lut_tables(pool, config.dim, node.requant)
+    return OpConstants(
+        req_addr=req_addr, req_rows=req_rows, lut_addr=lut_addr, lut_tables=lut_tables
+    )
 
 
 def identity_constants(

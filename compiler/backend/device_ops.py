@@ -50,6 +50,7 @@ DEVICE_OPS: dict[type[ir.Op], DeviceOp] = {
         DeviceOp(ir.MaxPool, identity_constants, Lowerer.pool, nchw=True),
         DeviceOp(ir.AvgPool, requant_constants, Lowerer.pool, nchw=True),
         DeviceOp(ir.Add, requant_constants, Lowerer.add),
+        DeviceOp(ir.Mul, requant_constants, Lowerer.mul, nchw=True),
         DeviceOp(ir.Requantize, requant_constants, Lowerer.requantize),
         DeviceOp(ir.Concat, identity_constants, Lowerer.concat),
         DeviceOp(ir.Reshape, no_constants, None),

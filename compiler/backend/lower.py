@@ -16,6 +16,9 @@ computes into the other half.
 - MaxPool / AvgPool: a step is one window tap; VECTOR max (or add, minus the zero point)
   accumulates it.
 - Add: two steps, VECTOR write (a - z_a) * m_a and add (b - z_b) * m_b.
+- Mul (a per-channel gate): per sample and M-tile one step, which loads the gate's row and
+  the tile's rows, latches the gate in the lanes' scale registers (VECTOR scale) and writes
+  (x - z_x) * (g - z_g) (a lane-scaled VECTOR write).
 - Requantize and Concat: one step each input, VECTOR write, stored at a channel offset for
   Concat.
 - Reshape: no instructions; the output aliases the input (a MatMul after a Flatten of a
@@ -29,12 +32,22 @@ before each.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import REQ_ENTRY, Buffer, Deps, Gemm, Load, Store, Vector, VectorOp
+from verdigris.arch.isa import (
+    LUT_ENTRIES,
+    REQ_ENTRY,
+    Buffer,
+    Deps,
+    Gemm,
+    Load,
+    Store,
+    Vector,
+    VectorOp,
+)
 from verdigris.compiler import ir
 from verdigris.compiler.backend.constants import OpConstants
 from verdigris.compiler.backend.emitter import Emitter, Token
@@ -246,9 +259,9 @@ class Lowerer:
         )
 
     def _req_loads(self, constants: OpConstants) -> list[Load]:
-        """The first loads of a step: the op's requant table on the layer's first step
-        (to req rows 0..: every layer starts after the previous layer's stores, so the
-        table rows are free), else none."""
+        """The first loads of a step: the op's requant table and lookup tables on the
+        layer's first step (to rows 0..: every layer starts after the previous layer's
+        stores, so the rows are free), else none."""
         if self.req_loaded:
             return []
         self.req_loaded = True
@@ -268,7 +281,26 @@ class Lowerer:
             dram_addr=constants.req_addr,
             dram_stride=REQ_ENTRY.itemsize * self.dim,
         )
-        return [table]
+        if not constants.lut_tables:
+            return [table]
+        # Checked by the lookup pass (compiler/passes/lookups.py) for the ops it makes.
+        rows = constants.lut_tables * LUT_ENTRIES
+        if rows > self.config.lut_rows:
+            raise CompileError(
+                f"op {self.layer}: its lookup tables need {rows} lut rows; config "
+                f"'{self.config.name}' has {self.config.lut_rows}"
+            )
+        lookup = Load(
+            deps=Deps(),
+            buffer=Buffer.LUT,
+            fill=False,
+            buf_row=0,
+            rows=rows,
+            elems=self.dim,
+            dram_addr=constants.lut_addr,
+            dram_stride=self.dim,
+        )
+        return [table, lookup]
 
     # ---- ops
 
@@ -291,8 +323,11 @@ class Lowerer:
         block: int,
         channels: int,
         req_row: int,
+        constants: OpConstants,
         channel_offset: int = 0,
     ) -> Store:
+        """The STORE of output block `block`, rows m0.., through req row `req_row` and, if
+        the op has lookup tables, the block's table."""
         dim = self.dim
         elems = min(dim, channels - block * dim)
         row_elems = out.pre_shape[1] if out.channels_last else out.pre_shape[-1]
@@ -307,6 +342,7 @@ class Lowerer:
             dram_addr=addr,
             dram_stride=row_elems * out.itemsize,
             req_row=req_row,
+            lut=0 if not constants.lut_tables else min(block, constants.lut_tables - 1) + 1,
         )
 
     def conv(self, node: ir.Conv, _graph, layouts, constants: OpConstants) -> None:
@@ -382,7 +418,14 @@ class Lowerer:
                 self._end_tile(
                     [
                         self._store_block(
-                            out, self._acc_base() + (b - g0) * rows, m0, rows, b, channels, b
+                            out,
+                            self._acc_base() + (b - g0) * rows,
+                            m0,
+                            rows,
+                            b,
+                            channels,
+                            b,
+                            constants,
                         )
                         for b in blocks
                     ]
@@ -467,7 +510,7 @@ class Lowerer:
                     op = VectorOp.WRITE if tap == 0 else later
                     self._vector_step(loads, op, rows, zero, 1)
                 self._end_tile(
-                    [self._store_block(out, self._acc_base(), m0, rows, block, c, block)]
+                    [self._store_block(out, self._acc_base(), m0, rows, block, c, block, constants)]
                 )
 
     def _rows_load(self, layout: Layout, m0: int, rows: int, block: int) -> Load:
@@ -500,8 +543,51 @@ class Lowerer:
                     loads.append(self._rows_load(source, m0, rows, block))
                     self._vector_step(loads, op, rows, zero, mult)
                 self._end_tile(
-                    [self._store_block(out, self._acc_base(), m0, rows, block, channels, block)]
+                    [
+                        self._store_block(
+                            out, self._acc_base(), m0, rows, block, channels, block, constants
+                        )
+                    ]
                 )
+
+    def mul(self, node: ir.Mul, _graph, layouts, constants) -> None:
+        """Per channel block and sample, per M-tile of the sample's pixels: one step loads
+        the gate's row and the tile's rows, latches the gate in the lanes' scale registers
+        (VECTOR scale) and writes (x - z_x) * scale (a lane-scaled VECTOR write)."""
+        x, gate, out = (layouts[name] for name in (*node.inputs, node.output))
+        n, channels, h, w = x.pre_shape
+        m_tile = max(1, min(h * w, self.inp_half - 1, self.acc_half))  # the gate's row too
+        for block in range(-(-channels // self.dim)):
+            for sample in range(n):
+                for m0 in range(sample * h * w, (sample + 1) * h * w, m_tile):
+                    rows = min(m_tile, (sample + 1) * h * w - m0)
+                    self._begin_tile()
+                    base = self._inp_base()
+                    loads = self._req_loads(constants)
+                    loads.append(self._rows_load(gate, sample, 1, block))
+                    loads.append(replace(self._rows_load(x, m0, rows, block), buf_row=base + 1))
+                    scale = Vector(
+                        deps=Deps(),
+                        op=VectorOp.SCALE,
+                        inp_row=base,
+                        acc_row=0,
+                        rows=1,
+                        zero=node.g_zero_point,
+                    )
+                    write = Vector(
+                        deps=Deps(),
+                        op=VectorOp.WRITE,
+                        inp_row=base + 1,
+                        acc_row=self._acc_base(),
+                        rows=rows,
+                        zero=node.x_zero_point,
+                        lane_scale=True,
+                    )
+                    self._run_step(loads, [scale, write])
+                    store = self._store_block(
+                        out, self._acc_base(), m0, rows, block, channels, block, constants
+                    )
+                    self._end_tile([store])
 
     def requantize(self, node: ir.Requantize, _graph, layouts, constants) -> None:
         x, out = layouts[node.inputs[0]], layouts[node.output]
@@ -540,6 +626,6 @@ class Lowerer:
                 self._vector_step(loads, VectorOp.WRITE, rows, zero, 1)
                 req_row = 0 if identity_table else block
                 store = self._store_block(
-                    out, self._acc_base(), m0, rows, block, channels, req_row, offset
+                    out, self._acc_base(), m0, rows, block, channels, req_row, constants, offset
                 )
                 self._end_tile([store])

@@ -42,6 +42,12 @@ class Layout:
         return len(self.pre_shape) == 4 and self.perm == (0, 2, 3, 1)
 
 
+def row_major_in_memory(shape: tuple[int, ...]) -> bool:
+    """Whether a tensor's natural main-memory order is its row-major (ONNX) order: not 4-D
+    (row-major), or 4-D (channels-last) with one channel or one pixel."""
+    return len(shape) != 4 or shape[1] == 1 or shape[2] * shape[3] == 1
+
+
 def natural_layout(tensor: ir.Tensor, addr: int) -> Layout:
     shape = tuple(tensor.shape)
     itemsize = 4 if tensor.dtype.bits == 32 else 1
@@ -137,9 +143,15 @@ def plan_memory(graph: ir.Graph, config: AccelConfig, constants_bytes: int) -> M
         storage = root.get(name, name)
         if storage not in addresses:
             continue  # a tensor nothing produces or reads (not used on the device)
-        layout = natural_layout(graph.tensors[storage], addresses[storage])
+        root_tensor = graph.tensors[storage]
+        layout = natural_layout(root_tensor, addresses[storage])
         if storage != name:
-            layout = replace(layout, shape=tuple(tensor.shape))
+            if row_major_in_memory(root_tensor.shape) and row_major_in_memory(tensor.shape):
+                # The same bytes in the same order: the alias has its own natural layout (a
+                # channel shuffle's 5-D -> 4-D at one pixel feeds a Conv as any 4-D tensor).
+                layout = natural_layout(tensor, addresses[storage])
+            else:
+                layout = replace(layout, shape=tuple(tensor.shape))
         layouts[name] = layout
     return MemoryPlan(layouts=layouts, constants_end=base, activations_end=top)
 

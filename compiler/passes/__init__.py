@@ -3,6 +3,7 @@
 `PASSES` is the pipeline, in the order it runs; `run_passes` runs it (the frontend's
 `import_model` does, on every imported graph) and, when asked, checks the graph with
 `verify_graph` before the first pass and after each one. docs/compiler.md lists the passes.
+`lookups_on_device` depends on the AccelConfig, so the backend runs it (`compile_graph`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 from collections.abc import Callable, Sequence
 
 from verdigris.compiler import ir
+from verdigris.compiler.passes.gates import gates_on_device
+from verdigris.compiler.passes.lookups import lookups_on_device
 from verdigris.compiler.passes.rescales import elide_identity_rescales
 from verdigris.compiler.passes.reshapes import reshapes_on_host
 from verdigris.compiler.passes.verify import GraphError, verify_graph
@@ -21,6 +24,8 @@ __all__ = [
     "GraphError",
     "Pass",
     "elide_identity_rescales",
+    "gates_on_device",
+    "lookups_on_device",
     "reshapes_on_host",
     "run_passes",
     "verify_graph",
@@ -39,6 +44,9 @@ PASSES: tuple[Pass, ...] = (
     # Reshapes whose output cannot alias its input's memory for its readers (a channel
     # shuffle's 5-D -> 4-D before a Conv) run on the host.
     reshapes_on_host,
+    # A host op that multiplies a feature map by its per-channel gate (squeeze-excitation)
+    # runs on the device.
+    gates_on_device,
 )
 
 # Set (to anything but "" or "0") to verify every graph between passes.

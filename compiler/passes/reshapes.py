@@ -18,18 +18,15 @@ from dataclasses import replace
 import numpy as np
 
 from verdigris.compiler import ir
+from verdigris.compiler.backend.memory import row_major_in_memory
 
 __all__ = ["reshapes_on_host"]
 
 
-def _row_major(shape: tuple[int, ...]) -> bool:
-    """Whether the tensor's main-memory order is its row-major (ONNX) order: not 4-D, or 4-D
-    whose channels-last order is the same (one channel, or one pixel)."""
-    return len(shape) != 4 or shape[1] == 1 or shape[2] * shape[3] == 1
-
-
 def _aliases(root: ir.Tensor, out: ir.Tensor, readers: list[ir.Op], is_output: bool) -> bool:
-    if (_row_major(root.shape) and _row_major(out.shape)) or root.shape == out.shape:
+    if (row_major_in_memory(root.shape) and row_major_in_memory(out.shape)) or (
+        root.shape == out.shape
+    ):
         return True
     if readers and all(isinstance(r, ir.MatMul) for r in readers) and len(out.shape) == 2:
         return not is_output  # the flatten the backend permutes the weights for

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from verdigris.arch.isa import LUT_ENTRIES
 from verdigris.compiler import ir
 from verdigris.compiler.frontend.shapes import conv_shape, matmul_shape, pool_shape
 from verdigris.compiler.quantize import MAX_SHIFT
@@ -113,12 +114,25 @@ def _requant_problems(requant: ir.Requant, out: ir.Tensor, channels: int) -> lis
         problems.append(f"requant shift outside 1..{MAX_SHIFT}")
     if np.any(requant.multiplier < 0) or np.any(requant.multiplier >= 1 << 31):
         problems.append("requant multiplier outside [0, 2**31)")
-    if requant.zero_point != out.zero_point:
-        problems.append(
-            f"requant zero point {requant.zero_point}, output '{out.name}' has {out.zero_point}"
-        )
     if not out.dtype.qmin <= requant.qmin <= requant.qmax <= out.dtype.qmax:
         problems.append(f"clamp [{requant.qmin}, {requant.qmax}] outside {out.dtype}")
+    table = requant.table
+    if table is None:
+        # Without a lookup the requantizer's result is the output (with one, the table's
+        # entries are, and the zero point is the table's input's).
+        if requant.zero_point != out.zero_point:
+            problems.append(
+                f"requant zero point {requant.zero_point}, output '{out.name}' has {out.zero_point}"
+            )
+    elif table.ndim != 2 or len(table) not in (1, channels) or table.shape[1] != LUT_ENTRIES:
+        problems.append(
+            f"lookup table of shape {list(table.shape)} for {channels} channels, expected "
+            f"[1, {LUT_ENTRIES}] or [{channels}, {LUT_ENTRIES}]"
+        )
+    elif table.min() < out.dtype.qmin or table.max() > out.dtype.qmax:
+        problems.append(f"lookup table entries outside {out.dtype}")
+    elif len(table) > 1 and len(out.shape) not in (2, 4):
+        problems.append(f"a per-channel lookup table on a {len(out.shape)}-D output")
     return problems
 
 
@@ -147,6 +161,11 @@ def _expected_shape(node: ir.Op, inputs: list[ir.Tensor]) -> tuple[int, ...] | s
                 "ceil_mode": int(node.ceil_mode),
             }
             return pool_shape(x.shape, attrs)
+        case ir.Mul():
+            gate = inputs[1].shape
+            if len(x.shape) != 4 or tuple(gate) != (*x.shape[:2], 1, 1):
+                return f"a gate of shape {list(gate)} for an input of shape {list(x.shape)}"
+            return x.shape
         case ir.Add() | ir.Requantize():
             if any(tuple(t.shape) != tuple(x.shape) for t in inputs):
                 return f"inputs of shapes {[list(t.shape) for t in inputs]}"

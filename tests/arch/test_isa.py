@@ -297,7 +297,7 @@ def test_the_spec_enumerations_match_the_enums():
         return ", ".join(f"{member.value} {member.name.lower()}" for member in enum)
 
     assert f"`target` [8,2): {listing(Unit)} " in rows[Opcode.NOP][1] + " "
-    assert f"`buffer` [8,2) ({listing(Buffer)})" in rows[Opcode.LOAD][2]
+    assert f"`buffer` [8,3) ({listing(Buffer)})" in rows[Opcode.LOAD][2]
     assert f"`op` [8,2) ({listing(VectorOp)})" in rows[Opcode.VECTOR][2]
 
 

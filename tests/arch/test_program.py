@@ -79,7 +79,7 @@ def test_program_bytes_is_deterministic(data):
 def test_the_file_layout(data):
     program = make_program()
     magic, version, header_length = struct.unpack_from("<8sII", data)
-    assert (magic, version) == (MAGIC, FORMAT_VERSION) == (b"VGRSPROG", 2)
+    assert (magic, version) == (MAGIC, FORMAT_VERSION) == (b"VGRSPROG", 3)
     code = HEAD_BYTES + header_length
     assert data[code : code + 16 * len(program.instructions)] == b"".join(
         program_bytes(dataclasses.replace(program, instructions=(i,)))[code : code + 16]
@@ -175,7 +175,7 @@ def test_messages_for_magic_and_checksum(data):
     assert str(info.value) == "f.vgp: checksum mismatch: the file is corrupted or truncated"
 
 
-@pytest.mark.parametrize("version", [0, 1, FORMAT_VERSION + 1, 2**32 - 1])
+@pytest.mark.parametrize("version", [0, 1, 2, FORMAT_VERSION + 1, 2**32 - 1])
 def test_another_format_version_says_recompile(tmp_path, data, version):
     assert version != FORMAT_VERSION
     body = bytearray(data[:-CHECKSUM_BYTES])
@@ -303,7 +303,7 @@ def test_a_missing_top_level_field_is_named(tmp_path, data, key):
         ),
         ("instruction_count", -1, "field 'instruction_count' must be 0 or more, not -1"),
         ("format_version", "1", "field 'format_version' must be an integer, not a string (\"1\")"),
-        ("format_version", 1, "field 'format_version' is 1 but the file's head says 2"),
+        ("format_version", 2, "field 'format_version' is 2 but the file's head says 3"),
     ],
 )
 def test_a_top_level_field_of_the_wrong_type_is_named(data, key, value, message):

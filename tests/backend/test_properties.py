@@ -5,13 +5,23 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tests.support.graphs import add_graph, conv_graph, matmul_graph, pool_graph, random_inputs
+from tests.support.graphs import (
+    add_graph,
+    conv_graph,
+    matmul_graph,
+    mul_graph,
+    pool_graph,
+    random_inputs,
+    with_table,
+)
 from verdigris.arch.config import AccelConfig
 from verdigris.compiler.backend import compile_graph
 from verdigris.compiler.passes import verify_graph
 from verdigris.sim.golden import run_device
 from verdigris.sim.isasim import run_program
 
+# Room for two lookup tables: per-channel tables of up to 2 * dim channels.
+LUT_ROWS = 512
 # Small buffers so that M-tiles, output-channel groups and both buffer halves all occur.
 SMALL = AccelConfig(
     name="small",
@@ -21,6 +31,7 @@ SMALL = AccelConfig(
     wgt_rows=16,
     acc_rows=64,
     req_rows=16,
+    lut_rows=LUT_ROWS,
     main_memory_bytes=65536,
     instruction_capacity=65536,
     dma_bytes=4,
@@ -34,6 +45,7 @@ WIDE = AccelConfig(
     wgt_rows=64,
     acc_rows=128,
     req_rows=8,
+    lut_rows=LUT_ROWS,
     main_memory_bytes=65536,
     instruction_capacity=65536,
     dma_bytes=8,
@@ -152,3 +164,58 @@ def test_pool(config, kind, c, size, kernel, stride, pad, zero_point, seed):
 def test_add(config, c, size, za, zb, seed):
     graph = add_graph(np.random.default_rng(seed), shape=(1, c, size, size), za=za, zb=zb)
     _check(graph, config, seed)
+
+
+@PROPERTY
+@given(
+    config=CONFIGS,
+    n=st.integers(1, 2),
+    c=st.integers(1, 12),
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    zx=st.integers(-128, 127),
+    zg=st.integers(-128, 127),
+    seed=st.integers(0, 2**16),
+)
+def test_mul_by_a_channel_gate(config, n, c, h, w, zx, zg, seed):
+    graph = mul_graph(np.random.default_rng(seed), n=n, c=c, h=h, w=w, zx=zx, zg=zg)
+    _check(graph, config, seed)
+
+
+@PROPERTY
+@given(
+    config=CONFIGS,
+    op=st.sampled_from(["conv", "matmul", "add", "avgpool"]),
+    per_channel=st.booleans(),
+    c=st.integers(1, 8),
+    seed=st.integers(0, 2**16),
+)
+def test_lookup_tables_after_any_requantizing_op(config, op, per_channel, c, seed):
+    rng = np.random.default_rng(seed)
+    if op == "conv":
+        graph = conv_graph(
+            rng,
+            n=1,
+            c=3,
+            h=5,
+            w=4,
+            oc=c,
+            kernel=(3, 3),
+            stride=1,
+            pad=(1, 1, 1, 1),
+            dilation=1,
+            groups=1,
+            zero_point=3,
+            relu=False,
+        )
+    elif op == "matmul":
+        graph = matmul_graph(rng, m=9, k=10, n=c, zero_point=-4)
+    elif op == "add":
+        graph = add_graph(rng, shape=(1, c, 3, 5), za=5, zb=-9)
+    else:
+        graph = pool_graph(
+            rng, kind="avg", n=1, c=c, h=6, w=6, kernel=2, stride=2, pad=(0,) * 4, zero_point=1
+        )
+    channels_fit = -(-c // config.dim) * 256 <= LUT_ROWS
+    assume(channels_fit or not per_channel)
+    _check(with_table(rng, graph, per_channel=per_channel), config, seed)

@@ -92,7 +92,11 @@ def test_passes_are_pure_and_idempotent():
 
 
 def test_pipeline_order():
-    assert [step.__name__ for step in PASSES] == ["elide_identity_rescales", "reshapes_on_host"]
+    assert [step.__name__ for step in PASSES] == [
+        "elide_identity_rescales",
+        "reshapes_on_host",
+        "gates_on_device",
+    ]
 
 
 def _models():

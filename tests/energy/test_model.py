@@ -101,6 +101,7 @@ def test_a_one_layer_report_by_hand(one_layer):
         "wgt_buffer": a.wgt_read_bytes * wgt,
         "acc_buffer": (a.acc_read_bytes + a.acc_write_bytes) * acc,
         "req_table": store_rows * 48 * req,
+        "lut_table": 0.0,  # no STORE looks up
         "buffer_loads": loads[Buffer.INP] * inp
         + loads[Buffer.WGT] * wgt
         + loads[Buffer.ACC] * acc
@@ -225,7 +226,7 @@ def test_the_counters_agree_with_the_program(name, request):
     program, activity = request.getfixturevalue(name)
     config = program.config
     dim = config.dim
-    element = {Buffer.INP: 1, Buffer.WGT: 1, Buffer.ACC: 4, Buffer.REQ: 12}
+    element = {Buffer.INP: 1, Buffer.WGT: 1, Buffer.ACC: 4, Buffer.REQ: 12, Buffer.LUT: 1}
     end = next(i for i, ins in enumerate(program.instructions) if isinstance(ins, Finish))
     ran = program.instructions[:end]
     written = {
@@ -241,6 +242,7 @@ def test_the_counters_agree_with_the_program(name, request):
         Buffer.WGT: activity.wgt_write_bytes,
         Buffer.ACC: activity.acc_load_bytes,
         Buffer.REQ: activity.req_write_bytes,
+        Buffer.LUT: activity.lut_write_bytes,
     }
     store_rows = sum(i.rows for i in ran if isinstance(i, Store))
     assert activity.req_read_bytes == 12 * dim * store_rows

@@ -84,7 +84,10 @@ def test_a_point_is_the_energy_report_of_its_run(inputs):
     assert record["latency_s"] == pytest.approx(report.latency_s)
     assert record["floor_ratio"] == pytest.approx(report.floor_ratio)
     assert record["dominant"] == report.dominant_component()
-    assert (record["pe_count"], record["onchip_bytes"]) == (16, 4 * (1024 + 512 + 4096 + 384))
+    assert (record["pe_count"], record["onchip_bytes"]) == (
+        16,
+        4 * (1024 + 512 + 4096 + 384 + 1024),
+    )
 
 
 def test_sweep_writes_csv_json_and_pareto_and_lists_failed_points(inputs, tmp_path, capsys):

@@ -1,9 +1,10 @@
 # amaranth: UnusedElaboratable=no
-"""The compute unit alone in Amaranth's simulator: random GEMM / VECTOR / NOP sequences on
-random buffers, driven and checked by `ComputeUnitDriver` (the port contract, cycle by
-cycle). The accumulator must end as the ISA's semantics say, the MAC counters count what
-the instruction simulator counts, and every instruction must start and complete in the cycle
-the instruction simulator gives it."""
+"""The compute unit alone in Amaranth's simulator: random GEMM / VECTOR (scale and
+lane_scale among them) / NOP sequences on random buffers, driven and checked by
+`ComputeUnitDriver` (the port contract, cycle by cycle). The accumulator must end as the
+ISA's semantics say, the MAC counters count what the instruction simulator counts, and
+every instruction must start and complete in the cycle the instruction simulator gives
+it."""
 
 import random
 
@@ -14,10 +15,12 @@ from tests.support.compute_unit import (
     CONFIG,
     ERROR_CASES,
     FaultyComputeUnit,
+    IgnoresLaneScale,
     SwappedLanes,
     check_compute_run,
     random_buffers,
     random_program,
+    scale_program,
 )
 from verdigris.arch.isa import Deps, Finish, Gemm, Nop, Unit, Vector, VectorOp
 from verdigris.sim.isasim import IsaError, run_instructions
@@ -45,6 +48,16 @@ def test_back_to_back_accumulation_and_hazards():
     ]
     inp, wgt, acc = random_buffers(1)
     check_compute_run(program, inp, wgt, acc, simulate_compute_unit(CONFIG, program, inp, wgt, acc))
+
+
+def test_scale_registers():
+    """A scale waits for the array to drain and writes no acc row (its acc_row, past the
+    accumulator's end, is not used); a lane_scale VECTOR right after it sees the new scales
+    (`scale_program`)."""
+    program, (inp, wgt, acc) = scale_program()
+    run = simulate_compute_unit(CONFIG, program, inp, wgt, acc)
+    check_compute_run(program, inp, wgt, acc, run)
+    np.testing.assert_array_equal(run.acc[12:14], 0)
 
 
 # -------------------------------------------------------------------------------- errors
@@ -81,6 +94,7 @@ class IgnoresHazards(FaultyComputeUnit):
     ("variant", "error", "message"),
     [
         (SwappedLanes, AssertionError, "acc"),
+        (IgnoresLaneScale, AssertionError, "acc"),
         # The VECTOR's first write comes while the GEMM before it still has rows to write.
         (IgnoresHazards, UnitProtocolError, r"^cycle \d+: acc row write \d+ accessed, not"),
     ],

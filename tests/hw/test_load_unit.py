@@ -140,6 +140,9 @@ def _hand(config, instruction):
         (Load(PUSH, Buffer.ACC, False, 0, 2, 1, 2, 16), 2 * 2 + 2),
         (Load(PUSH, Buffer.REQ, False, 0, 2, 4, 0, 48), 2 * 12 + 2),
         (Load(PUSH, Buffer.REQ, False, 0, 1, 3, 3, 0), 10 + 2),
+        (Load(PUSH, Buffer.LUT, False, 0, 3, 4, 8, 4), 3 * 1 + 2),  # a lookup table's rows
+        (Load(PUSH, Buffer.LUT, False, 250, 6, 3, 3, 5), 2 + 1 + 1 + 2 + 2 + 1 + 2),
+        (Load(PUSH, Buffer.LUT, True, 254, 2, 0, fill_value=-7), 2),
     ],
 )
 def test_busy_by_hand(instruction, busy):
@@ -175,6 +178,12 @@ _ERROR_CASES = [
     (Load(Deps(), Buffer.INP, False, 0, 3, 4, 0, 511), "runs past the end of main memory"),
     (Load(Deps(), Buffer.ACC, False, 0, 2, 4, 0, 2**24 - 1), "runs past the end of main"),
     (Load(Deps(), Buffer.REQ, True, 0, 1, 4), "a fill of the req table is illegal"),
+    (Load(Deps(), Buffer.LUT, False, 255, 2, 4, 0, 4), "run past the end of the lut buffer"),
+    (Load(Deps(), Buffer.LUT, True, 256, 1, 0), "run past the end of the lut buffer"),
+    # `buffer` is 3 bits wide; 5..7 name no buffer (and must not alias one).
+    (Load(Deps(), 5, False, 0, 1, 4, 0, 4), "LOAD buffer 5 is not a buffer"),
+    (Load(Deps(), 6, True, 0, 1, 0), "LOAD buffer 6 is not a buffer"),
+    (Load(Deps(), 7, False, 0, 0, 4, 0, 0), "LOAD buffer 7 is not a buffer"),
     (Load(Deps(pop_prev=True), Buffer.INP, True, 0, 1, 0), "pop_prev is illegal"),
     (Load(Deps(push_prev=True), Buffer.INP, False, 0, 1, 4), "push_prev is illegal"),
     (Nop(Deps(push_prev=True), Unit.LOAD), "push_prev is illegal"),
@@ -252,7 +261,7 @@ class _LateWrites(FaultyLoadUnit):
     """Writes every buffer row a cycle late: right data, but the last row of an instruction
     lands in its completion cycle, when a consumer may already read it."""
 
-    BUFFERS = ("inp", "wgt", "acc", "req")
+    BUFFERS = ("inp", "wgt", "acc", "req", "lut")
     TAMPERED = frozenset(
         f"{buffer}__{member}" for buffer in BUFFERS for member in ("addr", "data", "en")
     )
@@ -314,6 +323,9 @@ def test_ports():
         "req__addr": ("Out", 3),
         "req__data": ("Out", 768),
         "req__en": ("Out", 1),
+        "lut__addr": ("Out", 8),  # 256 rows: one lookup table
+        "lut__data": ("Out", 64),
+        "lut__en": ("Out", 1),
     }
 
 
@@ -337,3 +349,44 @@ def test_harness_rejects_a_wrong_memory_image():
     message = "main memory must be a uint8 array of 1024 bytes, not int64 (1024,)"
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         simulate_load_unit(config, [], np.zeros(1024, np.int64))
+
+
+# -------------------------------------------------------------------------- lookup tables
+
+
+def test_lookup_table_rows_go_to_the_lut_port():
+    """Transfers (unaligned, strided, partial rows, several words) and fills into the LUT
+    buffer, against the model and isasim, next to loads into the other buffers."""
+    config = small_config(4, 4)
+    memory = random_memory(config, 21)
+    program = [
+        Load(PUSH, Buffer.LUT, False, 0, 5, 4, 1, 7),
+        Load(Deps(), Buffer.INP, False, 0, 1, 4, 2, 0),
+        Load(PUSH, Buffer.LUT, False, 128, 3, 2, 999, 0),  # stride 0: one row three times
+        Load(Deps(), Buffer.LUT, True, 250, 6, 0, fill_value=-128),
+        Load(PUSH, Buffer.LUT, False, 7, 2, 3, 6, 3),
+    ]
+    check_load_unit(config, program, memory)
+
+
+@pytest.mark.parametrize(
+    ("load", "problem"),
+    [
+        (Load(Deps(), Buffer.LUT, False, 0, 1, 4, 0, 0), "lut rows \\[0, 1\\) run past the end"),
+        (Load(Deps(), Buffer.LUT, True, 0, 1, 0, fill_value=3), "run past the end of the lut"),
+        (Load(PUSH, Buffer.LUT, False, 0, 0, 4, 0, 0), None),  # 0 rows: legal
+        (Load(PUSH, Buffer.LUT, True, 0, 0, 0), None),
+    ],
+)
+def test_without_lookup_tables(load, problem):
+    """lut_rows = 0 still builds: every LUT row is out of range, 0 rows are legal."""
+    config = small_config(4, 4, lut_rows=0)
+    memory = random_memory(config, 2)
+    program = [Load(PUSH, Buffer.INP, False, 0, 2, 3, 1, 5), load]
+    if problem is None:
+        check_load_unit(config, program, memory)
+        return
+    with pytest.raises(IsaError, match=r"^instruction 1: the load unit"):
+        simulate_load_unit(config, program, memory)
+    with pytest.raises(IsaError, match=problem):
+        run_instructions(config, [*program, Finish(Deps())], memory)

@@ -12,6 +12,7 @@ from tests.support.compute_unit import (
     check_compute_run,
     random_buffers,
     random_program,
+    scale_program,
 )
 from verdigris.arch.isa import Deps, Gemm, Nop, Unit
 from verdigris.sim.isasim import IsaError
@@ -30,10 +31,19 @@ def test_verilated_compute_unit_matches_the_models(seed, rtl_build_root, tmp_pat
     check_compute_run(program, inp, wgt, acc, run)
 
 
-def test_verilated_compute_unit_stops_on_an_error(rtl_build_root, tmp_path):
+def test_verilated_scale_registers(rtl_build_root, tmp_path):
+    program, (inp, wgt, acc) = scale_program()
+    run = run_compute_bench(
+        CONFIG, program, inp, wgt, acc, build_root=rtl_build_root, results_dir=tmp_path
+    )
+    check_compute_run(program, inp, wgt, acc, run)
+
+
+@pytest.mark.parametrize("bad", [ERROR_CASES[0], ERROR_CASES[3]], ids=["inp_rows", "scale_rows"])
+def test_verilated_compute_unit_stops_on_an_error(bad, rtl_build_root, tmp_path):
     program = [
         Gemm(Deps(push_next=True), True, False, 0, 0, 0, 4),
-        ERROR_CASES[0],
+        bad,
         Nop(Deps(), Unit.COMPUTE),
     ]
     inp, wgt, acc = random_buffers(2)

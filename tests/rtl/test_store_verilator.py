@@ -13,6 +13,7 @@ from tests.support.store_unit import (
     OUT_AT,
     SwappedStoreBytes,
     check_store_run,
+    lut_tables,
     random_program,
     setup,
 )
@@ -28,7 +29,40 @@ def test_verilated_store_unit_matches_the_instruction_simulator(seed, rtl_build_
     memory, acc, req = setup(100 + seed)
     program = random_program(random.Random(100 + seed), 30)
     run = run_store_bench(
-        CONFIG, program, acc, req, memory, build_root=rtl_build_root, results_dir=tmp_path
+        CONFIG,
+        program,
+        acc,
+        req,
+        memory,
+        lut=lut_tables(memory),
+        build_root=rtl_build_root,
+        results_dir=tmp_path,
+    )
+    check_store_run(program, memory, run)
+
+
+def test_verilated_store_unit_looks_up(rtl_build_root, tmp_path):
+    """STOREs through both tables (the random programs have some too): partial, unaligned,
+    strided rows, back to back with plain and raw ones."""
+    memory, acc, req = setup(7)
+    program = [
+        Store(Deps(push_prev=True), False, 0, 3, DIM, OUT_AT, DIM, 0, 1),
+        Store(Deps(), False, 3, 2, DIM - 1, OUT_AT + 17, 22, 1, 2),
+        Store(Deps(), False, 5, 4, 3, OUT_AT + 63, 1, 0, 1),
+        Store(Deps(), False, 9, 2, DIM, OUT_AT + 201, 0, 0, 0),
+        Store(Deps(), False, 10, 6, 1, OUT_AT + 150, 1, 1, 2),
+        Store(Deps(push_prev=True), True, 13, 1, DIM, OUT_AT + 230, 0, 1, 0),
+        Store(Deps(), False, 14, 2, DIM, OUT_AT + 300, 4, 0, 2),
+    ]
+    run = run_store_bench(
+        CONFIG,
+        program,
+        acc,
+        req,
+        memory,
+        lut=lut_tables(memory),
+        build_root=rtl_build_root,
+        results_dir=tmp_path,
     )
     check_store_run(program, memory, run)
 
@@ -38,6 +72,9 @@ def test_verilated_store_unit_matches_the_instruction_simulator(seed, rtl_build_
     [
         (ERROR_CASES[0], False),  # acc rows past the end: at start
         (Store(Deps(), False, 0, 2, DIM, OUT_AT, DIM, 1), True),  # shift 0: while it runs
+        (Store(Deps(), False, 0, 2, DIM, OUT_AT, DIM, 1, 1), True),  # the same, with a lookup
+        (ERROR_CASES[5], False),  # raw with a lookup
+        (ERROR_CASES[6], False),  # a table past lut_rows
     ],
 )
 def test_verilated_store_unit_stops_on_an_error(bad, bad_shift, rtl_build_root, tmp_path):
@@ -64,6 +101,7 @@ def test_bench_catches_a_wrong_store_unit(rtl_build_root, tmp_path):
         acc,
         req,
         memory,
+        lut=lut_tables(memory),
         dut=SwappedStoreBytes(CONFIG),
         build_root=rtl_build_root,
         results_dir=tmp_path,

@@ -536,6 +536,8 @@ def test_activity_of_a_small_gemm():
         "acc_load_bytes": 0,
         "req_write_bytes": 0,
         "req_read_bytes": 3 * 12 * DIM,  # the STORE's req row, once per row
+        "lut_write_bytes": 0,
+        "lut_read_bytes": 0,
     }
 
 
@@ -577,7 +579,11 @@ def test_activity_counts_accumulate_and_vector_acc_reads():
         (gemm(0, 60, 0, 5), r"inp rows \[60, 65\)"),
         (gemm(0, 0, 63, 2), r"acc rows \[63, 65\)"),
         (Vector(NO, VectorOp.ADD, 0, 62, 3), r"acc rows \[62, 65\)"),
-        (Vector(NO, 3, 0, 0, 1), "VECTOR op 3 is not write, add or max"),
+        (Vector(NO, VectorOp.SCALE, 0, 0, 2), r"VECTOR scale takes one row \(rows 1\)"),
+        (
+            Vector(NO, VectorOp.SCALE, 0, 0, 1, lane_scale=True),
+            "VECTOR scale takes one row .* and no lane_scale",
+        ),
         (Store(NO, False, 0, 1, 1, 0, 1, req_row=4), r"req rows \[4, 5\)"),
         (load(Buffer.INP, 0, 1, 0, 0, 0), "elems 0 is outside 1..4"),
         (load(Buffer.WGT, 0, 1, 5, 0, 0), "elems 5 is outside 1..4"),

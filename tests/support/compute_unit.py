@@ -35,9 +35,10 @@ DIM = CONFIG.dim
 
 def reference(program, inp, wgt, acc):
     """The ISA semantics of GEMM and VECTOR, applied in program order: (accumulator,
-    zero_macs)."""
+    zero_macs). The scale registers start zero, as after reset."""
     acc = acc.copy()
     tile = np.zeros((DIM, DIM), np.int64)
+    scale = np.zeros(DIM, np.int64)
     zero_macs = 0
     for ins in program:
         if isinstance(ins, Gemm):
@@ -49,8 +50,12 @@ def reference(program, inp, wgt, acc):
                 row = ins.acc_row + i
                 acc[row] = wrap_int32(acc[row] + product) if ins.accumulate else wrap_int32(product)
         elif isinstance(ins, Vector):
+            if ins.op == VectorOp.SCALE:
+                scale = inp[ins.inp_row] - ins.zero
+                continue
+            multiplier = scale if ins.lane_scale else ins.multiplier
             for i in range(ins.rows):
-                value = wrap_int32((inp[ins.inp_row + i] - ins.zero) * ins.multiplier)
+                value = wrap_int32((inp[ins.inp_row + i] - ins.zero) * multiplier)
                 row = ins.acc_row + i
                 if ins.op == VectorOp.WRITE:
                     acc[row] = value
@@ -84,20 +89,56 @@ def random_program(rng: random.Random, count: int):
                 )
             )
         elif kind < 0.85:
+            op = rng.randrange(len(VectorOp))
+            zero = rng.randint(-256, 255)  # the whole field: scale registers to +-383
+            if op == VectorOp.SCALE:
+                # One row; its acc_row is not used, so any value is legal.
+                scale = Vector(
+                    _random_deps(rng), op, rng.randint(0, 15), rng.randrange(2**16), 1, zero
+                )
+                program.append(scale)
+                continue
             program.append(
                 Vector(
                     _random_deps(rng),
-                    rng.randrange(3),
+                    op,
                     rng.randint(0, 16 - rows),
                     rng.randint(0, 16 - rows),
                     rows,
-                    rng.randint(-128, 127),
-                    rng.randint(0, 2**21),
+                    zero,
+                    rng.randint(0, 2**22 - 1),
+                    lane_scale=rng.random() < 0.5,
                 )
             )
         else:
             program.append(Nop(_random_deps(rng), Unit.COMPUTE))
     return program
+
+
+def scale_program():
+    """(program, (inp, wgt, acc)): a lane_scale VECTOR before any scale (the registers are
+    zero after reset: it writes zeros to acc rows 12 and 13), a scale that waits for a GEMM
+    to drain and whose acc_row is past the accumulator's end (unused), a lane_scale VECTOR
+    in the first cycle the hazard rule allows after it, in every op, a GEMM, a second scale
+    with negative scales down to -383, and a VECTOR by the multiplier field again."""
+    push = Deps(push_prev=True, push_next=True)
+    program = [
+        Vector(Deps(), VectorOp.WRITE, 0, 12, 2, 3, 9, lane_scale=True),
+        Gemm(push, True, False, 0, 0, 0, 3),
+        Vector(push, VectorOp.SCALE, 5, 2**16 - 1, 1, -200),
+        Vector(push, VectorOp.WRITE, 0, 0, 4, 17, 2**22 - 1, lane_scale=True),
+        Vector(Deps(), VectorOp.ADD, 4, 0, 4, -256, 1, lane_scale=True),
+        Vector(Deps(), VectorOp.MAX, 8, 4, 4, 255, 0, lane_scale=True),
+        Gemm(push, True, True, 4, 6, 8, 3),
+        Vector(Deps(), VectorOp.SCALE, 9, 0, 1, 255),
+        Vector(push, VectorOp.ADD, 2, 8, 4, -1, 5, lane_scale=True),
+        Vector(Deps(), VectorOp.WRITE, 3, 14, 2, 7, 3),
+        Nop(push, Unit.COMPUTE),
+    ]
+    inp, wgt, acc = random_buffers(4)
+    inp[5] = [127, -128, 0, 55]  # scales 327, 72, 200, 255
+    inp[9] = [-128, 127, 0, 1]  # scales -383, -128, -255, -254
+    return program, (inp, wgt, acc)
 
 
 def random_buffers(seed: int):
@@ -136,11 +177,25 @@ ERROR_CASES = [
     Gemm(Deps(), False, False, 0, 14, 0, 3),  # inp rows past the end
     Gemm(Deps(), True, False, 13, 0, 0, 1),  # weight rows past the end
     Vector(Deps(), VectorOp.ADD, 0, 15, 2),  # acc rows past the end
-    Vector(Deps(), 3, 0, 0, 1),  # no such op
+    Vector(Deps(), VectorOp.SCALE, 0, 0, 2),  # a scale of two rows
+    Vector(Deps(), VectorOp.SCALE, 0, 0, 0),  # a scale of no row
+    Vector(Deps(), VectorOp.SCALE, 0, 0, 1, lane_scale=True),  # a scale by the scales
+    Vector(Deps(), VectorOp.SCALE, 16, 0, 1),  # the inp row past the end
 ]
 
 
 FaultyComputeUnit = faulty(ComputeUnit)
+
+
+class IgnoresLaneScale(FaultyComputeUnit):
+    """Sees every VECTOR without its lane_scale bit: multiplies by the multiplier field."""
+
+    TAMPERED = frozenset({"control__instr"})
+
+    def tamper(self, m, inner):
+        (low,) = (low for name, low, *_ in Vector.LAYOUT if name == "lane_scale")
+        word = self.control.instr
+        m.d.comb += inner.control.instr.eq(Cat(word[:low], 0, word[low + 1 :]))
 
 
 class SwappedLanes(FaultyComputeUnit):

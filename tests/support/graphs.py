@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from verdigris.compiler import ir
@@ -89,6 +91,25 @@ def add_graph(_rng, *, shape, za, zb) -> ir.Graph:
     requant = ir.Requant(np.array([1]), np.array([shift]), -10, -128, 127)
     node = ir.Add("add", ("a", "b"), "y", za, zb, ma, mb, requant)
     return _graph("add", [a, b], [node], "y", {"a": a, "b": b, "y": y})
+
+
+def mul_graph(rng, *, n, c, h, w, zx, zg) -> ir.Graph:
+    """x (n, c, h, w) times its per-channel gate g (n, c, 1, 1)."""
+    x, g = _tensor("x", (n, c, h, w), zx, 0.04), _tensor("g", (n, c, 1, 1), zg, 1 / 256)
+    y = _tensor("y", (n, c, h, w), 7, 0.03)
+    requant = make_requant(0.04 / 256 / 0.03 * rng.uniform(0.5, 2), 7, (-128, 127))
+    node = ir.Mul("mul", ("x", "g"), "y", zx, zg, requant)
+    return _graph("mul", [x, g], [node], "y", {"x": x, "g": g, "y": y})
+
+
+def with_table(rng, graph: ir.Graph, *, per_channel: bool) -> ir.Graph:
+    """`graph` whose one op ends in a random lookup table (per channel or not)."""
+    (node,) = graph.nodes
+    out = graph.tensors[node.output]
+    channels = out.shape[-1] if isinstance(node, ir.MatMul) else out.shape[1]
+    table = rng.integers(-128, 128, (channels if per_channel else 1, 256))
+    node = replace(node, requant=replace(node.requant, table=table))
+    return replace(graph, nodes=(node,))
 
 
 def random_inputs(rng, graph: ir.Graph) -> dict[str, np.ndarray]:

@@ -20,6 +20,7 @@ def small_config(dim: int, dma_bytes: int, **overrides) -> AccelConfig:
         "wgt_rows": 32,
         "acc_rows": 16,
         "req_rows": 8,
+        "lut_rows": 256,
         "main_memory_bytes": 1024,
     } | overrides
     return AccelConfig(
@@ -88,7 +89,7 @@ def check_results(config: AccelConfig, instructions, memory, buffers, timeline) 
 
 def random_load(config: AccelConfig, rng: np.random.Generator) -> Load:
     dim, dma = config.dim, config.dma_bytes
-    buffer = Buffer(int(rng.integers(4)))
+    buffer = Buffer(int(rng.integers(len(Buffer))))
     rows = int(rng.integers(1, 7)) if rng.random() > 0.05 else 0
     buf_row = int(rng.integers(0, buffer_rows(config, buffer) - rows + 1))
     deps = PUSH if rng.random() < 0.5 else Deps()
@@ -108,6 +109,8 @@ def random_load(config: AccelConfig, rng: np.random.Generator) -> Load:
         )
     )
     span = (max(rows, 1) - 1) * stride + nbytes
+    if span > config.main_memory_bytes:  # wide rows, long stride: repeat one row instead
+        stride, span = 0, nbytes
     addr = int(rng.integers(0, config.main_memory_bytes - span + 1))
     return Load(deps, buffer, False, buf_row, rows, elems, addr, stride)
 

@@ -11,7 +11,7 @@ from amaranth.hdl import Cat
 
 from tests.support.faults import faulty
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import Buffer, Deps, Finish, Load, Nop, Store, Unit
+from verdigris.arch.isa import LUT_ENTRIES, Buffer, Deps, Finish, Load, Nop, Store, Unit
 from verdigris.hw.store_unit import StoreUnit
 from verdigris.sim.isasim import run_instructions
 
@@ -23,7 +23,8 @@ CONFIG = AccelConfig(
     wgt_rows=8,
     acc_rows=16,
     req_rows=2,
-    main_memory_bytes=2048,
+    lut_rows=512,  # two lookup tables
+    main_memory_bytes=4096,
     instruction_capacity=256,
     dma_bytes=4,
     queue_depth=4,
@@ -33,11 +34,12 @@ CONFIG = AccelConfig(
 DIM = CONFIG.dim
 
 
-ACC_AT, REQ_AT, OUT_AT = 1024, 1536, 0
+ACC_AT, REQ_AT, LUT_AT, OUT_AT = 1024, 1536, 2048, 0
 
 
 # The stores must see the loaded buffers: load -> compute NOP -> store tokens.
 LOADS = [
+    Load(Deps(), Buffer.LUT, False, 0, CONFIG.lut_rows, DIM, LUT_AT, DIM),
     Load(Deps(), Buffer.ACC, False, 0, CONFIG.acc_rows, DIM, ACC_AT, 4 * DIM),
     Load(Deps(push_next=True), Buffer.REQ, False, 0, CONFIG.req_rows, DIM, REQ_AT, 12 * DIM),
     Nop(Deps(pop_prev=True, push_next=True), Unit.COMPUTE),
@@ -45,11 +47,15 @@ LOADS = [
 
 
 def setup(seed: int, *, bad_shift: bool = False):
-    """(memory, acc, req): main memory holding random acc rows and requant entries (the
-    LOADS put them into the buffers for the instruction simulator) and the same as the
-    buffers hold them. With `bad_shift`, entry req[1][0] has shift 0."""
+    """(memory, acc, req): main memory holding random acc rows, requant entries and lookup
+    tables (the LOADS put them into the buffers for the instruction simulator; `lut_tables`
+    gives the tables) and the acc rows and entries as the buffers hold them. With
+    `bad_shift`, entry req[1][0] has shift 0."""
     rng = np.random.default_rng(seed)
     memory = np.zeros(CONFIG.main_memory_bytes, np.uint8)
+    # Every lane of every table its own function of y (random bytes).
+    tables = np.random.default_rng(seed + 1000).integers(0, 256, CONFIG.lut_rows * DIM)
+    memory[LUT_AT : LUT_AT + tables.size] = tables
     acc = rng.integers(-(2**31), 2**31, (CONFIG.acc_rows, DIM))
     memory[ACC_AT : ACC_AT + acc.size * 4] = np.frombuffer(acc.astype("<i4").tobytes(), np.uint8)
     records = b""
@@ -71,6 +77,12 @@ def setup(seed: int, *, bad_shift: bool = False):
     return memory, acc, np.array(entries, np.int64).reshape(CONFIG.req_rows, DIM, 6)
 
 
+def lut_tables(memory) -> np.ndarray:
+    """The lookup tables `setup` put into `memory`, (lut_rows, dim) int8 values."""
+    tables = memory[LUT_AT : LUT_AT + CONFIG.lut_rows * DIM].view(np.int8)
+    return tables.astype(np.int64).reshape(CONFIG.lut_rows, DIM)
+
+
 def random_program(rng: random.Random, count: int) -> list:
     program = []
     for _ in range(count):
@@ -82,6 +94,7 @@ def random_program(rng: random.Random, count: int) -> list:
         rows = rng.randint(0, 4)
         elems = rng.randint(1, DIM)
         stride = rng.choice([0, elems * (4 if raw else 1), rng.randint(1, 40)])
+        tables = CONFIG.lut_rows // LUT_ENTRIES
         program.append(
             Store(
                 deps,
@@ -92,6 +105,7 @@ def random_program(rng: random.Random, count: int) -> list:
                 OUT_AT + rng.randint(0, 300),
                 stride,
                 rng.randint(0, 1),
+                0 if raw or rng.random() < 0.4 else rng.randint(1, tables),
             )
         )
     return program
@@ -125,7 +139,10 @@ ERROR_CASES = [
     Store(Deps(), True, 0, 1, 0, OUT_AT, 0),  # elems 0
     Store(Deps(), False, 0, 1, DIM + 1, OUT_AT, 0),  # elems past dim
     Store(Deps(), False, 0, 1, DIM, OUT_AT, 0, 2),  # no req row 2
-    Store(Deps(), True, 0, 2, DIM, 2040, 8),  # past the end of main memory
+    Store(Deps(), True, 0, 2, DIM, CONFIG.main_memory_bytes - 8, 8),  # past main memory's end
+    Store(Deps(), True, 0, 1, DIM, OUT_AT, 0, 0, 1),  # raw with a lookup
+    Store(Deps(), False, 0, 1, DIM, OUT_AT, 0, 0, 3),  # table 2 is past the 512 rows
+    Store(Deps(), False, 0, 0, DIM, OUT_AT, 0, 1, 127),  # table 126, even of 0 rows
     Store(Deps(pop_next=True), False, 0, 1, DIM, OUT_AT, 0),  # the store unit has no next
     Nop(Deps(push_next=True), Unit.STORE),
 ]

@@ -196,18 +196,50 @@ def softmax_head() -> onnx.ModelProto:
 
 
 def host_sandwich() -> onnx.ModelProto:
-    """conv -> sigmoid -> conv -> LRN -> conv, quantized (QDQ, int8): the device cannot run
-    Sigmoid or LRN, so it compiles into three device segments with two host calls between."""
+    """conv -> softmax over the channels -> conv -> LRN -> conv, quantized (QDQ, int8): the
+    device cannot run Softmax or LRN (neither is a function of one value), so it compiles
+    into three device segments with two host calls between."""
     rng = _rng(3)
     weights = {f"w{i}": rng.normal(0, 0.5, (4, 4, 1, 1)).astype(np.float32) for i in range(3)}
     nodes = [
         helper.make_node("Conv", ["x", "w0"], ["a"], name="conv0"),
-        helper.make_node("Sigmoid", ["a"], ["b"], name="gate"),
+        helper.make_node("Softmax", ["a"], ["b"], name="gate", axis=1),
         helper.make_node("Conv", ["b", "w1"], ["c"], name="conv1"),
         helper.make_node("LRN", ["c"], ["d"], name="norm", size=3),
         helper.make_node("Conv", ["d", "w2"], ["y"], name="conv2"),
     ]
     return quantize(_model(nodes, (1, 4, 5, 5), weights))
+
+
+def mobile_block() -> onnx.ModelProto:
+    """A MobileNetV3-style block, quantized (QDQ, int8): conv -> HardSwish -> depthwise conv
+    -> SiLU (x * sigmoid(x)) -> squeeze-excitation (global average pool, 1x1 conv, ReLU, 1x1
+    conv, HardSigmoid, x * gate) -> 1x1 conv. Its element-wise functions run as lookup
+    tables and its gate as a lane-scaled VECTOR write: all of it on the device."""
+    rng = _rng(11)
+    c = 6
+    weights = {
+        "w0": rng.normal(0, 0.5, (c, 3, 3, 3)).astype(np.float32),
+        "wd": rng.normal(0, 0.5, (c, 1, 3, 3)).astype(np.float32),
+        "ws": rng.normal(0, 0.5, (2, c, 1, 1)).astype(np.float32),
+        "we": rng.normal(0, 0.5, (c, 2, 1, 1)).astype(np.float32),
+        "wp": rng.normal(0, 0.5, (5, c, 1, 1)).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["a"], name="conv0", pads=[1, 1, 1, 1]),
+        helper.make_node("HardSwish", ["a"], ["b"], name="hardswish"),
+        helper.make_node("Conv", ["b", "wd"], ["d"], name="dw", pads=[1, 1, 1, 1], group=c),
+        helper.make_node("Sigmoid", ["d"], ["ds"], name="sigmoid"),
+        helper.make_node("Mul", ["d", "ds"], ["e"], name="silu"),
+        helper.make_node("GlobalAveragePool", ["e"], ["p"], name="squeeze"),
+        helper.make_node("Conv", ["p", "ws"], ["q"], name="reduce"),
+        helper.make_node("Relu", ["q"], ["r"], name="relu"),
+        helper.make_node("Conv", ["r", "we"], ["t"], name="expand"),
+        helper.make_node("HardSigmoid", ["t"], ["g"], name="gate", alpha=1 / 6, beta=0.5),
+        helper.make_node("Mul", ["e", "g"], ["f"], name="excite"),
+        helper.make_node("Conv", ["f", "wp"], ["y"], name="project"),
+    ]
+    return quantize(_model(nodes, (1, 3, 7, 6), weights, opset=14))
 
 
 # ---------------------------------------------------------------------- quantization
