@@ -121,8 +121,8 @@ def layer_sizes(node: ir.Op, graph: ir.Graph, config: AccelConfig) -> dict[str, 
     expanded to the dense matrix the array multiplies). An op with parameters of its own
     (Conv, MatMul, AvgPool, Add, Requantize) adds the requant entries the requantizer must
     read: one per output channel where they differ by channel (a bias, per-channel scales),
-    else one row of the table (min(channels, dim)); MaxPool's and Concat's identity table is
-    not the op's own.
+    else one row of the table (min(channels, dim)), and the entries of its lookup table, if
+    any; MaxPool's and Concat's identity table is not the op's own.
     """
 
     def nbytes(name: str) -> int:
@@ -155,6 +155,8 @@ def layer_sizes(node: ir.Op, graph: ir.Graph, config: AccelConfig) -> dict[str, 
         per_channel = isinstance(node, ir.Conv | ir.MatMul) or requant.per_channel
         entries = channels if per_channel else min(channels, config.dim)
         weights += entries * REQ_ENTRY.itemsize
+        if requant is not None and requant.table is not None:  # its entries, once each
+            weights += -(-requant.table.size * config.operand_bits // 8)
     return {
         "input_bytes": inputs,
         "weight_bytes": weights,

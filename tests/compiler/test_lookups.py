@@ -15,7 +15,7 @@ from tests.support.tiny_models import calibration_inputs, mobile_block
 from verdigris import api
 from verdigris.arch.config import AccelConfig
 from verdigris.compiler import ir
-from verdigris.compiler.backend import compile_graph
+from verdigris.compiler.backend import compile_graph, layer_sizes
 from verdigris.compiler.frontend import import_model
 from verdigris.compiler.passes import lookups_on_device, verify_graph
 from verdigris.sim.golden import run_device
@@ -119,6 +119,10 @@ def test_a_sigmoid_after_a_conv_becomes_its_table():
     # The table is the host op's own result for each value: sigmoid rises from 0 to 1.
     table = conv.requant.table[0]
     assert table[0] < -100 and table[-1] == 127 and np.all(np.diff(table) >= 0)
+    # The energy floor's parameters count the table's entries, one byte each.
+    plain = replace(conv, requant=replace(conv.requant, table=None))
+    sizes = [layer_sizes(op, after, CONFIG)["weight_bytes"] for op in (conv, plain)]
+    assert sizes[0] - sizes[1] == 256
     _same_integers(graph, after)
     _runs_like_golden(graph)
 
