@@ -39,7 +39,6 @@ import numpy as np
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import (
     LUT_ENTRIES,
-    REQ_ENTRY,
     Buffer,
     Deps,
     Gemm,
@@ -47,6 +46,8 @@ from verdigris.arch.isa import (
     Store,
     Vector,
     VectorOp,
+    buffer_rows,
+    row_bytes,
 )
 from verdigris.compiler import ir
 from verdigris.compiler.backend.constants import OpConstants
@@ -265,42 +266,37 @@ class Lowerer:
         if self.req_loaded:
             return []
         self.req_loaded = True
-        if constants.req_rows > self.config.req_rows:
-            raise CompileError(
-                f"op {self.layer}: {constants.req_rows * self.dim} output channels need "
-                f"{constants.req_rows} requant rows; config '{self.config.name}' has "
-                f"{self.config.req_rows}"
+        req_rows, lut_rows = constants.req_rows, constants.lut_tables * LUT_ENTRIES
+        tables = [
+            (Buffer.REQ, req_rows, constants.req_addr,
+             f"{req_rows * self.dim} output channels need {req_rows} requant rows"),
+            (Buffer.LUT, lut_rows, constants.lut_addr,
+             f"its lookup tables need {lut_rows} lut rows"),
+        ]  # fmt: skip
+        loads = []
+        for buffer, rows, addr, need in tables:
+            if not rows:
+                continue  # no lookup tables
+            # A layer's tables fit whole (the lookup pass, compiler/passes/lookups.py, keeps
+            # larger per-channel tables on the host).
+            if rows > buffer_rows(self.config, buffer):
+                raise CompileError(
+                    f"op {self.layer}: {need}; config '{self.config.name}' has "
+                    f"{buffer_rows(self.config, buffer)}"
+                )
+            loads.append(
+                Load(
+                    deps=Deps(),
+                    buffer=buffer,
+                    fill=False,
+                    buf_row=0,
+                    rows=rows,
+                    elems=self.dim,
+                    dram_addr=addr,
+                    dram_stride=row_bytes(self.config, buffer),
+                )
             )
-        table = Load(
-            deps=Deps(),
-            buffer=Buffer.REQ,
-            fill=False,
-            buf_row=0,
-            rows=constants.req_rows,
-            elems=self.dim,
-            dram_addr=constants.req_addr,
-            dram_stride=REQ_ENTRY.itemsize * self.dim,
-        )
-        if not constants.lut_tables:
-            return [table]
-        # Checked by the lookup pass (compiler/passes/lookups.py) for the ops it makes.
-        rows = constants.lut_tables * LUT_ENTRIES
-        if rows > self.config.lut_rows:
-            raise CompileError(
-                f"op {self.layer}: its lookup tables need {rows} lut rows; config "
-                f"'{self.config.name}' has {self.config.lut_rows}"
-            )
-        lookup = Load(
-            deps=Deps(),
-            buffer=Buffer.LUT,
-            fill=False,
-            buf_row=0,
-            rows=rows,
-            elems=self.dim,
-            dram_addr=constants.lut_addr,
-            dram_stride=self.dim,
-        )
-        return [table, lookup]
+        return loads
 
     # ---- ops
 

@@ -24,11 +24,9 @@ from verdigris.verify.store_unit import run_store_bench
 pytestmark = pytest.mark.verilator
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_verilated_store_unit_matches_the_instruction_simulator(seed, rtl_build_root, tmp_path):
-    memory, acc, req = setup(100 + seed)
-    program = random_program(random.Random(100 + seed), 30)
-    run = run_store_bench(
+def _bench(program, memory, acc, req, rtl_build_root, tmp_path, **options):
+    """`program` on the Verilated store unit with the lookup tables of `memory`."""
+    return run_store_bench(
         CONFIG,
         program,
         acc,
@@ -37,7 +35,15 @@ def test_verilated_store_unit_matches_the_instruction_simulator(seed, rtl_build_
         lut=lut_tables(memory),
         build_root=rtl_build_root,
         results_dir=tmp_path,
+        **options,
     )
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_verilated_store_unit_matches_the_instruction_simulator(seed, rtl_build_root, tmp_path):
+    memory, acc, req = setup(100 + seed)
+    program = random_program(random.Random(100 + seed), 30)
+    run = _bench(program, memory, acc, req, rtl_build_root, tmp_path)
     check_store_run(program, memory, run)
 
 
@@ -54,16 +60,7 @@ def test_verilated_store_unit_looks_up(rtl_build_root, tmp_path):
         Store(Deps(push_prev=True), True, 13, 1, DIM, OUT_AT + 230, 0, 1, 0),
         Store(Deps(), False, 14, 2, DIM, OUT_AT + 300, 4, 0, 2),
     ]
-    run = run_store_bench(
-        CONFIG,
-        program,
-        acc,
-        req,
-        memory,
-        lut=lut_tables(memory),
-        build_root=rtl_build_root,
-        results_dir=tmp_path,
-    )
+    run = _bench(program, memory, acc, req, rtl_build_root, tmp_path)
     check_store_run(program, memory, run)
 
 
@@ -95,16 +92,6 @@ def test_verilated_store_unit_stops_on_an_error(bad, bad_shift, rtl_build_root, 
 def test_bench_catches_a_wrong_store_unit(rtl_build_root, tmp_path):
     memory, acc, req = setup(3)
     program = random_program(random.Random(3), 10)
-    run = run_store_bench(
-        CONFIG,
-        program,
-        acc,
-        req,
-        memory,
-        lut=lut_tables(memory),
-        dut=SwappedStoreBytes(CONFIG),
-        build_root=rtl_build_root,
-        results_dir=tmp_path,
-    )
+    run = _bench(program, memory, acc, req, rtl_build_root, tmp_path, dut=SwappedStoreBytes(CONFIG))
     with pytest.raises(AssertionError, match="memory"):
         check_store_run(program, memory, run)
