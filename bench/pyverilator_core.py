@@ -85,7 +85,7 @@ def build(config_name: str, root: Path):
 
     top = f"core_{config_name}"
     source = root / f"{top}.v"
-    source.write_text(generate_verilog(CoreTop(load_config(config_name)), top))
+    source.write_text(generate_verilog(CoreTop(load_config(config_name), memories=True), top))
     start = time.perf_counter()
     sim = PyVerilator.build(
         str(source),

@@ -1,9 +1,10 @@
 """Verilated core: build time and simulation speed in cycles per second (config `default`).
 
-Two ways to run the same Verilog: the C++ harness (no VPI; what `--backend rtl` uses) and
-the cocotb bench (VPI makes every signal public, which slows the model). As a baseline, the
-harness also runs the bare `Core`, whose host inputs are not registered (hw/core_top.py says
-why that is slower). Neither steps the
+Two ways to run the core: the C++ harness (no VPI; what `--backend rtl` uses; main memory and
+the code memory in C++) and the cocotb bench (VPI makes every signal public, which slows the
+model; the memories in block RAM inside the design). As a baseline, the harness also runs
+the core without input registers (`CoreTop(registered=False)`; hw/core_top.py says why that
+is slower). Neither steps the
 clock from Python: the speed is cycles / wall time from start to done. Runs a 256x256x256
 GEMM (about 270k cycles) and the shipped ResNet, and checks both against isasim. Last, the
 wall time of the CLI command `verdigris run ... --backend rtl` on one image with the core
@@ -90,7 +91,7 @@ def measure(build_root: Path) -> None:
     # The registered top and the bare core take turns, so that a change in this shared
     # machine's load hits both alike.
     fast, bare = [], []
-    progress = BuildSteps("C++ harness of the bare 'default' Core")
+    progress = BuildSteps("C++ harness of the 'default' core without input registers")
     for turn in range(REPEATS):
         step(f"harness runs, turn {turn + 1} of {REPEATS}")
         fast += run_fast(jobs, expected_cycles=cycles, build_root=build_root)
@@ -101,7 +102,7 @@ def measure(build_root: Path) -> None:
     slow = run_on_rtl(jobs, expected_cycles=cycles, build_root=build_root)
     ways = (
         ("C++ harness (--backend rtl)", fast),
-        ("C++ harness, baseline: the bare Core, inputs not registered", bare),
+        ("C++ harness, baseline: the core without input registers", bare),
         ("cocotb bench (VPI), one run", slow),
     )
     for way, results in ways:
@@ -121,7 +122,7 @@ def measure(build_root: Path) -> None:
         pairs = zip(fast[index :: len(jobs)], bare[index :: len(jobs)], strict=True)
         ratios = sorted(b.seconds / f.seconds for f, b in pairs)
         print(
-            f"registered host inputs (CoreTop) vs bare Core, {name}: "
+            f"registered host inputs vs none, {name}: "
             f"{ratios[len(ratios) // 2]:.2f}x (median of {len(ratios)} turns)"
         )
     cli_run_cached(build_root)

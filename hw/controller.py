@@ -3,9 +3,9 @@
 It implements the fetch/dispatch half of the cycle model of docs/isa.md exactly:
 
 - `run` (a strobe while idle) starts a program; the cycle after it is cycle 0. Fetch reads
-  instruction memory one word per cycle (the read is issued a cycle ahead, so the word for
-  `pc` is there when needed) and pushes it to its unit's queue if that queue had room at the
-  start of the cycle; FINISH stops fetch.
+  the code memory one instruction per cycle through the `code` port (the read is issued a
+  cycle ahead, so the word for `pc` is there when needed) and pushes it to its unit's
+  queue if that queue had room at the start of the cycle; FINISH stops fetch.
 - A unit's queue head starts when the unit is `ready` and every token it pops is available,
   counting the pushes of instructions completing in this very cycle. Pops take effect at the
   start, pushes at completion.
@@ -29,7 +29,15 @@ from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import TOKEN_COUNTERS, Nop, Opcode, Unit, address_bits
-from verdigris.hw.units import INSTRUCTION_BITS, UnitControl, dep_flags, field, flag, opcode
+from verdigris.hw.units import (
+    INSTRUCTION_BITS,
+    UnitControl,
+    code_port,
+    dep_flags,
+    field,
+    flag,
+    opcode,
+)
 
 __all__ = ["PERF_BITS", "UNIT_NAMES", "Controller", "ControllerWithImem", "UnitCounters"]
 
@@ -90,8 +98,9 @@ class Controller(wiring.Component):
     fetched : ``Out(1)``
         An instruction is fetched in this cycle: pushed onto its unit's queue, or a FINISH
         that stops fetch (one per cycle at most, in program order).
-    imem_addr, imem_en : ``Out(...)``, imem_data : ``In(INSTRUCTION_BITS)``
-        The instruction memory's read port (data one cycle after the address).
+    code : ``In(code_port(config))``
+        The code memory's read port (``addr``, ``en`` out, ``data`` in: one instruction,
+        one cycle after the address).
     load, compute, store : ``In(UnitControl(...))``
         Each unit's control interface, flipped: the controller drives ``start`` and
         ``instr`` (the queue head, valid whenever the queue is not empty) and reads the rest.
@@ -104,7 +113,6 @@ class Controller(wiring.Component):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {config!r}")
         self.config = config
-        pc_bits = address_bits(config.instruction_capacity)
         members = {
             "run": In(1),
             "running": Out(1),
@@ -112,9 +120,7 @@ class Controller(wiring.Component):
             "error": Out(1),
             "cycles": Out(PERF_BITS),
             "fetched": Out(1),
-            "imem_addr": Out(pc_bits),
-            "imem_en": Out(1),
-            "imem_data": In(INSTRUCTION_BITS),
+            "code": In(code_port(config)),
         }
         members |= {name: In(control) for name, control in unit_controls().items()}
         members["perf"] = Out(wiring.Signature({name: Out(UnitCounters()) for name in UNIT_NAMES}))
@@ -129,9 +135,9 @@ class Controller(wiring.Component):
             m.submodules[f"{unit}_queue"] = queue
             queues[unit] = queue
 
-        pc = Signal.like(self.imem_addr)
+        pc = Signal.like(self.code.addr)
         fetching = Signal()  # fetch has not stopped
-        word = self.imem_data  # the instruction at `pc` (read issued in the previous cycle)
+        word = self.code.data  # the instruction at `pc` (read issued in the previous cycle)
 
         # ---- fetch
         target = Signal(2)
@@ -173,7 +179,7 @@ class Controller(wiring.Component):
         with m.If(self.run & ~self.running):
             m.d.comb += next_pc.eq(0)
         m.d.sync += pc.eq(next_pc)
-        m.d.comb += [self.imem_addr.eq(next_pc), self.imem_en.eq(1)]
+        m.d.comb += [self.code.addr.eq(next_pc), self.code.en.eq(1)]
 
         # ---- tokens and starts
         counters = {c.name: Signal(COUNTER_BITS, name=f"tokens_{c.name}") for c in TOKEN_COUNTERS}
@@ -264,7 +270,7 @@ class Controller(wiring.Component):
 
 
 class ControllerWithImem(wiring.Component):
-    """A Controller and its instruction memory, which the host loads through a write port:
+    """A Controller and a code memory, which the host loads through a write port:
     `imem_addr`, `imem_wdata` and `imem_we` (honoured while `running` is low).
     Every other port is the Controller's own. `controller` replaces the default
     `Controller(config)` (a variant with the same ports)."""
@@ -275,10 +281,9 @@ class ControllerWithImem(wiring.Component):
         self.config = config
         self.controller = Controller(config) if controller is None else controller
         members = dict(self.controller.signature.members.items())
-        address = members.pop("imem_addr")
-        del members["imem_en"], members["imem_data"]
+        del members["code"]
         members |= {
-            "imem_addr": In(address.shape),
+            "imem_addr": In(address_bits(config.instruction_capacity)),
             "imem_wdata": In(INSTRUCTION_BITS),
             "imem_we": In(1),
         }
@@ -291,10 +296,8 @@ class ControllerWithImem(wiring.Component):
             shape=INSTRUCTION_BITS, depth=self.config.instruction_capacity, init=[]
         )
         read, write = imem.read_port(), imem.write_port()
+        wiring.connect(m, read, ctl.code)
         m.d.comb += [
-            read.addr.eq(ctl.imem_addr),
-            read.en.eq(ctl.imem_en),
-            ctl.imem_data.eq(read.data),
             write.addr.eq(self.imem_addr),
             write.data.eq(self.imem_wdata),
             write.en.eq(self.imem_we & ~ctl.running),

@@ -1,13 +1,28 @@
-"""The accelerator core: controller, load/compute/store units, memories and a host port.
+"""The accelerator core: controller, load/compute/store units, on-chip buffers, and two
+memory interfaces to memories outside it.
 
-Host port (used by the test benches and, on a board, by the UART bridge), all synchronous:
+Memory interfaces (docs/hardware.md "Memories outside the core"), all synchronous block-RAM
+ports, whatever stands behind them (the C++ Verilator harness models them in C++, a board
+puts block RAM there, `CoreWithMemories` holds block RAM for the cocotb bench):
 
-- `main_addr` (word address), `main_wdata`, `main_we`, `main_rdata` (one cycle after the
-  address): main memory, `dma_bytes` per word; use only while `running` is low.
-- `imem_addr`, `imem_wdata`, `imem_we`: instruction memory, 16 bytes per word.
+- `main_read` (LOAD's reads) and `main_write` (STORE's writes, with a byte enable per
+  byte): main memory, `dma_bytes` per word, word addresses. A read's data is there the
+  cycle after its address and enable, and stays until the next read; a read and a write of
+  the same word in one cycle reads the old word.
+- `code`: instruction fetch, one 16-byte instruction per read, addressed by instruction
+  index, data the cycle after the address. Instructions live in a memory of their own
+  (`instruction_capacity` words): nothing but fetch reads it, so no program can change its
+  own code.
+
+The cycle model (docs/isa.md) counts on that timing: a memory that answers later would
+keep outputs right but not cycles.
+
+Host port, all synchronous:
+
 - `run` (a strobe while idle) starts the program at instruction 0; `done` rises when it has
   finished (docs/isa.md's end) or stopped on an error (`error`). An error is fatal until
-  the host resets the core (`rst`); memories keep their contents across a reset.
+  the host resets the core (`rst`); memories keep their contents across a reset. The host
+  loads the memories while `running` is low, through whatever holds them.
 - Performance counters: `cycles`, `instruction_fetches`, per unit `*_busy_cycles`,
   `*_stall_cycles`, `*_instructions` (started), and `macs`, `zero_macs` and the byte
   counters (`verdigris.arch.counters.BYTE_COUNTERS`: main memory, the compute and store
@@ -32,48 +47,34 @@ from verdigris.arch.config import AccelConfig
 from verdigris.arch.counters import BYTE_COUNTERS, COUNTERS, LOAD_WRITE_COUNTERS
 from verdigris.arch.isa import (
     Buffer,
-    address_bits,
     buffer_rows,
     element_bits,
     row_bits,
     row_bytes,
 )
 from verdigris.hw.compute_unit import COUNTER_BITS, ComputeUnit
-from verdigris.hw.controller import PERF_BITS, ControllerWithImem
+from verdigris.hw.controller import PERF_BITS, Controller
 from verdigris.hw.load_unit import LoadUnit
 from verdigris.hw.store_unit import StoreUnit
-from verdigris.hw.units import INSTRUCTION_BITS
+from verdigris.hw.units import code_port, main_read_port, main_write_port
 
 # The counter ports' names and order are arch/counters.py's, which every host reads.
-__all__ = ["BYTE_COUNTERS", "COUNTERS", "MAX_MAIN_MEMORY_BYTES", "Core", "check_main_memory"]
+__all__ = ["BYTE_COUNTERS", "COUNTERS", "Core"]
 
 _WIDE_COUNTERS = frozenset({"macs", "zero_macs", *BYTE_COUNTERS})  # 48 bits, others 32
 _UNIT_COUNTERS = ("busy_cycles", "stall_cycles", "instructions")  # per unit, `{unit}_{name}`
 
 
-# Main memory is a block RAM inside the core: beyond this size the design is impractical to
-# simulate or build (a larger memory belongs outside the core, behind a memory port).
-MAX_MAIN_MEMORY_BYTES = 16 * 2**20
-
-
-def check_main_memory(config: AccelConfig) -> None:
-    """ValueError, saying what to do, for a config whose main memory the core cannot hold."""
-    if config.main_memory_bytes > MAX_MAIN_MEMORY_BYTES:
-        raise ValueError(
-            f"config '{config.name}' has {config.main_memory_bytes:,} bytes of main memory; "
-            f"the core holds main memory inside it, up to {MAX_MAIN_MEMORY_BYTES:,} bytes "
-            "(main memory outside the core is not built yet): run it on isasim or golden"
-        )
-
-
 class Core(wiring.Component):
-    """The accelerator core for one AccelConfig (see the module docstring for the host
-    port's protocol and docs/microarchitecture.md for the timing).
+    """The accelerator core for one AccelConfig (see the module docstring for the memory
+    interfaces, the host port's protocol, and docs/microarchitecture.md for the timing).
 
     Inside, the controller and the three units are joined through their `UnitControl`
     interfaces, and the units' buffer ports (Amaranth memory port signatures) to the
-    memories, with ``wiring.connect``. The ports here are flat, named as the host-port
-    protocol (`verdigris.arch.counters.COUNTERS`) and the Verilog benches expect.
+    memories, with ``wiring.connect``. The host-port members are flat, named as the
+    host-port protocol (`verdigris.arch.counters.COUNTERS`) and the Verilog benches expect.
+    Its Verilog does not grow with `main_memory_bytes` or `instruction_capacity`: only the
+    address widths do.
 
     Parameters
     ----------
@@ -82,24 +83,20 @@ class Core(wiring.Component):
 
     Members
     -------
+    main_read : ``In(main_read_port(config))``
+        LOAD's reads of main memory (``main_read__addr``, ``__en`` out, ``__data`` in).
+    main_write : ``In(main_write_port(config))``
+        STORE's writes to main memory (``main_write__addr``, ``__data``, ``__en`` out).
+    code : ``In(code_port(config))``
+        Instruction fetch (``code__addr``, ``__en`` out, ``__data`` in).
     run : ``In(1)``
         A strobe while idle starts the program at instruction 0.
     running : ``Out(1)``
-        A program is running; the host may use the memory ports only while it is low.
+        A program is running; the host may load the memories only while it is low.
     done : ``Out(1)``
         The program finished, or stopped on an error.
     error : ``Out(1)``
         The program stopped on an illegal instruction or address; fatal until reset.
-    main_addr : ``In(address_bits(main_memory_bytes // dma_bytes))``
-        Main memory word address for the host.
-    main_wdata : ``In(8 * dma_bytes)``, main_we : ``In(1)``
-        A host write of a whole word (while not running).
-    main_rdata : ``Out(8 * dma_bytes)``
-        The word at ``main_addr`` of the previous cycle.
-    imem_addr : ``In(address_bits(instruction_capacity))``
-        Instruction memory address for the host.
-    imem_wdata : ``In(INSTRUCTION_BITS)``, imem_we : ``In(1)``
-        A host write of one instruction (while not running).
     cycles : ``Out(32)``
         The run's cycle count so far (the program's, once ``done``).
     instruction_fetches : ``Out(32)``
@@ -126,21 +123,15 @@ class Core(wiring.Component):
     def __init__(self, config: AccelConfig):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {config!r}")
-        check_main_memory(config)
         self.config = config
-        words = config.main_memory_bytes // config.dma_bytes
         members = {
+            "main_read": In(main_read_port(config)),
+            "main_write": In(main_write_port(config)),
+            "code": In(code_port(config)),
             "run": In(1),
             "running": Out(1),
             "done": Out(1),
             "error": Out(1),
-            "main_addr": In(address_bits(words)),
-            "main_wdata": In(8 * config.dma_bytes),
-            "main_we": In(1),
-            "main_rdata": Out(8 * config.dma_bytes),
-            "imem_addr": In(address_bits(config.instruction_capacity)),
-            "imem_wdata": In(INSTRUCTION_BITS),
-            "imem_we": In(1),
         }
         for counter in COUNTERS:
             members[counter] = Out(COUNTER_BITS if counter in _WIDE_COUNTERS else PERF_BITS)
@@ -149,16 +140,20 @@ class Core(wiring.Component):
     def elaborate(self, _platform):
         m = Module()
         config = self.config
-        words = config.main_memory_bytes // config.dma_bytes
 
-        m.submodules.controller = ctl = ControllerWithImem(config)
+        m.submodules.controller = ctl = Controller(config)
         m.submodules.load = load = LoadUnit(config)
         m.submodules.compute = compute = ComputeUnit(config)
         m.submodules.store = store = StoreUnit(config)
         units = {"load": load, "compute": compute, "store": store}
+        running = ctl.running
 
-        # ---- memories
-        m.submodules.main = main = Memory(shape=8 * config.dma_bytes, depth=words, init=[])
+        # ---- the memories outside: main memory for LOAD and STORE, code for fetch
+        wiring.connect(m, wiring.flipped(self.main_read), load.mem)
+        wiring.connect(m, wiring.flipped(self.main_write), store.mem)
+        wiring.connect(m, wiring.flipped(self.code), ctl.code)
+
+        # ---- on-chip buffers
         buffers = {
             buffer: Memory(
                 shape=row_bits(config, buffer), depth=buffer_rows(config, buffer), init=[]
@@ -169,35 +164,6 @@ class Core(wiring.Component):
         for buffer, memory in buffers.items():
             m.submodules[buffer.name.lower()] = memory
         inp, wgt, acc, req = (buffers[b] for b in (Buffer.INP, Buffer.WGT, Buffer.ACC, Buffer.REQ))
-
-        # Main memory: port A reads for LOAD (or the host), port B writes for STORE (or the
-        # host), with byte enables.
-        main_read = main.read_port()
-        main_write = main.write_port(granularity=8)
-        running = ctl.running
-        with m.If(running):
-            m.d.comb += [
-                main_read.addr.eq(load.mem.addr),
-                main_read.en.eq(load.mem.en),
-                main_write.addr.eq(store.mem.addr),
-                main_write.data.eq(store.mem.data),
-                main_write.en.eq(store.mem.en),
-            ]
-        with m.Else():
-            m.d.comb += [
-                main_read.addr.eq(self.main_addr),
-                main_read.en.eq(1),
-                main_write.addr.eq(self.main_addr),
-                main_write.data.eq(self.main_wdata),
-                main_write.en.eq(self.main_we.replicate(config.dma_bytes)),
-            ]
-        m.d.comb += [load.mem.data.eq(main_read.data), self.main_rdata.eq(main_read.data)]
-
-        m.d.comb += [
-            ctl.imem_addr.eq(self.imem_addr),
-            ctl.imem_wdata.eq(self.imem_wdata),
-            ctl.imem_we.eq(self.imem_we),
-        ]
 
         # On-chip buffers: LOAD writes inp, wgt and req, COMPUTE reads inp and wgt, STORE
         # reads req.

@@ -1,10 +1,17 @@
 """The core as a chip top: what Verilator builds and what a board build starts from.
 
-`CoreTop` has the host port of `Core` (hw/core.py) and registers every input, reset
-included, once before the core sees it. The core therefore sees exactly the host's input
-sequence `INPUT_LATENCY` cycles later, and the host sees every answer that much later than on
-a bare `Core`: `main_rdata` two cycles after `main_addr`, `done` falls two cycles after the
-`run` strobe, and the core leaves reset one cycle after `rst` falls.
+`CoreTop` has the ports of `Core` (hw/core.py), or with ``memories=True`` of
+`CoreWithMemories` (hw/core_memories.py), and registers every host input, reset included,
+once before the core sees it. The core therefore sees exactly the host's input sequence
+`INPUT_LATENCY` cycles later, and the host sees every answer that much later than on a bare
+core: `done` falls two cycles after the `run` strobe, `main_rdata` (with memories) comes
+two cycles after `main_addr`, and the core leaves reset one cycle after `rst` falls.
+
+The ports are flat, as a chip's pins: the memory interfaces' members are named
+`main_read_addr`, `main_read_en`, `main_read_data`, `main_write_addr`, `main_write_data`,
+`main_write_en`, `code_addr`, `code_en` and `code_data`. The read data (`main_read_data`,
+`code_data`) is not registered: it comes from a memory's output register already, and one
+more cycle would break the timing the core counts on (hw/core.py).
 
 Why: on an FPGA, registered inputs keep the pins out of the core's timing paths. In
 Verilator they keep the top-level inputs (above all `rst`, which reaches every register's
@@ -15,54 +22,73 @@ measures the difference against the bare core).
 
 from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
 from verdigris.hw.core import Core
+from verdigris.hw.core_memories import CoreWithMemories
 
 __all__ = ["INPUT_LATENCY", "CoreTop"]
 
 INPUT_LATENCY = 1
 
+# The members whose inputs come straight from a memory's output register.
+_MEMORY_DATA = (("main_read", "data"), ("code", "data"))
+
 
 class CoreTop(wiring.Component):
-    """`Core` as a chip top: the same ports, every input (``rst`` included) registered once
-    before the core sees it (see the module docstring for the timing this adds).
+    """`Core` (or `CoreWithMemories`) as a chip top: the same ports, every host input
+    (``rst`` included) registered once before the core sees it (see the module docstring
+    for the timing this adds).
 
     Parameters
     ----------
     config : AccelConfig
         The configuration of the core inside.
+    memories : bool
+        Whether main memory and the code memory are inside, in block RAM, loaded through
+        the host port (`CoreWithMemories`, for the cocotb bench), or outside, behind the
+        memory interfaces (`Core`, for the C++ harness and a board with memories of its own).
+    registered : bool
+        Whether the host inputs are registered (the default); without, the top is the bare
+        core with flat ports and `INPUT_LATENCY` 0 (the baseline of bench/rtl_speed.py).
 
     Members
     -------
-    run, main_addr, main_wdata, main_we, imem_addr, imem_wdata, imem_we : ``In(...)``
-        `Core`'s host-port inputs, with the same names and widths, seen by the core
-        `INPUT_LATENCY` cycle later.
-    running, done, error, main_rdata : ``Out(...)``
-        `Core`'s status and main-memory read data, straight from the core.
-    cycles, load_busy_cycles, ..., compute_nops_completed : ``Out(32)`` or ``Out(48)``
-        `Core`'s performance and completion counters, named and ordered as
-        `verdigris.arch.counters.COUNTERS` (the host-port protocol), straight from the core.
+    The inner design's, flat (an interface member ``a.b`` is the port ``a_b``), with the
+    same widths.
     """
 
-    def __init__(self, config: AccelConfig):
-        self._core = Core(config)
+    def __init__(self, config: AccelConfig, *, memories: bool = False, registered: bool = True):
+        self._core = CoreWithMemories(config) if memories else Core(config)
         self.config = config
-        super().__init__(self._core.signature)
+        self.registered = registered
+        core = self._core
+        members = {
+            "_".join(path): (In if member.flow == In else Out)(member.shape)
+            for path, member, _ in core.signature.flatten(core)
+        }
+        super().__init__(members)
 
     def elaborate(self, _platform):
         m = Module()
-        m.domains.core = ClockDomain()
-        m.submodules.core = core = DomainRenamer("core")(self._core)
-        m.d.comb += ClockSignal("core").eq(ClockSignal("sync"))
-        # Reset-less, or `rst` would reset this register to 0 instead of passing it on.
-        core_reset = Signal(reset_less=True)
-        m.d.sync += core_reset.eq(ResetSignal("sync"))
-        m.d.comb += ResetSignal("core").eq(core_reset)
-        for name, member in self.signature.members.items():
-            if member.flow == In:
-                m.d.sync += getattr(core, name).eq(getattr(self, name))
+        core = self._core
+        if self.registered:
+            m.domains.core = ClockDomain()
+            m.submodules.core = core = DomainRenamer("core")(core)
+            m.d.comb += ClockSignal("core").eq(ClockSignal("sync"))
+            # Reset-less, or `rst` would reset this register to 0 instead of passing it on.
+            core_reset = Signal(reset_less=True)
+            m.d.sync += core_reset.eq(ResetSignal("sync"))
+            m.d.comb += ResetSignal("core").eq(core_reset)
+        else:
+            m.submodules.core = core
+        for path, member, value in core.signature.flatten(core):
+            pin = getattr(self, "_".join(path))
+            if member.flow == Out:
+                m.d.comb += pin.eq(value)
+            elif self.registered and path not in _MEMORY_DATA:
+                m.d.sync += value.eq(pin)
             else:
-                m.d.comb += getattr(self, name).eq(getattr(core, name))
+                m.d.comb += value.eq(pin)
         return m

@@ -7,7 +7,6 @@ the constants come from `verdigris.arch.timing`.
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import enum, wiring
-from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
@@ -17,7 +16,6 @@ from verdigris.arch.isa import (
     Nop,
     Opcode,
     Unit,
-    address_bits,
     buffer_rows,
     element_bits,
     row_bits,
@@ -30,6 +28,7 @@ from verdigris.hw.units import (
     field,
     fields,
     illegal_flags,
+    main_read_port,
     opcode,
     push_flags,
 )
@@ -191,13 +190,7 @@ class LoadUnit(wiring.Component):
             )
         self.config = config
         self.depths = {buffer: buffer_rows(config, buffer) for buffer in Buffer}
-        words = config.main_memory_bytes // config.dma_bytes
-        members = {
-            "control": Out(UnitControl()),
-            "mem": In(
-                ReadPort.Signature(addr_width=address_bits(words), shape=8 * config.dma_bytes)
-            ),
-        }
+        members = {"control": Out(UnitControl()), "mem": In(main_read_port(config))}
         for buffer in Buffer:
             members[buffer.name.lower()] = In(
                 buffer_write(config, buffer, shape=row_bits(config, buffer))

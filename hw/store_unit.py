@@ -25,7 +25,6 @@ p = x * multiplier, q = round_half_even(p / 2**shift), y = clamp(q + zero_point)
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
-from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
@@ -49,6 +48,7 @@ from verdigris.hw.units import (
     field,
     illegal_flags,
     lane_read,
+    main_write_port,
     opcode,
     push_flags,
 )
@@ -97,17 +97,13 @@ class StoreUnit(wiring.Component):
         if LUT_LATENCY != 1:  # one synchronous read: the lookup is one pipeline stage
             raise ValueError("LUT_LATENCY must be 1 for this unit")
         self.config = config
-        words = config.main_memory_bytes // config.dma_bytes
-        main = WritePort.Signature(
-            addr_width=address_bits(words), shape=8 * config.dma_bytes, granularity=8
-        )
         super().__init__(
             {
                 "control": Out(UnitControl()),
                 "acc": In(buffer_read(config, Buffer.ACC)),
                 "req": In(buffer_read(config, Buffer.REQ, data.ArrayLayout(_Entry, config.dim))),
                 "lut": In(lane_read(config, Buffer.LUT)),
-                "mem": In(main),
+                "mem": In(main_write_port(config)),
             }
         )
 

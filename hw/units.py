@@ -12,6 +12,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
+from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import (
     DEP_FLAGS,
     DEPS_LOW,
@@ -26,18 +27,22 @@ from verdigris.arch.isa import (
     row_bits,
     token_counter,
 )
+from verdigris.arch.memory import main_memory_words
 
 __all__ = [
     "INSTRUCTION_BITS",
     "UnitControl",
     "buffer_read",
     "buffer_write",
+    "code_port",
     "dep_flags",
     "field",
     "fields",
     "flag",
     "illegal_flags",
     "lane_read",
+    "main_read_port",
+    "main_write_port",
     "opcode",
     "push_flags",
     "row_layout",
@@ -194,3 +199,24 @@ def illegal_flags(word: Value, unit: Unit) -> Value:
     (a load unit pop_prev, say): the unit raises `error` for it."""
     illegal = [flag(word, name) for name in DEP_FLAGS if token_counter(unit, name) is None]
     return Cat(*illegal).any()
+
+
+def main_read_port(config: AccelConfig) -> ReadPort.Signature:
+    """The signature of a main-memory read port: word address, `dma_bytes` per word."""
+    words = main_memory_words(config)
+    return ReadPort.Signature(addr_width=address_bits(words), shape=8 * config.dma_bytes)
+
+
+def main_write_port(config: AccelConfig) -> WritePort.Signature:
+    """The signature of a main-memory write port: word address, a byte enable per byte."""
+    words = main_memory_words(config)
+    return WritePort.Signature(
+        addr_width=address_bits(words), shape=8 * config.dma_bytes, granularity=8
+    )
+
+
+def code_port(config: AccelConfig) -> ReadPort.Signature:
+    """The signature of the instruction-fetch port: instruction index, one instruction."""
+    return ReadPort.Signature(
+        addr_width=address_bits(config.instruction_capacity), shape=INSTRUCTION_BITS
+    )

@@ -220,3 +220,11 @@ def test_verilog_writes_the_registered_top_and_a_summary(tmp_path, capsys):
     summary = (tmp_path / "verdigris_core_tiny.txt").read_text()
     assert "4x4 = 16 PEs" in summary
     assert "16 PEs" in capsys.readouterr().out
+
+
+def test_verilog_of_a_core_with_256_mib_of_main_memory(tmp_path, capsys):
+    assert main(["verilog", "--config", "xl", "-o", str(tmp_path)]) == 0
+    text = (tmp_path / "verdigris_core_xl.v").read_text()
+    assert "output [23:0] main_read_addr;" in text  # 2**24 words of 16 bytes, outside
+    assert "input [127:0] code_data;" in text
+    assert "outside the core" in capsys.readouterr().out

@@ -763,16 +763,11 @@ class _CliError(Exception):
 
 def _verilog(args: argparse.Namespace) -> int:
     from verdigris.arch.config import load_config
-    from verdigris.hw.core import check_main_memory
     from verdigris.hw.core_top import CoreTop
     from verdigris.sim.rtl.verilator import generate_verilog
 
     check_output_folder(args.output, "Verilog output")
     config = load_config(args.config)
-    try:
-        check_main_memory(config)
-    except ValueError as error:
-        raise _CliError(str(error)) from None
     top = f"verdigris_core_{config.name}"
     start = time.monotonic()
     text = generate_verilog(CoreTop(config), top)
@@ -782,8 +777,9 @@ def _verilog(args: argparse.Namespace) -> int:
     kib = 1024
     summary = [
         f"config '{config.name}': {config.rows}x{config.cols} = {config.pe_count} PEs, int8",
-        f"main memory {config.main_memory_bytes // kib} KiB ({config.dma_bytes} B words), "
-        f"instructions {config.instruction_capacity} x 16 B",
+        f"main memory {config.main_memory_bytes // kib:,} KiB ({config.dma_bytes} B words) and "
+        f"code memory {config.instruction_capacity:,} x 16 B: outside the core, on the ports "
+        "main_read_*, main_write_* and code_* (docs/hardware.md)",
         f"inp {config.inp_rows} x {config.dim} B, wgt {config.wgt_rows} x {config.dim} B, "
         f"acc {config.acc_rows} x {4 * config.dim} B, req {config.req_rows} x {12 * config.dim} B",
         f"queues {config.queue_depth} deep per unit",

@@ -1,12 +1,14 @@
 """Run Programs on the Verilated core (through cocotb or a C++ harness) and return outputs
 and Activity, in total and per layer.
 
-The core for a config is built once and cached under its identity (design class and
-config) and the design's sources, so a cached core starts without generating Verilog; many
-Programs then run in one simulator process (`core_bench.run_jobs`, or the harness). Both
-speak the host-port protocol of `verdigris.arch.host_port` (docs/host-port.md): the jobs,
-the counter ports and their order, the layer boundaries' targets and the map from counters
-to an Activity come from there.
+Under cocotb the core holds its memories in block RAM (`CoreTop(config, memories=True)`);
+in the harness they are outside it, held in C++. The core for a config is built once and
+cached under its identity (design and config) and the design's sources, so a cached core
+starts without generating Verilog; many Programs then run in one simulator process
+(`core_bench.run_jobs`, or the harness). Both speak the host-port protocol of
+`verdigris.arch.host_port` (docs/host-port.md): the jobs, the counter ports and their
+order, the layer boundaries' targets and the map from counters to an Activity come from
+there.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from verdigris.arch.program import (
     pack_tensor,
     unpack_tensor,
 )
-from verdigris.hw.core import Core, check_main_memory
+from verdigris.hw.core_memories import check_memories
 from verdigris.hw.core_top import INPUT_LATENCY, CoreTop
 from verdigris.sim.host import run_host_call
 from verdigris.sim.rtl.verilator import (
@@ -76,27 +78,37 @@ class RtlResult:
 
 
 def build_core(config: AccelConfig, *, build_root: Path | None = None) -> RtlBuild:
-    """The core of `config` (`CoreTop`) built for cocotb, or the cached build."""
+    """The core of `config` with its memories inside (`CoreTop(config, memories=True)`),
+    built for cocotb, or the cached build. RtlError if the memories are too large to hold
+    inside (`check_memories`)."""
+    try:
+        check_memories(config)
+    except ValueError as error:
+        raise RtlError(str(error)) from None
     top = f"core_{config.name}"
-    verilog, identity = _core_design(config, top)
+    verilog, identity = _core_design(config, top, design="memories")
     return build_verilator(verilog, top, identity=identity, build_root=build_root)
 
 
-def _core_design(
-    config: AccelConfig, top: str, *, bare_core: bool = False
-) -> tuple[Callable[[], str], str]:
-    """How to generate the core's Verilog (called only when a build is needed), and what
-    identifies it without generating it: the design's class and config."""
-    try:
-        check_main_memory(config)
-    except ValueError as error:
-        raise RtlError(str(error)) from None
-    design = Core if bare_core else CoreTop
+# The designs a core is built as: `CoreTop` with its memories inside (cocotb), with its
+# memories outside (the C++ harness), and without input registers (the harness's baseline).
+_DESIGNS = {
+    "memories": lambda config: CoreTop(config, memories=True),
+    "top": CoreTop,
+    "bare": lambda config: CoreTop(config, registered=False),
+}
+
+
+def _core_design(config: AccelConfig, top: str, *, design: str) -> tuple[Callable[[], str], str]:
+    """How to generate the core's Verilog as `design` (a `_DESIGNS` key; called only when
+    a build is needed), and what identifies it without generating it: the design and the
+    config."""
+    make = _DESIGNS[design]
     # The clock frequency does not change the design (a board's PLL reads it, not the RTL),
     # so it is not part of a simulated core's identity: another clock reuses the build.
     fields = {key: value for key, value in config.to_dict().items() if key != "clock_mhz"}
-    identity = {"design": f"{design.__module__}.{design.__qualname__}", **fields}
-    return lambda: generate_verilog(design(config), top), json.dumps(identity, sort_keys=True)
+    identity = {"design": f"verdigris.hw.core_top:{design}", **fields}
+    return lambda: generate_verilog(make(config), top), json.dumps(identity, sort_keys=True)
 
 
 def _host_jobs(
@@ -120,7 +132,9 @@ def run_on_rtl(
     build_root: Path | None = None,
     results_dir: Path | None = None,
 ) -> list[RtlResult]:
-    """Run each (program, device inputs) on the RTL core of their (common) config.
+    """Run each (program, device inputs) on the RTL core of their (common) config, under
+    cocotb, with main memory and the code memory in block RAM inside the design
+    (`CoreWithMemories`: RtlError for memories over 16 MiB; `run_fast` runs any size).
 
     `raw_instructions` may replace a job's instruction words with arbitrary bytes (16 per
     word), to test how the core handles words no Program can hold (illegal opcodes).
@@ -227,8 +241,9 @@ def run_fast(
     model runs at full speed (the in-process RTL backend of the CLI). `progress` hears how
     the harness build goes, or that the harness came from the cache (see BuildProgress).
 
-    `bare_core` runs `Core` without `CoreTop`'s input registers: the slower model that
-    bench/rtl_speed.py measures as its baseline.
+    The harness holds main memory and the code memory (of any size: `xl` runs) and serves
+    the core's memory interfaces. `bare_core` runs the core without `CoreTop`'s input
+    registers: the slower model that bench/rtl_speed.py measures as its baseline.
 
     `trace` names an FST file to write a waveform of every cycle of every job to (one clock
     period is 2 time units; harness.cpp says more); it runs a separately built, slower
@@ -257,13 +272,18 @@ def run_fast(
     port_jobs = _host_jobs(jobs, expected_cycles, raw_instructions)
     config = jobs[0][0].config
     top = f"core_{config.name}"
-    verilog, identity = _core_design(config, top, bare_core=bare_core)
+    verilog, identity = _core_design(config, top, design="bare" if bare_core else "top")
     with tempfile.TemporaryDirectory(prefix="verdigris-harness-source-") as source:
         binary = build_harness(
             verilog,
             top,
             _harness_source(Path(source)),
-            {"DMA_BYTES": config.dma_bytes, "INPUT_LATENCY": 0 if bare_core else INPUT_LATENCY},
+            {
+                "DMA_BYTES": config.dma_bytes,
+                "INPUT_LATENCY": 0 if bare_core else INPUT_LATENCY,
+                "MAIN_MEMORY_BYTES": config.main_memory_bytes,
+                "INSTRUCTION_CAPACITY": config.instruction_capacity,
+            },
             identity=identity,
             build_root=build_root,
             progress=progress,

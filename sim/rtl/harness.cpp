@@ -10,19 +10,24 @@
 // VERDIGRIS_COUNTERS), u32 snapshots taken, each snapshot's counters (same order), and the
 // bytes of each read range.
 //
-// The core (hw/core_top.py: host inputs registered INPUT_LATENCY cycles) is loaded through
-// its host port and started; the clock is then stepped in C++ until `done`, so nothing but
-// the model runs per cycle. In each cycle of the run the harness checks the completion
-// counters against the next layer boundary's targets and, once reached, copies every
-// counter: the snapshot of that boundary (docs/host-port.md).
+// The core (hw/core_top.py: host inputs registered INPUT_LATENCY cycles) has its memories
+// outside it: main memory and the code memory live here, in C++, and the harness answers the
+// core's memory interfaces (hw/core.py) as block RAM does: a read's data in the cycle after
+// its address and enable, held until the next read; a read and a write of one word in the
+// same cycle read the old word. A job writes its instructions and memory image straight
+// into these memories and reads its outputs straight out of main memory, so loading costs
+// no clock cycles. The clock is then stepped in C++ until `done`, so nothing but the model
+// and the memories run per cycle. In each cycle of the run the harness checks the
+// completion counters against the next layer boundary's targets and, once reached, copies
+// every counter: the snapshot of that boundary (docs/host-port.md).
 //
 // The counter ports and their order come from Python, the one definition
 // (verdigris.arch.counters.COUNTERS): core_runner prepends
 // `#define VERDIGRIS_COUNTERS(X) X(cycles) X(macs) ...` to this file when it builds it.
 //
 // Built with Verilator's --trace-fst (VM_TRACE=1), it writes an FST waveform of every cycle
-// of every job (host-port loading, the run and the read-back) to TRACE: clk falls at time 2n
-// and rises at 2n+1, so one clock period is 2 time units (Verilator's default time
+// of every job (the reset, each run and the resets after errors) to TRACE: clk rises at
+// time 2n and falls at 2n+1, so one clock period is 2 time units (Verilator's default time
 // precision, 1 ps: a viewer shows 2 ps per cycle). Without VM_TRACE none of that code is
 // compiled, so the fast binary pays nothing per cycle for it.
 
@@ -41,8 +46,10 @@
 #include "verilated_fst_c.h"
 #endif
 
-#if !defined(DMA_BYTES) || !defined(INPUT_LATENCY)
-#error "compile with -DDMA_BYTES=<bytes per main-memory word> -DINPUT_LATENCY=<cycles>"
+#if !defined(DMA_BYTES) || !defined(INPUT_LATENCY) || !defined(MAIN_MEMORY_BYTES) || \
+    !defined(INSTRUCTION_CAPACITY)
+#error "compile with -DDMA_BYTES=<bytes per main-memory word> -DINPUT_LATENCY=<cycles> \
+-DMAIN_MEMORY_BYTES=<bytes> -DINSTRUCTION_CAPACITY=<instructions>"
 #endif
 #ifndef VERDIGRIS_COUNTERS
 #error "VERDIGRIS_COUNTERS(X) is prepended by verdigris.sim.rtl.core_runner (the counter ports)"
@@ -106,10 +113,28 @@ volatile std::sig_atomic_t stop_requested = 0;
 void request_stop(int) { stop_requested = 1; }
 #endif
 
-// The model, and in a traced build its waveform. The destructor closes the waveform, so
-// every way out of main (the end, a truncated job file) leaves a complete file.
+constexpr uint64_t kMainBytes = MAIN_MEMORY_BYTES;
+constexpr uint64_t kMainWords = kMainBytes / DMA_BYTES;
+constexpr uint64_t kCodeBytes = uint64_t(INSTRUCTION_CAPACITY) * 16u;
+
+// A zeroed memory of `bytes`. calloc maps untouched pages lazily, so a large main memory
+// costs only what a program uses.
+uint8_t* zeroed(uint64_t bytes) {
+    auto* memory = static_cast<uint8_t*>(std::calloc(bytes, 1));
+    if (!memory) {
+        std::fprintf(stderr, "cannot allocate %llu bytes of memory\n",
+                     static_cast<unsigned long long>(bytes));
+        std::exit(2);
+    }
+    return memory;
+}
+
+// The model, its memories, and in a traced build its waveform. The destructor closes the
+// waveform, so every way out of main (the end, a truncated job file) leaves a complete file.
 struct Core {
     Vtop* top = new Vtop;
+    uint8_t* main = zeroed(kMainBytes);
+    uint8_t* code = zeroed(kCodeBytes);
 #if VM_TRACE
     VerilatedFstC* trace = nullptr;
     uint64_t time = 0;
@@ -129,16 +154,42 @@ struct Core {
     }
 #endif
 
+    // One clock cycle: the memories take this cycle's requests (the state after the last
+    // edge, settled), the clock rises, and the read data of those requests is set for the
+    // next cycle while the clock falls.
     void tick() {
 #if VM_TRACE
         if (stop_requested) stop();
 #endif
-        top->clk = 0;
+        const uint8_t* read = nullptr;
+        const uint8_t* fetched = nullptr;
+        if (top->main_read_en) {
+            uint64_t word = top->main_read_addr;
+            read = word < kMainWords ? main + word * DMA_BYTES : nothing;
+        }
+        if (top->code_en) {
+            uint64_t index = top->code_addr;
+            fetched = index < INSTRUCTION_CAPACITY ? code + index * 16u : nothing;
+        }
+        uint8_t before[DMA_BYTES], instruction[16];
+        if (read) std::memcpy(before, read, DMA_BYTES);  // a write below does not change it
+        if (fetched) std::memcpy(instruction, fetched, 16);
+        uint64_t enables = top->main_write_en;
+        uint64_t word = top->main_write_addr;
+        if (enables && word < kMainWords) {
+            uint8_t data[DMA_BYTES];
+            get_bytes(top->main_write_data, data, DMA_BYTES);
+            for (int b = 0; b < DMA_BYTES; ++b)
+                if ((enables >> b) & 1u) main[word * DMA_BYTES + b] = data[b];
+        }
+        top->clk = 1;
         top->eval();
 #if VM_TRACE
         if (trace) trace->dump(time++);
 #endif
-        top->clk = 1;
+        top->clk = 0;
+        if (read) set_bytes(top->main_read_data, before, DMA_BYTES);
+        if (fetched) set_bytes(top->code_data, instruction, 16);
         top->eval();
 #if VM_TRACE
         if (trace) trace->dump(time++);
@@ -154,7 +205,12 @@ struct Core {
 #endif
         top->final();
         delete top;
+        std::free(main);
+        std::free(code);
     }
+
+    // What an address outside a memory reads: zeros.
+    static constexpr uint8_t nothing[64] = {};
 };
 
 template <typename T>
@@ -196,8 +252,7 @@ int main(int argc, char** argv) {
 #endif
     core.top->rst = 1;
     core.top->run = 0;
-    core.top->main_we = 0;
-    core.top->imem_we = 0;
+    core.top->eval();
     core.tick();
     core.tick();
     core.top->rst = 0;
@@ -222,25 +277,20 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "truncated job file\n");
             return 2;
         }
-        // Load instructions and memory through the host port.
-        core.top->imem_we = 1;
-        for (uint32_t i = 0; i < words; ++i) {
-            core.top->imem_addr = i;
-            set_bytes(core.top->imem_wdata, &code[16u * i], 16);
-            core.tick();
+        if (code.size() > kCodeBytes || memory.size() > kMainBytes) {
+            std::fprintf(stderr, "job %u does not fit the memories\n", job);
+            return 2;
         }
-        core.top->imem_we = 0;
-        core.top->main_we = 1;
-        for (uint32_t a = 0; a * DMA_BYTES < memory_bytes; ++a) {
-            core.top->main_addr = a;
-            set_bytes(core.top->main_wdata, &memory[a * DMA_BYTES], DMA_BYTES);
-            core.tick();
-        }
-        core.top->main_we = 0;
-        // Run to done.
+        // Load instructions and memory: straight into the memories, while the core is idle.
+        std::memcpy(core.code, code.data(), code.size());
+        std::memcpy(core.main, memory.data(), memory.size());
+        // Run to done. (`run` reaches the bare core's memory requests combinationally:
+        // settle before the memories take them.)
         core.top->run = 1;
+        core.top->eval();
         core.tick();
         core.top->run = 0;
+        core.top->eval();
         for (int i = 0; i < INPUT_LATENCY; ++i) core.tick();  // until the core has seen `run`
         auto began = std::chrono::steady_clock::now();
         uint64_t cycles = 0;
@@ -276,16 +326,14 @@ int main(int argc, char** argv) {
             core.tick();
             core.top->rst = 0;
         }
-        // Read back the requested ranges (one cycle of memory latency per word, after the
-        // input registers).
-        std::vector<uint8_t> word(DMA_BYTES);
+        // Read back the requested ranges, straight out of main memory.
         for (uint32_t r = 0; r < ranges; ++r) {
-            for (uint32_t a = range[2 * r]; a < range[2 * r] + range[2 * r + 1]; ++a) {
-                core.top->main_addr = a;
-                for (int i = 0; i <= INPUT_LATENCY; ++i) core.tick();
-                get_bytes(core.top->main_rdata, word.data(), DMA_BYTES);
-                std::fwrite(word.data(), 1, DMA_BYTES, results);
+            uint64_t first = range[2 * r], count = range[2 * r + 1];
+            if (first + count > kMainWords) {
+                std::fprintf(stderr, "job %u reads past the end of main memory\n", job);
+                return 2;
             }
+            std::fwrite(core.main + first * DMA_BYTES, 1, count * DMA_BYTES, results);
         }
     }
     std::fclose(results);

@@ -209,8 +209,10 @@ def test_cocotb_results_in_a_temporary_folder_go_unless_a_test_failed(
 def test_the_clock_is_not_part_of_a_simulated_cores_identity():
     config = load_config("tiny")
     faster = dataclasses.replace(config, clock_mhz=config.clock_mhz * 2)
-    _, identity = _core_design(config, "core_tiny")
-    _, same = _core_design(faster, "core_tiny")
-    _, other = _core_design(dataclasses.replace(config, queue_depth=4), "core_tiny")
+    _, identity = _core_design(config, "core_tiny", design="top")
+    _, same = _core_design(faster, "core_tiny", design="top")
+    _, other = _core_design(dataclasses.replace(config, queue_depth=4), "core_tiny", design="top")
+    _, inside = _core_design(config, "core_tiny", design="memories")
     assert identity == same
     assert identity != other
+    assert identity != inside
