@@ -8,6 +8,9 @@ float32 as onnxruntime does, and accepts both forms of an op where opsets from 1
 run (a bad attribute, a mode this module does not implement, shapes that do not fit) raises
 HostOpError naming the node.
 
+A linear Resize of an int8/uint8 tensor (a QOperator model's) computes as onnxruntime's
+integer kernels do: float32 sums, truncated (see "Linear Resize" below).
+
 Arithmetic stays in float32 because numpy 2 treats Python scalars (attribute values) as
 "weak": float32 array * 0.2 is a float32 product, as in onnxruntime's kernels.
 """
@@ -531,7 +534,9 @@ def _source_coordinates(mode: str, n_in: int, n_out: int, scale: np.float32) -> 
     if mode == "half_pixel_symmetric":
         adjustment = np.float32(n_out) / (scale * np.float32(n_in))
         offset = np.float32(n_in) / 2 * (1 - adjustment)
-        return offset + (y + half) / scale - half
+        # onnxruntime adds the half pixels in double and rounds the sum to float once.
+        centred = (y.astype(np.float64) + 0.5) / np.float64(scale) - 0.5
+        return (np.float64(offset) + centred).astype(np.float32)
     return (y + half) / scale - half  # half_pixel, pytorch_half_pixel
 
 
@@ -587,6 +592,144 @@ def _resize_sizes(node: HostNode, x: np.ndarray, axes: list[int], scales, sizes)
     return n_out, [np.float32(o) / np.float32(n) for o, n in zip(n_out, n_in, strict=True)]
 
 
+# Linear Resize as onnxruntime's CPU kernels compute it (core/providers/cpu/tensor/
+# upsample.h: UpsampleBilinear, NhwcUpsampleBilinear(Integer), UpsampleTrilinear), checked
+# bit for bit against onnxruntime 1.32 (tests/sim/test_host_ops.py). Along each resized
+# axis, the source coordinate is clamped to the axis, its neighbours are the index below it
+# and the next (the last twice at the end, then weighted 0.5 each), and each neighbour
+# weighs the float32 distance to the other. Each output element sums its 4 (bilinear) or 8
+# (trilinear) neighbours in float32, each term (wx * wy [* wz]) * x, the innermost axis
+# varying fastest; an int8/uint8 result is the sum truncated toward zero. onnxruntime
+# resizes only the 2 or 3 innermost axes of a 2-D to 5-D tensor, or axes 1 and 2 of a 4-D
+# one (channels-last), where int8/uint8 weights are 1/1024ths summed exactly in integers.
+
+_LINEAR_INTEGERS = (np.dtype(np.int8), np.dtype(np.uint8))
+
+
+def _linear_kernel(rank: int, scales: list) -> tuple[tuple[int, ...], bool] | None:
+    """The axes onnxruntime interpolates (outer to inner) for a linear Resize of a rank-`rank`
+    tensor with per-axis `scales`, and whether as channels-last (NHWC); None where it has
+    no kernel."""
+    if rank == 2:
+        return (0, 1), False
+    if rank == 3:
+        return (0, 1, 2), False
+    if rank == 4 and scales[0] == 1 and scales[1] == 1:
+        return (2, 3), False
+    if rank == 4 and scales[0] == 1 and scales[3] == 1:
+        return (1, 2), True
+    if rank == 5 and scales[0] == 1 and scales[1] == 1:
+        return (2, 3, 4), False
+    return None
+
+
+def _linear_taps(mode: str, n_in: int, n_out: int, scale: np.float32):
+    """Per output index along one axis: the input index below and above its source
+    coordinate (clamped to the axis), the distance to each in float32 (the weight of the
+    other), and the coordinate itself. Both weights are 0.5 where the indices coincide."""
+    if scale == 1:
+        source = np.arange(n_out, dtype=np.float32)
+    else:
+        source = _source_coordinates(mode, n_in, n_out, scale)
+    source = np.minimum(np.maximum(source, np.float32(0)), np.float32(n_in - 1))
+    low = np.minimum(source.astype(np.int64), n_in - 1)
+    high = np.minimum(low + 1, n_in - 1)
+    to_low = np.abs(source - low.astype(np.float32))
+    to_high = np.abs(source - high.astype(np.float32))
+    same = low == high
+    to_low[same] = to_high[same] = np.float32(0.5)
+    return low, high, to_low, to_high, source
+
+
+def _along(values: np.ndarray, axis: int, rank: int) -> np.ndarray:
+    shape = [1] * rank
+    shape[axis] = values.size
+    return values.reshape(shape)
+
+
+def _corners(x: np.ndarray, axes, taps):
+    """Each corner of the interpolation cells: its input values and which side (0 low,
+    1 high) it takes on each axis, in onnxruntime's summation order (the innermost axis
+    varying fastest)."""
+    n = len(axes)
+    for corner in range(1 << n):
+        sides = [(corner >> (n - 1 - k)) & 1 for k in range(n)]
+        values = x
+        for k, axis in enumerate(axes):
+            values = np.take(values, taps[k][sides[k]], axis=axis)
+        yield values, sides
+
+
+def _interpolate(x: np.ndarray, axes, taps, channels_last: bool) -> np.ndarray:
+    """onnxruntime's (bi/tri)linear interpolation of `x` over `axes` (the comment above)."""
+    integer = x.dtype.kind in "iu"
+    if integer and channels_last:
+        return _interpolate_fixed_point(x, axes, taps)
+    values = x.astype(np.float32, copy=False)
+    weights = []
+    for k, axis in enumerate(axes):
+        _, _, to_low, to_high, _ = taps[k]
+        # The low sample weighs the distance to the high one, and the other way round.
+        weights.append((_along(to_high, axis, x.ndim), _along(to_low, axis, x.ndim)))
+    total = None
+    for corner, sides in _corners(values, axes, taps):
+        # Weights multiply from the innermost axis out, then the sample: (wx * wy) * X.
+        weight = None
+        for k in reversed(range(len(axes))):
+            w = weights[k][sides[k]]
+            weight = w if weight is None else weight * w
+        term = weight * corner
+        total = term if total is None else total + term
+    if not integer:
+        return total
+    return np.trunc(total).astype(x.dtype)
+
+
+def _interpolate_fixed_point(x: np.ndarray, axes, taps) -> np.ndarray:
+    """onnxruntime's NHWC bilinear kernel for int8/uint8: weights in 1/1024ths (the source
+    coordinate times 1024, truncated), their products summed exactly in integers and
+    divided by 2**20, truncating toward zero."""
+    weights = []
+    for k, axis in enumerate(axes):
+        low, high, _, _, source = taps[k]
+        fixed = (source * np.float32(1 << 10)).astype(np.int64)
+        to_low = np.abs(fixed - (low << 10))
+        to_high = np.abs(fixed - (high << 10))
+        same = low == high
+        to_low[same] = to_high[same] = 1 << 9
+        weights.append((_along(to_high, axis, x.ndim), _along(to_low, axis, x.ndim)))
+    total = None
+    for corner, sides in _corners(x.astype(np.int64), axes, taps):
+        weight = np.ones((1,) * x.ndim, np.int64)
+        for k in range(len(axes)):
+            weight = weight * weights[k][sides[k]]
+        term = weight * corner
+        total = term if total is None else total + term
+    quotient = np.abs(total) >> 20
+    return (np.sign(total) * quotient).astype(x.dtype)
+
+
+def _linear_resize(node: HostNode, x: np.ndarray, coordinates: str, axes, n_out, scales):
+    """A linear Resize by onnxruntime's kernel for its rank and scales, or None (a float `x`
+    onnxruntime has no kernel for)."""
+    full = [np.float32(1)] * x.ndim
+    shape = list(x.shape)
+    for axis, size, scale in zip(axes, n_out, scales, strict=True):
+        full[axis], shape[axis] = scale, size
+    kernel = _linear_kernel(x.ndim, full)
+    if kernel is None:
+        if x.dtype.kind in "iu":
+            raise _error(
+                node,
+                f"linear mode on {x.dtype} resizes only the 2 or 3 innermost axes of a 2-D "
+                f"to 5-D tensor (onnxruntime's kernels); scales {[float(s) for s in full]}",
+            )
+        return None
+    resized_axes, channels_last = kernel
+    taps = [_linear_taps(coordinates, x.shape[a], shape[a], full[a]) for a in resized_axes]
+    return _interpolate(x, resized_axes, taps, channels_last)
+
+
 def _resize(node: HostNode, inputs: Inputs) -> list[np.ndarray]:
     x = inputs[0]
     mode = node.attribute("mode", "nearest")
@@ -600,10 +743,19 @@ def _resize(node: HostNode, inputs: Inputs) -> list[np.ndarray]:
         raise _error(node, f"nearest_mode {nearest_mode!r} is not supported")
     if node.attribute("antialias", 0):
         raise _error(node, "antialias=1 is not supported")
+    if mode == "linear" and x.dtype.kind in "iu" and x.dtype not in _LINEAR_INTEGERS:
+        raise _error(node, f"linear mode on {x.dtype} is not supported (float, int8, uint8)")
     axes = _ints(node.attribute("axes")) or list(range(x.ndim))
     axes = [_axis(node, a, x.ndim) for a in axes]
     n_out, scales = _resize_sizes(node, x, axes, _opt(inputs, 2), _opt(inputs, 3))
-    # Nearest and (multi)linear interpolation are separable: resize one axis at a time.
+    if all(size == x.shape[axis] for axis, size in zip(axes, n_out, strict=True)):
+        return [x.copy()]  # onnxruntime copies the input when no size changes
+    if mode == "linear":
+        resized = _linear_resize(node, x, coordinates, axes, n_out, scales)
+        if resized is not None:
+            return [resized]
+    # Nearest and (multi)linear interpolation are separable: resize one axis at a time
+    # (linear only on floats onnxruntime has no kernel for).
     for axis, size, scale in zip(axes, n_out, scales, strict=True):
         n_in = x.shape[axis]
         if size == n_in and scale == 1:

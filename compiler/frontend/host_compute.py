@@ -7,7 +7,9 @@ dequantized device tensors, results of other host nodes, or constants. Its outpu
 `HostValue`s: float values the host computes. A QuantizeLinear of one makes it a device
 tensor again, as an `ir.HostOp` that holds every host node it needs (the island). In a
 QOperator model, a data-movement op (Transpose, Slice, ...) on an integer tensor runs on the
-host directly: it moves values, so its output keeps its input's quantization.
+host directly: it moves values, so its output keeps its input's quantization. So does a
+linear Resize of an integer tensor, which onnxruntime computes on the integers themselves
+(float32 sums, truncated): the host computes the same (`_resize_integers`).
 """
 
 from __future__ import annotations
@@ -202,6 +204,13 @@ def host_node(im: Importer, node: onnx.NodeProto, reason: str) -> None:
     ):
         _move_integers(im, node, reason, attributes, sources)
         return
+    if (
+        node.op_type == "Resize"
+        and integers
+        and all(v is None or isinstance(v, np.ndarray) or v in integers for v in sources)
+    ):
+        _resize_integers(im, node, reason, attributes, sources)
+        return
     island = _Island()
     inputs, probes = [], []
     for name, value in zip(node.input, sources, strict=True):
@@ -269,6 +278,116 @@ def _move_integers(im: Importer, node, reason: str, attributes, sources) -> None
         )
         _emit(im, _op_name(im, node, output), compute, reason)
         im.values[output] = Act(out.name)
+
+
+# The coordinate transformations the host's Resize computes as onnxruntime does.
+_RESIZE_COORDINATES = (
+    "half_pixel",
+    "half_pixel_symmetric",
+    "pytorch_half_pixel",
+    "align_corners",
+    "asymmetric",
+)
+
+
+def _resize_integers(im: Importer, node, reason: str, attributes, sources) -> None:
+    """A linear Resize of an integer tensor (a QOperator model). onnxruntime interpolates the
+    model's integers (uint8 or int8) in float32 and truncates the result toward zero; the
+    output keeps the input's quantization. The host does the same: the integers dequantized
+    with scale 1 and a zero point that undoes the device's uint8 shift, the float Resize
+    (onnxruntime's sums, sim/host_ops.py), a truncation toward zero (Floor of a uint8
+    result, which is never negative; Floor above zero plus Ceil below for int8), quantized
+    back with scale 1: the same integers."""
+    options = dict(attributes)
+    mode = options.get("mode", "nearest")
+    coordinates = options.get("coordinate_transformation_mode", "half_pixel")
+    if mode != "linear":
+        raise Skip(
+            f"{reason}; a Resize of an integer tensor in mode '{mode}' is not supported "
+            "(nearest and linear are)"
+        )
+    if coordinates not in _RESIZE_COORDINATES:
+        raise Skip(
+            f"{reason}; a linear Resize of an integer tensor with "
+            f"coordinate_transformation_mode '{coordinates}' is not supported "
+            f"({', '.join(_RESIZE_COORDINATES)} are)"
+        )
+    if options.get("antialias", 0):
+        raise Skip(f"{reason}; a linear Resize with antialias=1 is not supported")
+    [value] = {v.tensor: v for v in sources if isinstance(v, Act)}.values()
+    if sources.index(value) != 0:
+        raise Skip(f"{reason}; its roi, scales or sizes are an integer tensor")
+    tensor = im.tensors[value.tensor]
+    model_dtype = im.model_dtype[tensor.name]
+    constants, probes = {}, []
+    for name, source in zip(node.input, sources, strict=True):
+        if isinstance(source, np.ndarray):
+            constants[name] = _float_constant(source)
+            probes.append((name, None, constants[name]))
+        else:
+            probes.append((name, tensor.shape if source is not None else None, None))
+    [shape] = _output_shapes(im, node, node.op_type, attributes, probes)
+    _check_linear_layout(reason, options, sources, tensor.shape, shape)
+    # The model's integers as floats: q = device value + the uint8 shift.
+    unshifted = -uint8_shift(model_dtype)
+    view = replace(tensor, scale=1.0, zero_point=unshifted)
+    output = node.output[0]
+    resized = f"{output}:interpolated"
+    inputs = (tensor.name, *node.input[1:])
+    nodes = [ir.HostNode("Resize", inputs, (resized,), attributes)]
+    if model_dtype == "uint8":
+        nodes.append(ir.HostNode("Floor", (resized,), (output,), ()))
+    else:
+        zero = f"{output}:zero"
+        constants[zero] = np.zeros((), np.float32)
+        above, below = f"{output}:above", f"{output}:below"
+        nodes += [
+            ir.HostNode("Max", (resized, zero), (above,), ()),
+            ir.HostNode("Floor", (above,), (f"{above}:floor",), ()),
+            ir.HostNode("Min", (resized, zero), (below,), ()),
+            ir.HostNode("Ceil", (below,), (f"{below}:ceil",), ()),
+            ir.HostNode("Add", (f"{above}:floor", f"{below}:ceil"), (output,), ()),
+        ]
+    out = im.new_tensor(output, shape, model_dtype, tensor.scale, im.model_zero_point(tensor))
+    compute = ir.HostCompute(
+        inputs=(view,),
+        output=replace(out, scale=1.0, zero_point=unshifted),
+        nodes=tuple(nodes),
+        result=output,
+        constants=tuple(constants.items()),
+    )
+    _emit(im, _op_name(im, node, output), compute, reason)
+    im.values[output] = Act(out.name)
+
+
+def _check_linear_layout(reason, options, sources, in_shape, out_shape) -> None:
+    """Skip unless onnxruntime runs this linear Resize of an integer tensor with the float
+    kernels the host reproduces: over the 2 or 3 innermost axes of a 2-D to 5-D tensor
+    (sim/host_ops.py, `_linear_kernel`). Its channels-last kernel (4-D, scales [1, s, s, 1])
+    weighs int8/uint8 in 10-bit fixed point, which float ops do not reproduce."""
+    rank = len(in_shape)
+    if tuple(in_shape) == tuple(out_shape):
+        return  # a copy
+    given = sources[2] if len(sources) > 2 else None
+    scales = [o / i for o, i in zip(out_shape, in_shape, strict=True)]
+    if isinstance(given, np.ndarray) and given.size:
+        axes = options.get("axes") or range(rank)
+        scales = [1.0] * rank
+        for axis, scale in zip(axes, given.reshape(-1), strict=False):
+            scales[axis % rank] = float(np.float32(scale))
+    outer = rank in (4, 5) and scales[0] == 1 and scales[1] == 1
+    if rank in (2, 3) or outer:
+        return
+    if rank == 4 and scales[0] == 1 and scales[3] == 1:
+        raise Skip(
+            f"{reason}; a linear Resize of an integer tensor over axes 1 and 2 "
+            f"(scales {scales}): onnxruntime computes it channels-last in 10-bit fixed "
+            "point, which the host does not reproduce"
+        )
+    raise Skip(
+        f"{reason}; a linear Resize of an integer tensor with scales {scales}: "
+        "onnxruntime resizes only the 2 or 3 innermost axes of a 2-D to 5-D tensor"
+    )
 
 
 def _emit(im: Importer, name: str, compute: ir.HostCompute, reason: str) -> None:

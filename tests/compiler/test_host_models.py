@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import helper
+from onnx import TensorProto, helper, numpy_helper
 
 from tests.support.tiny_models import FORMATS, _model, calibration_inputs, quantize
 from verdigris import api
@@ -168,7 +168,8 @@ def channel_shuffle():
 
 def resize(mode: str):
     inits = {"scales": _f32([1, 1, 2, 2])}
-    # Bilinear weights of 1/4 and 3/4 make rounding ties: see TIE_PRONE.
+    # Bilinear weights of 1/4 and 3/4 make rounding ties: see TIE_PRONE. In QOperator form
+    # onnxruntime interpolates the uint8/int8 values themselves and truncates.
     tail = SHAPE[1] if mode == "nearest" else None
     return _pattern([_node("Resize", ["c", "", "scales"], mode=mode)], inits, tail=tail)
 
@@ -394,30 +395,19 @@ def _lsb(output: ir.GraphOutput) -> float:
 
 
 # Patterns whose float result is often an exact rounding tie: a 3x3 average of border
-# windows divided by 4 or 6, bilinear weights of 1/4 and 3/4. In QDQ form onnxruntime runs
-# the float op, and it and the host compute the same float32 values to within an ulp, which
-# picks the side of a tie; both are within one LSB (QOperator's QLinearAveragePool matches
-# exactly). The share of outputs that must be identical (else all of them); measured 0.970
-# to 0.973 (avgpool) and 0.986 to 0.987 (bilinear) on these inputs. These models end with
-# the op: after a further conv, a one-LSB difference grows to several output LSBs.
-TIE_PRONE = {
-    (name, fmt): 0.95
-    for name in ("avgpool_exclude_pad", "resize_bilinear")
-    for fmt in ("qdq-s8-perchannel", "qdq-u8")
-}
+# windows divided by 4 or 6. In QDQ form onnxruntime runs the float op, and it and the host
+# compute the same float32 values to within an ulp, which picks the side of a tie; both are
+# within one LSB (QOperator's QLinearAveragePool matches exactly). The share of outputs that
+# must be identical (else all of them); measured 0.970 to 0.973 on these inputs. These
+# models end with the op: after a further conv, a one-LSB difference grows to several
+# output LSBs. (Bilinear weights of 1/4 and 3/4 make ties too, but the host's linear Resize
+# sums as onnxruntime's kernel does, bit for bit, so they break alike.)
+TIE_PRONE = {("avgpool_exclude_pad", fmt): 0.95 for fmt in ("qdq-s8-perchannel", "qdq-u8")}
 
-_QOP = ("qop-u8", "qop-s8-perchannel")
 # Known gaps, each with the error it raises. Strict: when one is closed, the test passes and
 # the entry must go.
 _Known = dict[tuple[str, str], tuple[type[BaseException], str]]
-_IMPORT_FAILS: _Known = {
-    ("resize_bilinear", fmt): (
-        UnsupportedModelError,
-        "a QOperator model's linear Resize of an integer tensor computes new values from "
-        "integers; only the QDQ form (dequantized values) runs on the host",
-    )
-    for fmt in _QOP
-}
+_IMPORT_FAILS: _Known = {}
 _COMPILE_FAILS: _Known = {}
 _NO_HOST_OP: _Known = {}
 
@@ -478,6 +468,63 @@ def test_isasim_matches_golden(name, fmt, tmp_path):
     again, _ = api.run_program(loaded, {"x": x}, backend="isasim", raw=True)
     for key in isasim_raw:
         np.testing.assert_array_equal(again[key], isasim_raw[key])
+
+
+def _integer_resize(dtype, scales, opset=13, **attributes) -> onnx.ModelProto:
+    """x (an integer model input, 1x2x5x6) -> Resize "up" -> y: a QOperator model's Resize
+    of an integer tensor, alone."""
+    element = TensorProto.UINT8 if dtype == np.uint8 else TensorProto.INT8
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], name="up", **attributes)
+    graph = helper.make_graph(
+        [node],
+        "resize",
+        [helper.make_tensor_value_info("x", element, (1, 2, 5, 6))],
+        [helper.make_tensor_value_info("y", element, None)],
+        [numpy_helper.from_array(_f32(scales), "scales")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8], ids=["uint8", "int8"])
+@pytest.mark.parametrize(
+    "coordinates",
+    ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric"],
+)
+def test_integer_linear_resize_gives_onnxruntimes_integers(dtype, coordinates):
+    opset = 19 if coordinates == "half_pixel_symmetric" else 13
+    attributes = {"mode": "linear", "coordinate_transformation_mode": coordinates}
+    model = _integer_resize(dtype, [1, 1, 1.7, 0.6], opset, **attributes)
+    graph = import_model(model)
+    assert any(isinstance(node, ir.HostOp) for node in graph.nodes)
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(3).integers(info.min, info.max, (4, 2, 5, 6), endpoint=True)
+    x[0, 0], x[0, 1, ::2], x[0, 1, 1::2] = info.min, info.min, info.max
+    x = x.astype(dtype)
+    ours = run_graph(graph, {"x": x})["y"]
+    reference = np.concatenate([_onnxruntime(model, sample[None]) for sample in x])
+    assert ours.dtype == reference.dtype
+    np.testing.assert_array_equal(ours, reference)
+
+
+@pytest.mark.parametrize(
+    ("scales", "attributes", "problem"),
+    [
+        (
+            [1, 1, 2, 2],
+            {"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize"},
+            "coordinate_transformation_mode 'tf_crop_and_resize'",
+        ),
+        ([1, 2, 2, 1], {"mode": "linear"}, "channels-last in 10-bit fixed point"),
+        ([2, 1, 2, 2], {"mode": "linear"}, "only the 2 or 3 innermost axes"),
+        ([1, 1, 2, 2], {"mode": "cubic"}, "mode 'cubic'"),
+    ],
+    ids=["tf_crop_and_resize", "channels_last", "outer_axes", "cubic"],
+)
+def test_integer_resize_the_host_cannot_match_is_refused(scales, attributes, problem):
+    with pytest.raises(UnsupportedModelError) as raised:
+        import_model(_integer_resize(np.uint8, scales, **attributes))
+    message = str(raised.value)
+    assert "node 'up' (Resize)" in message and problem in message, message
 
 
 def test_a_channel_shuffle_at_one_pixel_feeds_a_conv():

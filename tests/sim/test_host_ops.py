@@ -1,8 +1,8 @@
 """The host-op runtime against onnxruntime: every op of HOST_OPS, one node at a time.
 
 Each case builds a one-node ONNX model, runs it in onnxruntime (no graph optimizations, CPU)
-and through run_nodes on the same seeded inputs; data movement must match exactly,
-arithmetic to float32 rounding.
+and through run_nodes on the same seeded inputs; data movement and Resize (also linear, on
+floats and on int8/uint8) must match exactly, other arithmetic to float32 rounding.
 """
 
 import math
@@ -385,7 +385,8 @@ def test_matches_onnxruntime(op, inputs, attrs, opset, outputs):
     model, node, feeds, constants = build(op, inputs, attrs, opset, outputs)
     expected = run_ort(model, feeds)
     values = run_nodes([host_node(node)], {**feeds, **constants})
-    exact = op in EXACT or (op == "Resize" and attrs.get("mode", "nearest") == "nearest")
+    # Resize computes onnxruntime's own float32 sums (linear) or picks values (nearest).
+    exact = op in EXACT or op == "Resize"
     for name, want in zip(node.output, expected, strict=True):
         got = values[name]
         assert got.dtype == want.dtype, name
@@ -462,6 +463,16 @@ RESIZE_VALUES = {"x": X, "scales": np.array([1, 1, 2, 2], np.float32)}
         (resize(nearest_mode="nearest"), RESIZE_VALUES, "nearest_mode"),
         (resize(antialias=1), RESIZE_VALUES, "antialias"),
         (resize(), {"x": X, "scales": np.zeros(0, np.float32)}, "neither scales nor sizes"),
+        (
+            resize(mode="linear"),
+            {"x": X.astype(np.int32), "scales": np.array([1, 1, 2, 2], np.float32)},
+            "int32",
+        ),
+        (
+            resize(mode="linear"),
+            {"x": X.astype(np.int8), "scales": np.array([2, 2, 1, 1], np.float32)},
+            "innermost axes",
+        ),
         (HostNode("DepthToSpace", ("x",), ("y",), (("blocksize", 3),)), {"x": X}, "divisible"),
         (
             HostNode("DepthToSpace", ("x",), ("y",), (("blocksize", 2), ("mode", "XYZ"))),
@@ -511,6 +522,66 @@ RESIZE_VALUES = {"x": X, "scales": np.array([1, 1, 2, 2], np.float32)}
 )
 def test_nodes_that_cannot_run_raise_host_op_error(node, values, problem):
     assert problem in error(node, values)
+
+
+# Linear Resize of int8/uint8 tensors (a QOperator model's): onnxruntime interpolates the
+# integers in float32 and truncates toward zero; a channels-last 4-D tensor (scales
+# [1, s, s, 1]) in 10-bit fixed point. Compared exactly, on random integers with runs of the
+# type's extremes.
+RESIZE_COORDINATES = (*COORDINATES, "half_pixel_symmetric")
+INTEGER_RESIZES = [
+    # NCHW: up, down, both, to one pixel, by sizes, and a scale that keeps every size.
+    ((2, 3, 7, 9), floats(1, 1, 2, 2)),
+    ((2, 3, 7, 9), floats(1, 1, 0.6, 0.5)),
+    ((2, 3, 7, 9), floats(1, 1, 1.7, 0.6)),
+    ((2, 3, 7, 9), ints(2, 3, 13, 4)),
+    ((2, 3, 7, 9), ints(2, 3, 1, 1)),
+    ((1, 2, 5, 6), floats(1, 1, 1.1, 1.1)),
+    ((1, 2, 5, 6), floats(1, 1, 1, 2.5)),
+    # 2-D, 3-D and 5-D (bilinear, trilinear), channels-last 4-D (fixed point).
+    ((6, 7), floats(1.5, 0.7)),
+    ((4, 5, 6), floats(2, 1.5, 0.7)),
+    ((1, 2, 4, 5, 3), ints(1, 2, 7, 2, 8)),
+    ((1, 5, 6, 3), floats(1, 2, 1.5, 1)),
+    ((2, 5, 6, 4), ints(2, 3, 11, 4)),
+]
+
+
+def integers(dtype, shape, seed=0) -> np.ndarray:
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(seed).integers(info.min, info.max, shape, endpoint=True)
+    flat = x.reshape(-1)
+    flat[:4], flat[4:8] = info.min, info.max
+    flat[8:24:2], flat[9:24:2] = info.min, info.max
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8], ids=["uint8", "int8"])
+@pytest.mark.parametrize("coordinates", RESIZE_COORDINATES)
+@pytest.mark.parametrize(
+    ("shape", "target"),
+    INTEGER_RESIZES,
+    ids=[f"{'x'.join(map(str, shape))}-{label(t)}" for shape, t in INTEGER_RESIZES],
+)
+def test_integer_linear_resize_matches_onnxruntime(dtype, coordinates, shape, target):
+    x = integers(dtype, shape, seed=len(shape) + len(coordinates))
+    inputs = ["x", "", "scales"] if target.value.dtype == np.float32 else ["x", "", "", "sizes"]
+    attrs = {"mode": "linear", "coordinate_transformation_mode": coordinates}
+    node = helper.make_node("Resize", inputs, ["y"], **attrs)
+    element = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    graph = helper.make_graph(
+        [node],
+        "resize",
+        [helper.make_tensor_value_info("x", element, shape)],
+        [helper.make_tensor_value_info("y", element, None)],
+        initializer=[numpy_helper.from_array(target.value, inputs[-1])],
+    )
+    opset = 19 if coordinates == "half_pixel_symmetric" else 13
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
+    [expected] = run_ort(model, {"x": x})
+    got = run_nodes([host_node(node)], {"x": x, inputs[-1]: target.value})["y"]
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert np.array_equal(got, expected), np.argwhere(got != expected)[:5]
 
 
 @pytest.mark.parametrize(
