@@ -76,13 +76,14 @@ class Tensor:
 HOST_OPS: frozenset[str] = frozenset(
     {
         "Abs", "Add", "ArgMax", "AveragePool", "BatchNormalization", "Ceil", "Clip", "Concat",
-        "DepthToSpace", "Div", "Elu", "Erf", "Exp", "Flatten", "Floor", "Gather", "Gelu",
-        "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity",
-        "InstanceNormalization", "LRN", "LeakyRelu", "Log", "MatMul", "Max", "MaxPool",
-        "Mean", "Min", "Mish", "Mul", "Neg", "PRelu", "Pad", "Pow", "Reciprocal",
-        "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum", "Relu", "Reshape", "Resize",
-        "Selu", "Sigmoid", "Slice", "Softmax", "Softplus", "SpaceToDepth", "Split", "Sqrt",
-        "Squeeze", "Sub", "Sum", "Tanh", "Tile", "Transpose", "Unsqueeze",
+        "ConvTranspose", "DepthToSpace", "Div", "Elu", "Erf", "Exp", "Flatten", "Floor",
+        "Gather", "Gelu", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish",
+        "Identity", "InstanceNormalization", "LRN", "LeakyRelu", "Log", "LogSoftmax",
+        "MatMul", "Max", "MaxPool", "Mean", "Min", "Mish", "Mul", "Neg", "PRelu", "Pad",
+        "Pow", "Reciprocal", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum", "Relu",
+        "Reshape", "Resize", "Selu", "Sigmoid", "Slice", "Softmax", "Softplus",
+        "SpaceToDepth", "Split", "Sqrt", "Squeeze", "Sub", "Sum", "Tanh", "Tile",
+        "Transpose", "Unsqueeze",
     }
 )  # fmt: skip
 

@@ -198,6 +198,15 @@ def _softmax(node: HostNode, inputs: Inputs) -> list[np.ndarray]:
     return [e / e.sum(axis=axis, keepdims=True)]
 
 
+def _log_softmax(node: HostNode, inputs: Inputs) -> list[np.ndarray]:
+    # Opset 13's LogSoftmax, over `axis` alone (an older opset's is converted to opset 13
+    # on import), as onnxruntime computes it: x - max - log(sum(exp(x - max))).
+    x = inputs[0]
+    axis = _axis(node, node.attribute("axis", -1), x.ndim)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return [shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))]
+
+
 def _arg_max(node: HostNode, inputs: Inputs) -> list[np.ndarray]:
     x = inputs[0]
     axis = _axis(node, node.attribute("axis", 0), x.ndim)
@@ -342,6 +351,104 @@ def _average_pool(node: HostNode, inputs: Inputs) -> list[np.ndarray]:
     total = np.where(inside, values, x.dtype.type(0)).sum(axis=axes)
     count = counted.sum(axis=tuple(a - 2 for a in axes))
     return [total / count.astype(x.dtype)]
+
+
+# ConvTranspose.
+
+
+def _transpose_pads(node: HostNode, axis: int, n, k, s, d, adj, pads, shape) -> tuple[int, int]:
+    """Spatial axis `axis` of a ConvTranspose: the padding cut from the head of the full
+    result (of size (n - 1) * s + (k - 1) * d + 1 + adj) and the output's size, as the spec
+    and onnxruntime define them. Given `output_shape`, or with auto_pad SAME_* (an output
+    of n * s), the total padding is split in half, the odd one at the head unless auto_pad
+    is SAME_UPPER; VALID pads nothing; otherwise the explicit `pads`."""
+    full = (n - 1) * s + (k - 1) * d + 1 + adj
+    auto_pad = node.attribute("auto_pad", "NOTSET")
+    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+        raise _error(node, f"auto_pad {auto_pad!r} is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+    if shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        out = shape[axis] if shape is not None else n * s
+        total = max(0, full - out)
+        return (total // 2 if auto_pad == "SAME_UPPER" else total - total // 2), out
+    if auto_pad == "VALID":
+        return 0, full
+    spatial = len(pads) // 2
+    return pads[axis], full - pads[axis] - pads[spatial + axis]
+
+
+def _conv_transpose(node: HostNode, inputs: Inputs) -> list[np.ndarray]:
+    """ONNX ConvTranspose (1-D, 2-D, ...), summed as onnxruntime's CPU kernel does: per
+    kernel position a float32 product over the group's input channels, added into the
+    output in the kernel's row-major order (its col2im), then the bias."""
+    x, w, bias = inputs[0], inputs[1], _opt(inputs, 2)
+    spatial = x.ndim - 2
+    if spatial < 1 or w.ndim != x.ndim:
+        raise _error(node, f"input of shape {x.shape} and weight of shape {w.shape} do not fit")
+    group = node.attribute("group", 1)
+    channels = x.shape[1]
+    if not isinstance(group, int) or group < 1 or channels % group:
+        raise _error(node, f"group {group!r} does not divide the {channels} input channels")
+    if w.shape[0] != channels:
+        raise _error(node, f"weight of shape {w.shape} is not for {channels} input channels")
+    per_group = w.shape[1]
+    kernel = list(w.shape[2:])
+
+    def given(name: str, default: int) -> list[int]:
+        values = _ints(node.attribute(name))
+        if values is None:
+            return [default] * spatial
+        if len(values) != spatial or any(v < (1 if default else 0) for v in values):
+            raise _error(node, f"{name} {values} does not fit {spatial} spatial axes")
+        return values
+
+    if _ints(node.attribute("kernel_shape")) not in (None, kernel):
+        raise _error(node, f"kernel_shape {node.attribute('kernel_shape')} is not the weight's")
+    strides, dilations = given("strides", 1), given("dilations", 1)
+    adjust = given("output_padding", 0)
+    pads = _ints(node.attribute("pads")) or [0] * (2 * spatial)
+    if len(pads) != 2 * spatial or any(p < 0 for p in pads):
+        raise _error(node, f"pads {pads} do not fit {spatial} spatial axes")
+    shape = _ints(node.attribute("output_shape"))
+    if shape is not None and len(shape) != spatial:
+        raise _error(node, f"output_shape {shape} does not fit {spatial} spatial axes")
+    heads, outs = [], []
+    for i in range(spatial):
+        n, k, s, d, adj = x.shape[2 + i], kernel[i], strides[i], dilations[i], adjust[i]
+        if adj >= s:
+            # The spec allows below strides or dilations; onnxruntime, below strides.
+            raise _error(node, f"output_padding {adjust} must be below strides {strides}")
+        head, out = _transpose_pads(node, i, n, k, s, d, adj, pads, shape)
+        if out < 1:
+            raise _error(node, f"the output of spatial axis {i} is empty ({out})")
+        # onnxruntime takes an output_shape past the full result only within one stride.
+        if shape is not None and out > (n - 1) * s + (k - 1) * d + 1 + adj + s - 1:
+            raise _error(node, f"output_shape {shape} is too large for input size {n}")
+        heads.append(head)
+        outs.append(out)
+    # The full result on a canvas large enough for the output window [head, head + out).
+    canvas = [
+        max((n - 1) * s + (k - 1) * d + 1, h + o)
+        for n, k, s, d, h, o in zip(
+            x.shape[2:], kernel, strides, dilations, heads, outs, strict=True
+        )
+    ]
+    batch = x.shape[0]
+    y = np.zeros((batch, per_group * group, *canvas), np.float32)
+    xg = x.reshape(batch, group, channels // group, -1)
+    wg = w.reshape(group, channels // group, per_group, -1).astype(np.float32)
+    for position, offsets in enumerate(np.ndindex(*kernel)):
+        # (group, out channels, in channels) @ (batch, group, in channels, pixels)
+        part = np.matmul(wg[..., position].transpose(0, 2, 1), xg)
+        part = part.reshape(batch, per_group * group, *x.shape[2:])
+        window = tuple(
+            slice(o * d, o * d + (n - 1) * s + 1, s)
+            for o, d, n, s in zip(offsets, dilations, x.shape[2:], strides, strict=True)
+        )
+        y[(slice(None), slice(None), *window)] += part
+    y = y[(slice(None), slice(None), *(slice(h, h + o) for h, o in zip(heads, outs, strict=True)))]
+    if bias is not None:
+        y = y + bias.astype(np.float32).reshape(_channel_shape(y))
+    return [y]
 
 
 # Data movement.
@@ -784,6 +891,7 @@ RUNNERS: dict[str, Runner] = {
     "BatchNormalization": _batch_normalization,
     "Clip": _clip,
     "Concat": _concat,
+    "ConvTranspose": _conv_transpose,
     "DepthToSpace": _depth_to_space,
     "Flatten": _flatten,
     "Gather": _gather,
@@ -791,6 +899,7 @@ RUNNERS: dict[str, Runner] = {
     "GlobalMaxPool": _global_pool(np.max),
     "InstanceNormalization": _instance_normalization,
     "LRN": _lrn,
+    "LogSoftmax": _log_softmax,
     "MaxPool": _max_pool,
     "Mean": _mean,
     "Pad": _pad,

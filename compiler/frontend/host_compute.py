@@ -23,6 +23,7 @@ from onnx import helper
 
 from verdigris.arch.host_steps import HOST_OPS
 from verdigris.compiler import ir
+from verdigris.compiler.frontend.shapes import AUTO_PADS
 from verdigris.compiler.frontend.values import (
     MS,
     Act,
@@ -237,8 +238,50 @@ def host_node(im: Importer, node: onnx.NodeProto, reason: str) -> None:
         else:
             raise Skip(f"{reason}; on the host it needs dequantized inputs ('{name}' is not one)")
     shapes = _output_shapes(im, node, node.op_type, attributes, probes)
+    if node.op_type == "ConvTranspose":
+        _check_conv_transpose(reason, dict(attributes), probes)
     host = ir.HostNode(node.op_type, tuple(inputs), tuple(node.output), attributes)
     island.host_values(im, node, shapes, host, reason)
+
+
+def _check_conv_transpose(reason: str, attributes: dict, probes) -> None:
+    """Skip a ConvTranspose whose attributes ONNX shape inference lets through but the host
+    (and onnxruntime) refuse, naming the attribute: the host's runtime (sim/host_ops.py)
+    checks the same when it runs."""
+    x_shape, w_shape = [shape if value is None else value.shape for _, shape, value in probes[:2]]
+    spatial = len(x_shape) - 2
+    if spatial < 1 or len(w_shape) != len(x_shape):
+        raise Skip(f"{reason}; a weight of shape {w_shape} for an input of shape {x_shape}")
+    auto_pad = attributes.get("auto_pad", "NOTSET")
+    if auto_pad not in AUTO_PADS:
+        raise Skip(f"{reason}; auto_pad {auto_pad!r} is not one of {', '.join(AUTO_PADS)}")
+    group = attributes.get("group", 1)
+    if group < 1 or x_shape[1] % group or w_shape[0] != x_shape[1]:
+        raise Skip(
+            f"{reason}; group {group} with {x_shape[1]} input channels and a weight of "
+            f"shape {w_shape}"
+        )
+    kernel = tuple(w_shape[2:])
+    if tuple(attributes.get("kernel_shape", kernel)) != kernel:
+        raise Skip(f"{reason}; kernel_shape {attributes['kernel_shape']} is not the weight's")
+    strides = tuple(attributes.get("strides", (1,) * spatial))
+    dilations = tuple(attributes.get("dilations", (1,) * spatial))
+    adjust = tuple(attributes.get("output_padding", (0,) * spatial))
+    if len(adjust) != spatial or any(a >= s for a, s in zip(adjust, strides, strict=False)):
+        raise Skip(
+            f"{reason}; output_padding {list(adjust)} must be below strides "
+            f"{list(strides)} (onnxruntime's limit)"
+        )
+    given = attributes.get("output_shape")
+    if given is None or len(given) != spatial or len(strides) != spatial:
+        return  # ONNX shape inference checks the rest
+    axes = zip(x_shape[2:], kernel, strides, dilations, adjust, given, strict=False)
+    for n, k, s, d, a, out in axes:
+        if out > (n - 1) * s + (k - 1) * d + a + s:
+            raise Skip(
+                f"{reason}; output_shape {list(given)} is larger than the input allows "
+                "(onnxruntime's limit: less than one stride past the full result)"
+            )
 
 
 def _move_integers(im: Importer, node, reason: str, attributes, sources) -> None:

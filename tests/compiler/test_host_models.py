@@ -272,6 +272,36 @@ def softmax_reshape_output():
     return _pattern(nodes, inits, tail=None)
 
 
+def conv_transpose():
+    """DBNet's upsampling head: a 2x2 stride-2 ConvTranspose (with bias) between convs."""
+    inits = {"wu": _weights(12, (4, 4, 2, 2)), "bu": _f32([0.1, -0.2, 0.05, 0.3])}
+    return _pattern([_node("ConvTranspose", ["c", "wu", "bu"], strides=[2, 2])], inits)
+
+
+def conv_transpose_bn():
+    """The other common upsampling: 4x4 stride 2 pad 1, then BatchNormalization and Relu;
+    grouped (2 groups of 2 channels) to 6 channels."""
+    rng = np.random.default_rng(13)
+    inits = {
+        "wu": _weights(14, (4, 3, 4, 4)),
+        "gamma": _f32(rng.uniform(0.5, 1.5, 6)),
+        "beta": _f32(rng.normal(0, 0.3, 6)),
+        "mean": _f32(rng.normal(0, 0.3, 6)),
+        "var": _f32(rng.uniform(0.5, 2.0, 6)),
+    }
+    nodes = [
+        _node("ConvTranspose", ["c", "wu"], ["u"], strides=[2, 2], pads=[1, 1, 1, 1], group=2),
+        _node("BatchNormalization", ["u", "gamma", "beta", "mean", "var"], ["b"]),
+        _node("Relu", ["b"]),
+    ]
+    return _pattern(nodes, inits, tail=6)
+
+
+def log_softmax():
+    """A CRNN recognizer's output: LogSoftmax over the classes, ending the model."""
+    return _pattern([_node("LogSoftmax", ["c"], axis=1)], tail=None)
+
+
 # name: (builder, nodes the quantizer leaves in float)
 PATTERNS: dict[str, tuple[Callable[[], onnx.ModelProto], tuple[str, ...]]] = {
     "silu": (silu, ()),
@@ -306,6 +336,9 @@ PATTERNS: dict[str, tuple[Callable[[], onnx.ModelProto], tuple[str, ...]]] = {
     "sigmoid_output": (sigmoid_output, ("sigmoid_o",)),
     "softmax_reshape_output": (softmax_reshape_output, ()),
     "softmax_reshape_float_output": (softmax_reshape_output, ("softmax_s", "reshape_o")),
+    "conv_transpose": (conv_transpose, ()),
+    "conv_transpose_bn": (conv_transpose_bn, ()),
+    "log_softmax": (log_softmax, ()),
 }
 
 
@@ -548,3 +581,58 @@ def test_a_channel_shuffle_at_one_pixel_feeds_a_conv():
     x = calibration_inputs((1, 4, 1, 1), 4, seed=1)
     ours, _ = api.run_program(program, {"x": x}, backend="isasim", raw=True)
     np.testing.assert_array_equal(ours["y"], api.run(graph, {"x": x}, raw=True)["y"])
+
+
+def _conv_transpose_qdq(**attributes) -> onnx.ModelProto:
+    """x -> QuantizeLinear -> DequantizeLinear -> ConvTranspose "up" (a float 4x3x2x2
+    weight) -> QuantizeLinear -> DequantizeLinear -> y: a QDQ island, built by hand (so
+    that attributes onnxruntime refuses can be given)."""
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xf"]),
+        helper.make_node("ConvTranspose", ["xf", "w"], ["u"], name="up", **attributes),
+        helper.make_node("QuantizeLinear", ["u", "s", "z"], ["uq"]),
+        helper.make_node("DequantizeLinear", ["uq", "s", "z"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(_f32(0.05), "s"),
+        numpy_helper.from_array(np.int8(0), "z"),
+        numpy_helper.from_array(_weights(3, (4, 3, 2, 2)), "w"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "up",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *SHAPE[1:]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+
+
+def test_a_hand_built_conv_transpose_island_matches_onnxruntime():
+    model = _conv_transpose_qdq(strides=[2, 2], pads=[1, 0, 0, 1], output_padding=[1, 1])
+    graph = import_model(model)
+    assert [type(node) for node in graph.nodes] == [ir.HostOp]
+    x = _inputs()
+    np.testing.assert_array_equal(run_graph(graph, {"x": x})["y"], _onnxruntime(model, x))
+
+
+@pytest.mark.parametrize(
+    ("attributes", "problem"),
+    [
+        (
+            {"strides": [1, 1], "dilations": [2, 2], "output_padding": [1, 1]},
+            "output_padding [1, 1] must be below strides [1, 1]",
+        ),
+        ({"auto_pad": "SAME"}, "auto_pad 'SAME' is not one of"),
+        ({"group": 3}, "group 3 with 4 input channels"),
+        ({"kernel_shape": [3, 3]}, "kernel_shape (3, 3) is not the weight's"),
+        ({"strides": [2, 2], "output_shape": [20, 16]}, "output_shape [20, 16] is larger"),
+    ],
+    ids=["output_padding", "auto_pad", "group", "kernel_shape", "output_shape"],
+)
+def test_conv_transpose_attributes_the_host_refuses_are_named(attributes, problem):
+    with pytest.raises(UnsupportedModelError) as raised:
+        import_model(_conv_transpose_qdq(**attributes))
+    message = str(raised.value)
+    assert "node 'up' (ConvTranspose)" in message and problem in message, message

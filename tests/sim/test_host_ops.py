@@ -161,6 +161,14 @@ CASES = [
     case("Softmax", X, axis=1),
     case("Softmax", X * 10, axis=-2),
     case("Softmax", rand(3, 5) * 30, axis=0),
+    case("LogSoftmax", X),
+    case("LogSoftmax", X * 10, axis=1),
+    case("LogSoftmax", X, axis=-2),
+    case("LogSoftmax", X * 30, axis=0),
+    case("LogSoftmax", rand(3, 5) * 30, axis=0),
+    case("LogSoftmax", rand(2, 7, 37) * 5, axis=2),
+    case("LogSoftmax", rand(11) * 20, axis=-1),
+    case("LogSoftmax", rand(2, 3, 2, 4, 5), axis=3, opset=18),
     case(
         "BatchNormalization",
         X,
@@ -371,6 +379,65 @@ CASES += [
 ]  # fmt: skip
 
 
+# ConvTranspose: 1-D and 2-D, kernels 1 to 4, strides 1 to 3, each with four variants of
+# (group, dilations, pads, output_padding): plain; 2 groups, dilated, padded, the largest
+# output_padding onnxruntime takes (below the stride); depthwise (4 groups of one channel);
+# 2 groups with asymmetric pads and dilations.
+def conv_transpose(rank, kernel, stride, group, dilations, pads, adjust, bias=True, **extra):
+    x = rand(2, 4, *((5, 6) if rank == 2 else (7,)), seed=kernel + stride)
+    w = Const(rand(4, 6 // group if group < 4 else 1, *(kernel,) * rank, seed=10 + kernel))
+    b = Const(rand(w.value.shape[1] * group, seed=20))
+    attrs = {
+        "strides": [stride] * rank,
+        "dilations": list(dilations)[:rank],
+        "group": group,
+        "output_padding": [adjust] * rank,
+        **extra,
+    }
+    if pads is not None:  # auto_pad excludes pads
+        attrs["pads"] = [pads[0]] * rank + [pads[1]] * rank
+    inputs = (x, w, b) if bias else (x, w)
+    return case("ConvTranspose", *inputs, id=f"{rank}d-k{kernel}", **attrs)
+
+
+CONV_TRANSPOSE_VARIANTS = [
+    # group, dilations, (pads at the beginning, at the end), output_padding (max: stride - 1)
+    (1, (1, 1), (0, 0), 0),
+    (2, (2, 2), (1, 1), "max"),
+    (4, (1, 1), (1, 0), "max"),
+    (2, (2, 3), (0, 2), 0),
+]
+
+CASES += [
+    conv_transpose(rank, k, s, group, dilations, pads, s - 1 if adjust == "max" else adjust)
+    for rank in (1, 2)
+    for k in (1, 2, 3, 4)
+    for s in (1, 2, 3)
+    for group, dilations, pads, adjust in CONV_TRANSPOSE_VARIANTS
+]
+CASES += [
+    # No bias; auto_pad; output_shape (with the odd padding at the head or, SAME_UPPER, the
+    # tail; one past the full result); 3-D; DBNet's 2x2 stride 2 and the 4x4 stride 2 pad 1.
+    conv_transpose(2, 3, 2, 1, (1, 1), (0, 0), 1, bias=False),
+    *[
+        conv_transpose(2, 3, s, 1, (1, 1), None, 0, auto_pad=a)
+        for s in (2, 3)
+        for a in ("SAME_UPPER", "SAME_LOWER", "VALID")
+    ],
+    conv_transpose(2, 3, 2, 1, (1, 1), (0, 0), 0, output_shape=[10, 12]),
+    conv_transpose(2, 3, 2, 1, (1, 1), None, 0, output_shape=[10, 12], auto_pad="SAME_UPPER"),
+    conv_transpose(2, 3, 2, 1, (1, 1), None, 0, output_shape=[10, 12], auto_pad="SAME_LOWER"),
+    conv_transpose(2, 3, 3, 2, (1, 1), (0, 0), 0, output_shape=[16, 17]),
+    conv_transpose(1, 4, 2, 2, (2, 2), (0, 0), 1, output_shape=[15]),
+    case("ConvTranspose", rand(1, 2, 3, 4, 5), Const(rand(2, 3, 2, 3, 2, seed=1)),
+         strides=[2, 1, 2], id="3d"),
+    case("ConvTranspose", rand(1, 8, 16, 16), Const(rand(8, 4, 2, 2, seed=2)),
+         Const(rand(4, seed=3)), strides=[2, 2], kernel_shape=[2, 2], id="dbnet"),
+    case("ConvTranspose", rand(1, 8, 9, 9), Const(rand(8, 4, 4, 4, seed=2)), strides=[2, 2],
+         pads=[1, 1, 1, 1], id="4x4"),
+]  # fmt: skip
+
+
 def test_runners_are_the_host_ops():
     assert set(RUNNERS) == HOST_OPS
 
@@ -455,6 +522,13 @@ def resize(**attrs) -> HostNode:
 RESIZE_VALUES = {"x": X, "scales": np.array([1, 1, 2, 2], np.float32)}
 
 
+def conv_transpose_node(*attrs) -> HostNode:
+    return HostNode("ConvTranspose", ("x", "w"), ("y",), attrs)
+
+
+CONV_TRANSPOSE_VALUES = {"x": X, "w": rand(4, 3, 2, 2, seed=1)}
+
+
 @pytest.mark.parametrize(
     ("node", "values", "problem"),
     [
@@ -489,6 +563,40 @@ RESIZE_VALUES = {"x": X, "scales": np.array([1, 1, 2, 2], np.float32)}
         ),
         (HostNode("Split", ("x",), ("a", "b"), (("axis", 2),)), {"x": X}, "equal"),
         (HostNode("Softmax", ("x",), ("y",), (("axis", 4),)), {"x": X}, "axis 4"),
+        (HostNode("LogSoftmax", ("x",), ("y",), (("axis", -5),)), {"x": X}, "axis -5"),
+        (
+            conv_transpose_node(("strides", (2, 2)), ("output_padding", (2, 0))),
+            CONV_TRANSPOSE_VALUES,
+            "output_padding [2, 0] must be below strides [2, 2]",
+        ),
+        (
+            conv_transpose_node(("auto_pad", "SAME")),
+            CONV_TRANSPOSE_VALUES,
+            "auto_pad 'SAME'",
+        ),
+        (conv_transpose_node(("group", 3)), CONV_TRANSPOSE_VALUES, "group 3"),
+        (conv_transpose_node(("pads", (1, 1))), CONV_TRANSPOSE_VALUES, "pads [1, 1]"),
+        (conv_transpose_node(("strides", (0, 1))), CONV_TRANSPOSE_VALUES, "strides [0, 1]"),
+        (
+            conv_transpose_node(("kernel_shape", (3, 3))),
+            CONV_TRANSPOSE_VALUES,
+            "kernel_shape (3, 3)",
+        ),
+        (
+            conv_transpose_node(("output_shape", (1, 3, 10, 12))),
+            CONV_TRANSPOSE_VALUES,
+            "output_shape [1, 3, 10, 12]",
+        ),
+        (
+            conv_transpose_node(("strides", (2, 2)), ("output_shape", (20, 12))),
+            CONV_TRANSPOSE_VALUES,
+            "output_shape [20, 12] is too large",
+        ),
+        (
+            conv_transpose_node(("pads", (5, 5, 5, 5))),
+            CONV_TRANSPOSE_VALUES,
+            "is empty",
+        ),
         (
             HostNode("MaxPool", ("x",), ("y", "i"), (("kernel_shape", (2, 2)),)),
             {"x": X},
