@@ -31,6 +31,7 @@ from verdigris.compiler.backend.device_ops import constants_for, device_op, lowe
 from verdigris.compiler.backend.host import host_side
 from verdigris.compiler.backend.lower import Lowerer
 from verdigris.compiler.backend.memory import CompileError, natural_layout, plan_memory
+from verdigris.compiler.backend.unroll import pad_columns
 from verdigris.compiler.passes.lookups import Evaluate, lookups_on_device
 
 __all__ = ["CompileError", "compile_graph", "layer_sizes"]
@@ -164,6 +165,14 @@ def layer_sizes(node: ir.Op, graph: ir.Graph, config: AccelConfig) -> dict[str, 
     }
 
 
+def _model_work(node: ir.Op | None, model: ir.Graph, config: AccelConfig) -> dict:
+    """A layer's useful MACs and sizes: those of the model's op `node`, or none for an op
+    the backend added."""
+    if node is None:
+        return {"macs": 0, "input_bytes": 0, "weight_bytes": 0, "output_bytes": 0}
+    return {"macs": ir.macs(node, model), **layer_sizes(node, model, config)}
+
+
 def _covered(size: int, out_size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
     """How many of an axis' `size` input positions some output window covers (padding
     excluded)."""
@@ -188,6 +197,11 @@ def compile_graph(
     dump = _Dumper(dump_dir)
     if host_runtime is not None:
         graph = lookups_on_device(graph, config, host_runtime)
+    # The model's ops, for the useful MACs and the sizes of each layer (its floor): an op
+    # the backend adds (a padded copy of a conv's input) moves data and has none.
+    model_ops = {node.name: node for node in graph.nodes}
+    model = graph
+    graph = pad_columns(graph, config)
     check_graph(graph, config)
     dump("1-check", lambda: ir.format_graph(graph))
 
@@ -243,9 +257,8 @@ def compile_graph(
                 kind=node.kind,
                 first=first,
                 last=len(instructions) + len(lowerer.emitter.instructions),
-                macs=ir.macs(node, graph),
                 output_shape=tuple(out.shape),
-                **layer_sizes(node, graph, config),
+                **_model_work(model_ops.get(node.name), model, config),
             )
         )
         segment_layers += 1

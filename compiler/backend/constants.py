@@ -16,6 +16,7 @@ from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import LUT_ENTRIES, REQ_ENTRY
 from verdigris.compiler import ir
 from verdigris.compiler.backend.memory import CompileError, Layout
+from verdigris.compiler.backend.unroll import conv_row_chunks
 
 __all__ = [
     "ConstantPool",
@@ -125,6 +126,11 @@ def _conv_tiles(node: ir.Conv, graph: ir.Graph, dim: int) -> np.ndarray:
     in_channels = graph.tensors[node.inputs[0]].shape[1]
     dense = _weight_matrix_conv(node, in_channels)  # (kh, kw, C, OC)
     kh, kw, c, oc = dense.shape
+    chunks = conv_row_chunks(node, in_channels, dim)
+    if chunks:  # per kernel row, its (tap, channel) pairs in memory order, in steps of dim
+        padded = np.zeros((kh, chunks * dim, oc), np.int64)
+        padded[:, : kw * c] = dense.reshape(kh, kw * c, oc)
+        return _tiles(padded.reshape(kh * chunks * dim, oc), kh * chunks, dim, oc, dim)
     cb = -(-c // dim)
     padded = np.zeros((kh, kw, cb * dim, oc), np.int64)
     padded[:, :, :c] = dense

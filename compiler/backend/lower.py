@@ -53,6 +53,7 @@ from verdigris.compiler import ir
 from verdigris.compiler.backend.constants import OpConstants
 from verdigris.compiler.backend.emitter import Emitter, Token
 from verdigris.compiler.backend.memory import CompileError, Layout
+from verdigris.compiler.backend.unroll import conv_row_chunks
 
 __all__ = ["Lowerer"]
 
@@ -231,6 +232,43 @@ class Lowerer:
         )
         return self._window_loads(window, range(m0, m0 + rows), self._inp_base())
 
+    def _row_words(self, elems: int, stride: int) -> float:
+        """The main-memory words a row of `elems` bytes costs the load unit on average,
+        for rows `stride` bytes apart (from an aligned first row)."""
+        word = self.config.dma_bytes
+        starts = [(r * stride) % word for r in range(word)]
+        return sum((start + elems + word - 1) // word for start in starts) / word
+
+    def _row_chunk_loads(
+        self, node: ir.Conv, x: Layout, out: Layout, step: int, chunks: int, pixels: range
+    ) -> list[Load]:
+        """The input tile of an unrolled conv's `step` (kernel row, chunk; see
+        `conv_row_chunks`) for output `pixels`: per output pixel, `dim` consecutive bytes
+        of its window's kernel row (fewer in the last chunk), or the pad value where that
+        row is above or below the input."""
+        dim = self.dim
+        _, c, h, w = x.pre_shape
+        _, _, oh_count, ow_count = out.pre_shape
+        sh, sw = node.strides
+        kh, chunk = divmod(step, chunks)
+        elems = min(dim, node.kernel[1] * c - chunk * dim)
+        loads: list[Load] = []
+        row = self._inp_base()
+        m = pixels.start
+        while m < pixels.stop:
+            n, rest = divmod(m, oh_count * ow_count)
+            oh, ow0 = divmod(rest, ow_count)
+            run = min(ow_count - ow0, pixels.stop - m)  # pixels left in this output row
+            ih = oh * sh + kh - node.pads[0]
+            if 0 <= ih < h:
+                addr = x.addr + ((n * h + ih) * w + ow0 * sw) * c + chunk * dim
+                loads.append(self._inp_load(row, run, elems, addr, sw * c))
+            else:
+                loads.append(self._fill(row, run, node.input_zero_point))
+            row += run
+            m += run
+        return loads
+
     @staticmethod
     def _inp_load(buf_row: int, rows: int, elems: int, dram_addr: int, dram_stride: int) -> Load:
         """Rows of `elems` int8 elements from main memory into the input buffer."""
@@ -303,12 +341,48 @@ class Lowerer:
     def _m_tile(self, pixels: int, group: int) -> int:
         return max(1, min(pixels, self.inp_half, self.acc_half // group))
 
-    def _groups(self, blocks: int, pixels: int) -> tuple[int, int]:
+    def _groups(self, blocks: int, pixels: int, row_words: float = 1.0) -> tuple[int, int]:
         """(output blocks per group, M-tile rows): the longest M-tile first (utilization),
-        then as many output blocks as the accumulator and weight halves hold."""
-        m_tile = max(1, min(pixels, self.inp_half, self.acc_half))
-        group = max(1, min(blocks, self.acc_half // m_tile, self.wgt_half // self.dim))
-        return group, m_tile
+        then as many output blocks as the accumulator and weight halves hold.
+
+        Where an input row costs the load unit more than one word (`row_words`, an
+        unrolled conv's unaligned rows), a step of one block would wait for its loads: the
+        M-tile is then halved while that shortens the estimated run, so that more blocks
+        share each step's input. The estimate, per step of every tile: the slower of loads
+        and GEMMs, plus 2 * dim + 8 cycles per tile and dim per GEMM that do not overlap
+        (fitted to ResNet's 7x7 first layer on 8x8 and 16x16)."""
+
+        def option(m_tile: int) -> tuple[int, int]:
+            group = max(1, min(blocks, self.acc_half // m_tile, self.wgt_half // self.dim))
+            return group, m_tile
+
+        best = option(max(1, min(pixels, self.inp_half, self.acc_half)))
+        if row_words <= 1:
+            return best
+
+        def cycles(group: int, m_tile: int) -> float:
+            tiles = -(-pixels // m_tile)
+            per_group = max(row_words, group) * pixels + tiles * (2 * self.dim + 8)
+            return -(-blocks // group) * per_group + blocks * tiles * self.dim
+
+        candidate = best
+        while candidate[1] > self.dim:
+            candidate = option(candidate[1] // 2)
+            if cycles(*candidate) < cycles(*best):
+                best = candidate
+        return best
+
+        def cycles(group: int, m_tile: int) -> float:
+            gemms = group * max(m_tile, 2 * self.dim)
+            tiles = -(-pixels // m_tile) * -(-blocks // group)
+            return tiles * max(row_words * m_tile, gemms)
+
+        candidate = best
+        while candidate[1] > self.dim:
+            candidate = option(candidate[1] // 2)
+            if cycles(*candidate) < cycles(*best):
+                best = candidate
+        return best
 
     def _store_block(
         self,
@@ -347,6 +421,15 @@ class Lowerer:
         n, c, _, _ = x.pre_shape
         _, oc, oh, ow = out.pre_shape
         cb = -(-c // dim)
+        chunks = conv_row_chunks(node, c, dim)
+        if chunks:
+
+            def inp_loads(step: int, m0: int, rows: int) -> list[Load]:
+                return self._row_chunk_loads(node, x, out, step, chunks, range(m0, m0 + rows))
+
+            words = self._row_words(min(dim, node.kernel[1] * c), node.strides[1] * c)
+            self._tiled_gemm(constants, out, n * oh * ow, oc, inp_loads, words)
+            return
 
         def inp_loads(step: int, m0: int, rows: int) -> list[Load]:
             tap, block_c = divmod(step, cb)
@@ -376,12 +459,14 @@ class Lowerer:
         pixels: int,
         channels: int,
         inp_loads: Callable[[int, int, int], list[Load]],
+        row_words: float = 1.0,
     ) -> None:
         """The loop nest shared by Conv and MatMul: output-block groups, M-tiles, steps.
-        `inp_loads(step, m0, rows)` gives the input tile of one step."""
+        `inp_loads(step, m0, rows)` gives the input tile of one step, whose rows cost the
+        load unit `row_words` main-memory words each (an estimate, for `_groups`)."""
         dim = self.dim
         blocks_total = -(-channels // dim)
-        group, m_tile = self._groups(blocks_total, pixels)
+        group, m_tile = self._groups(blocks_total, pixels, row_words)
         needed = self._needed_steps(constants.nonzero, blocks_total)
         for g0 in range(0, blocks_total, group):
             blocks = range(g0, min(blocks_total, g0 + group))

@@ -16,6 +16,7 @@ from tests.support.graphs import (
 )
 from verdigris.arch.config import AccelConfig
 from verdigris.compiler.backend import compile_graph
+from verdigris.compiler.backend.constants import conv_row_chunks
 from verdigris.compiler.passes import verify_graph
 from verdigris.sim.golden import run_device
 from verdigris.sim.isasim import run_program
@@ -107,6 +108,69 @@ def test_conv(config, c, oc, size, kernel, stride, pad, dilation, grouping, zero
         relu=relu,
     )
     _check(graph, config, seed)
+
+
+@PROPERTY
+@given(
+    config=CONFIGS,
+    n=st.integers(1, 2),
+    c=st.integers(1, 10),
+    oc=st.integers(1, 10),
+    h=st.integers(1, 8),
+    w=st.integers(3, 12),
+    kh=st.integers(1, 4),
+    kw=st.integers(2, 5),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    pad=st.tuples(*[st.integers(0, 2)] * 4),
+    zero_point=st.integers(-128, 127),
+    seed=st.integers(0, 2**16),
+)
+def test_conv_with_kernel_rows_unrolled(
+    config, n, c, oc, h, w, kh, kw, stride, pad, zero_point, seed
+):
+    """Convs with few channels run a kernel row's taps in one step (`conv_row_chunks`),
+    reading consecutive bytes of the window row; with horizontal padding, after a copy of
+    the input with its padding columns (`pad_columns`)."""
+    top, left, bottom, right = pad
+    assume(conv_row_chunks_for(c, kw, config.dim))
+    assume(h + top + bottom >= kh and w + left + right >= kw)
+    rng = np.random.default_rng(seed)
+    graph = conv_graph(
+        rng,
+        n=n,
+        c=c,
+        h=h,
+        w=w,
+        oc=oc,
+        kernel=(kh, kw),
+        stride=stride,
+        pad=pad,
+        dilation=1,
+        groups=1,
+        zero_point=zero_point,
+        relu=False,
+    )
+    _check(graph, config, seed)
+
+
+def conv_row_chunks_for(c: int, kw: int, dim: int) -> int:
+    """`conv_row_chunks` of a dense, unpadded, undilated conv."""
+    node = conv_graph(
+        np.random.default_rng(0),
+        n=1,
+        c=c,
+        h=kw,
+        w=kw,
+        oc=1,
+        kernel=(1, kw),
+        stride=1,
+        pad=(0, 0, 0, 0),
+        dilation=1,
+        groups=1,
+        zero_point=0,
+        relu=False,
+    ).nodes[0]
+    return conv_row_chunks(node, c, dim)
 
 
 @PROPERTY

@@ -95,7 +95,12 @@ def shipped():
 def test_the_sizes_are_the_ir_tensors(shipped):
     """LeNet on default: the sizes from the shapes, and below the compiled layout's bytes."""
     program, _ = shipped["lenet_qdq", "default"]
-    sizes = {layer.kind + str(i): layer for i, layer in enumerate(program.layers)}
+    # The first conv's input with its padding columns is a copy the backend adds: data
+    # movement, with no useful MACs and no floor of its own.
+    copy, *model = program.layers
+    assert copy.name == f"pad_columns({model[0].name})"
+    assert (copy.macs, copy.input_bytes, copy.weight_bytes, copy.output_bytes) == (0, 0, 0, 0)
+    sizes = {layer.kind + str(i): layer for i, layer in enumerate(model)}
     conv0 = sizes["Conv0"]
     assert conv0.output_shape == (1, 8, 8, 8)
     # input (1, 1, 8, 8); weights (8, 1, 3, 3) and 8 requant entries; output (1, 8, 8, 8)
@@ -104,7 +109,7 @@ def test_the_sizes_are_the_ir_tensors(shipped):
     assert (pool.input_bytes, pool.weight_bytes, pool.output_bytes) == (512, 0, 128)
     flatten = sizes["Reshape4"]
     assert (flatten.input_bytes, flatten.output_bytes) == (64, 64)
-    for layer in program.layers:
+    for layer in model:
         assert layer.output_bytes == math.prod(layer.output_shape)  # int8 outputs
     assert parse_program(program_bytes(program)).layers == program.layers  # saved with them
 
@@ -153,11 +158,14 @@ def test_a_file_without_the_sizes_falls_back_to_the_bytes_touched(shipped):
     table = load_table("asic-45nm")
     true, touched = layer_floors(program, table), layer_floors(old, table)
     for t, f in zip(true, touched, strict=True):
-        assert f.macs == t.macs and f.output_bytes == t.output_bytes
+        assert f.macs == t.macs
         assert f.input_bytes >= t.input_bytes and f.param_bytes >= t.param_bytes
-    # the first Conv's one input channel is padded to 8 in its weight tiles: 9 taps x 8 x 8
-    # weights and one row of 8 requant entries
-    assert (touched[0].param_bytes, true[0].param_bytes) == (9 * 64 + 96, 72 + 96)
+        if t.output_bytes:  # not the padded copy the backend adds (no floor of its own)
+            assert f.output_bytes == t.output_bytes
+    # the first Conv (after the copy) runs its kernel rows unrolled: 3 taps of its one
+    # input channel in one weight tile of 8 x 8 per kernel row, and one row of 8 requant
+    # entries
+    assert (touched[1].param_bytes, true[1].param_bytes) == (3 * 64 + 96, 72 + 96)
     assert sum(f.energy_pj for f in touched) > sum(f.energy_pj for f in true)
 
 
@@ -171,6 +179,6 @@ def test_every_shipped_layer_is_at_or_above_its_floor(shipped, table_name, dram)
             where = f"{model} on {config}, {layer.name}"
             assert layer.floor_pj is not None, where
             assert layer.energy_pj_total >= layer.floor_pj, where
-            if layer.op != "Reshape":
+            if layer.op != "Reshape" and not layer.name.startswith("pad_columns("):
                 assert layer.floor_pj > 0, where
         assert report.energy_pj_total >= report.floor_pj > 0

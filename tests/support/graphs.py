@@ -31,8 +31,9 @@ def conv_graph(
     rng, *, n, c, h, w, oc, kernel, stride, pad, dilation, groups, zero_point, relu
 ) -> ir.Graph:
     kh, kw = kernel
-    oh = (h + pad[0] + pad[2] - dilation * (kh - 1) - 1) // stride + 1
-    ow = (w + pad[1] + pad[3] - dilation * (kw - 1) - 1) // stride + 1
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    oh = (h + pad[0] + pad[2] - dilation * (kh - 1) - 1) // sh + 1
+    ow = (w + pad[1] + pad[3] - dilation * (kw - 1) - 1) // sw + 1
     x = _tensor("x", (n, c, h, w), zero_point)
     y = _tensor("y", (n, oc, oh, ow), -5)
     weight = rng.integers(-128, 128, (oc, c // groups, kh, kw))
@@ -48,7 +49,7 @@ def conv_graph(
         8,
         bias,
         zero_point,
-        (stride, stride),
+        (sh, sw),
         tuple(pad),
         (dilation, dilation),
         groups,
