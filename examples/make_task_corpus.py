@@ -60,9 +60,7 @@ status is 1 if any failed. `bench/corpus.py` (project venv) reads the cache.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -338,41 +336,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from make_corpus import DEFAULT_OUT, _Warnings, first_line, logger
+    from make_corpus import DEFAULT_OUT
+    from make_torchvision_corpus import build_models
 
     torch.set_num_threads(args.threads)
-    out = args.out or DEFAULT_OUT
-    quantizer = _Warnings()
-    logging.basicConfig(level=logging.WARNING, handlers=[quantizer], force=True)
-    logger.addHandler(logging.StreamHandler(sys.stderr))
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    out.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for name in names:
-        start = time.perf_counter()
-        logger.info("%s: building, exporting, calibrating, quantizing ...", name)
-        caught: list[str] = []
-        try:
-            failures = build(name, out, args.images, caught)
-        except Exception as error:
-            failures = [first_line(error)]
-        for failure in failures:
-            logger.error("%s: FAILED %s", name, failure)
-        for source, messages in (("the exporter", caught), ("onnxruntime", quantizer.messages)):
-            if messages:
-                logger.info(
-                    "%s: %s warned %d time(s), first: %s",
-                    name,
-                    source,
-                    len(messages),
-                    messages[0],
-                )
-        quantizer.messages.clear()
-        failed += bool(failures)
-        logger.info("%s: done in %.1f s", name, time.perf_counter() - start)
-    logger.info("wrote %s (%d of %d models with a failure)", out, failed, len(names))
-    return 1 if failed else 0
+    return build_models(names, args.out or DEFAULT_OUT, args.images, build)
 
 
 if __name__ == "__main__":

@@ -207,6 +207,40 @@ def build(name: str, out: Path, count: int, caught: list[str]) -> list[str]:
     return quantize_forms(model, name, out, images, None)
 
 
+def build_models(names: list[str], out: Path, count: int, build) -> int:
+    """`build(name, out, count, caught)` for each model, logging its failures, the warnings
+    of the exporter (`caught`) and of onnxruntime, and its time; 1 if any failed, else 0."""
+    from make_corpus import _Warnings, first_line, logger
+
+    quantizer = _Warnings()
+    logging.basicConfig(level=logging.WARNING, handlers=[quantizer], force=True)
+    logger.addHandler(logging.StreamHandler(sys.stderr))
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for name in names:
+        start = time.perf_counter()
+        logger.info("%s: building, exporting, calibrating, quantizing ...", name)
+        caught: list[str] = []
+        try:
+            failures = build(name, out, count, caught)
+        except Exception as error:
+            failures = [first_line(error)]
+        for failure in failures:
+            logger.error("%s: FAILED %s", name, failure)
+        for source, messages in (("the exporter", caught), ("onnxruntime", quantizer.messages)):
+            if messages:
+                logger.info(
+                    "%s: %s warned %d time(s), first: %s", name, source, len(messages), messages[0]
+                )
+        quantizer.messages.clear()
+        failed += bool(failures)
+        logger.info("%s: done in %.1f s", name, time.perf_counter() - start)
+    logger.info("wrote %s (%d of %d models with a failure)", out, failed, len(names))
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="cache folder (default: make_corpus's)")
@@ -232,40 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from make_corpus import DEFAULT_OUT, _Warnings, first_line, logger
+    from make_corpus import DEFAULT_OUT
 
-    out = args.out or DEFAULT_OUT
-    quantizer = _Warnings()
-    logging.basicConfig(level=logging.WARNING, handlers=[quantizer], force=True)
-    logger.addHandler(logging.StreamHandler(sys.stderr))
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    out.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for name in names:
-        start = time.perf_counter()
-        logger.info("%s: building, exporting, calibrating, quantizing ...", name)
-        caught: list[str] = []
-        try:
-            failures = build(name, out, args.images, caught)
-        except Exception as error:
-            failures = [first_line(error)]
-        for failure in failures:
-            logger.error("%s: FAILED %s", name, failure)
-        for source, messages in (("the exporter", caught), ("onnxruntime", quantizer.messages)):
-            if messages:
-                logger.info(
-                    "%s: %s warned %d time(s), first: %s",
-                    name,
-                    source,
-                    len(messages),
-                    messages[0],
-                )
-        quantizer.messages.clear()
-        failed += bool(failures)
-        logger.info("%s: done in %.1f s", name, time.perf_counter() - start)
-    logger.info("wrote %s (%d of %d models with a failure)", out, failed, len(names))
-    return 1 if failed else 0
+    return build_models(names, args.out or DEFAULT_OUT, args.images, build)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,15 @@ from verdigris.hw.units import (
     opcode,
 )
 
-__all__ = ["PERF_BITS", "UNIT_NAMES", "Controller", "ControllerWithImem", "UnitCounters"]
+__all__ = [
+    "PERF_BITS",
+    "UNIT_NAMES",
+    "Controller",
+    "ControllerWithImem",
+    "UnitCounters",
+    "code_memory",
+    "code_memory_host_port",
+]
 
 UNIT_NAMES = tuple(unit.name.lower() for unit in Unit)  # member names, indexed by Unit
 COUNTER_BITS = 16
@@ -269,6 +277,31 @@ class Controller(wiring.Component):
         return {"push_prev": control.push_prev, "push_next": control.push_next}[counter.push_flag]
 
 
+def code_memory_host_port(config: AccelConfig) -> dict:
+    """The host's members for writing the code memory: `imem_addr`, `imem_wdata`, `imem_we`."""
+    return {
+        "imem_addr": In(address_bits(config.instruction_capacity)),
+        "imem_wdata": In(INSTRUCTION_BITS),
+        "imem_we": In(1),
+    }
+
+
+def code_memory(m: Module, config: AccelConfig, fetch, host, running) -> None:
+    """Add the code memory (`instruction_capacity` instructions) to `m`: the controller's
+    `code` port (`fetch`) reads it, the host writes it through `host`'s
+    `code_memory_host_port` members while `running` is low."""
+    m.submodules.imem = imem = Memory(
+        shape=INSTRUCTION_BITS, depth=config.instruction_capacity, init=[]
+    )
+    read, write = imem.read_port(), imem.write_port()
+    wiring.connect(m, read, fetch)
+    m.d.comb += [
+        write.addr.eq(host.imem_addr),
+        write.data.eq(host.imem_wdata),
+        write.en.eq(host.imem_we & ~running),
+    ]
+
+
 class ControllerWithImem(wiring.Component):
     """A Controller and a code memory, which the host loads through a write port:
     `imem_addr`, `imem_wdata` and `imem_we` (honoured while `running` is low).
@@ -282,26 +315,12 @@ class ControllerWithImem(wiring.Component):
         self.controller = Controller(config) if controller is None else controller
         members = dict(self.controller.signature.members.items())
         del members["code"]
-        members |= {
-            "imem_addr": In(address_bits(config.instruction_capacity)),
-            "imem_wdata": In(INSTRUCTION_BITS),
-            "imem_we": In(1),
-        }
-        super().__init__(members)
+        super().__init__(members | code_memory_host_port(config))
 
     def elaborate(self, _platform):
         m = Module()
         m.submodules.controller = ctl = self.controller
-        m.submodules.imem = imem = Memory(
-            shape=INSTRUCTION_BITS, depth=self.config.instruction_capacity, init=[]
-        )
-        read, write = imem.read_port(), imem.write_port()
-        wiring.connect(m, read, ctl.code)
-        m.d.comb += [
-            write.addr.eq(self.imem_addr),
-            write.data.eq(self.imem_wdata),
-            write.en.eq(self.imem_we & ~ctl.running),
-        ]
+        code_memory(m, self.config, ctl.code, self, ctl.running)
         for name, member in self.signature.members.items():
             if name.startswith("imem_"):
                 continue

@@ -23,8 +23,8 @@ from amaranth.lib.wiring import In, Out
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import INSTRUCTION_BYTES, address_bits
 from verdigris.arch.memory import main_memory_words
+from verdigris.hw.controller import code_memory, code_memory_host_port
 from verdigris.hw.core import Core
-from verdigris.hw.units import INSTRUCTION_BITS
 
 __all__ = ["MAX_MEMORY_BYTES", "CoreWithMemories", "check_memories"]
 
@@ -88,11 +88,8 @@ class CoreWithMemories(wiring.Component):
             "main_wdata": In(8 * config.dma_bytes),
             "main_we": In(1),
             "main_rdata": Out(8 * config.dma_bytes),
-            "imem_addr": In(address_bits(config.instruction_capacity)),
-            "imem_wdata": In(INSTRUCTION_BITS),
-            "imem_we": In(1),
         }
-        super().__init__(members)
+        super().__init__(members | code_memory_host_port(config))
 
     def elaborate(self, _platform):
         m = Module()
@@ -100,9 +97,6 @@ class CoreWithMemories(wiring.Component):
         m.submodules.core = core = self._core
         m.submodules.main = main = Memory(
             shape=8 * config.dma_bytes, depth=main_memory_words(config), init=[]
-        )
-        m.submodules.imem = imem = Memory(
-            shape=INSTRUCTION_BITS, depth=config.instruction_capacity, init=[]
         )
 
         # Main memory: port A reads for LOAD (or the host), port B writes for STORE (or the
@@ -127,15 +121,7 @@ class CoreWithMemories(wiring.Component):
         m.d.comb += [core.main_read.data.eq(read.data), self.main_rdata.eq(read.data)]
 
         # Code memory: fetch reads, the host writes while the core is idle.
-        fetch, load = imem.read_port(), imem.write_port()
-        m.d.comb += [
-            fetch.addr.eq(core.code.addr),
-            fetch.en.eq(core.code.en),
-            core.code.data.eq(fetch.data),
-            load.addr.eq(self.imem_addr),
-            load.data.eq(self.imem_wdata),
-            load.en.eq(self.imem_we & ~core.running),
-        ]
+        code_memory(m, config, core.code, self, core.running)
 
         for name, member in self.signature.members.items():
             if hasattr(core, name):  # the host port, passed through

@@ -372,18 +372,6 @@ class Lowerer:
                 best = candidate
         return best
 
-        def cycles(group: int, m_tile: int) -> float:
-            gemms = group * max(m_tile, 2 * self.dim)
-            tiles = -(-pixels // m_tile) * -(-blocks // group)
-            return tiles * max(row_words * m_tile, gemms)
-
-        candidate = best
-        while candidate[1] > self.dim:
-            candidate = option(candidate[1] // 2)
-            if cycles(*candidate) < cycles(*best):
-                best = candidate
-        return best
-
     def _store_block(
         self,
         out: Layout,
