@@ -316,28 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=4, help="calibration images per model")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (fixes results)")
     args = parser.parse_args(argv)
-    names = args.models.split(",") if args.models else list(MODELS)
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        parser.error(f"unknown model(s) {unknown}; available: {', '.join(MODELS)}")
-    if args.images < 1:
-        parser.error(f"--images must be at least 1, not {args.images}")
-    try:
-        import numpy  # noqa: F401
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-        import torch
-    except ImportError as error:
-        from make_torchvision_corpus import VENV_HELP
+    from make_torchvision_corpus import build_models, chosen_models, missing_packages
 
-        print(
-            f"{Path(sys.argv[0]).name}: needs torch ({error}); make a venv for it outside "
-            f"the repository: {VENV_HELP}",
-            file=sys.stderr,
-        )
+    names = chosen_models(parser, args, MODELS, MODELS)
+    if missing_packages(["numpy", "onnx", "onnxruntime", "torch"], "torch"):
         return 2
+    import torch
     from make_corpus import DEFAULT_OUT
-    from make_torchvision_corpus import build_models
 
     torch.set_num_threads(args.threads)
     return build_models(names, args.out or DEFAULT_OUT, args.images, build)

@@ -207,10 +207,40 @@ def build(name: str, out: Path, count: int, caught: list[str]) -> list[str]:
     return quantize_forms(model, name, out, images, None)
 
 
-def build_models(names: list[str], out: Path, count: int, build) -> int:
-    """`build(name, out, count, caught)` for each model, logging its failures, the warnings
-    of the exporter (`caught`) and of onnxruntime, and its time; 1 if any failed, else 0."""
-    from make_corpus import _Warnings, first_line, logger
+def chosen_models(parser, args, models, default, prefix: str = "") -> list[str]:
+    """The model names of `--models` (without `prefix`), else `default`; a parser error for
+    an unknown name or fewer than one `--images`."""
+    names = [n.removeprefix(prefix) for n in args.models.split(",")] if args.models else default
+    unknown = [n for n in names if n not in models]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; available: {', '.join(models)}")
+    if args.images < 1:
+        parser.error(f"--images must be at least 1, not {args.images}")
+    return list(names)
+
+
+def missing_packages(modules: list[str], what: str, extra: str = "") -> bool:
+    """Whether one of `modules` cannot be imported; if so, say which `what` the script
+    needs and how to make a venv for them (`extra` appended)."""
+    import importlib
+
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    except ImportError as error:
+        print(
+            f"{Path(sys.argv[0]).name}: needs {what} ({error}); make a venv for them outside "
+            f"the repository: {VENV_HELP}{extra}",
+            file=sys.stderr,
+        )
+        return True
+    return False
+
+
+def log_to_stderr(out: Path):
+    """Log progress to stderr and catch onnxruntime's warnings (the returned handler's
+    `messages`); make the cache folder `out`."""
+    from make_corpus import _Warnings, logger
 
     quantizer = _Warnings()
     logging.basicConfig(level=logging.WARNING, handlers=[quantizer], force=True)
@@ -218,6 +248,15 @@ def build_models(names: list[str], out: Path, count: int, build) -> int:
     logger.setLevel(logging.INFO)
     logger.propagate = False
     out.mkdir(parents=True, exist_ok=True)
+    return quantizer
+
+
+def build_models(names: list[str], out: Path, count: int, build) -> int:
+    """`build(name, out, count, caught)` for each model, logging its failures, the warnings
+    of the exporter (`caught`) and of onnxruntime, and its time; 1 if any failed, else 0."""
+    from make_corpus import first_line, logger
+
+    quantizer = log_to_stderr(out)
     failed = 0
     for name in names:
         start = time.perf_counter()
@@ -247,24 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", help="comma-separated names (default: all)")
     parser.add_argument("--images", type=int, default=4, help="calibration images per model")
     args = parser.parse_args(argv)
-    names = args.models.split(",") if args.models else list(MODELS)
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        parser.error(f"unknown model(s) {unknown}; available: {', '.join(MODELS)}")
-    if args.images < 1:
-        parser.error(f"--images must be at least 1, not {args.images}")
-    try:
-        import numpy  # noqa: F401
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-        import torch  # noqa: F401
-        import torchvision  # noqa: F401
-    except ImportError as error:
-        print(
-            f"{Path(sys.argv[0]).name}: needs torch and torchvision ({error}); make a venv "
-            f"for them outside the repository: {VENV_HELP}",
-            file=sys.stderr,
-        )
+    names = chosen_models(parser, args, MODELS, MODELS)
+    modules = ["numpy", "onnx", "onnxruntime", "torch", "torchvision"]
+    if missing_packages(modules, "torch and torchvision"):
         return 2
     from make_corpus import DEFAULT_OUT
 

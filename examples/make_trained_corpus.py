@@ -80,7 +80,6 @@ failed, 2 without torch, torchvision or scikit-learn.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 import zlib
@@ -89,19 +88,14 @@ from pathlib import Path
 # make_corpus.py, make_torchvision_corpus.py and make_digits_models.py lie beside this file.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from make_torchvision_corpus import (
+    MODELS,  # torchvision builder keyword arguments beyond `weights=None`, by name
+    chosen_models,
+    log_to_stderr,
+    missing_packages,
+)
+
 PREFIX = "digits_"
-# torchvision builder keyword arguments beyond `weights=None, num_classes=10`, by name.
-MODELS: dict[str, dict] = {
-    "mobilenet_v2": {},
-    "mobilenet_v3_small": {},
-    "mobilenet_v3_large": {},
-    "efficientnet_b0": {},
-    "resnet18": {},
-    "shufflenet_v2_x1_0": {},
-    "squeezenet1_1": {},
-    "googlenet": {"aux_logits": False, "init_weights": True},
-    "regnet_x_400mf": {},
-}
 # Built when no --models is given (about 6 minutes); the others take 3 more.
 DEFAULT = (
     "mobilenet_v2",
@@ -261,40 +255,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, help="peak learning rate (default: per model)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (fixes results)")
     args = parser.parse_args(argv)
-    names = args.models.split(",") if args.models else list(DEFAULT)
-    names = [n.removeprefix(PREFIX) for n in names]
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        parser.error(f"unknown model(s) {unknown}; available: {', '.join(MODELS)}")
-    if args.images < 1:
-        parser.error(f"--images must be at least 1, not {args.images}")
-    try:
-        import numpy  # noqa: F401
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-        import sklearn  # noqa: F401
-        import torch
-        import torchvision  # noqa: F401
-    except ImportError as error:
-        from make_torchvision_corpus import VENV_HELP
-
-        print(
-            f"{Path(sys.argv[0]).name}: needs torch, torchvision and scikit-learn ({error}); "
-            f"make a venv for them outside the repository: {VENV_HELP} (and pip install "
-            "scikit-learn==1.9.1 into it)",
-            file=sys.stderr,
-        )
+    names = chosen_models(parser, args, MODELS, DEFAULT, PREFIX)
+    modules = ["numpy", "onnx", "onnxruntime", "sklearn", "torch", "torchvision"]
+    extra = " (and pip install scikit-learn==1.9.1 into it)"
+    if missing_packages(modules, "torch, torchvision and scikit-learn", extra):
         return 2
-    from make_corpus import DEFAULT_OUT, _Warnings, first_line, logger
+    import torch
+    from make_corpus import DEFAULT_OUT, first_line, logger
 
     torch.set_num_threads(args.threads)
     args.out = args.out or DEFAULT_OUT
-    quantizer = _Warnings()
-    logging.basicConfig(level=logging.WARNING, handlers=[quantizer], force=True)
-    logger.addHandler(logging.StreamHandler(sys.stderr))
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    args.out.mkdir(parents=True, exist_ok=True)
+    quantizer = log_to_stderr(args.out)
     data = digits(args.size)
     failed = 0
     begun = time.perf_counter()
