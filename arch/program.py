@@ -170,10 +170,14 @@ class Program:
         stages: list[DeviceStage | HostCall] = []
         for first, last in itertools.pairwise(cuts):
             stages += [call for call in self.host_calls if call.at == first]
+            # An empty layer (a Reshape) at a cut belongs to the segment after it, so
+            # that every layer is in exactly one segment.
             layers = tuple(
                 replace(layer, first=layer.first - first, last=layer.last - first)
                 for layer in self.layers
-                if first <= layer.first and layer.last <= last
+                if first <= layer.first
+                and layer.last <= last
+                and (layer.first < last or last == len(self.instructions))
             )
             segment = replace(
                 self, instructions=self.instructions[first:last], layers=layers, host_calls=()

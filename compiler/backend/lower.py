@@ -9,10 +9,13 @@ steps are done, its accumulator half is stored through the requantizer while the
 computes into the other half.
 
 - Conv / MatMul: a step is one (kernel tap, input-channel block) for Conv, one K block for
-  MatMul; it loads the window rows (padding filled with the input zero point) and the
-  group's weight tiles, and issues one GEMM per output-channel block. Grouped and depthwise
-  convolutions are dense convolutions with block-diagonal weights; all-zero tiles are
-  skipped, so a depthwise conv costs one GEMM per tap and channel block.
+  MatMul; it loads the group's weight tiles and its input rows, and issues one GEMM per
+  output-channel block. A k x k conv keeps its input window on chip (window.py): M-tiles
+  are bands of output rows, a channel block's first tap loads the band's input once
+  (padding filled with the input zero point) and every tap runs one GEMM per output row
+  from its shifted window. Grouped and depthwise convolutions are dense convolutions with
+  block-diagonal weights; all-zero tiles are skipped, so a depthwise conv costs one GEMM
+  per tap and channel block (and output row).
 - MaxPool / AvgPool: a step is one window tap; VECTOR max (or add, minus the zero point)
   accumulates it.
 - Add: two steps, VECTOR write (a - z_a) * m_a and add (b - z_b) * m_b.
@@ -37,6 +40,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from verdigris.arch.config import AccelConfig
+from verdigris.arch.cycle_model import transfer_words
 from verdigris.arch.isa import (
     LUT_ENTRIES,
     Buffer,
@@ -48,12 +52,15 @@ from verdigris.arch.isa import (
     VectorOp,
     buffer_rows,
     row_bytes,
+    transfer_bytes,
 )
+from verdigris.arch.timing import LOAD_OVERHEAD
 from verdigris.compiler import ir
 from verdigris.compiler.backend.constants import OpConstants
 from verdigris.compiler.backend.emitter import Emitter, Token
 from verdigris.compiler.backend.memory import CompileError, Layout
 from verdigris.compiler.backend.unroll import conv_row_chunks
+from verdigris.compiler.backend.window import WindowPlan, window_plan
 
 __all__ = ["Lowerer"]
 
@@ -81,13 +88,21 @@ class Lowerer:
         self.config = config
         self.dim = config.dim
         self.emitter = Emitter()
-        self.step = 0  # global step counter: selects inp/wgt buffer halves
+        # Steps so far that loaded an input tile, and all steps: they select the inp and
+        # wgt buffer halves (a step that reuses its input tile alternates only wgt).
+        self.inp_step = 0
+        self.wgt_step = 0
+        self.input_kept = False  # the previous step left its input tile for this one
         self.tile = 0  # global accumulator tile counter: selects acc halves
         self.inp_half = config.inp_rows // 2
         self.wgt_half = config.wgt_rows // 2
         self.acc_half = config.acc_rows // 2
-        # Last token that released each inp/wgt half (compute done reading it).
-        self.half_released: list[Token | None] = [None, None]
+        # Last token that released each inp / wgt half (compute done reading it).
+        self.inp_released: list[Token | None] = [None, None]
+        self.wgt_released: list[Token | None] = [None, None]
+        # The last step's computes, emitted after the next step's loads (`_emit_computes`):
+        # (loads' token, computes, inp half, wgt half, input kept).
+        self.deferred: tuple[Token, list, int, int, bool] | None = None
         # Last token that released each acc half (store done reading it).
         self.acc_released: list[Token | None] = [None, None]
         self.stores_done: Token | None = None  # the latest store completion, for RAW
@@ -106,21 +121,57 @@ class Lowerer:
             self.pending_load_barrier = self.emitter.relay_store_to_load(self.stores_done)
             self.stores_done = None
 
-    def _run_step(self, loads: list, computes: list) -> None:
-        """One step: loads into the current half, then computes from it."""
-        half = self.step % 2
+    def _run_step(self, loads: list, computes: list, *, keep_input: bool = False) -> None:
+        """One step: loads into the current halves, then computes from them. With
+        `keep_input` the next step computes from this step's input tile again (it loads
+        only weights), so the input half does not alternate."""
+        inp, wgt = self.inp_step % 2, self.wgt_step % 2
         em = self.emitter
-        em.wait(self.half_released[half])
+        if not self.input_kept:
+            em.wait(self.inp_released[inp])
+        em.wait(self.wgt_released[wgt])
         em.wait(self.pending_load_barrier)
         self.pending_load_barrier = None
-        for instruction in loads:
-            em.emit(instruction)
+        deferred, self.deferred = self.deferred, None
+        if deferred is None:
+            for instruction in loads:
+                em.emit(instruction)
+        else:
+            self._interleave(loads, deferred)
         loaded = em.push("l2c")
+        self.deferred = (loaded, computes, inp, wgt, keep_input)
+        self.wgt_step += 1
+        self.input_kept = keep_input
+        if not keep_input:
+            self.inp_step += 1
+
+    def _emit_computes(self) -> None:
+        """Emit the computes of the deferred step, if any (at the end of a tile)."""
+        if self.deferred is not None:
+            deferred, self.deferred = self.deferred, None
+            self._interleave([], deferred)
+
+    def _interleave(self, loads: list, deferred: tuple) -> None:
+        """Emit the next step's `loads` and the `deferred` step's computes merged in the
+        order they are expected to start, both from now, one after another on their unit.
+        Fetch is in order and stalls on a full queue: loads placed after a long run of
+        GEMMs would reach the load unit only as those GEMMs drain, and a long run of loads
+        placed before the GEMMs would keep the GEMMs from being fetched."""
+        loaded, computes, inp, wgt, keep_input = deferred
+        em = self.emitter
         em.wait(loaded)
-        for instruction in computes:
+        timed = []
+        for queue in (loads, computes):
+            start = 0
+            for instruction in queue:
+                timed.append((start, len(timed), instruction))
+                start += self._busy(instruction)
+        for _, _, instruction in sorted(timed, key=lambda t: t[:2]):
             em.emit(instruction)
-        self.half_released[half] = em.push("c2l")
-        self.step += 1
+        released = em.push("c2l")
+        self.wgt_released[wgt] = released
+        if not keep_input:
+            self.inp_released[inp] = released
 
     def _vector_step(
         self, loads: list[Load], op: VectorOp, rows: int, zero: int, multiplier: int
@@ -138,11 +189,26 @@ class Lowerer:
         )
         self._run_step(loads, [vector])
 
+    def _busy(self, instruction: Load | Gemm | Vector) -> int:
+        """The cycles `instruction` keeps its unit busy (docs/isa.md, "Cycle model")."""
+        if isinstance(instruction, Gemm):
+            return (self.dim if instruction.load_weights else 0) + instruction.rows
+        if isinstance(instruction, Vector) or instruction.fill:
+            return instruction.rows
+        words = transfer_words(
+            instruction.dram_addr,
+            instruction.dram_stride,
+            instruction.rows,
+            transfer_bytes(self.config, instruction),
+            self.config.dma_bytes,
+        )
+        return words + LOAD_OVERHEAD
+
     def _inp_base(self) -> int:
-        return (self.step % 2) * self.inp_half
+        return (self.inp_step % 2) * self.inp_half
 
     def _wgt_base(self) -> int:
-        return (self.step % 2) * self.wgt_half
+        return (self.wgt_step % 2) * self.wgt_half
 
     def _acc_base(self) -> int:
         return (self.tile % 2) * self.acc_half
@@ -151,6 +217,7 @@ class Lowerer:
         self.emitter.wait(self.acc_released[self.tile % 2])
 
     def _end_tile(self, stores: list) -> None:
+        self._emit_computes()
         em = self.emitter
         em.wait(em.push("c2s"))
         for instruction in stores:
@@ -419,12 +486,134 @@ class Lowerer:
             self._tiled_gemm(constants, out, n * oh * ow, oc, inp_loads, words)
             return
 
+        blocks = -(-oc // dim)
+        plan = window_plan(
+            node,
+            x.pre_shape,
+            out.pre_shape,
+            dim=dim,
+            inp_half=self.inp_half,
+            acc_half=self.acc_half,
+            wgt_half=self.wgt_half,
+            row_words=self._row_words(min(dim, c), node.strides[1] * c),
+            weight_tiles=int(self._needed_steps(constants.nonzero, blocks).sum()),
+        )
+        if plan is not None:
+            self._window_conv(node, x, out, constants, plan)
+            return
+
         def inp_loads(step: int, m0: int, rows: int) -> list[Load]:
             tap, block_c = divmod(step, cb)
             pad_value = node.input_zero_point
             return self._tap_loads(node, x, out, tap, block_c, m0, rows, node.dilations, pad_value)
 
         self._tiled_gemm(constants, out, n * oh * ow, oc, inp_loads)
+
+    def _window_conv(
+        self, node: ir.Conv, x: Layout, out: Layout, constants: OpConstants, plan: WindowPlan
+    ) -> None:
+        """A conv with its input window on chip (compiler/backend/window.py): per output
+        block group and band of output rows, per channel block, the band's input tile is
+        loaded once; each tap's step loads its weight tiles and runs one GEMM per output
+        row and block from the tap's shifted window."""
+        dim = self.dim
+        n, c, _, _ = x.pre_shape
+        _, oc, out_h, out_w = out.pre_shape
+        channel_blocks, blocks_total = -(-c // dim), -(-oc // dim)
+        taps = node.kernel[0] * node.kernel[1]
+        needed = self._needed_steps(constants.nonzero, blocks_total)
+        for g0 in range(0, blocks_total, plan.group):
+            blocks = range(g0, min(blocks_total, g0 + plan.group))
+            for sample in range(n):
+                for oh0 in range(0, out_h, plan.out_rows):
+                    band = min(plan.out_rows, out_h - oh0)
+                    m0, pixels = (sample * out_h + oh0) * out_w, band * out_w
+                    self._begin_tile()
+                    started: set[int] = set()
+                    for block_c in range(channel_blocks):
+                        steps = [
+                            (tap, active)
+                            for tap in range(taps)
+                            if (
+                                active := [
+                                    b for b in blocks if needed[tap * channel_blocks + block_c, b]
+                                ]
+                            )
+                        ]
+                        for i, (tap, active) in enumerate(steps):
+                            step = tap * channel_blocks + block_c
+                            loads = self._req_loads(constants)
+                            if i == 0:
+                                loads += self._band_loads(node, x, plan, sample, oh0, band, block_c)
+                            loads += self._weight_loads(constants, step, active, g0)
+                            computes = [
+                                Gemm(
+                                    deps=Deps(),
+                                    load_weights=r == 0,
+                                    accumulate=b in started,
+                                    wgt_row=self._wgt_base() + (b - g0) * dim,
+                                    inp_row=self._inp_base() + plan.inp_row(band, r, tap),
+                                    acc_row=self._acc_base() + (b - g0) * pixels + r * out_w,
+                                    rows=out_w,
+                                )
+                                for b in active
+                                for r in range(band)
+                            ]
+                            started.update(active)
+                            self._run_step(loads, computes, keep_input=i < len(steps) - 1)
+                    acc = self._acc_base()
+                    self._end_tile(
+                        [
+                            self._store_block(
+                                out, acc + (b - g0) * pixels, m0, pixels, b, oc, b, constants
+                            )
+                            for b in blocks
+                        ]
+                    )
+
+    def _band_loads(
+        self,
+        node: ir.Conv,
+        x: Layout,
+        plan: WindowPlan,
+        sample: int,
+        oh0: int,
+        band: int,
+        block_c: int,
+    ) -> list[Load]:
+        """The input tile of a band of `band` output rows from output row `oh0` of
+        `sample`, channel block `block_c`: each input row that a tap reads, split into its
+        column phases (`plan.phases`), with the pad value outside the input."""
+        dim = self.dim
+        _, c, h, w = x.pre_shape
+        sh, sw = node.strides
+        top, left = node.pads[0], node.pads[1]
+        elems = min(dim, c - block_c * dim)
+        pad = node.input_zero_point
+        loads: list[Load] = []
+        base = self._inp_base()
+        for stored, r in enumerate(plan.input_rows(band)):
+            row = base + stored * plan.row_span
+            ih = oh0 * sh + r - top
+            if not 0 <= ih < h:
+                loads.append(self._fill(row, plan.row_span, pad))
+                continue
+            for phase in plan.phases:
+                # Columns phase + j * sw - left for first <= j < first + width; in the
+                # input where 0 <= that < w.
+                first, end = phase.first, phase.first + phase.width
+                lo = min(end, max(first, -(-(left - phase.phase) // sw)))
+                hi = max(lo, min(end, (w - 1 + left - phase.phase) // sw + 1))
+                start = row + phase.offset
+                if lo > first:
+                    loads.append(self._fill(start, lo - first, pad))
+                if hi > lo:
+                    iw = phase.phase + lo * sw - left
+                    addr = x.addr + ((sample * h + ih) * w + iw) * c + block_c * dim
+                    loads.append(self._inp_load(start + lo - first, hi - lo, elems, addr, sw * c))
+                if end > hi:
+                    loads.append(self._fill(start + hi - first, end - hi, pad))
+        return _merged(loads)
 
     def matmul(self, node: ir.MatMul, _graph, layouts, constants: OpConstants) -> None:
         dim = self.dim
@@ -698,3 +887,26 @@ class Lowerer:
                     out, self._acc_base(), m0, rows, block, channels, req_row, constants, offset
                 )
                 self._end_tile([store])
+
+
+def _merged(loads: list[Load]) -> list[Load]:
+    """`loads` with each run that continues the one before (the next buffer rows, and for
+    a transfer the next main-memory rows at the same stride) joined into one LOAD."""
+    merged: list[Load] = []
+    for load in loads:
+        last = merged[-1] if merged else None
+        if (
+            last is not None
+            and load.buf_row == last.buf_row + last.rows
+            and load.fill == last.fill
+            and (
+                load.fill_value == last.fill_value
+                if load.fill
+                else (load.elems, load.dram_stride) == (last.elems, last.dram_stride)
+                and load.dram_addr == last.dram_addr + last.rows * last.dram_stride
+            )
+        ):
+            merged[-1] = replace(last, rows=last.rows + load.rows)
+        else:
+            merged.append(load)
+    return merged

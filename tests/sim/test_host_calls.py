@@ -62,3 +62,19 @@ def test_the_activity_has_every_device_layer_and_sums_to_the_total():
     _, activity = api.run_program(program, {"x": x}, backend="isasim")
     assert [layer.name for layer in activity.layers] == ["conv0", "conv1", "conv2"]
     activity.check_layers()
+
+
+def test_an_empty_layer_where_a_host_call_cuts_is_in_one_segment():
+    program = api.compile_model(import_model(host_sandwich()), "tiny")
+    [_, call, *_] = program.stages()
+    # A layer without instructions (a Reshape) right where the first host call cuts.
+    empty = dataclasses.replace(program.layers[0], name="reshape", first=call.at, last=call.at)
+    layers = (program.layers[0], empty, *program.layers[1:])
+    program = dataclasses.replace(program, layers=layers)
+    segments = [s for s in program.stages() if isinstance(s, DeviceStage)]
+    names = [layer.name for s in segments for layer in s.program.layers]
+    assert names == [layer.name for layer in layers]
+    x = calibration_inputs((1, 4, 5, 5), 2, seed=4)
+    _, activity = api.run_program(program, {"x": x}, backend="isasim")
+    assert [layer.name for layer in activity.layers] == names
+    assert api.program_report(program).layers[1].cycles == 0

@@ -1,0 +1,151 @@
+"""Input windows kept on chip: a k x k convolution reads its input once, not k*k times.
+
+Without this, a conv step is one kernel tap and one channel block, and it loads, for every
+output pixel of the M-tile, the input pixel under that tap: each input pixel is read once
+per tap (and again for every group of output blocks). Here an M-tile is a band of whole
+output rows; for each channel block, the band's input rows (with their padding) are loaded
+once into the input buffer, and every tap's GEMMs address their shifted window in place:
+for a fixed tap, the output pixels of one output row read input columns
+`ow * stride + kx * dilation`, which are consecutive buffer rows once each input row is
+stored split into its `stride` column phases (phase p holds the columns p, p + s, p + 2s,
+...). One GEMM streams one output row; the taps after the first reuse the tile and load
+only their weights.
+
+`window_plan` decides whether a conv runs this way and how it is tiled (`WindowPlan`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+from verdigris.compiler import ir
+
+__all__ = ["Phase", "WindowPlan", "window_plan"]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Input columns `phase + j * stride` for `first <= j < first + width`, at buffer rows
+    `offset ..` of each stored input row."""
+
+    phase: int
+    first: int
+    width: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """How a conv runs with its input window on chip.
+
+    `out_rows`: output rows per M-tile (a band); `group`: output blocks per group (their
+    partial sums share the accumulator half); `phases`: the column phases stored per input
+    row, `row_span` buffer rows in all; `input_rows(band)`: the band's input rows that some
+    tap reads (relative to its first, `band_start * stride`), each stored once in order."""
+
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    dilations: tuple[int, int]
+    out_width: int
+    out_rows: int
+    group: int
+    phases: tuple[Phase, ...]
+
+    @property
+    def row_span(self) -> int:
+        return sum(phase.width for phase in self.phases)
+
+    def input_rows(self, band: int) -> tuple[int, ...]:
+        """The input rows (relative) that the `band` output rows of a tile read."""
+        return _input_rows(self.kernel[0], self.strides[0], self.dilations[0], band)
+
+    def inp_row(self, band: int, r: int, tap: int) -> int:
+        """The buffer row (relative to the tile's) of output row `r`'s first pixel under
+        `tap` (row-major over the kernel), for a tile of `band` output rows."""
+        ky, kx = divmod(tap, self.kernel[1])
+        stored = self.input_rows(band).index(r * self.strides[0] + ky * self.dilations[0])
+        j, phase_index = divmod(kx * self.dilations[1], self.strides[1])
+        phase = next(p for p in self.phases if p.phase == phase_index)
+        return stored * self.row_span + phase.offset + j - phase.first
+
+
+@functools.cache
+def _input_rows(kh: int, sh: int, dh: int, band: int) -> tuple[int, ...]:
+    return tuple(sorted({r * sh + ky * dh for r in range(band) for ky in range(kh)}))
+
+
+def _phases(node: ir.Conv, out_width: int) -> tuple[Phase, ...]:
+    """The column phases the kernel's taps read, each as wide as its taps need."""
+    kw, sw, dw = node.kernel[1], node.strides[1], node.dilations[1]
+    starts: dict[int, list[int]] = {}
+    for kx in range(kw):
+        j, phase = divmod(kx * dw, sw)
+        starts.setdefault(phase, []).append(j)
+    phases, offset = [], 0
+    for phase in sorted(starts):
+        first = min(starts[phase])
+        width = max(starts[phase]) - first + out_width
+        phases.append(Phase(phase, first, width, offset))
+        offset += width
+    return tuple(phases)
+
+
+def window_plan(
+    node: ir.Conv,
+    in_shape: tuple[int, int, int, int],
+    out_shape: tuple[int, int, int, int],
+    *,
+    dim: int,
+    inp_half: int,
+    acc_half: int,
+    wgt_half: int,
+    row_words: float,
+    weight_tiles: int,
+) -> WindowPlan | None:
+    """The tiling of `node` with its input window on chip, or None where the conv runs
+    one tap per step: a 1x1 kernel (nothing to reuse) or an output row whose window does
+    not fit half of the input buffer.
+
+    The band height and group are chosen by an estimate of the run: the slower of GEMM
+    cycles (each GEMM that loads weights costs `dim` more) and load cycles (input rows of
+    `row_words` main-memory words each, weight rows one word; `weight_tiles` (tap, channel
+    block, output block) tiles are not all zero), plus `2 * dim + 8` per tile that do not
+    overlap; among choices within 2% of the fastest, the one that reads the
+    least main memory (it costs energy)."""
+    n, c, _, _ = in_shape
+    _, oc, out_h, out_w = out_shape
+    taps = node.kernel[0] * node.kernel[1]
+    if taps == 1:
+        return None
+    phases = _phases(node, out_w)
+    channel_blocks, blocks = math.ceil(c / dim), math.ceil(oc / dim)
+    options = []
+    for band in range(1, out_h + 1):
+        plan = WindowPlan(
+            kernel=node.kernel,
+            strides=node.strides,
+            dilations=node.dilations,
+            out_width=out_w,
+            out_rows=band,
+            group=min(blocks, acc_half // (band * out_w), wgt_half // dim),
+            phases=phases,
+        )
+        input_rows = len(plan.input_rows(band)) * plan.row_span
+        if plan.group == 0 or input_rows > inp_half:
+            break
+        tiles = n * math.ceil(out_h / band)
+        groups = math.ceil(blocks / plan.group)
+        gemm = weight_tiles * (tiles * dim + n * out_h * out_w)
+        # A grouped conv's output blocks read their own channel blocks: its input is
+        # loaded once whatever the grouping of output blocks.
+        reloads = groups if node.groups == 1 else 1
+        input_words = reloads * tiles * channel_blocks * input_rows * row_words
+        weight_words = tiles * weight_tiles * dim
+        cycles = max(gemm, input_words + weight_words) + tiles * groups * (2 * dim + 8)
+        options.append((cycles, input_words + weight_words, plan))
+    if not options:
+        return None
+    fastest = min(cycles for cycles, _, _ in options)
+    return min((option for option in options if option[0] <= 1.02 * fastest), key=lambda o: o[1])[2]
