@@ -92,3 +92,4 @@ def lower_op(
     if entry is None:
         raise CompileError(f"op {node.name}: {node.kind} has no lowering")
     entry.lower(lowerer, node, graph, layouts, constants)
+    lowerer.flush()  # the layer's instructions are its own (LayerInfo.first/last)

@@ -100,9 +100,11 @@ class Lowerer:
         # Last token that released each inp / wgt half (compute done reading it).
         self.inp_released: list[Token | None] = [None, None]
         self.wgt_released: list[Token | None] = [None, None]
-        # The last step's computes, emitted after the next step's loads (`_emit_computes`):
-        # (loads' token, computes, inp half, wgt half, input kept).
+        # The last step's computes, emitted after the next step's loads (`_interleave`):
+        # (loads' token, computes, inp half, wgt half, input kept); and what follows them
+        # on the compute and store side (a tile's stores, the next tile's wait), in order.
         self.deferred: tuple[Token, list, int, int, bool] | None = None
+        self.deferred_after: list[Callable[[], None]] = []
         # Last token that released each acc half (store done reading it).
         self.acc_released: list[Token | None] = [None, None]
         self.stores_done: Token | None = None  # the latest store completion, for RAW
@@ -117,27 +119,28 @@ class Lowerer:
         stores. The layer's first step loads its requant table."""
         self.layer = name
         self.req_loaded = False
-        if self.stores_done is not None:
+        if self.stores_done is not None:  # the previous layer ended with `flush`
             self.pending_load_barrier = self.emitter.relay_store_to_load(self.stores_done)
             self.stores_done = None
 
-    def _run_step(self, loads: list, computes: list, *, keep_input: bool = False) -> None:
+    def _run_step(
+        self, loads: list, computes: list, *, keep_input: bool = False, prefetch: bool = False
+    ) -> None:
         """One step: loads into the current halves, then computes from them. With
         `keep_input` the next step computes from this step's input tile again (it loads
-        only weights), so the input half does not alternate."""
+        only weights), so the input half does not alternate. With `prefetch` the first
+        loads go into the other input half (the next input tile): they wait until that
+        half is released."""
         inp, wgt = self.inp_step % 2, self.wgt_step % 2
         em = self.emitter
+        if prefetch:
+            em.wait(self.inp_released[1 - inp])
         if not self.input_kept:
             em.wait(self.inp_released[inp])
         em.wait(self.wgt_released[wgt])
         em.wait(self.pending_load_barrier)
         self.pending_load_barrier = None
-        deferred, self.deferred = self.deferred, None
-        if deferred is None:
-            for instruction in loads:
-                em.emit(instruction)
-        else:
-            self._interleave(loads, deferred)
+        self._interleave(loads)
         loaded = em.push("l2c")
         self.deferred = (loaded, computes, inp, wgt, keep_input)
         self.wgt_step += 1
@@ -145,20 +148,28 @@ class Lowerer:
         if not keep_input:
             self.inp_step += 1
 
-    def _emit_computes(self) -> None:
-        """Emit the computes of the deferred step, if any (at the end of a tile)."""
-        if self.deferred is not None:
-            deferred, self.deferred = self.deferred, None
-            self._interleave([], deferred)
+    def flush(self) -> None:
+        """Emit everything deferred: the last step's computes and what follows them (at the
+        end of a layer, so that a layer's instructions are its own)."""
+        self._interleave([])
 
-    def _interleave(self, loads: list, deferred: tuple) -> None:
-        """Emit the next step's `loads` and the `deferred` step's computes merged in the
-        order they are expected to start, both from now, one after another on their unit.
-        Fetch is in order and stalls on a full queue: loads placed after a long run of
-        GEMMs would reach the load unit only as those GEMMs drain, and a long run of loads
-        placed before the GEMMs would keep the GEMMs from being fetched."""
-        loaded, computes, inp, wgt, keep_input = deferred
+    def _interleave(self, loads: list) -> None:
+        """Emit the next step's `loads` and the deferred step's computes merged in the
+        order they are expected to start, both from now, one after another on their unit;
+        then what was deferred after those computes. Fetch is in order and stalls on a full
+        queue: loads placed after a long run of GEMMs (or a tile's stores) would reach the
+        load unit only as those GEMMs drain, and a long run of loads placed before the
+        GEMMs would keep the GEMMs from being fetched."""
         em = self.emitter
+        deferred, self.deferred = self.deferred, None
+        after, self.deferred_after = self.deferred_after, []
+        if deferred is None:
+            for instruction in loads:
+                em.emit(instruction)
+            for action in after:
+                action()
+            return
+        loaded, computes, inp, wgt, keep_input = deferred
         em.wait(loaded)
         timed = []
         for queue in (loads, computes):
@@ -172,6 +183,8 @@ class Lowerer:
         self.wgt_released[wgt] = released
         if not keep_input:
             self.inp_released[inp] = released
+        for action in after:
+            action()
 
     def _vector_step(
         self, loads: list[Load], op: VectorOp, rows: int, zero: int, multiplier: int
@@ -214,18 +227,24 @@ class Lowerer:
         return (self.tile % 2) * self.acc_half
 
     def _begin_tile(self) -> None:
-        self.emitter.wait(self.acc_released[self.tile % 2])
+        """The tile's computes wait until its accumulator half has been stored (after the
+        deferred computes: `_interleave`)."""
+        half = self.tile % 2
+        self.deferred_after.append(lambda: self.emitter.wait(self.acc_released[half]))
 
     def _end_tile(self, stores: list) -> None:
-        self._emit_computes()
-        em = self.emitter
-        em.wait(em.push("c2s"))
-        for instruction in stores:
-            em.emit(instruction)
-        done = em.push("s2c")
-        self.acc_released[self.tile % 2] = done
-        self.stores_done = done
+        """The tile's stores, once its computes are done (deferred with them)."""
+        half = self.tile % 2
         self.tile += 1
+
+        def store() -> None:
+            em = self.emitter
+            em.wait(em.push("c2s"))
+            for instruction in stores:
+                em.emit(instruction)
+            self.acc_released[half] = self.stores_done = em.push("s2c")
+
+        self.deferred_after.append(store)
 
     # ---- input tiles
 
@@ -515,61 +534,83 @@ class Lowerer:
         """A conv with its input window on chip (compiler/backend/window.py): per output
         block group and band of output rows, per channel block, the band's input tile is
         loaded once; each tap's step loads its weight tiles and runs one GEMM per output
-        row and block from the tap's shifted window."""
+        row and block from the tap's shifted window.
+
+        An input tile takes as long to load as several taps take to compute (a depthwise
+        conv has one block per tap), so the next input tile is loaded into the other input
+        half while this one's taps run, a slice with each tap's step after the first."""
         dim = self.dim
         n, c, _, _ = x.pre_shape
         _, oc, out_h, out_w = out.pre_shape
         channel_blocks, blocks_total = -(-c // dim), -(-oc // dim)
         taps = node.kernel[0] * node.kernel[1]
         needed = self._needed_steps(constants.nonzero, blocks_total)
+        tiles = []  # (first block, blocks, sample, first output row, band, [(block_c, steps)])
         for g0 in range(0, blocks_total, plan.group):
             blocks = range(g0, min(blocks_total, g0 + plan.group))
             for sample in range(n):
                 for oh0 in range(0, out_h, plan.out_rows):
-                    band = min(plan.out_rows, out_h - oh0)
-                    m0, pixels = (sample * out_h + oh0) * out_w, band * out_w
-                    self._begin_tile()
-                    started: set[int] = set()
+                    inputs = []
                     for block_c in range(channel_blocks):
-                        steps = [
-                            (tap, active)
-                            for tap in range(taps)
-                            if (
-                                active := [
-                                    b for b in blocks if needed[tap * channel_blocks + block_c, b]
-                                ]
-                            )
-                        ]
-                        for i, (tap, active) in enumerate(steps):
+                        steps = []
+                        for tap in range(taps):
                             step = tap * channel_blocks + block_c
-                            loads = self._req_loads(constants)
-                            if i == 0:
-                                loads += self._band_loads(node, x, plan, sample, oh0, band, block_c)
-                            loads += self._weight_loads(constants, step, active, g0)
-                            computes = [
-                                Gemm(
-                                    deps=Deps(),
-                                    load_weights=r == 0,
-                                    accumulate=b in started,
-                                    wgt_row=self._wgt_base() + (b - g0) * dim,
-                                    inp_row=self._inp_base() + plan.inp_row(band, r, tap),
-                                    acc_row=self._acc_base() + (b - g0) * pixels + r * out_w,
-                                    rows=out_w,
-                                )
-                                for b in active
-                                for r in range(band)
-                            ]
-                            started.update(active)
-                            self._run_step(loads, computes, keep_input=i < len(steps) - 1)
-                    acc = self._acc_base()
-                    self._end_tile(
-                        [
-                            self._store_block(
-                                out, acc + (b - g0) * pixels, m0, pixels, b, oc, b, constants
-                            )
-                            for b in blocks
-                        ]
-                    )
+                            active = [b for b in blocks if needed[step, b]]
+                            if active:
+                                steps.append((tap, active))
+                        if steps:
+                            inputs.append((block_c, steps))
+                    band = min(plan.out_rows, out_h - oh0)
+                    tiles.append((g0, blocks, sample, oh0, band, inputs))
+        # The input tiles in the order they are used: (sample, oh0, band, block_c).
+        order = [(t[2], t[3], t[4], block_c) for t in tiles for block_c, _ in t[5]]
+        used = 0  # input tiles started
+        prefetched = False  # the next input tile is already loaded (into the other half)
+
+        def band_loads(tile: tuple[int, int, int, int], base: int) -> list[Load]:
+            return self._band_loads(node, x, plan, *tile, base)
+
+        for g0, blocks, sample, oh0, band, inputs in tiles:
+            m0, pixels = (sample * out_h + oh0) * out_w, band * out_w
+            self._begin_tile()
+            started: set[int] = set()
+            for block_c, steps in inputs:
+                following = order[used + 1] if used + 1 < len(order) else None
+                slices = [[] for _ in steps]
+                if following is not None and len(steps) > 1:
+                    other = ((self.inp_step + 1) % 2) * self.inp_half
+                    slices[1:] = _sliced(band_loads(following, other), len(steps) - 1)
+                for i, (tap, active) in enumerate(steps):
+                    step = tap * channel_blocks + block_c
+                    loads = slices[i] + self._req_loads(constants)
+                    if i == 0 and not prefetched:
+                        loads += band_loads(order[used], self._inp_base())
+                    loads += self._weight_loads(constants, step, active, g0)
+                    computes = [
+                        Gemm(
+                            deps=Deps(),
+                            load_weights=r == 0,
+                            accumulate=b in started,
+                            wgt_row=self._wgt_base() + (b - g0) * dim,
+                            inp_row=self._inp_base() + plan.inp_row(band, r, tap),
+                            acc_row=self._acc_base() + (b - g0) * pixels + r * out_w,
+                            rows=out_w,
+                        )
+                        for b in active
+                        for r in range(band)
+                    ]
+                    started.update(active)
+                    last = i == len(steps) - 1
+                    self._run_step(loads, computes, keep_input=not last, prefetch=bool(slices[i]))
+                prefetched = following is not None and len(steps) > 1
+                used += 1
+            acc = self._acc_base()
+            self._end_tile(
+                [
+                    self._store_block(out, acc + (b - g0) * pixels, m0, pixels, b, oc, b, constants)
+                    for b in blocks
+                ]
+            )
 
     def _band_loads(
         self,
@@ -580,10 +621,12 @@ class Lowerer:
         oh0: int,
         band: int,
         block_c: int,
+        base: int,
     ) -> list[Load]:
         """The input tile of a band of `band` output rows from output row `oh0` of
-        `sample`, channel block `block_c`: each input row that a tap reads, split into its
-        column phases (`plan.phases`), with the pad value outside the input."""
+        `sample`, channel block `block_c`, at input buffer row `base`: each input row that
+        a tap reads, split into its column phases (`plan.phases`), with the pad value
+        outside the input."""
         dim = self.dim
         _, c, h, w = x.pre_shape
         sh, sw = node.strides
@@ -591,7 +634,6 @@ class Lowerer:
         elems = min(dim, c - block_c * dim)
         pad = node.input_zero_point
         loads: list[Load] = []
-        base = self._inp_base()
         for stored, r in enumerate(plan.input_rows(band)):
             row = base + stored * plan.row_span
             ih = oh0 * sh + r - top
@@ -910,3 +952,25 @@ def _merged(loads: list[Load]) -> list[Load]:
         else:
             merged.append(load)
     return merged
+
+
+def _sliced(loads: list[Load], count: int) -> list[list[Load]]:
+    """`loads` cut into `count` runs of about equal rows (a LOAD split where a run ends)."""
+    total = sum(load.rows for load in loads)
+    quota = -(-total // count)
+    slices: list[list[Load]] = [[] for _ in range(count)]
+    index, room = 0, quota
+    for load in loads:
+        while load.rows:
+            if room == 0:
+                index, room = index + 1, quota
+            rows = min(load.rows, room)
+            slices[index].append(replace(load, rows=rows))
+            load = replace(
+                load,
+                buf_row=load.buf_row + rows,
+                rows=load.rows - rows,
+                dram_addr=load.dram_addr + (0 if load.fill else rows * load.dram_stride),
+            )
+            room -= rows
+    return slices

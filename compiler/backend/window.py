@@ -105,15 +105,17 @@ def window_plan(
     weight_tiles: int,
 ) -> WindowPlan | None:
     """The tiling of `node` with its input window on chip, or None where the conv runs
-    one tap per step: a 1x1 kernel (nothing to reuse) or an output row whose window does
-    not fit half of the input buffer.
+    one tap per step: a 1x1 kernel (nothing to reuse), an output row whose window does not
+    fit half of the input buffer, or where one tap per step is estimated more than 2%
+    faster (long M-tiles of a layer whose band is short: a stride-2 depthwise conv of
+    112x112 on 8x8 has bands of one output row, 55 pixels, against M-tiles of 512).
 
     The band height and group are chosen by an estimate of the run: the slower of GEMM
     cycles (each GEMM that loads weights costs `dim` more) and load cycles (input rows of
     `row_words` main-memory words each, weight rows one word; `weight_tiles` (tap, channel
     block, output block) tiles are not all zero), plus `2 * dim + 8` per tile that do not
-    overlap; among choices within 2% of the fastest, the one that reads the
-    least main memory (it costs energy)."""
+    overlap; among choices within 2% of the fastest, the one that reads the least main
+    memory (it costs energy)."""
     n, c, _, _ = in_shape
     _, oc, out_h, out_w = out_shape
     taps = node.kernel[0] * node.kernel[1]
@@ -121,6 +123,20 @@ def window_plan(
         return None
     phases = _phases(node, out_w)
     channel_blocks, blocks = math.ceil(c / dim), math.ceil(oc / dim)
+    pixels = n * out_h * out_w
+
+    def estimate(tiles: int, group: int, input_rows: float) -> tuple[float, float]:
+        """(cycles, main-memory words read) of a tiling into `tiles` M-tiles and groups of
+        `group` output blocks, each step of a tile loading `input_rows` rows."""
+        groups = math.ceil(blocks / group)
+        gemm = weight_tiles * (tiles * dim + pixels)
+        # A grouped conv's output blocks read their own channel blocks: its input is
+        # loaded once whatever the grouping of output blocks.
+        reloads = groups if node.groups == 1 else 1
+        words = reloads * tiles * channel_blocks * input_rows * row_words
+        words += tiles * weight_tiles * dim
+        return max(gemm, words) + tiles * groups * (2 * dim + 8), words
+
     options = []
     for band in range(1, out_h + 1):
         plan = WindowPlan(
@@ -135,17 +151,15 @@ def window_plan(
         input_rows = len(plan.input_rows(band)) * plan.row_span
         if plan.group == 0 or input_rows > inp_half:
             break
-        tiles = n * math.ceil(out_h / band)
-        groups = math.ceil(blocks / plan.group)
-        gemm = weight_tiles * (tiles * dim + n * out_h * out_w)
-        # A grouped conv's output blocks read their own channel blocks: its input is
-        # loaded once whatever the grouping of output blocks.
-        reloads = groups if node.groups == 1 else 1
-        input_words = reloads * tiles * channel_blocks * input_rows * row_words
-        weight_words = tiles * weight_tiles * dim
-        cycles = max(gemm, input_words + weight_words) + tiles * groups * (2 * dim + 8)
-        options.append((cycles, input_words + weight_words, plan))
+        options.append((*estimate(n * math.ceil(out_h / band), plan.group, input_rows), plan))
     if not options:
         return None
     fastest = min(cycles for cycles, _, _ in options)
-    return min((option for option in options if option[0] <= 1.02 * fastest), key=lambda o: o[1])[2]
+    best = min((o for o in options if o[0] <= 1.02 * fastest), key=lambda o: o[1])
+    # One tap per step (lower.py `_groups`): M-tiles as long as the halves allow, every
+    # tap's rows loaded again.
+    m_tile = max(1, min(pixels, inp_half, acc_half))
+    group = max(1, min(blocks, acc_half // m_tile, wgt_half // dim))
+    tiles = math.ceil(pixels / m_tile)
+    per_tap, _ = estimate(tiles, group, taps * m_tile)
+    return best[2] if best[0] <= 1.02 * per_tap else None

@@ -1,0 +1,114 @@
+"""Conv input windows kept on chip (compiler/backend/window.py): exact results, each input
+byte read about once per band and group, and the cases that keep one tap per step."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from tests.support.graphs import conv_graph, random_inputs
+from verdigris.arch.config import load_config
+from verdigris.arch.isa import Buffer, Deps, Gemm, Load
+from verdigris.compiler.backend import compile_graph
+from verdigris.compiler.backend.lower import _sliced
+from verdigris.compiler.backend.window import window_plan
+from verdigris.sim.golden import run_device
+from verdigris.sim.isasim import run_program
+
+# A 4x4 array with room for whole images: M-tiles as long with windows as without, so
+# the window path is chosen (it reads less).
+CONFIG = dataclasses.replace(
+    load_config("tiny"), name="window", inp_rows=2048, acc_rows=1024, wgt_rows=256
+)
+
+
+def _conv(seed=0, **shape):
+    """A conv that does not unroll its kernel rows (compiler/backend/unroll.py)."""
+    rng = np.random.default_rng(seed)
+    args = dict(n=1, c=8, h=11, w=13, oc=9, kernel=(3, 3), stride=1, pad=(1, 1, 1, 1))
+    args |= dict(dilation=1, groups=1, zero_point=7, relu=False) | shape
+    return conv_graph(rng, **args)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {"n": 2},
+        {"stride": 2},
+        {"stride": (2, 1), "pad": (0, 2, 1, 0)},
+        {"kernel": (1, 3), "stride": 2, "dilation": 2},
+        {"kernel": (3, 2), "pad": (2, 0, 0, 1), "dilation": 2},
+        {"c": 8, "oc": 8, "groups": 8},  # depthwise
+        {"c": 12, "oc": 6, "groups": 2},
+    ],
+    ids=["3x3-batch2", "stride2", "stride2x1-pads", "1x3-dilated", "3x2-dilated", "depthwise", "groups"],
+)
+def test_a_windowed_conv_is_exact_and_reads_its_input_about_once(shape):
+    graph = _conv(**shape)
+    node = graph.nodes[0]
+    x = graph.tensors["x"]
+    program = compile_graph(graph, CONFIG)
+    gemms = [i for i in program.instructions if isinstance(i, Gemm)]
+    # One GEMM per output row: the window path, not one tap per step.
+    out_w = graph.tensors["y"].shape[3]
+    assert {g.rows for g in gemms} == {out_w}
+    inputs = random_inputs(np.random.default_rng(1), graph)
+    outputs, activity = run_program(program, inputs)
+    assert np.array_equal(outputs["y"], run_device(graph, inputs)["y"])
+    input_reads = sum(
+        i.rows * i.elems
+        for i in program.instructions
+        if isinstance(i, Load) and i.buffer == Buffer.INP and not i.fill
+    )
+    plan = window_plan(
+        node,
+        x.shape,
+        graph.tensors["y"].shape,
+        dim=CONFIG.dim,
+        inp_half=CONFIG.inp_rows // 2,
+        acc_half=CONFIG.acc_rows // 2,
+        wgt_half=CONFIG.wgt_rows // 2,
+        row_words=1.0,
+        weight_tiles=1,
+    )
+    # A band rereads only its halo rows (and each group of output blocks its input): far
+    # from once per tap.
+    blocks = math.ceil(node.weight.shape[0] / CONFIG.dim)
+    reloads = math.ceil(blocks / plan.group) if node.groups == 1 else 1
+    size = math.prod(x.shape)
+    assert input_reads <= 2 * size * reloads < node.kernel[0] * node.kernel[1] * size * reloads
+    assert activity.cycles > 0
+
+
+def test_one_tap_per_step_where_nothing_is_reused_or_a_row_does_not_fit():
+    kwargs = dict(dim=4, inp_half=256, acc_half=128, wgt_half=128, row_words=1.0, weight_tiles=9)
+    pointwise = _conv(kernel=(1, 1), pad=(0, 0, 0, 0)).nodes[0]
+    assert window_plan(pointwise, (1, 8, 8, 8), (1, 4, 8, 8), **kwargs) is None
+    conv = _conv().nodes[0]
+    assert window_plan(conv, (1, 8, 8, 8), (1, 4, 8, 8), **kwargs) is not None
+    # Three input rows of 100 columns do not fit 256 buffer rows.
+    assert window_plan(conv, (1, 8, 8, 100), (1, 4, 8, 100), **kwargs) is None
+
+
+def test_a_load_is_sliced_into_runs_of_about_equal_rows():
+    first = Load(
+        deps=Deps(),
+        buffer=Buffer.INP,
+        fill=False,
+        buf_row=10,
+        rows=7,
+        elems=4,
+        dram_addr=100,
+        dram_stride=12,
+    )
+    fill = dataclasses.replace(first, fill=True, buf_row=17, rows=3, dram_addr=0, fill_value=5)
+    slices = _sliced([first, fill], 3)
+    assert [sum(load.rows for load in part) for part in slices] == [4, 4, 2]
+    flat = [load for part in slices for load in part]
+    assert [(load.buf_row, load.rows, load.dram_addr) for load in flat] == [
+        (10, 4, 100),
+        (14, 3, 148),
+        (17, 1, 0),
+        (18, 2, 0),
+    ]
