@@ -427,36 +427,35 @@ class Lowerer:
     def _m_tile(self, pixels: int, group: int) -> int:
         return max(1, min(pixels, self.inp_half, self.acc_half // group))
 
-    def _groups(self, blocks: int, pixels: int, row_words: float = 1.0) -> tuple[int, int]:
-        """(output blocks per group, M-tile rows): the longest M-tile first (utilization),
-        then as many output blocks as the accumulator and weight halves hold.
+    def _groups(
+        self, blocks: int, pixels: int, steps: int, row_words: float = 1.0
+    ) -> tuple[int, int]:
+        """(output blocks per group, M-tile rows) for `steps` steps per tile, each loading
+        one input row per M-tile row, of `row_words` main-memory words each (more than one
+        for an unrolled conv's unaligned rows), and a weight tile per block of its group.
 
-        Where an input row costs the load unit more than one word (`row_words`, an
-        unrolled conv's unaligned rows), a step of one block would wait for its loads: the
-        M-tile is then halved while that shortens the estimated run, so that more blocks
-        share each step's input. The estimate, per step of every tile: the slower of loads
-        and GEMMs, plus 2 * dim + 8 cycles per tile and dim per GEMM that do not overlap
-        (fitted to ResNet's 7x7 first layer on 8x8 and 16x16)."""
-
-        def option(m_tile: int) -> tuple[int, int]:
-            group = max(1, min(blocks, self.acc_half // m_tile, self.wgt_half // self.dim))
-            return group, m_tile
-
-        best = option(max(1, min(pixels, self.inp_half, self.acc_half)))
-        if row_words <= 1:
-            return best
-
-        def cycles(group: int, m_tile: int) -> float:
-            tiles = -(-pixels // m_tile)
-            per_group = max(row_words, group) * pixels + tiles * (2 * self.dim + 8)
-            return -(-blocks // group) * per_group + blocks * tiles * self.dim
-
-        candidate = best
-        while candidate[1] > self.dim:
-            candidate = option(candidate[1] // 2)
-            if cycles(*candidate) < cycles(*best):
-                best = candidate
-        return best
+        The longest M-tile that the input and accumulator halves hold, and as many blocks
+        as then fit, is not always best: each group reads the whole input again, and a
+        step of few blocks waits for its loads. So the M-tile is halved down to `dim` and
+        each option's run estimated, per step: the slower of its loads (input rows, weight
+        rows, 2 cycles) and its GEMMs (`dim` per weight tile plus the rows), plus
+        `2 * dim + 8` per tile that do not overlap. The fastest wins, and among options
+        within 2% of it, the one that reads the least main memory (it costs energy)."""
+        dim = self.dim
+        options = []
+        m_tile = max(1, min(pixels, self.inp_half, self.acc_half))
+        while True:
+            group = max(1, min(blocks, self.acc_half // m_tile, self.wgt_half // dim))
+            rounds = -(-blocks // group) * -(-pixels // m_tile)  # (group, tile) pairs
+            load = m_tile * row_words + group * dim
+            step = max(load + 2, group * (dim + m_tile))
+            cycles = rounds * (steps * step + 2 * dim + 8)
+            options.append((cycles, rounds * steps * load, (group, m_tile)))
+            if m_tile <= dim:
+                break
+            m_tile //= 2
+        fastest = min(option[0] for option in options)
+        return min((o for o in options if o[0] <= 1.02 * fastest), key=lambda o: o[1])[2]
 
     def _store_block(
         self,
@@ -685,7 +684,7 @@ class Lowerer:
         load unit `row_words` main-memory words each (an estimate, for `_groups`)."""
         dim = self.dim
         blocks_total = -(-channels // dim)
-        group, m_tile = self._groups(blocks_total, pixels, row_words)
+        group, m_tile = self._groups(blocks_total, pixels, constants.steps, row_words)
         needed = self._needed_steps(constants.nonzero, blocks_total)
         for g0 in range(0, blocks_total, group):
             blocks = range(g0, min(blocks_total, g0 + group))
