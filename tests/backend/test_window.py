@@ -42,7 +42,15 @@ def _conv(seed=0, **shape):
         {"c": 8, "oc": 8, "groups": 8},  # depthwise
         {"c": 12, "oc": 6, "groups": 2},
     ],
-    ids=["3x3-batch2", "stride2", "stride2x1-pads", "1x3-dilated", "3x2-dilated", "depthwise", "groups"],
+    ids=[
+        "3x3-batch2",
+        "stride2",
+        "stride2x1-pads",
+        "1x3-dilated",
+        "3x2-dilated",
+        "depthwise",
+        "groups",
+    ],
 )
 def test_a_windowed_conv_is_exact_and_reads_its_input_about_once(shape):
     graph = _conv(**shape)
