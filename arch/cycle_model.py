@@ -498,15 +498,31 @@ class ComputeHazards:
       with rows after a load; a GEMM that loads and streams swaps at its stream start,
       `dim` cycles after its own start).
 
+    It also holds the **early weight load**: a GEMM with `load_weights` and rows may start
+    up to `overlap` cycles before the unit is free, `overlap` being min(`dim`, `rows`) of
+    the compute instruction started last if that was a GEMM with rows, else 0 (its
+    completion still comes after that GEMM's: a GEMM of no rows, which would complete with
+    it, waits until the unit is free). Its weight
+    phase then runs beside the end of that GEMM's stream, and its own stream, `dim` cycles
+    after its start, follows that stream without a gap.
+
     `waits(plan, t)` says whether a compute plan must wait in cycle t; `started(plan, t)`
     records that it started in t; `swap_free_at` is when the weight-swap rule next lets a
-    weight load start. Used by sim/isasim.py and verify/controller.py."""
+    weight load start; `free_for(plan, free_at)` the first cycle the unit, busy until
+    `free_at`, may start `plan`. Used by sim/isasim.py, verify/controller.py and
+    verify/compute_unit.py."""
 
     def __init__(self, dim: int):
         self.dim = dim
         self.drained_at = 0  # completion cycle of the latest started GEMM or VECTOR
         self.swapped_at = -(10**18)  # stream start of the GEMM that last swapped a tile in
         self.swap_pending = False  # a loaded tile waits to be swapped in
+        self.overlap = 0  # how early a weight load may start (the early weight load)
+
+    def free_for(self, plan: Plan, free_at: int) -> int:
+        """The first cycle in which a compute unit that is busy until `free_at` may start
+        `plan` (before tokens and the hazard rules)."""
+        return free_at - self.overlap if plan.loads_weights and plan.streams else free_at
 
     @property
     def swap_free_at(self) -> int:
@@ -528,3 +544,6 @@ class ComputeHazards:
             self.swap_pending = True
         if plan.uses_array:
             self.drained_at = t + plan.busy + plan.latency
+        if plan.unit == Unit.COMPUTE:
+            streamed = plan.instruction.rows if plan.streams else 0
+            self.overlap = min(self.dim, streamed)

@@ -267,7 +267,15 @@ class ComputeUnit(wiring.Component):
             m.d.comb += hazard.eq(1)
         with m.If(is_gemm & load_weights & (now.as_signed() < swapped_at + dim)):
             m.d.comb += hazard.eq(1)
-        m.d.comb += control.ready.eq(free & ~hazard)
+        # The early weight load: a GEMM that loads weights and streams rows may start
+        # `overlap` cycles before the unit is free (min(dim, rows) of the GEMM started last,
+        # else 0), its weight phase beside that GEMM's last rows.
+        overlap = Signal(range(dim + 1))
+        early = Signal()
+        m.d.comb += early.eq(
+            is_gemm & load_weights & (gemm_rows != 0) & (now + overlap >= busy_until)
+        )
+        m.d.comb += control.ready.eq((free | early) & ~hazard)
 
         # ---- busy, completions
         latency = gemm_latency(dim)
@@ -284,9 +292,14 @@ class ComputeUnit(wiring.Component):
         nop_finished = Signal()  # a NOP completes in this cycle
         m.d.sync += [nop_done.eq(0), nop_finished.eq(0)]
         with m.If(head.go):
+            m.d.sync += overlap.eq(0)
             with m.If(is_gemm):
                 m.d.comb += done_at.eq(now + gemm_busy_1 + latency)
-                m.d.sync += [busy_until.eq(now + gemm_busy_1), drained_at.eq(done_at)]
+                m.d.sync += [
+                    busy_until.eq(now + gemm_busy_1),
+                    drained_at.eq(done_at),
+                    overlap.eq(Mux(gemm_rows >= dim, dim, gemm_rows)),
+                ]
                 with m.If((gemm_rows != 0) & (load_weights | swap_pending)):
                     m.d.sync += [
                         swapped_at.eq(now + load_phase),
@@ -345,7 +358,16 @@ class ComputeUnit(wiring.Component):
         # difference (10-bit signed for int8 operands and the 9-bit signed `zero`).
         scale_shape = (self.inp.data[0] - zero).shape()
         scales = [Signal(scale_shape, name=f"scale_{c}") for c in range(dim)]
-        # Reads issued this cycle (their data arrives next cycle).
+        # A GEMM that loads weights keeps its stream fields here during its weight phase
+        # (the previous GEMM may still stream, an early weight load) and streams from the
+        # cycle after its last weight read.
+        next_inp_row = Signal.like(inp_row)
+        next_acc_row = Signal.like(acc_row)
+        next_rows = Signal.like(rows_left)
+        next_swap = Signal()
+        next_accumulate = Signal()
+        # Reads issued this cycle (their data arrives next cycle): a weight row and an
+        # input row can be read in the same cycle.
         read_weight = Signal()
         read_row = Signal()
         with m.If(weights_left != 0):
@@ -355,7 +377,7 @@ class ComputeUnit(wiring.Component):
                 self.wgt.en.eq(1),
             ]
             m.d.sync += [weights_left.eq(weights_left - 1), weight_index.eq(weight_index + 1)]
-        with m.Elif(rows_left != 0):
+        with m.If(rows_left != 0):
             m.d.comb += [read_row.eq(1), self.inp.addr.eq(inp_row), self.inp.en.eq(1)]
             m.d.sync += [
                 rows_left.eq(rows_left - 1),
@@ -369,15 +391,34 @@ class ComputeUnit(wiring.Component):
 
         # Loading the next instruction comes after the reads: a start in the cycle of the
         # previous instruction's last read must win over that read's counter updates.
-        with m.If(head.go & is_gemm):
+        with m.If((weights_left == 1) & (next_rows != 0)):  # the last weight read
+            m.d.sync += [
+                inp_row.eq(next_inp_row),
+                acc_row.eq(next_acc_row),
+                rows_left.eq(next_rows),
+                swap_next.eq(next_swap),
+                accumulate.eq(next_accumulate),
+                vector_mode.eq(0),
+                next_rows.eq(0),
+            ]
+        gemm_swaps = (gemm_rows != 0) & (load_weights | swap_pending)
+        with m.If(head.go & is_gemm & load_weights):
             m.d.sync += [
                 gemm_wgt_row.eq(field(word, Gemm, "wgt_row")),
+                weights_left.eq(dim),
+                weight_index.eq(0),
+                next_inp_row.eq(field(word, Gemm, "inp_row")),
+                next_acc_row.eq(field(word, Gemm, "acc_row")),
+                next_rows.eq(gemm_rows),
+                next_swap.eq(gemm_swaps),
+                next_accumulate.eq(field(word, Gemm, "accumulate")),
+            ]
+        with m.If(head.go & is_gemm & ~load_weights):
+            m.d.sync += [
                 inp_row.eq(field(word, Gemm, "inp_row")),
                 acc_row.eq(field(word, Gemm, "acc_row")),
-                weights_left.eq(Mux(load_weights, dim, 0)),
-                weight_index.eq(0),
                 rows_left.eq(gemm_rows),
-                swap_next.eq((gemm_rows != 0) & (load_weights | swap_pending)),
+                swap_next.eq(gemm_swaps),
                 accumulate.eq(field(word, Gemm, "accumulate")),
                 vector_mode.eq(0),
             ]

@@ -472,18 +472,23 @@ class _Machine:
     def _try_start(self, unit: Unit, t: int) -> bool:
         """Start the head of `unit`'s queue if it can; True when it stalls instead."""
         queue = self.queues[unit]
-        if not queue or self.free_at[unit] > t:
+        if not queue:
             return False
         plan, fetched = queue[0]
+        free_at = self.free_at[unit]
+        if self.hazards.free_for(plan, free_at) > t:
+            return False
         if fetched >= t:  # fetched this cycle: it can start from the next one
             return False
         counters = self.counters
         if any(counters[c] == 0 for c in plan.pops) or self.hazards.waits(plan, t):
-            return True
+            return free_at <= t  # a stall only once the unit is free
         queue.popleft()
         for counter in plan.pops:
             counters[counter] -= 1
         effect = _STARTERS[type(plan.instruction)](self.state, plan)
+        # An early weight load's cycles beside the previous stream count once as busy.
+        self.state.activity.busy[UNITS[unit]] -= max(0, free_at - t)
         self.free_at[unit] = t + plan.busy
         self.hazards.started(plan, t)
         done = t + plan.busy + plan.latency
@@ -499,12 +504,20 @@ class _Machine:
         for unit, queue in enumerate(self.queues):
             if not queue:
                 continue
-            if self.free_at[unit] > t:
-                candidates.append(self.free_at[unit])
-            elif queue[0][1] >= t:
+            plan, fetched = queue[0]
+            free_for = self.hazards.free_for(plan, self.free_at[unit])
+            if free_for > t:
+                candidates.append(free_for)
+            elif fetched >= t:
                 candidates.append(t + 1)
-            elif queue[0][0].loads_weights and self.hazards.swap_free_at > t:
-                candidates.append(self.hazards.swap_free_at)
+            else:
+                if self.free_at[unit] > t:
+                    # An early weight load: it may start from the next cycle (this cycle
+                    # may have started the instruction before it), and waits as a stall
+                    # only once the unit is free; a few cycles at most.
+                    candidates.append(t + 1)
+                if plan.loads_weights and self.hazards.swap_free_at > t:
+                    candidates.append(self.hazards.swap_free_at)
             # else the head waits for tokens or the hazard: only a completion frees it
         if self.finish_cycle is None and (
             self.pc == len(self.plans) or len(self.queues[self.plans[self.pc].unit]) < self.depth
@@ -640,7 +653,10 @@ def _layer_activities(
     for unit in Unit:
         name = UNITS[unit]
         mine = units == unit
-        spans = np.stack([starts[mine], starts[mine] + busy[mine]], axis=1)
+        ends = starts[mine] + busy[mine]
+        # An early weight load's cycles beside the previous stream are busy once.
+        firsts = np.maximum(starts[mine], np.concatenate([[0], ends[:-1]]))
+        spans = np.stack([firsts, ends], axis=1)
         stalled = stall_rows[stall_rows[:, 0] == unit][:, 1:]
         started = np.bincount(start_window[mine], minlength=count)
         for i, (b, st) in enumerate(

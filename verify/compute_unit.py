@@ -13,6 +13,7 @@ import cocotb
 import numpy as np
 
 from verdigris.arch.config import AccelConfig
+from verdigris.arch.cycle_model import ComputeHazards
 from verdigris.arch.isa import (
     Buffer,
     Gemm,
@@ -61,16 +62,17 @@ class ComputeUnitDriver(UnitDriver):
     cycle after its read request, a poison pattern otherwise; the accumulator's read port
     sees a write in the same cycle, as Core's does).
 
-    Checks, from the cycle model's busy and latency (docs/isa.md) of each instruction started
-    in cycle s: `ready` only while `free`; `free` exactly from s+busy on; push counts exactly
-    in the completion cycle s+busy+latency; `in_flight` exactly while a started instruction
-    completes later; every buffer read and accumulator write exactly the rows the ISA names,
-    once each, in program order, between the start and the completion of its instruction (a
-    VECTOR scale reads its inp row and no acc row, and writes none: its scale registers are
-    inside the unit, seen through the later lane_scale VECTORs' acc writes). An
-    illegal instruction must raise `error` in the cycle after its start and touch nothing;
-    the unit is then watched until what it started before has completed, and `result` raises
-    IsaError naming the instruction.
+    Checks, from the cycle model's busy and latency (docs/isa.md) of each instruction
+    started in cycle s: `ready` only while `free` or where the early weight load lets a GEMM
+    that loads weights start (`ComputeHazards.free_for`); `free` exactly from s+busy on;
+    push counts exactly in the completion cycle s+busy+latency; `in_flight` exactly while a
+    started instruction completes later; every buffer read and accumulator write exactly the
+    rows the ISA names, once each, in program order, between the start and the completion of
+    its instruction (a VECTOR scale reads its inp row and no acc row, and writes none: its
+    scale registers are inside the unit, seen through the later lane_scale VECTORs' acc
+    writes). An illegal instruction must raise `error` in the cycle after its start and
+    touch nothing; the unit is then watched until what it started before has completed, and
+    `result` raises IsaError naming the instruction.
     """
 
     INPUTS = (
@@ -127,6 +129,7 @@ class ComputeUnitDriver(UnitDriver):
         self.pending: dict[str, int] = {}  # port -> row read in the previous cycle
         self.next_index = 0
         self.free_at = 0  # the cycle `free` is due again
+        self.hazards = ComputeHazards(config.dim)  # for the early weight load
         self.error_index = None
         self.quiet = 0
         self.macs = self.zero_macs = 0
@@ -249,17 +252,19 @@ class ComputeUnitDriver(UnitDriver):
 
     def late_inputs(self, read) -> dict[str, int]:
         ready = read("control__ready")
-        if ready and not read("control__free"):
-            self._broken("ready while not free")
         offering = self.error_index is None and self.next_index < len(self.instructions)
+        plan = self.plans.get(self.next_index) if offering else None
+        allowed = self.free_at if plan is None else self.hazards.free_for(plan, self.free_at)
+        if ready and self.cycle < allowed:
+            self._broken(f"ready in cycle {self.cycle}, but the unit is busy until {self.free_at}")
         if not (offering and ready):
             return {"control__start": 0}
         index, t = self.next_index, self.cycle
         self.timeline[index, 0] = t
-        plan = self.plans.get(index)
         if plan is not None:
             self.timeline[index, 1] = t + plan.busy + plan.latency
             self.free_at = t + plan.busy
+            self.hazards.started(plan, t)
         self.next_index += 1
         return {"control__start": 1}
 

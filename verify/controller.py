@@ -67,7 +67,9 @@ class ControllerDriver(UnitDriver):
     counts on the unit's ports then; `in_flight` while a started one completes later; the
     compute unit's `ready` adds the hazard rules of `verdigris.arch.cycle_model.ComputeHazards`
     (a VECTOR waits until every GEMM and VECTOR has completed, a GEMM that loads weights
-    until `dim` cycles after the last swap).
+    until `dim` cycles after the last swap) and its early weight load (a GEMM that loads
+    weights and streams may start up to min(`dim`, rows) cycles before the GEMM before it
+    ends).
 
     Checks: nothing starts before cycle 0; a unit starts only while its `ready` is high, and
     then the next instruction of its own in program order, with that word on its `instr`.
@@ -173,10 +175,11 @@ class ControllerDriver(UnitDriver):
             free = self.free_at[unit] <= t
             ready = free
             queue = self.queues[unit]
-            if unit == Unit.COMPUTE and self.started[unit] < len(queue) and free:
+            if unit == Unit.COMPUTE and self.started[unit] < len(queue):
                 plan = self.plans.get(queue[self.started[unit]])
-                if plan is not None and self.hazards.waits(plan, t):
-                    ready = False
+                if plan is not None:  # the hazard rules and the early weight load
+                    early = self.hazards.free_for(plan, self.free_at[unit])
+                    ready = t >= early and not self.hazards.waits(plan, t)
             self.ready[unit] = ready
             pushes = [0, 0]
             in_flight = False

@@ -60,7 +60,7 @@ from verdigris.compiler.backend.constants import OpConstants
 from verdigris.compiler.backend.emitter import Emitter, Token
 from verdigris.compiler.backend.memory import CompileError, Layout
 from verdigris.compiler.backend.unroll import conv_row_chunks
-from verdigris.compiler.backend.window import WindowPlan, window_plan
+from verdigris.compiler.backend.window import SLACK, WindowPlan, window_plan
 
 __all__ = ["Lowerer"]
 
@@ -438,9 +438,10 @@ class Lowerer:
         as then fit, is not always best: each group reads the whole input again, and a
         step of few blocks waits for its loads. So the M-tile is halved down to `dim` and
         each option's run estimated, per step: the slower of its loads (input rows, weight
-        rows, 2 cycles) and its GEMMs (`dim` per weight tile plus the rows), plus
+        rows, 2 cycles) and its GEMMs (per weight tile its rows, at least `2 * dim`: the
+        weight-swap rule), plus
         `2 * dim + 8` per tile that do not overlap. The fastest wins, and among options
-        within 2% of it, the one that reads the least main memory (it costs energy)."""
+        within `SLACK` of it (window.py), the one that reads the least main memory."""
         dim = self.dim
         options = []
         m_tile = max(1, min(pixels, self.inp_half, self.acc_half))
@@ -455,7 +456,7 @@ class Lowerer:
                 break
             m_tile //= 2
         fastest = min(option[0] for option in options)
-        return min((o for o in options if o[0] <= 1.02 * fastest), key=lambda o: o[1])[2]
+        return min((o for o in options if o[0] <= SLACK * fastest), key=lambda o: o[1])[2]
 
     def _store_block(
         self,

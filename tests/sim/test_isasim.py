@@ -438,6 +438,7 @@ def cycle_by_cycle(instructions: list[Instruction]) -> tuple[int, dict[str, int]
     completions: defaultdict[int, list[Instruction]] = defaultdict(list)
     pc, finished, drained, last = 0, None, 0, 0
     swapped_at, swap_pending = -(10**9), False  # the weight-swap rule of docs/isa.md
+    early = 0  # the early weight load: a GEMM that loads weights may start this much early
     for t in itertools.count():
         for ins in completions.pop(t, []):
             counters.update(_PUSHES[ins.unit][f] for f in _PUSHES[ins.unit] if getattr(ins.deps, f))
@@ -452,17 +453,19 @@ def cycle_by_cycle(instructions: list[Instruction]) -> tuple[int, dict[str, int]
                 queues[ins.unit].append((ins, t))
                 pc += 1
         for unit, queue in queues.items():
-            if not queue or free[unit] > t or queue[0][1] >= t:
+            if not queue or queue[0][1] >= t:
                 continue
             ins = queue[0][0]
-            pops = [_POPS[unit][f] for f in _POPS[unit] if getattr(ins.deps, f)]
             loads_weights = isinstance(ins, Gemm) and ins.load_weights
+            if free[unit] - (early if loads_weights and ins.rows else 0) > t:
+                continue
+            pops = [_POPS[unit][f] for f in _POPS[unit] if getattr(ins.deps, f)]
             if (
                 any(counters[p] == 0 for p in pops)
                 or (isinstance(ins, Vector) and drained > t)
                 or (loads_weights and t < swapped_at + CONFIG.dim)
             ):
-                stall[unit.name.lower()] += 1
+                stall[unit.name.lower()] += free[unit] <= t
                 continue
             if isinstance(ins, Gemm) and ins.rows > 0 and (loads_weights or swap_pending):
                 swapped_at = t + (CONFIG.dim if loads_weights else 0)
@@ -477,6 +480,8 @@ def cycle_by_cycle(instructions: list[Instruction]) -> tuple[int, dict[str, int]
             last = max(last, t + busy + latency)
             if isinstance(ins, Gemm | Vector):
                 drained = t + busy + latency
+            if unit == Unit.COMPUTE:
+                early = min(CONFIG.dim, ins.rows) if isinstance(ins, Gemm) else 0
     raise AssertionError("unreachable")
 
 
