@@ -57,6 +57,7 @@ from verdigris.arch.timing import (
     LUT_LATENCY,
     STORE_OVERHEAD,
     VECTOR_LATENCY,
+    gemm_busy,
     gemm_latency,
 )
 
@@ -395,7 +396,7 @@ def _plan_gemm(index: int, ins: Gemm, config) -> Plan:
     _check_range(index, ins, Buffer.ACC, ins.acc_row, ins.rows, config.acc_rows)
     if ins.load_weights:
         _check_range(index, ins, Buffer.WGT, ins.wgt_row, dim, config.wgt_rows)
-    busy = (dim if ins.load_weights else 0) + ins.rows
+    busy = gemm_busy(dim, ins.load_weights, ins.rows)
     return _plan(index, ins, Unit.COMPUTE, busy, gemm_latency(dim))
 
 
@@ -500,11 +501,11 @@ class ComputeHazards:
 
     It also holds the **early weight load**: a GEMM with `load_weights` and rows may start
     up to `overlap` cycles before the unit is free, `overlap` being min(`dim`, `rows`) of
-    the compute instruction started last if that was a GEMM with rows, else 0 (its
-    completion still comes after that GEMM's: a GEMM of no rows, which would complete with
-    it, waits until the unit is free). Its weight
+    the compute instruction started last if that was a GEMM with rows, else 0. Its weight
     phase then runs beside the end of that GEMM's stream, and its own stream, `dim` cycles
-    after its start, follows that stream without a gap.
+    after its start, follows that stream without a gap; its completion still comes after
+    that GEMM's (a GEMM of no rows, which would complete with it, waits until the unit is
+    free).
 
     `waits(plan, t)` says whether a compute plan must wait in cycle t; `started(plan, t)`
     records that it started in t; `swap_free_at` is when the weight-swap rule next lets a

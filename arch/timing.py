@@ -6,6 +6,7 @@ __all__ = [
     "LUT_LATENCY",
     "STORE_OVERHEAD",
     "VECTOR_LATENCY",
+    "gemm_busy",
     "gemm_latency",
 ]
 
@@ -23,3 +24,9 @@ def gemm_latency(dim: int) -> int:
     """Cycles from a GEMM's last busy cycle to its completion: through the array and the
     accumulator's read-modify-write."""
     return 2 * dim + 1
+
+
+def gemm_busy(dim: int, load_weights: bool, rows: int) -> int:
+    """Cycles a GEMM keeps the compute unit busy: its weight phase (a row of the tile per
+    cycle) if it loads weights, then one streamed row per cycle (at least 1)."""
+    return max(1, (dim if load_weights else 0) + rows)

@@ -518,7 +518,7 @@ class _Machine:
                     candidates.append(t + 1)
                 if plan.loads_weights and self.hazards.swap_free_at > t:
                     candidates.append(self.hazards.swap_free_at)
-            # else the head waits for tokens or the hazard: only a completion frees it
+                # Otherwise it waits for tokens or the VECTOR hazard: a completion frees it.
         if self.finish_cycle is None and (
             self.pc == len(self.plans) or len(self.queues[self.plans[self.pc].unit]) < self.depth
         ):

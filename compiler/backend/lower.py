@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -54,7 +55,7 @@ from verdigris.arch.isa import (
     row_bytes,
     transfer_bytes,
 )
-from verdigris.arch.timing import LOAD_OVERHEAD
+from verdigris.arch.timing import LOAD_OVERHEAD, gemm_busy
 from verdigris.compiler import ir
 from verdigris.compiler.backend.constants import OpConstants
 from verdigris.compiler.backend.emitter import Emitter, Token
@@ -81,6 +82,31 @@ class _Window:
     pad_value: int
 
 
+@dataclass(frozen=True)
+class _Step:
+    """A step whose computes are not emitted yet (`Lowerer._interleave`): the token of its
+    loads, its computes, the inp and wgt halves they read, and whether the next step reads
+    its input tile again."""
+
+    loaded: Token
+    computes: list
+    inp: int
+    wgt: int
+    keep_input: bool
+
+
+class _Band(NamedTuple):
+    """An M-tile of a windowed conv: a band of output rows of one sample for one group of
+    output blocks, and per input-channel block its steps (tap, active output blocks)."""
+
+    g0: int
+    blocks: range
+    sample: int
+    oh0: int
+    rows: int
+    inputs: list[tuple[int, list[tuple[int, list[int]]]]]
+
+
 class Lowerer:
     """Emits the instructions of one op after another into one Emitter."""
 
@@ -100,10 +126,10 @@ class Lowerer:
         # Last token that released each inp / wgt half (compute done reading it).
         self.inp_released: list[Token | None] = [None, None]
         self.wgt_released: list[Token | None] = [None, None]
-        # The last step's computes, emitted after the next step's loads (`_interleave`):
-        # (loads' token, computes, inp half, wgt half, input kept); and what follows them
-        # on the compute and store side (a tile's stores, the next tile's wait), in order.
-        self.deferred: tuple[Token, list, int, int, bool] | None = None
+        # The last step, its computes emitted after the next step's loads (`_interleave`),
+        # and what follows them on the compute and store side (a tile's stores, the next
+        # tile's wait), in order.
+        self.deferred: _Step | None = None
         self.deferred_after: list[Callable[[], None]] = []
         # Last token that released each acc half (store done reading it).
         self.acc_released: list[Token | None] = [None, None]
@@ -142,7 +168,7 @@ class Lowerer:
         self.pending_load_barrier = None
         self._interleave(loads)
         loaded = em.push("l2c")
-        self.deferred = (loaded, computes, inp, wgt, keep_input)
+        self.deferred = _Step(loaded, computes, inp, wgt, keep_input)
         self.wgt_step += 1
         self.input_kept = keep_input
         if not keep_input:
@@ -161,16 +187,11 @@ class Lowerer:
         load unit only as those GEMMs drain, and a long run of loads placed before the
         GEMMs would keep the GEMMs from being fetched."""
         em = self.emitter
-        deferred, self.deferred = self.deferred, None
+        step, self.deferred = self.deferred, None
         after, self.deferred_after = self.deferred_after, []
-        if deferred is None:
-            for instruction in loads:
-                em.emit(instruction)
-            for action in after:
-                action()
-            return
-        loaded, computes, inp, wgt, keep_input = deferred
-        em.wait(loaded)
+        computes = [] if step is None else step.computes
+        if step is not None:
+            em.wait(step.loaded)
         timed = []
         for queue in (loads, computes):
             start = 0
@@ -179,10 +200,11 @@ class Lowerer:
                 start += self._busy(instruction)
         for _, _, instruction in sorted(timed, key=lambda t: t[:2]):
             em.emit(instruction)
-        released = em.push("c2l")
-        self.wgt_released[wgt] = released
-        if not keep_input:
-            self.inp_released[inp] = released
+        if step is not None:
+            released = em.push("c2l")
+            self.wgt_released[step.wgt] = released
+            if not step.keep_input:
+                self.inp_released[step.inp] = released
         for action in after:
             action()
 
@@ -205,7 +227,7 @@ class Lowerer:
     def _busy(self, instruction: Load | Gemm | Vector) -> int:
         """The cycles `instruction` keeps its unit busy (docs/isa.md, "Cycle model")."""
         if isinstance(instruction, Gemm):
-            return (self.dim if instruction.load_weights else 0) + instruction.rows
+            return gemm_busy(self.dim, instruction.load_weights, instruction.rows)
         if isinstance(instruction, Vector) or instruction.fill:
             return instruction.rows
         words = transfer_words(
@@ -505,7 +527,7 @@ class Lowerer:
             self._tiled_gemm(constants, out, n * oh * ow, oc, inp_loads, words)
             return
 
-        blocks = -(-oc // dim)
+        needed = self._needed_steps(constants.nonzero, -(-oc // dim))
         plan = window_plan(
             node,
             x.pre_shape,
@@ -515,10 +537,10 @@ class Lowerer:
             acc_half=self.acc_half,
             wgt_half=self.wgt_half,
             row_words=self._row_words(min(dim, c), node.strides[1] * c),
-            weight_tiles=int(self._needed_steps(constants.nonzero, blocks).sum()),
+            weight_tiles=int(needed.sum()),
         )
         if plan is not None:
-            self._window_conv(node, x, out, constants, plan)
+            self._window_conv(node, x, out, constants, plan, needed)
             return
 
         def inp_loads(step: int, m0: int, rows: int) -> list[Load]:
@@ -529,12 +551,19 @@ class Lowerer:
         self._tiled_gemm(constants, out, n * oh * ow, oc, inp_loads)
 
     def _window_conv(
-        self, node: ir.Conv, x: Layout, out: Layout, constants: OpConstants, plan: WindowPlan
+        self,
+        node: ir.Conv,
+        x: Layout,
+        out: Layout,
+        constants: OpConstants,
+        plan: WindowPlan,
+        needed: np.ndarray,
     ) -> None:
         """A conv with its input window on chip (compiler/backend/window.py): per output
         block group and band of output rows, per channel block, the band's input tile is
-        loaded once; each tap's step loads its weight tiles and runs one GEMM per output
-        row and block from the tap's shifted window.
+        loaded once; each tap's step loads its weight tiles (`needed[step, block]`, see
+        `_needed_steps`) and runs one GEMM per output row and block from the tap's shifted
+        window.
 
         An input tile takes as long to load as several taps take to compute (a depthwise
         conv has one block per tap), so the next input tile is loaded into the other input
@@ -544,8 +573,7 @@ class Lowerer:
         _, oc, out_h, out_w = out.pre_shape
         channel_blocks, blocks_total = -(-c // dim), -(-oc // dim)
         taps = node.kernel[0] * node.kernel[1]
-        needed = self._needed_steps(constants.nonzero, blocks_total)
-        tiles = []  # (first block, blocks, sample, first output row, band, [(block_c, steps)])
+        bands: list[_Band] = []
         for g0 in range(0, blocks_total, plan.group):
             blocks = range(g0, min(blocks_total, g0 + plan.group))
             for sample in range(n):
@@ -560,17 +588,17 @@ class Lowerer:
                                 steps.append((tap, active))
                         if steps:
                             inputs.append((block_c, steps))
-                    band = min(plan.out_rows, out_h - oh0)
-                    tiles.append((g0, blocks, sample, oh0, band, inputs))
-        # The input tiles in the order they are used: (sample, oh0, band, block_c).
-        order = [(t[2], t[3], t[4], block_c) for t in tiles for block_c, _ in t[5]]
+                    rows = min(plan.out_rows, out_h - oh0)
+                    bands.append(_Band(g0, blocks, sample, oh0, rows, inputs))
+        # The input tiles in the order they are used: (sample, oh0, band rows, block_c).
+        order = [(b.sample, b.oh0, b.rows, block_c) for b in bands for block_c, _ in b.inputs]
         used = 0  # input tiles started
         prefetched = False  # the next input tile is already loaded (into the other half)
 
         def band_loads(tile: tuple[int, int, int, int], base: int) -> list[Load]:
             return self._band_loads(node, x, plan, *tile, base)
 
-        for g0, blocks, sample, oh0, band, inputs in tiles:
+        for g0, blocks, sample, oh0, band, inputs in bands:
             m0, pixels = (sample * out_h + oh0) * out_w, band * out_w
             self._begin_tile()
             started: set[int] = set()

@@ -16,8 +16,8 @@ from verdigris.compiler.backend.window import window_plan
 from verdigris.sim.golden import run_device
 from verdigris.sim.isasim import run_program
 
-# A 4x4 array with room for whole images: M-tiles as long with windows as without, so
-# the window path is chosen (it reads less).
+# A 4x4 array with room for whole images and all output blocks in one group: M-tiles as
+# long with windows as without, so the window path is chosen (it reads less).
 CONFIG = dataclasses.replace(
     load_config("tiny"), name="window", inp_rows=2048, acc_rows=1024, wgt_rows=256
 )
@@ -52,9 +52,8 @@ def _conv(seed=0, **shape):
         "groups",
     ],
 )
-def test_a_windowed_conv_is_exact_and_reads_its_input_about_once(shape):
+def test_a_windowed_conv_is_exact_and_reads_its_input_at_most_once(shape):
     graph = _conv(**shape)
-    node = graph.nodes[0]
     x = graph.tensors["x"]
     program = compile_graph(graph, CONFIG)
     gemms = [i for i in program.instructions if isinstance(i, Gemm)]
@@ -69,23 +68,9 @@ def test_a_windowed_conv_is_exact_and_reads_its_input_about_once(shape):
         for i in program.instructions
         if isinstance(i, Load) and i.buffer == Buffer.INP and not i.fill
     )
-    plan = window_plan(
-        node,
-        x.shape,
-        graph.tensors["y"].shape,
-        dim=CONFIG.dim,
-        inp_half=CONFIG.inp_rows // 2,
-        acc_half=CONFIG.acc_rows // 2,
-        wgt_half=CONFIG.wgt_rows // 2,
-        row_words=1.0,
-        weight_tiles=1,
-    )
-    # A band rereads only its halo rows (and each group of output blocks its input): far
-    # from once per tap.
-    blocks = math.ceil(node.weight.shape[0] / CONFIG.dim)
-    reloads = math.ceil(blocks / plan.group) if node.groups == 1 else 1
-    size = math.prod(x.shape)
-    assert input_reads <= 2 * size * reloads < node.kernel[0] * node.kernel[1] * size * reloads
+    # The whole image is one band and the output blocks one group: each input element is
+    # read at most once (one tap per step would read it up to once per tap).
+    assert input_reads <= math.prod(x.shape)
     assert activity.cycles > 0
 
 
