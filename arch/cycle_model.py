@@ -2,7 +2,7 @@
 
 - **Plans** (`plan_program`, `Plan`, `IsaError`): the static checks of every instruction
   and its timing (unit, busy, latency, tokens, main-memory words, hazard flags).
-- **Hazards** (`ComputeHazards`): the compute unit's VECTOR hazard and weight-swap rule.
+- **Hazards** (`ComputeHazards`): the compute unit's VECTOR hazard and early weight load.
 - **Events** (`instruction_events` and the layer windows): in which cycle, relative to its
   start, each of an instruction's Activity counters increments.
 
@@ -248,7 +248,7 @@ def window_index(cycles: np.ndarray | int, cuts: Sequence[int]) -> np.ndarray:
 # `plan_program` is the static half of the cycle model: every check docs/isa.md ("Errors")
 # makes before a program runs, and the busy, latency, tokens and main-memory words of each
 # instruction. `ComputeHazards` is the dynamic half the compute unit adds: the VECTOR hazard
-# and the weight-swap rule. The instruction simulator (sim/isasim.py) runs programs on them
+# and the early weight load. The instruction simulator (sim/isasim.py) runs programs on them
 # and the block drivers of verify/ check the hardware against them.
 
 
@@ -283,7 +283,7 @@ class Plan:
     words: int  # main-memory words moved (LOAD, STORE), summed over rows
     is_vector: bool  # waits for the array pipeline to drain (VECTOR hazard)
     uses_array: bool  # GEMM or VECTOR: later VECTORs wait for its completion
-    loads_weights: bool  # GEMM with load_weights: waits for the weight-swap rule
+    loads_weights: bool  # GEMM with load_weights: may start early (the early weight load)
     streams: bool  # GEMM with rows > 0: streams activations (and swaps in a new tile)
 
 
@@ -489,60 +489,41 @@ def plan_instruction(config, index: int, instruction: Instruction) -> Plan:
 
 
 class ComputeHazards:
-    """The compute unit's two hazard rules (docs/isa.md, "Cycle model"), as state that
-    follows the starts of compute instructions:
+    """The compute unit's hazard rule and early weight load (docs/isa.md, "Cycle model"),
+    as state that follows the starts of compute instructions:
 
     - **VECTOR hazard.** A VECTOR starts only once every GEMM and VECTOR started before it
       has completed (the array pipeline has drained).
-    - **Weight-swap rule.** A GEMM with `load_weights` starts no earlier than `dim` cycles
-      after the stream start of the GEMM that last swapped a new tile in (the first GEMM
-      with rows after a load; a GEMM that loads and streams swaps at its stream start,
-      `dim` cycles after its own start).
-
-    It also holds the **early weight load**: a GEMM with `load_weights` and rows may start
-    up to `overlap` cycles before the unit is free, `overlap` being min(`dim`, `rows`) of
-    the compute instruction started last if that was a GEMM with rows, else 0. Its weight
-    phase then runs beside the end of that GEMM's stream, and its own stream, `dim` cycles
-    after its start, follows that stream without a gap; its completion still comes after
-    that GEMM's (a GEMM of no rows, which would complete with it, waits until the unit is
-    free).
+    - **Early weight load.** A GEMM with `load_weights` and rows may start up to `overlap`
+      cycles before the unit is free, `overlap` being min(`dim`, `rows`) of the compute
+      instruction started last if that was a GEMM with rows, else 0. Its weight phase then
+      runs beside the end of that GEMM's stream, and its own stream, `dim` cycles after its
+      start, follows that stream without a gap; its completion still comes after that
+      GEMM's (a GEMM of no rows, which would complete with it, waits until the unit is
+      free). It never starts before that GEMM's stream start, so the array's shadow tile
+      is never rewritten before the swap has passed (hw/array.py, "Safe reuse").
 
     `waits(plan, t)` says whether a compute plan must wait in cycle t; `started(plan, t)`
-    records that it started in t; `swap_free_at` is when the weight-swap rule next lets a
-    weight load start; `free_for(plan, free_at)` the first cycle the unit, busy until
-    `free_at`, may start `plan`. Used by sim/isasim.py, verify/controller.py and
+    records that it started in t; `free_for(plan, free_at)` the first cycle the unit, busy
+    until `free_at`, may start `plan`. Used by sim/isasim.py, verify/controller.py and
     verify/compute_unit.py."""
 
     def __init__(self, dim: int):
         self.dim = dim
         self.drained_at = 0  # completion cycle of the latest started GEMM or VECTOR
-        self.swapped_at = -(10**18)  # stream start of the GEMM that last swapped a tile in
-        self.swap_pending = False  # a loaded tile waits to be swapped in
         self.overlap = 0  # how early a weight load may start (the early weight load)
 
     def free_for(self, plan: Plan, free_at: int) -> int:
         """The first cycle in which a compute unit that is busy until `free_at` may start
-        `plan` (before tokens and the hazard rules)."""
+        `plan` (before tokens and the hazard rule)."""
         return free_at - self.overlap if plan.loads_weights and plan.streams else free_at
 
-    @property
-    def swap_free_at(self) -> int:
-        """The first cycle in which a GEMM with `load_weights` may start."""
-        return self.swapped_at + self.dim
-
     def waits(self, plan: Plan, t: int) -> bool:
-        """Whether `plan` (started in cycle t) would break a hazard rule."""
-        return (plan.is_vector and self.drained_at > t) or (
-            plan.loads_weights and t < self.swapped_at + self.dim
-        )
+        """Whether `plan` (started in cycle t) would break the VECTOR hazard."""
+        return plan.is_vector and self.drained_at > t
 
     def started(self, plan: Plan, t: int) -> None:
         """Record that `plan` started in cycle t."""
-        if plan.streams and (plan.loads_weights or self.swap_pending):
-            self.swapped_at = t + (self.dim if plan.loads_weights else 0)
-            self.swap_pending = False
-        elif plan.loads_weights:
-            self.swap_pending = True
         if plan.uses_array:
             self.drained_at = t + plan.busy + plan.latency
         if plan.unit == Unit.COMPUTE:

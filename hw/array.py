@@ -61,9 +61,13 @@ class ArrayBase(wiring.Component):
     in cycle ``s``.
 
     - **Shadow tile.** When ``w_en`` is high in cycle ``t``, shadow row ``w_row`` takes
-      ``w_data`` (element ``c`` is ``W[w_row][c]``), visible to swaps from cycle ``t + 1``.
-      Shadow rows change only when written; a ``w_row`` of ``dim`` or more writes nothing.
-      Weight loading is independent of streaming: both may happen in the same cycle.
+      ``w_data`` (element ``c`` is ``W[w_row][c]``). A swap row entering in cycle ``s``
+      takes every write to row ``r`` made in a cycle before ``s`` and none made in
+      ``s + r`` or later. (In the weight-stationary array element ``c`` is written in
+      cycle ``t + c``, travelling along the row as a swap does, and a swap sees it from the
+      next cycle.) Shadow rows change only when written; a ``w_row`` of ``dim`` or more
+      writes nothing. Weight loading is independent of streaming: both may happen in the
+      same cycle.
     - **Streaming.** When ``a_valid`` is high, ``a_data`` (the K-vector of one input row;
       element ``r`` goes to array row ``r``) enters. A row may enter every cycle. If
       ``a_swap`` is also high, that row and every later one use the shadow tile: the shadow
@@ -83,14 +87,14 @@ class ArrayBase(wiring.Component):
       ``r`` of a row entered in cycle ``s`` in cycle ``s + r + c``, so the count for a row
       is complete in cycle ``s + 2*dim`` (one cycle after its ``p_valid``).
     - **Safe reuse of the shadow tile.** Writing shadow row ``r`` in a cycle before
-      ``s + r + dim - 1``, where ``s`` is the entry cycle of the last row with ``a_swap``,
-      changes weights that swap has not yet taken (it has not reached PE ``(r, dim - 1)``)
-      and corrupts that GEMM's results. The ISA's weight-swap rule (a weight load starts no
-      earlier than ``dim`` cycles after the last swap stream start) and the compiler's
-      order of writes (rows ``0 .. dim-1``, one per cycle) write row ``r`` no earlier than
-      ``s + dim + r``, one cycle more than needed, so a program that obeys the rule cannot
-      hit this, provided the controller's delay from an ISA cycle to a weight write is at
-      most one cycle shorter than its delay to a row entry.
+      ``s + r``, where ``s`` is the entry cycle of the last row with ``a_swap``, changes
+      weights that rows streamed with that swap's tile still need (in the
+      weight-stationary array, the swap has not yet reached PE ``(r, c)``) and corrupts
+      their results. The compute unit writes row ``r`` of a load that starts in ISA cycle
+      ``L`` in ``L + 2 + r`` and lets a row that starts streaming in ISA cycle ``S`` enter
+      in ``S + 2``; docs/isa.md's early weight load never starts a load before the stream
+      start of the GEMM before it, so ``L >= S`` and every write is safe, with no cycle to
+      spare.
 
     Attributes ``latency`` (``2*dim - 1``) and ``zero_count_delay`` give the timing above
     to controllers and models.
@@ -125,10 +129,12 @@ class ArrayBase(wiring.Component):
 class SystolicArray(ArrayBase):
     """A ``dim`` x ``dim`` weight-stationary systolic array of `ProcessingElement` (hw/pe.py)
     with double-buffered weights: a new tile loads into a shadow tile while the active tile
-    computes. The ports
-    and their contract are `ArrayBase`'s; here every PE ``(r, c)`` holds weight ``W[r][c]``,
-    activations flow right and partial sums down, with skew and de-skew registers at the
-    edges.
+    computes. The ports and their contract are `ArrayBase`'s; here every PE ``(r, c)``
+    holds weight ``W[r][c]``, activations flow right and partial sums down, with skew and
+    de-skew registers at the edges. Weight writes are skewed by column like the
+    activations (``dim * (dim - 1) / 2`` operand registers), so that a tile may be
+    rewritten right behind the swap and weight tiles can follow each other every ``dim``
+    cycles.
 
     On ECP5 each product (``operand_width`` up to 18) maps onto one MULT18X18D.
     """
@@ -149,13 +155,22 @@ class SystolicArray(ArrayBase):
             for c, pe in enumerate(row):
                 m.submodules[f"pe_{r}_{c}"] = pe
 
-        # Weight loading: a write goes straight to the shadow weights of one array row.
-        for r, row in enumerate(pes):
-            for c, pe in enumerate(row):
-                m.d.comb += [
-                    pe.w_in.eq(self.w_data[c]),
-                    pe.w_load.eq(self.w_en & (self.w_row == r)),
-                ]
+        # Weight loading: a write reaches column c's shadow weights c cycles later, as the
+        # swap does, so a row may be rewritten as soon as the swap has entered it.
+        w_en, w_row = self.w_en, self.w_row
+        for c in range(dim):
+            w_in = self.w_data[c]
+            if c > 0:
+                next_en = Signal(name=f"w_en_skew_{c}")
+                next_row = Signal.like(w_row, name=f"w_row_skew_{c}")
+                m.d.sync += [next_en.eq(w_en), next_row.eq(w_row)]
+                w_en, w_row = next_en, next_row
+                for stage in range(1, c + 1):
+                    delayed = Signal(signed(self.operand_width), name=f"w_skew_{c}_{stage}")
+                    m.d.sync += delayed.eq(w_in)
+                    w_in = delayed
+            for r in range(dim):
+                m.d.comb += [pes[r][c].w_in.eq(w_in), pes[r][c].w_load.eq(w_en & (w_row == r))]
 
         # Input skew: array row r sees a row's element r cycles after the row entered. The
         # flags are the same for every row, so one chain of dim - 1 stages serves all rows.

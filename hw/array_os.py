@@ -9,9 +9,10 @@ Contract: identical to `SystolicArray` (weight-tile loading into a shadow tile, 
 the first row that uses it, `p_valid`/`p_data` exactly `2*dim - 1` cycles after a row
 entered, rows in order, `zero_count` summing to the GEMM's zero-operand MACs), so the
 compiler, the cycle model and the compute unit do not change with the dataflow. The two
-tiles are two banks: a swap flips which one new rows use; a row keeps the bank it entered
-with until its sums are out, `dim` cycles later, which docs/isa.md's weight-swap rule
-leaves enough time for before the freed bank is rewritten.
+tiles are two banks: a swap flips which one new rows use, and writes from the swap's entry
+cycle on go to the bank it frees. A row entered in cycle t reads weight row k of its bank
+in cycle t + 1 + k, so the last row before a swap entering in cycle s reads row r in
+s + r: the contract's safe reuse (row r rewritten no earlier than s + r) holds here too.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
@@ -41,10 +42,13 @@ class OutputStationaryArray(ArrayBase):
         active = Signal()  # the bank rows without a swap use
         shadow = ~active
 
-        # Weight loading into the shadow bank.
+        # Weight loading into the shadow bank; in the cycle a swap row enters, into the bank
+        # it frees (the contract lets a load follow the swap that closely).
+        write_bank = Signal()
+        m.d.comb += write_bank.eq(Mux(self.a_valid & self.a_swap, active, shadow))
         for bank in range(2):
             for r in range(dim):
-                with m.If(self.w_en & (self.w_row == r) & (shadow == bank)):
+                with m.If(self.w_en & (self.w_row == r) & (write_bank == bank)):
                     m.d.sync += [tiles[bank][r][c].eq(self.w_data[c]) for c in range(dim)]
 
         # Dealing rows to PE rows in turn.

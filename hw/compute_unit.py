@@ -25,10 +25,12 @@ weights, else 0):
   simulator starts every program with them zero.
 - NOP: completes in `s + 1`.
 
-`ready` adds the hazard rules to `free`: a VECTOR waits until every GEMM and VECTOR has
-completed; a GEMM that loads weights waits until `dim` cycles after the last swap stream
-start. Counters: `macs` (dim*dim per streamed row, counted in the cycle the row enters the
-array) and `zero_macs` (the array's `zero_count`, added in the cycle it is shown).
+`ready` adds the hazard rule and the early weight load to `free`: a VECTOR waits until
+every GEMM and VECTOR has completed; a GEMM that loads weights and streams may start up to
+min(dim, rows) cycles of the GEMM before it early, never before that GEMM's stream start, so
+its shadow writes follow the swap (hw/array.py, "Safe reuse"). Counters: `macs` (dim*dim
+per streamed row, counted in the cycle the row enters the array) and `zero_macs` (the
+array's `zero_count`, added in the cycle it is shown).
 
 `completed` is the number of instructions completing in this cycle: a NOP can complete
 beside a GEMM or VECTOR (it does not wait for the array), so 0, 1 or 2; `nop_completed` is
@@ -257,15 +259,12 @@ class ComputeUnit(wiring.Component):
         m.d.sync += now.eq(now + 1)
         busy_until = Signal(NOW_BITS)
         drained_at = Signal(NOW_BITS)  # completion of the latest GEMM/VECTOR
-        swapped_at = Signal(signed(NOW_BITS + 1), init=-(2**NOW_BITS))
         swap_pending = Signal()
 
         free = Signal()
         m.d.comb += [free.eq(now >= busy_until), control.free.eq(free)]
         hazard = Signal()
         with m.If(is_vector & (now < drained_at)):
-            m.d.comb += hazard.eq(1)
-        with m.If(is_gemm & load_weights & (now.as_signed() < swapped_at + dim)):
             m.d.comb += hazard.eq(1)
         # The early weight load: a GEMM that loads weights and streams rows may start
         # `overlap` cycles before the unit is free (min(dim, rows) of the GEMM started last,
@@ -301,10 +300,7 @@ class ComputeUnit(wiring.Component):
                     overlap.eq(Mux(gemm_rows >= dim, dim, gemm_rows)),
                 ]
                 with m.If((gemm_rows != 0) & (load_weights | swap_pending)):
-                    m.d.sync += [
-                        swapped_at.eq(now + load_phase),
-                        swap_pending.eq(0),
-                    ]
+                    m.d.sync += swap_pending.eq(0)
                 with m.Elif(load_weights):
                     m.d.sync += swap_pending.eq(1)
             with m.Elif(is_vector):

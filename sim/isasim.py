@@ -413,7 +413,7 @@ class _Machine:
         # (completion cycle, program index, plan, effect): the index breaks ties in
         # program order and keeps the tuples from comparing the rest.
         self.pending: list[tuple[int, int, Plan, _Effect]] = []
-        self.hazards = ComputeHazards(state.config.dim)  # the VECTOR and weight-swap rules
+        self.hazards = ComputeHazards(state.config.dim)  # the VECTOR hazard, early loads
         self.pc = 0
         self.finish_cycle: int | None = None
         self.last_completion = 0
@@ -516,8 +516,6 @@ class _Machine:
                     # may have started the instruction before it), and waits as a stall
                     # only once the unit is free; a few cycles at most.
                     candidates.append(t + 1)
-                if plan.loads_weights and self.hazards.swap_free_at > t:
-                    candidates.append(self.hazards.swap_free_at)
                 # Otherwise it waits for tokens or the VECTOR hazard: a completion frees it.
         if self.finish_cycle is None and (
             self.pc == len(self.plans) or len(self.queues[self.plans[self.pc].unit]) < self.depth

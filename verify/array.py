@@ -70,7 +70,8 @@ class ArrayModel:
     """Model of `verdigris.hw.array.SystolicArray`, written from its docstring contract.
 
     Transaction-level with exact timing: each entering row is computed at once against the
-    tile each PE holds when the row's element reaches it (entry + r + c), and its result is
+    tile each PE holds when the row's element reaches it (entry + r + c; a weight write
+    reaches PE (r, c) c cycles after it is made), and its result is
     placed `latency` cycles after entry; each zero-operand MAC is counted `zero_count_delay`
     cycles after the PE processed it.
     """
@@ -88,15 +89,16 @@ class ArrayModel:
         applied in cycle t. Append idle cycles to see the last rows leave."""
         dim, cycles = self.dim, len(inputs)
         zeros = (0,) * dim
-        # Shadow row history: (cycle written, weights); a write is seen from the next cycle.
+        # Shadow row history: (cycle written, weights). Element c of a write in cycle t
+        # lands in cycle t + c and is seen from the next cycle.
         writes: list[list[tuple[int, tuple[int, ...]]]] = [[] for _ in range(dim)]
         for t, step in enumerate(inputs):
             if step.w_en and step.w_row < dim:
                 writes[step.w_row].append((t, tuple(step.w_data) or zeros))
 
-        def shadow(r: int, cycle: int) -> tuple[int, ...]:
-            seen = [w for t, w in writes[r] if t < cycle]
-            return seen[-1] if seen else zeros
+        def shadow(r: int, c: int, cycle: int) -> int:
+            seen = [w[c] for t, w in writes[r] if t + c < cycle]
+            return seen[-1] if seen else 0
 
         active = [[0] * dim for _ in range(dim)]
         results: dict[int, tuple[int, ...]] = {}
@@ -111,7 +113,7 @@ class ArrayModel:
             for r in range(dim):
                 for c in range(dim):
                     if step.a_swap:
-                        active[r][c] = shadow(r, s + r + c)[c]
+                        active[r][c] = shadow(r, c, s + r + c)
                     weight = active[r][c]
                     sums[c] += a[r] * weight
                     counted = s + r + c + self.zero_count_delay
@@ -154,34 +156,29 @@ def gemm_stimulus(
     *,
     operand_width: int = 8,
     acc_width: int = 32,
-    load_offset: int | None = None,
     junk: random.Random | None = None,
 ) -> ArrayStimulus:
     """The array inputs a compute unit following docs/isa.md issues for `gemms`.
 
-    A GEMM starts when the previous one's busy cycles end (plus its idle cycles), and one
-    with `load_weights` no earlier than `dim` cycles after the last swap stream start (the
-    weight-swap rule; `load_offset` replaces that `dim` to break the rule on purpose). A
-    load writes shadow rows 0..dim-1 in its first `dim` cycles; rows then stream one per
-    cycle, the first with `a_swap` when the GEMM swaps a tile in. With `junk`, fields that
-    are not used in a cycle hold random values instead of zeros.
+    A GEMM starts `idle` cycles after the previous one's busy cycles end; a negative `idle`
+    starts a weight load early (docs/isa.md allows up to min(dim, rows) of the GEMM before;
+    more breaks the array's safe reuse, on purpose). A load writes shadow rows 0..dim-1 in
+    its first `dim` cycles; rows then stream one per cycle, the first with `a_swap` when
+    the GEMM swaps a tile in. With `junk`, fields that are not used in a cycle hold random
+    values instead of zeros.
     """
     lo, hi = -(1 << (operand_width - 1)), (1 << (operand_width - 1)) - 1
-    offset = dim if load_offset is None else load_offset
     writes: dict[int, tuple[int, tuple[int, ...]]] = {}
     entries: dict[int, tuple[tuple[int, ...], bool]] = {}
     rows_out: list[tuple[int, ...]] = []
     starts: list[int] = []
     zero_macs = 0
     free = 0  # first cycle the compute unit is idle
-    swap_start = None
     shadow_tile = active_tile = [[0] * dim for _ in range(dim)]
     pending = False  # a loaded tile waits to be swapped in
     for gemm in gemms:
         load, rows = gemm.tile is not None, gemm.rows
         start = free + gemm.idle
-        if load and swap_start is not None:
-            start = max(start, swap_start + offset)
         cycle = start
         if load:
             shadow_tile = gemm.tile
@@ -192,7 +189,7 @@ def gemm_stimulus(
         if rows:
             swap = pending
             if swap:
-                active_tile, pending, swap_start = shadow_tile, False, cycle
+                active_tile, pending = shadow_tile, False
             for i, a in enumerate(rows):
                 entries[cycle + i] = (tuple(a), swap and i == 0)
                 rows_out.append(
@@ -235,11 +232,13 @@ def random_gemm_stimulus(
     """`gemms` GEMMs (at least 8) as the compiler issues them (see `gemm_stimulus`).
 
     The first eight cover the cases that matter: a load and more than `dim` rows; a reuse
-    of the active tile; a load with 1 row (its load waits for the swap rule); a load-only
-    GEMM followed by a stream that swaps the tile in; `2*dim` rows; a tile of the most
-    negative operand against rows of extremes (the largest sums, which overflow narrow
-    accumulators); a reuse with 1 row. The rest are random, mostly back to back. Operands
-    are biased toward the extremes and 0; unused input fields carry random junk.
+    of the active tile; a load with 1 row started early beside that reuse's stream; a load
+    started at the stream start of the GEMM before it (the earliest the ISA allows: its
+    row r is written right behind the swap); a load-only GEMM followed by a stream that
+    swaps the tile in; a tile of the most negative operand against rows of extremes (the
+    largest sums, which overflow narrow accumulators), started early; a reuse with 1 row.
+    The rest are random, mostly back to back, loads with rows often early. Operands are
+    biased toward the extremes and 0; unused input fields carry random junk.
     """
     rng = random.Random(seed)
     lo, hi = -(1 << (operand_width - 1)), (1 << (operand_width - 1)) - 1
@@ -257,11 +256,11 @@ def random_gemm_stimulus(
     specs = [
         GemmSpec(stream(dim), stream(dim + 1)),
         GemmSpec(None, stream(3)),
-        GemmSpec(stream(dim), stream(1)),
+        GemmSpec(stream(dim), stream(1), idle=-min(dim, 3)),
+        GemmSpec(stream(dim), stream(2), idle=-1),
         GemmSpec(stream(dim), (), idle=rng.randint(0, 2)),
         GemmSpec(None, stream(2)),
-        GemmSpec(stream(dim), stream(2 * dim)),
-        GemmSpec(((lo,) * dim,) * dim, extremes),
+        GemmSpec(((lo,) * dim,) * dim, extremes, idle=-min(dim, 2)),
         GemmSpec(None, stream(1)),
     ]
     while len(specs) < gemms:
@@ -271,6 +270,9 @@ def random_gemm_stimulus(
         else:
             count, tile = rng.choice([1, 2, dim, 2 * dim]), None
         idle = 0 if rng.random() < 0.7 else rng.randint(1, dim)
+        streamed = len(specs[-1].rows)
+        if tile is not None and count and streamed and rng.random() < 0.5:
+            idle = -rng.randint(1, min(dim, streamed))  # the early weight load
         specs.append(GemmSpec(tile, stream(count), idle))
     return gemm_stimulus(dim, specs, acc_width=acc_width, junk=rng, operand_width=operand_width)
 

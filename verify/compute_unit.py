@@ -254,7 +254,11 @@ class ComputeUnitDriver(UnitDriver):
         ready = read("control__ready")
         offering = self.error_index is None and self.next_index < len(self.instructions)
         plan = self.plans.get(self.next_index) if offering else None
-        allowed = self.free_at if plan is None else self.hazards.free_for(plan, self.free_at)
+        allowed = self.free_at
+        if plan is not None:
+            allowed = self.hazards.free_for(plan, self.free_at)
+        elif offering and _starts_early(self.instructions[self.next_index]):
+            allowed = self.free_at - self.hazards.overlap  # an illegal one may start early too
         if ready and self.cycle < allowed:
             self._broken(f"ready in cycle {self.cycle}, but the unit is busy until {self.free_at}")
         if not (offering and ready):
@@ -287,6 +291,12 @@ class ComputeUnitDriver(UnitDriver):
         if self.error_index is not None:
             self.quiet += 1
         self.cycle += 1
+
+
+def _starts_early(instruction) -> bool:
+    """Whether the unit may start `instruction` early (the early weight load) by its fields
+    alone, as it does before it finds an illegal one."""
+    return isinstance(instruction, Gemm) and bool(instruction.load_weights and instruction.rows)
 
 
 def simulate_compute_unit(config: AccelConfig, instructions, inp, wgt, acc, *, dut=None):

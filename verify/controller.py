@@ -65,11 +65,10 @@ class ControllerDriver(UnitDriver):
     units as docs/isa.md's cycle model has them: an instruction started in cycle s with busy
     b and latency l keeps its unit's `free` low until s+b and completes in s+b+l, its push
     counts on the unit's ports then; `in_flight` while a started one completes later; the
-    compute unit's `ready` adds the hazard rules of `verdigris.arch.cycle_model.ComputeHazards`
-    (a VECTOR waits until every GEMM and VECTOR has completed, a GEMM that loads weights
-    until `dim` cycles after the last swap) and its early weight load (a GEMM that loads
-    weights and streams may start up to min(`dim`, rows) cycles before the GEMM before it
-    ends).
+    compute unit's `ready` adds the hazard rule of `verdigris.arch.cycle_model.ComputeHazards`
+    (a VECTOR waits until every GEMM and VECTOR has completed) and its early weight load (a
+    GEMM that loads weights and streams may start up to min(`dim`, rows) cycles before the
+    GEMM before it ends).
 
     Checks: nothing starts before cycle 0; a unit starts only while its `ready` is high, and
     then the next instruction of its own in program order, with that word on its `instr`.

@@ -460,10 +460,11 @@ class Lowerer:
         as then fit, is not always best: each group reads the whole input again, and a
         step of few blocks waits for its loads. So the M-tile is halved down to `dim` and
         each option's run estimated, per step: the slower of its loads (input rows, weight
-        rows, 2 cycles) and its GEMMs (per weight tile its rows, at least `2 * dim`: the
-        weight-swap rule), plus
-        `2 * dim + 8` per tile that do not overlap. The fastest wins, and among options
-        within `SLACK` of it (window.py), the one that reads the least main memory."""
+        rows, 2 cycles) and its GEMMs (per weight tile `dim` + its rows: the early weight
+        load overlaps the two in the run, but counting both chose better tilings, as the
+        bench measured), plus `2 * dim + 8` per tile that do not overlap. The fastest wins,
+        and among options within `SLACK` of it (window.py), the one that reads the least
+        main memory."""
         dim = self.dim
         options = []
         m_tile = max(1, min(pixels, self.inp_half, self.acc_half))

@@ -116,8 +116,8 @@ def window_plan(
     112x112 on 8x8 has bands of one output row, 55 pixels, against M-tiles of 512).
 
     The band height and group are chosen by an estimate of the run: the slower of GEMM
-    cycles (a weight tile streams its tile's rows, but at least `2 * dim` cycles, as the
-    weight-swap rule spaces weight loads; docs/isa.md) and load cycles (input rows of
+    cycles (a weight tile streams its tile's rows, but at least `dim` cycles, as its
+    weights take `dim` cycles to load; docs/isa.md) and load cycles (input rows of
     `row_words` main-memory words each, weight rows one word; `weight_tiles` (tap, channel
     block, output block) tiles are not all zero), plus `2 * dim + 8` per tile that do not
     overlap; among choices within `SLACK` of the fastest, the one that reads the least
@@ -135,7 +135,7 @@ def window_plan(
         """(cycles, main-memory words read) of a tiling into `tiles` M-tiles and groups of
         `group` output blocks, each step of a tile loading `input_rows` rows."""
         groups = math.ceil(blocks / group)
-        gemm = weight_tiles * tiles * max(pixels / tiles, 2 * dim)
+        gemm = weight_tiles * tiles * max(pixels / tiles, dim)
         # A grouped conv's output blocks read their own channel blocks: its input is
         # loaded once whatever the grouping of output blocks.
         reloads = groups if node.groups == 1 else 1

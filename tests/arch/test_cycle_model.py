@@ -75,25 +75,20 @@ def test_the_vector_hazard_waits_for_the_array_to_drain():
     assert hazards.waits(vector, 11) and not hazards.waits(vector, 12)
 
 
-def test_the_weight_swap_rule_counts_from_the_swap_stream_start():
+@pytest.mark.parametrize("rows", [0, 1, 3, 4, 9])
+def test_a_weight_load_never_starts_before_the_stream_start_before_it(rows):
+    # The array's safe reuse (hw/array.py) needs a weight load to start no earlier than
+    # the stream start of the GEMM before it; the early weight load guarantees that.
     hazards = ComputeHazards(4)
-    load_only, stream, load = plan_program(
+    first, load = plan_program(
         CONFIG,
-        [
-            Gemm(NO, True, False, 0, 0, 0, 0),  # loads a tile, streams nothing: no swap yet
-            Gemm(NO, False, False, 0, 0, 0, 1),  # swaps it in at its start
-            Gemm(NO, True, False, 0, 0, 0, 1),
-            Finish(NO),
-        ],
+        [Gemm(NO, True, False, 0, 0, 0, rows), Gemm(NO, True, False, 0, 0, 0, 1), Finish(NO)],
     )
-    assert not hazards.waits(load, 0)
-    hazards.started(load_only, 0)
-    assert hazards.swap_pending and not hazards.waits(load, 4)
-    hazards.started(stream, 10)
-    assert hazards.swap_free_at == 14
-    assert hazards.waits(load, 13) and not hazards.waits(load, 14)
-    hazards.started(load, 14)  # loads and streams: swaps at 14 + dim
-    assert hazards.swap_free_at == 22
+    hazards.started(first, 10)
+    stream_start = 10 + 4
+    earliest = hazards.free_for(load, 10 + first.busy)
+    assert earliest == stream_start + max(0, rows - 4)
+    assert not hazards.waits(load, earliest)
 
 
 def test_transfer_words_sums_the_words_of_each_row():

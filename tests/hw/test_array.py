@@ -106,9 +106,10 @@ def test_zero_count_timing_by_hand():
     assert [o.zero_count for o in got] == [0, 0, 1, 2, 1, 0, 0]
 
 
-def test_safe_reuse_margin_of_the_swap_rule():
-    """The rule loads `dim` cycles after a swap stream start; `dim - 1` is still safe, as the
-    docstring says, and `dim - 2` corrupts the GEMM that swapped."""
+def test_safe_reuse_margin_of_the_early_weight_load():
+    """A load may start at the stream start of the GEMM before it (the earliest docs/isa.md's
+    early weight load allows after a one-row GEMM): its row r is written right behind the
+    swap. One cycle earlier corrupts the GEMM that swapped: every PE takes the new tile."""
     dim = 4
     tiles = [
         tuple(tuple(r * dim + c + 1 + 16 * k for c in range(dim)) for r in range(dim))
@@ -116,18 +117,17 @@ def test_safe_reuse_margin_of_the_swap_rule():
     ]
     rows = ((1, 2, -3, 4),)
 
-    def stimulus(offset):
-        gemms = [GemmSpec(tiles[0], rows), GemmSpec(tiles[1], rows)]
-        return gemm_stimulus(dim, gemms, load_offset=offset)
+    def stimulus(idle):
+        return gemm_stimulus(dim, [GemmSpec(tiles[0], rows), GemmSpec(tiles[1], rows, idle)])
 
-    for offset in (dim, dim - 1):
-        _check_against_model(stimulus(offset), dim)
-    broken = stimulus(dim - 2)
+    safe = stimulus(-1)
+    assert safe.starts[1] == dim  # the first GEMM's stream start
+    _check_against_model(safe, dim)
+    broken = stimulus(-2)
     want = ArrayModel(dim).run(list(broken.inputs))
     assert simulate_array(dim, list(broken.inputs)) == want
-    # The first GEMM's last column took tile 1's weights.
-    got_row, gemm_row = _valid_rows(want)[0], broken.rows[0]
-    assert got_row[:-1] == gemm_row[:-1] and got_row[-1] != gemm_row[-1]
+    got_rows = _valid_rows(want)
+    assert got_rows[0] != broken.rows[0] and got_rows[0] == broken.rows[1]
 
 
 class _LateSwapPE(ArrayPE):

@@ -6,7 +6,13 @@ number of zero-operand MACs."""
 import pytest
 
 from verdigris.hw.array_os import OutputStationaryArray
-from verdigris.verify.array import ArrayInputs, random_gemm_stimulus, simulate_array
+from verdigris.verify.array import (
+    ArrayInputs,
+    GemmSpec,
+    gemm_stimulus,
+    random_gemm_stimulus,
+    simulate_array,
+)
 
 
 @pytest.mark.parametrize(("dim", "acc_width"), [(2, 32), (4, 32), (8, 32), (4, 16)])
@@ -25,3 +31,21 @@ def test_os_array_runs_gemm_sequences_like_the_ws_contract(dim, acc_width):
 def test_os_array_rejects_bad_parameters():
     with pytest.raises(ValueError, match="dim must be an integer of at least 2, not 1"):
         OutputStationaryArray(1)
+
+
+def test_os_array_safe_reuse_margin_of_the_early_weight_load():
+    """As in the weight-stationary array: a load at the previous GEMM's stream start keeps
+    both GEMMs right; one cycle earlier corrupts the first."""
+    dim = 4
+    tiles = [
+        tuple(tuple(r * dim + c + 1 + 16 * k for c in range(dim)) for r in range(dim))
+        for k in range(2)
+    ]
+    rows = ((1, 2, -3, 4),)
+    for idle, right in ((-1, True), (-2, False)):
+        gemms = [GemmSpec(tiles[0], rows), GemmSpec(tiles[1], rows, idle)]
+        stimulus = gemm_stimulus(dim, gemms)
+        inputs = [*stimulus.inputs, *[ArrayInputs()] * (2 * dim + 2)]
+        got = simulate_array(dim, inputs, dut=OutputStationaryArray(dim))
+        result = tuple(out.p_data for out in got if out.p_valid)
+        assert (result == stimulus.rows) is right
