@@ -71,11 +71,14 @@ def load_model(
     calibrate: str | Path | np.ndarray | Mapping[str, np.ndarray] | None = None,
     per_channel: bool = True,
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    batch: int | None = None,
 ) -> ir.Graph:
     """Import a quantized ONNX model, or quantize a float one first with calibration data:
     a .npy/.npz file, one array (a single-input model) or arrays by input name.
     `input_shapes` fixes inputs with symbolic or unknown dimensions, by name
-    (`{"x": (1, 3, 224, 224)}`, the CLI's `--input-shape x=1,3,224,224`)."""
+    (`{"x": (1, 3, 224, 224)}`, the CLI's `--input-shape x=1,3,224,224`); `batch` sets
+    every input's first dimension, also where the model fixes it (the CLI's `--batch`):
+    the compiler folds the batch into the rows that share each weight tile."""
     from verdigris.compiler.frontend import import_model, load_onnx
     from verdigris.compiler.frontend.calibrate import (
         check_float_model,
@@ -86,7 +89,7 @@ def load_model(
     path = Path(path)
     shapes = dict(input_shapes or {})
     if calibrate is None:
-        return import_model(path, input_shapes=shapes)
+        return import_model(path, input_shapes=shapes, batch=batch)
     model = load_onnx(path)
     check_float_model(model, path)
     names = [
@@ -94,7 +97,7 @@ def load_model(
     ]
     data = load_calibration(calibrate, names)
     quantized = quantize_float_model(path, data, per_channel=per_channel)
-    return import_model(quantized, name=path.stem, input_shapes=shapes)
+    return import_model(quantized, name=path.stem, input_shapes=shapes, batch=batch)
 
 
 def compile_model(
@@ -104,10 +107,11 @@ def compile_model(
     calibrate: str | Path | np.ndarray | Mapping[str, np.ndarray] | None = None,
     dump_dir: str | Path | None = None,
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    batch: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Program:
     """Compile an ONNX model (or an imported graph) into a Program for `config` (a preset
-    name, a TOML path or an AccelConfig). `input_shapes` as for `load_model`;
+    name, a TOML path or an AccelConfig). `input_shapes` and `batch` as for `load_model`;
     `progress(done, total)` hears each op compiled (a large model takes seconds)."""
     from verdigris.compiler import ir
     from verdigris.compiler.backend import compile_graph
@@ -116,7 +120,7 @@ def compile_model(
     if isinstance(model, ir.Graph):
         graph = model
     else:
-        graph = load_model(model, calibrate=calibrate, input_shapes=input_shapes)
+        graph = load_model(model, calibrate=calibrate, input_shapes=input_shapes, batch=batch)
     if not isinstance(config, AccelConfig):
         config = load_config(config)
     # The host-op runtime computes the lookup tables of element-wise host ops.
@@ -466,6 +470,7 @@ def energy_report_of(
     calibrate: str | Path | np.ndarray | Mapping[str, np.ndarray] | None = None,
     progress: BuildProgress | None = None,
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    batch: int | None = None,
     simulation_progress: Callable[[int, int], None] | None = None,
 ) -> EnergyRun:
     """Run `model` (an ONNX path, an imported graph, or a Program or .vgp path) on the
@@ -490,7 +495,7 @@ def energy_report_of(
     grid_intensity = DEFAULT_GRID_INTENSITY if grid_intensity is None else grid_intensity
     if not (grid_intensity >= 0 and np.isfinite(grid_intensity)):
         raise ValueError(f"grid intensity must be a finite number >= 0, not {grid_intensity}")
-    program = _program_of(model, config, calibrate, input_shapes)
+    program = _program_of(model, config, calibrate, input_shapes, batch)
     if not isinstance(inputs, Mapping):
         inputs = read_inputs(inputs, program)
     samples = {len(np.asarray(value)) for value in inputs.values()}
@@ -526,6 +531,7 @@ def _program_of(
     config: str | Path | AccelConfig | None,
     calibrate: str | Path | np.ndarray | Mapping[str, np.ndarray] | None,
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    batch: int | None = None,
 ) -> Program:
     """The Program `model` is, or compiles into for `config` (default: `default`)."""
     from verdigris.arch.program import load_program
@@ -541,7 +547,9 @@ def _program_of(
         return model
     if isinstance(model, str | Path) and has_suffix(model, ".vgp"):
         return load_program(model, config=config)
-    return compile_model(model, config or "default", calibrate=calibrate, input_shapes=input_shapes)
+    return compile_model(
+        model, config or "default", calibrate=calibrate, input_shapes=input_shapes, batch=batch
+    )
 
 
 # The errors a sweep point may meet that say something about the point (its config cannot

@@ -284,7 +284,10 @@ def _load(args: argparse.Namespace):
     from verdigris.api import load_model
 
     return load_model(
-        args.model, calibrate=getattr(args, "calibrate", None), input_shapes=_input_shapes(args)
+        args.model,
+        calibrate=getattr(args, "calibrate", None),
+        input_shapes=_input_shapes(args),
+        batch=args.batch,
     )
 
 
@@ -325,6 +328,7 @@ def _compile(args: argparse.Namespace) -> int:
         calibrate=args.calibrate,
         dump_dir=args.dump_dir,
         input_shapes=_input_shapes(args),
+        batch=args.batch,
         progress=_WorkProgress("compiling", "ops"),
     )
     seconds = time.monotonic() - start
@@ -346,8 +350,10 @@ def _inspect(args: argparse.Namespace) -> int:
     if _is_program(args.model):
         if args.calibrate:
             _note(args, "--calibrate is ignored: a compiled program is quantized already")
-        if args.input_shape:
-            _note(args, "--input-shape is ignored: a compiled program has fixed shapes")
+        if args.input_shape or args.batch:
+            _note(
+                args, "--input-shape and --batch are ignored: a compiled program has fixed shapes"
+            )
         return _inspect_program(args)
     from verdigris.api import layer_summaries
     from verdigris.arch.config import load_config
@@ -422,8 +428,10 @@ def _run(args: argparse.Namespace) -> int:
             )
         if args.calibrate:
             _note(args, "--calibrate is ignored: a compiled program is quantized already")
-        if args.input_shape:
-            _note(args, "--input-shape is ignored: a compiled program has fixed shapes")
+        if args.input_shape or args.batch:
+            _note(
+                args, "--input-shape and --batch are ignored: a compiled program has fixed shapes"
+            )
         # A Program runs only on the config it was compiled for: --config must name that one.
         config = load_config(args.config) if args.config else None
         program = model = load_program(args.model, config=config)
@@ -609,6 +617,7 @@ def _report(args: argparse.Namespace) -> int:
         calibrate=None if _is_program(args.model) else args.calibrate,
         progress=progress,
         input_shapes=None if _is_program(args.model) else _input_shapes(args),
+        batch=None if _is_program(args.model) else args.batch,
         simulation_progress=_WorkProgress("isasim: simulating", "instructions"),
     )
     report, config = run.report, run.program.config
@@ -830,6 +839,13 @@ def _add_input_shape(command: argparse.ArgumentParser) -> None:
         action="append",
         metavar="NAME=DIMS",
         help="fix an input's symbolic dimensions, e.g. input=1,3,224,224 (repeatable)",
+    )
+    command.add_argument(
+        "--batch",
+        type=_positive,
+        metavar="N",
+        help="compile for N samples at once (every input's first dimension): each weight "
+        "tile then serves N times the rows",
     )
 
 

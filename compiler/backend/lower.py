@@ -623,10 +623,10 @@ class Lowerer:
                             wgt_row=self._wgt_base() + (b - g0) * dim,
                             inp_row=self._inp_base() + plan.inp_row(band, r, tap),
                             acc_row=self._acc_base() + (b - g0) * pixels + r * out_w,
-                            rows=out_w,
+                            rows=rows,
                         )
                         for b in active
-                        for r in range(band)
+                        for r, rows in plan.gemms(band)
                     ]
                     started.update(active)
                     last = i == len(steps) - 1
@@ -664,18 +664,17 @@ class Lowerer:
         pad = node.input_zero_point
         loads: list[Load] = []
         for stored, r in enumerate(plan.input_rows(band)):
-            row = base + stored * plan.row_span
             ih = oh0 * sh + r - top
-            if not 0 <= ih < h:
-                loads.append(self._fill(row, plan.row_span, pad))
-                continue
             for phase in plan.phases:
+                start = base + plan.buffer_row(band, stored, phase)
+                if not 0 <= ih < h:
+                    loads.append(self._fill(start, phase.width, pad))
+                    continue
                 # Columns phase + j * sw - left for first <= j < first + width; in the
                 # input where 0 <= that < w.
                 first, end = phase.first, phase.first + phase.width
                 lo = min(end, max(first, -(-(left - phase.phase) // sw)))
                 hi = max(lo, min(end, (w - 1 + left - phase.phase) // sw + 1))
-                start = row + phase.offset
                 if lo > first:
                     loads.append(self._fill(start, lo - first, pad))
                 if hi > lo:

@@ -11,6 +11,13 @@ stored split into its `stride` column phases (phase p holds the columns p, p + s
 ...). One GEMM streams one output row; the taps after the first reuse the tile and load
 only their weights.
 
+Where output rows are short (ResNet-18's last convs: 5 or 7 pixels), a GEMM per output row
+streams fewer rows than a weight tile takes to load. With vertical stride 1 the band is
+then stored as `kw` copies instead, one per kernel column, each holding exactly the
+columns that column's taps read, copy after copy: a tap's window over the whole band is
+consecutive buffer rows, and one GEMM per tap streams the band. It reads the input `kw`
+times over (the input rows `kw * out_width` buffer rows each).
+
 `window_plan` decides whether a conv runs this way and how it is tiled (`WindowPlan`).
 """
 
@@ -47,8 +54,11 @@ class WindowPlan:
 
     `out_rows`: output rows per M-tile (a band); `group`: output blocks per group (their
     partial sums share the accumulator half); `phases`: the column phases stored per input
-    row, `row_span` buffer rows in all; `input_rows(band)`: the band's input rows that some
-    tap reads (relative to its first, `band_start * stride`), each stored once in order."""
+    row, `row_span` buffer rows in all (with `copies`, one phase per kernel column);
+    `input_rows(band)`: the band's input rows that some tap reads (relative to its first,
+    `band_start * stride`), each stored once in order. Without `copies` the buffer holds
+    stored row after stored row, each its phases; with `copies`, phase after phase, each
+    every stored row."""
 
     kernel: tuple[int, int]
     strides: tuple[int, int]
@@ -57,6 +67,7 @@ class WindowPlan:
     out_rows: int
     group: int
     phases: tuple[Phase, ...]
+    copies: bool = False
 
     @property
     def row_span(self) -> int:
@@ -66,14 +77,30 @@ class WindowPlan:
         """The input rows (relative) that the `band` output rows of a tile read."""
         return _input_rows(self.kernel[0], self.strides[0], self.dilations[0], band)
 
+    def buffer_row(self, band: int, stored: int, phase: Phase) -> int:
+        """The buffer row (relative to the tile's) of `phase`'s first column of stored
+        input row `stored`, for a tile of `band` output rows."""
+        if self.copies:
+            return len(self.input_rows(band)) * phase.offset + stored * phase.width
+        return stored * self.row_span + phase.offset
+
+    def gemms(self, band: int) -> list[tuple[int, int]]:
+        """(first output row, rows streamed) of each GEMM of a tap, for a band."""
+        if self.copies:
+            return [(0, band * self.out_width)]
+        return [(r, self.out_width) for r in range(band)]
+
     def inp_row(self, band: int, r: int, tap: int) -> int:
         """The buffer row (relative to the tile's) of output row `r`'s first pixel under
         `tap` (row-major over the kernel), for a tile of `band` output rows."""
         ky, kx = divmod(tap, self.kernel[1])
         stored = self.input_rows(band).index(r * self.strides[0] + ky * self.dilations[0])
         j, phase_index = divmod(kx * self.dilations[1], self.strides[1])
-        phase = next(p for p in self.phases if p.phase == phase_index)
-        return stored * self.row_span + phase.offset + j - phase.first
+        if self.copies:
+            phase = self.phases[kx]
+        else:
+            phase = next(p for p in self.phases if p.phase == phase_index)
+        return self.buffer_row(band, stored, phase) + j - phase.first
 
 
 @functools.cache
@@ -81,9 +108,14 @@ def _input_rows(kh: int, sh: int, dh: int, band: int) -> tuple[int, ...]:
     return tuple(sorted({r * sh + ky * dh for r in range(band) for ky in range(kh)}))
 
 
-def _phases(node: ir.Conv, out_width: int) -> tuple[Phase, ...]:
-    """The column phases the kernel's taps read, each as wide as its taps need."""
+def _phases(node: ir.Conv, out_width: int, copies: bool) -> tuple[Phase, ...]:
+    """The column phases the kernel's taps read, each as wide as its taps need; with
+    `copies`, one per kernel column, `out_width` wide."""
     kw, sw, dw = node.kernel[1], node.strides[1], node.dilations[1]
+    if copies:
+        return tuple(
+            Phase(kx * dw % sw, kx * dw // sw, out_width, kx * out_width) for kx in range(kw)
+        )
     starts: dict[int, list[int]] = {}
     for kx in range(kw):
         j, phase = divmod(kx * dw, sw)
@@ -115,27 +147,29 @@ def window_plan(
     `SLACK` faster (long M-tiles of a layer whose band is short: a stride-2 depthwise conv of
     112x112 on 8x8 has bands of one output row, 55 pixels, against M-tiles of 512).
 
-    The band height and group are chosen by an estimate of the run: the slower of GEMM
-    cycles (a weight tile streams its tile's rows, but at least `dim` cycles, as its
-    weights take `dim` cycles to load; docs/isa.md) and load cycles (input rows of
-    `row_words` main-memory words each, weight rows one word; `weight_tiles` (tap, channel
-    block, output block) tiles are not all zero), plus `2 * dim + 8` per tile that do not
-    overlap; among choices within `SLACK` of the fastest, the one that reads the least
-    main memory."""
+    The band height, the group and whether the band is stored as copies are chosen by
+    an estimate of the run: the slower of GEMM cycles (per weight tile its GEMMs, a tile's
+    weights taking `dim` cycles to load beside the GEMM before: docs/isa.md) and load
+    cycles (input rows of `row_words` main-memory words each, weight rows one word;
+    `weight_tiles` (tap, channel block, output block) tiles are not all zero), plus
+    `2 * dim + 8` per tile that do not overlap; among choices within `SLACK` of the
+    fastest, the one that reads the least main memory."""
     n, c, _, _ = in_shape
     _, oc, out_h, out_w = out_shape
     taps = node.kernel[0] * node.kernel[1]
     if taps == 1:
         return None
-    phases = _phases(node, out_w)
     channel_blocks, blocks = math.ceil(c / dim), math.ceil(oc / dim)
     pixels = n * out_h * out_w
 
-    def estimate(tiles: int, group: int, input_rows: float) -> tuple[float, float]:
+    def estimate(
+        tiles: int, group: int, input_rows: float, tile_gemms: float
+    ) -> tuple[float, float]:
         """(cycles, main-memory words read) of a tiling into `tiles` M-tiles and groups of
-        `group` output blocks, each step of a tile loading `input_rows` rows."""
+        `group` output blocks, each step of a tile loading `input_rows` rows and each weight
+        tile's GEMMs taking `tile_gemms` cycles."""
         groups = math.ceil(blocks / group)
-        gemm = weight_tiles * tiles * max(pixels / tiles, dim)
+        gemm = weight_tiles * tiles * tile_gemms
         # A grouped conv's output blocks read their own channel blocks: its input is
         # loaded once whatever the grouping of output blocks.
         reloads = groups if node.groups == 1 else 1
@@ -144,20 +178,28 @@ def window_plan(
         return max(gemm, words) + tiles * groups * (2 * dim + 8), words
 
     options = []
-    for band in range(1, out_h + 1):
-        plan = WindowPlan(
-            kernel=node.kernel,
-            strides=node.strides,
-            dilations=node.dilations,
-            out_width=out_w,
-            out_rows=band,
-            group=min(blocks, acc_half // (band * out_w), wgt_half // dim),
-            phases=phases,
-        )
-        input_rows = len(plan.input_rows(band)) * plan.row_span
-        if plan.group == 0 or input_rows > inp_half:
-            break
-        options.append((*estimate(n * math.ceil(out_h / band), plan.group, input_rows), plan))
+    layouts = (False, True) if node.strides[0] == 1 and node.kernel[1] > 1 else (False,)
+    for copies in layouts:
+        phases = _phases(node, out_w, copies)
+        for band in range(1, out_h + 1):
+            plan = WindowPlan(
+                kernel=node.kernel,
+                strides=node.strides,
+                dilations=node.dilations,
+                out_width=out_w,
+                out_rows=band,
+                group=min(blocks, acc_half // (band * out_w), wgt_half // dim),
+                phases=phases,
+                copies=copies,
+            )
+            input_rows = len(plan.input_rows(band)) * plan.row_span
+            if plan.group == 0 or input_rows > inp_half:
+                break
+            tiles = n * math.ceil(out_h / band)
+            rows = pixels / tiles
+            # One GEMM per output row: only the first one's weight load is not hidden.
+            tile_gemms = max(rows, dim) if copies else rows + max(0, dim - out_w)
+            options.append((*estimate(tiles, plan.group, input_rows, tile_gemms), plan))
     if not options:
         return None
     fastest = min(cycles for cycles, _, _ in options)
@@ -167,5 +209,5 @@ def window_plan(
     m_tile = max(1, min(pixels, inp_half, acc_half))
     group = max(1, min(blocks, acc_half // m_tile, wgt_half // dim))
     tiles = math.ceil(pixels / m_tile)
-    per_tap, _ = estimate(tiles, group, taps * m_tile)
+    per_tap, _ = estimate(tiles, group, taps * m_tile, max(pixels / tiles, dim))
     return best[2] if best[0] <= SLACK * per_tap else None

@@ -50,6 +50,7 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
         ) from None
     if not model.graph.node:
         raise ModelFileError(f"{path}: not an ONNX model, or one with an empty graph")
+    _check_text(model, path)
     _load_external_data(model, path)
     _accept_ir3_initializers(model, path)
     try:
@@ -193,6 +194,25 @@ def upgrade_opset(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
     return converted
 
 
+def _check_text(model: onnx.ModelProto, path: Path) -> None:
+    """ModelFileError where a name is not UTF-8 text: protobuf then gives bytes, which the
+    checker lets through (a damaged file)."""
+    graph = model.graph
+    values = [*graph.input, *graph.output, *graph.value_info, *graph.initializer]
+    for index, node in enumerate(graph.node):
+        texts = [node.name, node.op_type, node.domain, *node.input, *node.output]
+        if not all(isinstance(text, str) for text in texts):
+            raise ModelFileError(
+                f"{path}: node {index} has a name that is not UTF-8 text ({texts[0]!r}); "
+                "the file is damaged"
+            )
+    for value in values:
+        if not isinstance(value.name, str):
+            raise ModelFileError(
+                f"{path}: the name {value.name!r} is not UTF-8 text; the file is damaged"
+            )
+
+
 def parse_dims(text: str) -> tuple[int, ...]:
     """`1,3,224,224` as a shape; ValueError with the reason where it is not one."""
     parts = text.split(",")
@@ -208,16 +228,23 @@ def parse_dims(text: str) -> tuple[int, ...]:
 
 
 def fix_input_shapes(
-    model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], label: str
+    model: onnx.ModelProto,
+    shapes: dict[str, tuple[int, ...]],
+    label: str,
+    batch: int | None = None,
 ) -> onnx.ModelProto:
     """A copy of `model` with the inputs named in `shapes` given those fixed shapes, and ONNX
-    shape inference run again so that the shapes after them follow."""
-    if not shapes:
+    shape inference run again so that the shapes after them follow. With `batch` (the
+    CLI's `--batch N`), every input's first dimension becomes `batch`, also where the model
+    fixes it (at 1, as most exports do); its other dimensions must be known."""
+    if not shapes and batch is None:
         return model
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
     initializers = {init.name for init in fixed.graph.initializer}
     inputs = {v.name: v for v in fixed.graph.input if v.name not in initializers}
+    if batch is not None:
+        shapes = _batched(inputs, shapes, batch, label)
     for name, dims in shapes.items():
         if name not in inputs:
             raise ModelError(
@@ -235,6 +262,8 @@ def fix_input_shapes(
                     f"({describe_dims(inputs[name])}); --input-shape gives {len(dims)}"
                 )
             for index, (dim, size) in enumerate(zip(shape.dim, dims, strict=True)):
+                if index == 0 and batch is not None:
+                    continue  # --batch replaces the model's batch
                 if dim.HasField("dim_value") and dim.dim_value > 0 and dim.dim_value != size:
                     raise ModelError(
                         f"{label}: input '{name}' has dimension {index} fixed at "
@@ -252,6 +281,38 @@ def fix_input_shapes(
         raise ModelError(
             f"{label}: ONNX shape inference fails with the input shapes given: {first}"
         ) from None
+
+
+def _batched(
+    inputs: dict[str, onnx.ValueInfoProto],
+    shapes: dict[str, tuple[int, ...]],
+    batch: int,
+    label: str,
+) -> dict[str, tuple[int, ...]]:
+    """The shape of every input with its first dimension `batch`: as given in `shapes`, or
+    the model's own."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
+        raise ModelError(f"{label}: --batch {batch!r}: give a positive whole number")
+    batched = {}
+    for name, value in inputs.items():
+        if name in shapes:
+            if shapes[name][:1] != (batch,):
+                raise ModelError(
+                    f"{label}: --input-shape {name} gives batch {shapes[name][0]}, "
+                    f"--batch {batch}; give one of them, or the same batch in both"
+                )
+            batched[name] = shapes[name]
+            continue
+        dims = value.type.tensor_type.shape.dim
+        known = [d.HasField("dim_value") and d.dim_value > 0 for d in dims]
+        if not value.type.tensor_type.HasField("shape") or not dims or not all(known[1:]):
+            raise ModelError(
+                f"{label}: --batch {batch}: input '{name}' has dimensions "
+                f"({describe_dims(value) or 'none'}) beyond the batch that are not fixed; give "
+                f"its whole shape with --input-shape {name}={batch},..."
+            )
+        batched[name] = (batch, *(d.dim_value for d in dims[1:]))
+    return {**shapes, **batched}
 
 
 def describe_dims(value: onnx.ValueInfoProto) -> str:

@@ -36,6 +36,7 @@ def import_model(
     name: str | None = None,
     verify: bool | None = None,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
+    batch: int | None = None,
 ) -> ir.Graph:
     """Import a quantized ONNX model into the IR: translate it, then run the graph passes.
 
@@ -44,9 +45,19 @@ def import_model(
     `UnsupportedModelError` listing every node that cannot be imported. `verify` checks the
     graph after translation and after every pass (`verify_graph`; default: the
     VERDIGRIS_VERIFY_GRAPH environment variable). `input_shapes` fixes the shapes of inputs
-    with symbolic or unknown dimensions, by input name (`--input-shape`).
+    with symbolic or unknown dimensions, by input name (`--input-shape`); `batch` sets
+    every input's first dimension (`--batch`, `fix_input_shapes`).
     """
-    graph = translate_model(model, constants=constants, name=name, input_shapes=input_shapes)
+    graph = translate_model(
+        model, constants=constants, name=name, input_shapes=input_shapes, batch=batch
+    )
+    for output in graph.outputs:
+        if batch is not None and output.tensor.shape[:1] != (batch,):
+            raise ModelError(
+                f"{graph.name}: --batch {batch}: output '{output.name}' has shape "
+                f"{output.tensor.shape}, not a batch of {batch}: the model fixes its batch "
+                "(a Reshape to a constant shape, say); re-export it with a dynamic batch"
+            )
     return passes.run_passes(graph, verify=verify)
 
 
@@ -56,13 +67,14 @@ def translate_model(
     constants: dict[str, np.ndarray] | None = None,
     name: str | None = None,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
+    batch: int | None = None,
 ) -> ir.Graph:
     """The ONNX model as the IR, node for node, before any pass."""
     label = str(model) if isinstance(model, str | Path) else (name or model.graph.name or "model")
     if isinstance(model, str | Path):
         model = load_onnx(model)
     model = upgrade_opset(model, label)
-    model = fix_input_shapes(model, dict(input_shapes or {}), label)
+    model = fix_input_shapes(model, dict(input_shapes or {}), label, batch)
     problems = check_supported(model)
     if not _is_quantized(model):
         if problems:

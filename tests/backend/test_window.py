@@ -74,6 +74,36 @@ def test_a_windowed_conv_is_exact_and_reads_its_input_at_most_once(shape):
     assert activity.cycles > 0
 
 
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {"w": 1},
+        {"w": 4, "stride": (1, 2)},
+        {"n": 2, "w": 3, "kernel": (3, 2), "pad": (2, 0, 0, 1), "dilation": 2},
+        {"w": 2, "c": 8, "oc": 8, "groups": 8},  # depthwise
+    ],
+    ids=["3x3-width1", "stride1x2", "3x2-dilated-batch2", "depthwise"],
+)
+def test_short_output_rows_run_one_gemm_per_tap_from_column_copies(shape):
+    graph = _conv(**shape)
+    x = graph.tensors["x"]
+    _, _, out_h, out_w = graph.tensors["y"].shape
+    program = compile_graph(graph, CONFIG)
+    gemms = [i for i in program.instructions if isinstance(i, Gemm)]
+    # The band is the whole image: one GEMM per tap and block streams all of it.
+    assert {g.rows for g in gemms} == {out_h * out_w}
+    inputs = random_inputs(np.random.default_rng(2), graph)
+    outputs, _ = run_program(program, inputs)
+    assert np.array_equal(outputs["y"], run_device(graph, inputs)["y"])
+    input_reads = sum(
+        i.rows * i.elems
+        for i in program.instructions
+        if isinstance(i, Load) and i.buffer == Buffer.INP and not i.fill
+    )
+    # Each kernel column's copy reads the input once.
+    assert input_reads <= graph.nodes[0].kernel[1] * math.prod(x.shape)
+
+
 def test_one_tap_per_step_where_nothing_is_reused_or_a_row_does_not_fit():
     kwargs = dict(dim=4, inp_half=256, acc_half=128, wgt_half=128, row_words=1.0, weight_tiles=9)
     pointwise = _conv(kernel=(1, 1), pad=(0, 0, 0, 0)).nodes[0]

@@ -13,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests.support.tiny_models import _model, calibration_inputs, quantize
 from verdigris.api import load_model
+from verdigris.arch.program import load_program
 from verdigris.compiler import ir
 from verdigris.compiler.frontend import ModelError, ModelFileError, import_model
 from verdigris.compiler.frontend.calibrate import quantize_float_model
@@ -307,6 +308,70 @@ def test_inspect_with_input_shape(tmp_path, capsys):
     onnx.save(_dynamic_conv(), path)
     assert main(["inspect", str(path), "--input-shape", "x=1,3,9,9"]) == 0
     assert "4x5x5" in capsys.readouterr().out
+
+
+# ---- --batch
+
+
+def _fixed_batch_conv(tail, fmt="qdq-s8"):
+    """A conv model, then `tail` (from "c" to "y"), its input batch fixed at 1, as most
+    exports are."""
+    w = np.random.default_rng(0).normal(0, 0.4, (4, 3, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"), tail]
+    initializers = {"w": w}
+    if tail.op_type == "Reshape":
+        initializers["shape"] = np.array([1, -1], np.int64)
+    model = quantize(_model(nodes, (1, 3, 9, 9), initializers), **FORMATS[fmt])
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    return model
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_batch_sets_every_inputs_first_dimension_also_a_fixed_one(fmt):
+    model = _fixed_batch_conv(helper.make_node("Relu", ["c"], ["y"]), fmt)
+    single, batched = import_model(model, name="b1"), import_model(model, name="b4", batch=4)
+    assert batched.inputs[0].tensor.shape == (4, 3, 9, 9)
+    x = calibration_inputs((1, 3, 9, 9), 4, seed=3)
+    each = [run_graph(single, {"x": x[i : i + 1]})["y"] for i in range(4)]
+    assert np.array_equal(run_graph(batched, {"x": x})["y"], np.concatenate(each))
+
+
+def test_bad_batches_are_model_errors():
+    reshaped = _fixed_batch_conv(helper.make_node("Reshape", ["c", "shape"], ["y"]))
+    with pytest.raises(ModelError, match=r"--batch 4: output 'y' has shape \(1, 784\).*fixes"):
+        import_model(reshaped, name="r", batch=4)
+    with pytest.raises(ModelError, match=r"not fixed; give its whole shape with --input-shape x=4"):
+        import_model(_dynamic_conv(), name="dyn", batch=4)
+    with pytest.raises(ModelError, match=r"--input-shape x gives batch 1, --batch 4"):
+        import_model(_dynamic_conv(), name="dyn", batch=4, input_shapes={"x": (1, 3, 9, 9)})
+    graph = import_model(_dynamic_conv(), name="dyn", batch=2, input_shapes={"x": (2, 3, 9, 9)})
+    assert graph.inputs[0].tensor.shape == (2, 3, 9, 9)
+
+
+def test_compile_inspect_and_run_with_batch(tmp_path, capsys):
+    from verdigris.cli import main
+
+    path = tmp_path / "fixed.onnx"
+    onnx.save(_fixed_batch_conv(helper.make_node("Relu", ["c"], ["y"])), path)
+    inputs = tmp_path / "x.npy"
+    np.save(inputs, calibration_inputs((1, 3, 9, 9), 4, seed=1))
+    assert main(["compile", str(path), "--batch", "4"]) == 0
+    assert load_program(tmp_path / "fixed.vgp").inputs[0].shape == (4, 3, 9, 9)
+    assert main(["inspect", str(path), "--batch", "4"]) == 0
+    assert "int8[4x3x9x9]" in capsys.readouterr().out
+    assert main(["run", str(path), "--input", str(inputs), "--batch", "4"]) == 0
+    with pytest.raises(SystemExit):
+        main(["compile", str(path), "--batch", "0"])
+    assert "--batch: must be at least 1, not 0" in capsys.readouterr().err
+
+
+def test_a_name_that_is_not_utf8_is_a_damaged_file(tmp_path):
+    model = quantize(_conv_auto_pad("VALID"), **FORMATS["qdq-s8"])
+    model.graph.node[0].name = "NODENAME1"
+    path = tmp_path / "damaged.onnx"
+    path.write_bytes(model.SerializeToString().replace(b"NODENAME1", b"NODE\x90AME1"))
+    with pytest.raises(ModelFileError, match=r"node 0 has a name that is not UTF-8 text"):
+        import_model(path)
 
 
 # ---- external data
