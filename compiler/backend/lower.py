@@ -55,7 +55,7 @@ from verdigris.arch.isa import (
     row_bytes,
     transfer_bytes,
 )
-from verdigris.arch.timing import LOAD_OVERHEAD, gemm_busy
+from verdigris.arch.timing import LOAD_OVERHEAD, gemm_busy, gemm_latency
 from verdigris.compiler import ir
 from verdigris.compiler.backend.constants import OpConstants
 from verdigris.compiler.backend.emitter import Emitter, Token
@@ -697,7 +697,24 @@ class Lowerer:
             elems = min(dim, k - step * dim)
             return [self._inp_load(self._inp_base(), rows, elems, addr, k)]
 
-        self._tiled_gemm(constants, out, m, out.shape[-1], inp_loads)
+        def whole_input(m0: int, rows: int) -> list[Load]:
+            """Every K block of rows m0.., block s at rows s * rows of the input half: one
+            LOAD for a single row's full blocks (they are consecutive bytes)."""
+            full, base = k // dim, self._inp_base()
+            if rows == 1:
+                loads = [self._inp_load(base, full, dim, x.addr + m0 * k, dim)] if full else []
+                if k % dim:
+                    loads.append(
+                        self._inp_load(base + full, 1, k % dim, x.addr + m0 * k + full * dim, k)
+                    )
+                return loads
+            return [
+                self._inp_load(base + step * rows, rows, min(dim, k - step * dim), addr, k)
+                for step in range(-(-k // dim))
+                for addr in [x.addr + m0 * k + step * dim]
+            ]
+
+        self._tiled_gemm(constants, out, m, out.shape[-1], inp_loads, whole_input=whole_input)
 
     def _tiled_gemm(
         self,
@@ -707,10 +724,17 @@ class Lowerer:
         channels: int,
         inp_loads: Callable[[int, int, int], list[Load]],
         row_words: float = 1.0,
+        whole_input: Callable[[int, int], list[Load]] | None = None,
     ) -> None:
         """The loop nest shared by Conv and MatMul: output-block groups, M-tiles, steps.
         `inp_loads(step, m0, rows)` gives the input tile of one step, whose rows cost the
-        load unit `row_words` main-memory words each (an estimate, for `_groups`)."""
+        load unit `row_words` main-memory words each (an estimate, for `_groups`).
+
+        `whole_input(m0, rows)`, where given (MatMul), loads every step's input tile at
+        once, step s at rows `s * rows`: where that fits the input half, an M-tile loads
+        its input once, and steps of few short GEMMs (an FC layer at batch 1: one row per
+        weight tile) run several K blocks each (`_k_blocks_per_step`), so that a step's
+        GEMMs outlast the wait for its loads' token."""
         dim = self.dim
         blocks_total = -(-channels // dim)
         group, m_tile = self._groups(blocks_total, pixels, constants.steps, row_words)
@@ -719,30 +743,51 @@ class Lowerer:
             blocks = range(g0, min(blocks_total, g0 + group))
             for m0 in range(0, pixels, m_tile):
                 rows = min(m_tile, pixels - m0)
+                whole = whole_input is not None and constants.steps * rows <= self.inp_half
+                per_step = 1
+                if whole:
+                    per_step = self._k_blocks_per_step(len(blocks), rows, constants.steps)
+                # Per step: its K blocks (steps of the weight tiles) with their active
+                # output blocks; blocks whose tiles are all zero do not run.
+                runs = []
+                for first in range(0, constants.steps, per_step):
+                    run = [
+                        (step, [b for b in blocks if needed[step, b]])
+                        for step in range(first, min(constants.steps, first + per_step))
+                    ]
+                    run = [(step, active) for step, active in run if active]
+                    if run:
+                        runs.append(run)
                 self._begin_tile()
                 started: set[int] = set()
-                for step in range(constants.steps):
-                    active = [b for b in blocks if needed[step, b]]
-                    if not active:
-                        continue  # every weight tile of this step is zero
+                for index, run in enumerate(runs):
                     loads = self._req_loads(constants)
-                    loads += inp_loads(step, m0, rows)
-                    loads += self._weight_loads(constants, step, active, g0)
-                    computes = [
-                        Gemm(
-                            deps=Deps(),
-                            load_weights=True,
-                            # the block's first step overwrites its acc rows
-                            accumulate=b in started,
-                            wgt_row=self._wgt_base() + (b - g0) * dim,
-                            inp_row=self._inp_base(),
-                            acc_row=self._acc_base() + (b - g0) * rows,
-                            rows=rows,
-                        )
-                        for b in active
-                    ]
-                    started.update(active)
-                    self._run_step(loads, computes)
+                    if whole and index == 0:
+                        loads += whole_input(m0, rows)
+                    computes = []
+                    for slot, (step, active) in enumerate(run):
+                        if not whole:
+                            loads += inp_loads(step, m0, rows)
+                        wgt_row = self._wgt_base() + slot * len(blocks) * dim
+                        loads += self._weight_loads(constants, step, active, g0, wgt_row)
+                        computes += [
+                            Gemm(
+                                deps=Deps(),
+                                load_weights=True,
+                                # the block's first step overwrites its acc rows
+                                accumulate=b in started,
+                                wgt_row=wgt_row + (b - g0) * dim,
+                                inp_row=self._inp_base() + (step * rows if whole else 0),
+                                acc_row=self._acc_base() + (b - g0) * rows,
+                                rows=rows,
+                            )
+                            for b in active
+                        ]
+                        started.update(active)
+                    last = index == len(runs) - 1
+                    if whole:
+                        loads = _merged(loads)  # a run's weight tiles are often one LOAD
+                    self._run_step(loads, computes, keep_input=whole and not last)
                 self._end_tile(
                     [
                         self._store_block(
@@ -759,6 +804,16 @@ class Lowerer:
                     ]
                 )
 
+    def _k_blocks_per_step(self, blocks: int, rows: int, steps: int) -> int:
+        """K blocks per step for a group of `blocks` output blocks, M-tiles of `rows` and
+        `steps` K blocks: enough that a step's GEMMs take `2 * gemm_latency` cycles (a
+        weight half is released only as the last GEMM reading it completes, and the loads
+        of the step after next wait for that), as many as the weight half holds, and at
+        most half of them (two steps at least, so that loads overlap GEMMs)."""
+        per_block = blocks * max(self.dim, rows)  # cycles of one K block's GEMMs
+        wanted = -(-2 * gemm_latency(self.dim) // per_block)
+        return max(1, min(wanted, self.wgt_half // (blocks * self.dim), -(-steps // 2)))
+
     @staticmethod
     def _needed_steps(nonzero: np.ndarray, blocks: int) -> np.ndarray:
         """Steps that must run per output block: nonzero tiles, and at least one (a block
@@ -770,12 +825,18 @@ class Lowerer:
         return needed
 
     def _weight_loads(
-        self, constants: OpConstants, step: int, active: list[int], g0: int
+        self,
+        constants: OpConstants,
+        step: int,
+        active: list[int],
+        g0: int,
+        first_row: int | None = None,
     ) -> list[Load]:
-        """The weight tiles of a step's `active` blocks into their wgt rows: one LOAD per
-        run of blocks whose tiles are stored one after another (all of a dense layer's
-        group), and a fill of zeros for a block whose tile is all zeros (it still runs: its
-        accumulator must be written)."""
+        """The weight tiles of a step's `active` blocks into their wgt rows (block b at
+        `first_row + (b - g0) * dim`, by default from the current half's first row): one
+        LOAD per run of blocks whose tiles are stored one after another (all of a dense
+        layer's group), and a fill of zeros for a block whose tile is all zeros (it still
+        runs: its accumulator must be written)."""
         dim = self.dim
         tile = dim * dim
         runs: list[list[int]] = []  # [first block, first address, blocks]
@@ -800,7 +861,7 @@ class Lowerer:
                 deps=Deps(),
                 buffer=Buffer.WGT,
                 fill=addr < 0,
-                buf_row=self._wgt_base() + (b - g0) * dim,
+                buf_row=(self._wgt_base() if first_row is None else first_row) + (b - g0) * dim,
                 rows=count * dim,
                 elems=dim,
                 dram_addr=max(addr, 0),
@@ -967,6 +1028,7 @@ def _merged(loads: list[Load]) -> list[Load]:
         last = merged[-1] if merged else None
         if (
             last is not None
+            and load.buffer == last.buffer
             and load.buf_row == last.buf_row + last.rows
             and load.fill == last.fill
             and (

@@ -74,7 +74,7 @@ def test_the_printed_table_and_totals(tmp_path, capsys, expected):
     assert f"{report.floor_ratio:.1f}x" in total
     assert f"energy per inference: {report.uj_per_inference:.4g} µJ (mean of 8" in out
     assert "inferences per joule" in out and "mW at 50 MHz" in out
-    assert "latency 78.5 µs per inference (3,925 cycles)" in out
+    assert "latency 78.0 µs per inference (3,899 cycles)" in out
     assert "480 gCO2/kWh, the 2023 world average by Ember" in out
     assert "wrote" in out and "report.json" in out
 
