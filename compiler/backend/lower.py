@@ -137,6 +137,7 @@ class Lowerer:
         self.pending_load_barrier: Token | None = None
         self.layer = ""  # the op being lowered, for error messages
         self.req_loaded = False  # whether this layer's requant table has been loaded
+        self.req_deferred = False  # whether its first step left the table to the second
 
     # ---- step and tile bookkeeping
 
@@ -144,7 +145,7 @@ class Lowerer:
         """Loads of a new layer (op `name`) read what earlier layers stored: wait for those
         stores. The layer's first step loads its requant table."""
         self.layer = name
-        self.req_loaded = False
+        self.req_loaded = self.req_deferred = False
         if self.stores_done is not None:  # the previous layer ended with `flush`
             self.pending_load_barrier = self.emitter.relay_store_to_load(self.stores_done)
             self.stores_done = None
@@ -405,11 +406,16 @@ class Lowerer:
             fill_value=value,
         )
 
-    def _req_loads(self, constants: OpConstants) -> list[Load]:
+    def _req_loads(self, constants: OpConstants, more: bool = False) -> list[Load]:
         """The first loads of a step: the op's requant table and lookup tables on the
         layer's first step (to rows 0..: every layer starts after the previous layer's
-        stores, so the rows are free), else none."""
+        stores, so the rows are free), else none. Only a tile's stores read them, so where
+        `more` steps of the tile follow, the first step leaves them to the second: its
+        GEMMs start sooner."""
         if self.req_loaded:
+            return []
+        if more and not self.req_deferred:
+            self.req_deferred = True
             return []
         self.req_loaded = True
         req_rows, lut_rows = constants.req_rows, constants.lut_tables * LUT_ENTRIES
@@ -611,7 +617,8 @@ class Lowerer:
                     slices[1:] = _sliced(band_loads(following, other), len(steps) - 1)
                 for i, (tap, active) in enumerate(steps):
                     step = tap * channel_blocks + block_c
-                    loads = slices[i] + self._req_loads(constants)
+                    more = i < len(steps) - 1 or block_c != inputs[-1][0]
+                    loads = slices[i] + self._req_loads(constants, more)
                     if i == 0 and not prefetched:
                         loads += band_loads(order[used], self._inp_base())
                     loads += self._weight_loads(constants, step, active, g0)
@@ -761,7 +768,7 @@ class Lowerer:
                 self._begin_tile()
                 started: set[int] = set()
                 for index, run in enumerate(runs):
-                    loads = self._req_loads(constants)
+                    loads = self._req_loads(constants, index < len(runs) - 1)
                     if whole and index == 0:
                         loads += whole_input(m0, rows)
                     computes = []

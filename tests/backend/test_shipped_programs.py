@@ -144,3 +144,19 @@ def test_int32_outputs_compile_and_run_bit_exact(case):
     outputs, _ = run_program(program, {graph.inputs[0].tensor.name: device_input})
     expected = tensor(folder / "test_data_set_0" / "output_0.pb")
     np.testing.assert_array_equal(outputs[graph.outputs[0].tensor.name], expected)
+
+
+def test_the_requant_table_loads_with_the_second_step_and_results_stay_exact():
+    """Only the stores read a layer's requant table, so its first step leaves it to the
+    second: the first GEMMs (which wait for the first step's token) do not wait for it."""
+    from verdigris.arch.isa import Buffer, Load
+
+    graph = matmul_graph(np.random.default_rng(4), m=3, k=40, n=20, zero_point=-7)
+    program = compile_graph(graph, load_config("tiny"))
+    loads = [(i, ins) for i, ins in enumerate(program.instructions) if isinstance(ins, Load)]
+    first_token = next(i for i, ins in loads if ins.deps.push_next)
+    req = [i for i, ins in loads if ins.buffer == Buffer.REQ]
+    assert len(req) == 1 and req[0] > first_token
+    x = np.random.default_rng(5).integers(-128, 128, graph.inputs[0].tensor.shape)
+    outputs, _ = run_program(program, {"x": x})
+    np.testing.assert_array_equal(outputs["y"], run_device(graph, {"x": x})["y"])
