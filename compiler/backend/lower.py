@@ -526,6 +526,10 @@ class Lowerer:
         cb = -(-c // dim)
         chunks = conv_row_chunks(node, c, dim)
         if chunks:
+            band = self._unrolled_band(node, out)
+            if band is not None:
+                self._unrolled_window_conv(node, x, out, constants, chunks, *band)
+                return
 
             def inp_loads(step: int, m0: int, rows: int) -> list[Load]:
                 return self._row_chunk_loads(node, x, out, step, chunks, range(m0, m0 + rows))
@@ -556,6 +560,146 @@ class Lowerer:
             return self._tap_loads(node, x, out, tap, block_c, m0, rows, node.dilations, pad_value)
 
         self._tiled_gemm(constants, out, n * oh * ow, oc, inp_loads)
+
+    def _unrolled_band(self, node: ir.Conv, out: Layout) -> tuple[int, int] | None:
+        """(band, group) for an unrolled conv with its input rows on chip, or None where
+        it runs as `_tiled_gemm` steps: where bands of two output rows share no input row
+        or do not fit (then each output row reads its kh input rows either way). The band
+        (output rows per M-tile) that reads the fewest input rows wins."""
+        kh, sh = node.kernel[0], node.strides[0]
+        _, oc, out_h, out_w = out.pre_shape
+        if sh >= kh:
+            return None
+        blocks = -(-oc // self.dim)
+        best = None
+        for band in range(1, out_h + 1):
+            group = min(blocks, self.acc_half // (band * out_w), self.wgt_half // self.dim)
+            in_rows = (band - 1) * sh + kh  # the input rows a band reads
+            if group == 0 or in_rows * out_w > self.inp_half:
+                break
+            reads = -(-blocks // group) * -(-out_h // band) * in_rows
+            if best is None or reads <= best[0]:
+                best = (reads, band, group)
+        return None if best is None or best[1] == 1 else best[1:]
+
+    def _unrolled_window_conv(
+        self,
+        node: ir.Conv,
+        x: Layout,
+        out: Layout,
+        constants: OpConstants,
+        chunks: int,
+        band: int,
+        group: int,
+    ) -> None:
+        """An unrolled conv (unroll.py) whose input rows stay on chip: an M-tile is a band
+        of output rows, and the chunk's window bytes of every input row the band reads are
+        loaded once, `out_w` buffer rows per input row, split by row phase (r % stride),
+        so kernel row `ky` reads the band's windows as consecutive buffer rows. A step
+        is one (chunk, kernel row): one GEMM per output block streams the whole band; the
+        chunk's first step loads the rows it reads, each later one the one more row it
+        reads (into the same input half, beside the GEMMs before it). Each input row is
+        loaded once per band and chunk instead of once per kernel row."""
+        dim = self.dim
+        n = x.pre_shape[0]
+        _, oc, out_h, out_w = out.pre_shape
+        kh, sh = node.kernel[0], node.strides[0]
+        blocks_total = -(-oc // dim)
+        needed = self._needed_steps(constants.nonzero, blocks_total)
+        for g0 in range(0, blocks_total, group):
+            blocks = range(g0, min(blocks_total, g0 + group))
+            for sample in range(n):
+                for oh0 in range(0, out_h, band):
+                    rows = min(band, out_h - oh0)
+                    pixels, m0 = rows * out_w, (sample * out_h + oh0) * out_w
+                    # Per chunk, its kernel rows with the blocks whose tiles are not zero.
+                    steps = []
+                    for chunk in range(chunks):
+                        for ky in range(kh):
+                            active = [b for b in blocks if needed[ky * chunks + chunk, b]]
+                            if active:
+                                steps.append((chunk, ky, active))
+                    # The band's input rows, split by row phase (input row r of the band
+                    # in phase r % sh, after the phases before it), so that kernel row ky
+                    # reads consecutive buffer rows from phase ky % sh.
+                    in_rows = (rows - 1) * sh + kh
+                    phase_base = [
+                        sum(len(range(q, in_rows, sh)) for q in range(p)) * out_w for p in range(sh)
+                    ]
+                    self._begin_tile()
+                    started: set[int] = set()
+                    loaded = [0] * sh  # rows of each phase loaded for this chunk so far
+                    for index, (chunk, ky, active) in enumerate(steps):
+                        last_of_chunk = index == len(steps) - 1 or steps[index + 1][0] != chunk
+                        loads = self._req_loads(constants, index < len(steps) - 1)
+                        # The rows kernel row ky reads that are not loaded yet, into the
+                        # input half the chunk's earlier steps keep.
+                        phase, first = ky % sh, ky // sh
+                        new_rows = [
+                            (phase + q * sh, self._inp_base() + phase_base[phase] + q * out_w)
+                            for q in range(loaded[phase], first + rows)
+                        ]
+                        loads += self._unrolled_band_loads(
+                            node, x, out, chunk, sample, oh0, new_rows
+                        )
+                        loaded[phase] = max(loaded[phase], first + rows)
+                        if last_of_chunk:
+                            loaded = [0] * sh
+                        wgt_row = self._wgt_base()
+                        loads += self._weight_loads(constants, ky * chunks + chunk, active, g0)
+                        inp_row = self._inp_base() + phase_base[phase] + first * out_w
+                        computes = [
+                            Gemm(
+                                deps=Deps(),
+                                load_weights=True,
+                                accumulate=b in started,
+                                wgt_row=wgt_row + (b - g0) * dim,
+                                inp_row=inp_row,
+                                acc_row=self._acc_base() + (b - g0) * pixels,
+                                rows=pixels,
+                            )
+                            for b in active
+                        ]
+                        started.update(active)
+                        self._run_step(loads, computes, keep_input=not last_of_chunk)
+                    acc = self._acc_base()
+                    self._end_tile(
+                        [
+                            self._store_block(
+                                out, acc + (b - g0) * pixels, m0, pixels, b, oc, b, constants
+                            )
+                            for b in blocks
+                        ]
+                    )
+
+    def _unrolled_band_loads(
+        self,
+        node: ir.Conv,
+        x: Layout,
+        out: Layout,
+        chunk: int,
+        sample: int,
+        oh0: int,
+        band_rows: list[tuple[int, int]],
+    ) -> list[Load]:
+        """Input rows of `_unrolled_window_conv`'s chunk `chunk`, each (r, buffer row) of
+        `band_rows` for the band of output rows from `oh0` of `sample`, r relative to the
+        first input row the band reads: `out_w` buffer rows of the chunk's window bytes
+        (the pad value for a row above or below the input)."""
+        dim = self.dim
+        _, c, h, w = x.pre_shape
+        out_w = out.pre_shape[3]
+        sw = node.strides[1]
+        elems = min(dim, node.kernel[1] * c - chunk * dim)
+        loads = []
+        for r, row in band_rows:
+            ih = oh0 * node.strides[0] + r - node.pads[0]
+            if 0 <= ih < h:
+                addr = x.addr + (sample * h + ih) * w * c + chunk * dim
+                loads.append(self._inp_load(row, out_w, elems, addr, sw * c))
+            else:
+                loads.append(self._fill(row, out_w, node.input_zero_point))
+        return _merged(loads)
 
     def _window_conv(
         self,

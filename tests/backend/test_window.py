@@ -135,3 +135,25 @@ def test_a_load_is_sliced_into_runs_of_about_equal_rows():
         (17, 1, 0),
         (18, 2, 0),
     ]
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_an_unrolled_conv_loads_each_input_row_once_per_band(stride):
+    # C = 3 with a 5x5 kernel unrolls its kernel rows (unroll.py); the band's input rows
+    # stay on chip, split by row phase, so each is loaded once per chunk, not once per
+    # kernel row that reads it.
+    graph = _conv(c=3, h=15, w=15, oc=6, kernel=(5, 5), stride=stride, pad=(2, 2, 2, 2))
+    program = compile_graph(graph, CONFIG)
+    conv = next(layer for layer in program.layers if layer.name == "conv")
+    _, _, out_h, out_w = graph.tensors["y"].shape
+    input_rows = sum(
+        i.rows
+        for i in program.instructions[conv.first : conv.last]
+        if isinstance(i, Load) and i.buffer == Buffer.INP
+    )
+    chunks = math.ceil(5 * 3 / CONFIG.dim)
+    padded_rows = 15 + 4
+    assert input_rows <= chunks * padded_rows * out_w < chunks * 5 * out_h * out_w
+    inputs = random_inputs(np.random.default_rng(3), graph)
+    outputs, _ = run_program(program, inputs)
+    assert np.array_equal(outputs["y"], run_device(graph, inputs)["y"])
