@@ -468,9 +468,12 @@ class Lowerer:
         each option's run estimated, per step: the slower of its loads (input rows, weight
         rows, 2 cycles) and its GEMMs (per weight tile `dim` + its rows: the early weight
         load overlaps the two in the run, but counting both chose better tilings, as the
-        bench measured), plus `2 * dim + 8` per tile that do not overlap. The fastest wins,
-        and among options within `SLACK` of it (window.py), the one that reads the least
-        main memory."""
+        bench measured); per tile the slower of its steps and its stores (which run beside
+        the next tile's steps), plus 8 cycles; and the first tile's loads and the last
+        tile's stores, which overlap nothing (so a layer of one short step, such as a
+        `pad_columns` copy, is cut into M-tiles that pipeline). The fastest wins, and among
+        options within `SLACK` of it (window.py), the one that reads the least main
+        memory."""
         dim = self.dim
         options = []
         m_tile = max(1, min(pixels, self.inp_half, self.acc_half))
@@ -479,7 +482,9 @@ class Lowerer:
             rounds = -(-blocks // group) * -(-pixels // m_tile)  # (group, tile) pairs
             load = m_tile * row_words + group * dim
             step = max(load + 2, group * (dim + m_tile))
-            cycles = rounds * (steps * step + 2 * dim + 8)
+            store = group * (m_tile + 6)  # a tile's stores, beside the next tile's steps
+            # The first loads and the last stores overlap nothing.
+            cycles = load + rounds * (max(steps * step, store) + 8) + 2 * dim + store
             options.append((cycles, rounds * steps * load, (group, m_tile)))
             if m_tile <= dim:
                 break
