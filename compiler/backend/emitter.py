@@ -67,6 +67,17 @@ class Emitter:
         self._pushed[counter] += 1
         return Token(counter, self._pushed[counter])
 
+    def push_on_nop(self, counter: str) -> Token:
+        """A NOP of the pushing unit that pushes on `counter`. Later pushes still go to
+        the unit's instruction before it: a NOP completes as it starts, before the GEMMs
+        before it complete, so only a release of what those GEMMs read may use it."""
+        unit = _COUNTERS[counter].pusher
+        last = self._last[unit]
+        self.emit(Nop(deps=Deps(), target=unit))
+        token = self.push(counter)
+        self._last[unit] = last
+        return token
+
     def wait(self, token: Token | None) -> None:
         """The next instruction of the popping unit starts after `token`'s push."""
         if token is None:

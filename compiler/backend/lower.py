@@ -93,6 +93,7 @@ class _Step:
     inp: int
     wgt: int
     keep_input: bool
+    release_early: bool  # its halves are released as its GEMMs end, not as they complete
 
 
 class _Band(NamedTuple):
@@ -151,7 +152,13 @@ class Lowerer:
             self.stores_done = None
 
     def _run_step(
-        self, loads: list, computes: list, *, keep_input: bool = False, prefetch: bool = False
+        self,
+        loads: list,
+        computes: list,
+        *,
+        keep_input: bool = False,
+        prefetch: bool = False,
+        release_early: bool = False,
     ) -> None:
         """One step: loads into the current halves, then computes from them. With
         `keep_input` the next step computes from this step's input tile again (it loads
@@ -169,7 +176,7 @@ class Lowerer:
         self.pending_load_barrier = None
         self._interleave(loads)
         loaded = em.push("l2c")
-        self.deferred = _Step(loaded, computes, inp, wgt, keep_input)
+        self.deferred = _Step(loaded, computes, inp, wgt, keep_input, release_early)
         self.wgt_step += 1
         self.input_kept = keep_input
         if not keep_input:
@@ -202,7 +209,9 @@ class Lowerer:
         for _, _, instruction in sorted(timed, key=lambda t: t[:2]):
             em.emit(instruction)
         if step is not None:
-            released = em.push("c2l")
+            # A GEMM reads its buffers while busy; a NOP after the step's GEMMs completes
+            # as they end, `gemm_latency` before the last one completes.
+            released = em.push_on_nop("c2l") if step.release_early else em.push("c2l")
             self.wgt_released[step.wgt] = released
             if not step.keep_input:
                 self.inp_released[step.inp] = released
@@ -943,7 +952,13 @@ class Lowerer:
                     last = index == len(runs) - 1
                     if whole:
                         loads = _merged(loads)  # a run's weight tiles are often one LOAD
-                    self._run_step(loads, computes, keep_input=whole and not last)
+                    self._run_step(
+                        loads,
+                        computes,
+                        keep_input=whole and not last,
+                        # short GEMMs: the release latency would outlast the next loads
+                        release_early=whole and rows < dim,
+                    )
                 self._end_tile(
                     [
                         self._store_block(

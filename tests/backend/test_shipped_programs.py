@@ -1,6 +1,7 @@
 """Every shipped model compiled for tiny, default and large runs on the instruction
 simulator with outputs bit-identical to the golden model; compiling is deterministic."""
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -158,5 +159,27 @@ def test_the_requant_table_loads_with_the_second_step_and_results_stay_exact():
     req = [i for i, ins in loads if ins.buffer == Buffer.REQ]
     assert len(req) == 1 and req[0] > first_token
     x = np.random.default_rng(5).integers(-128, 128, graph.inputs[0].tensor.shape)
+    outputs, _ = run_program(program, {"x": x})
+    np.testing.assert_array_equal(outputs["y"], run_device(graph, {"x": x})["y"])
+
+
+def test_short_gemm_steps_release_their_buffers_as_the_gemms_end():
+    """An FC layer at batch 1 streams one row per weight tile: its steps release their
+    buffer halves through a compute NOP that completes as the GEMMs end, while the stores
+    still wait for the last GEMM to complete."""
+    from verdigris.arch.isa import Gemm, Nop, Unit
+
+    graph = matmul_graph(np.random.default_rng(6), m=1, k=40, n=20, zero_point=5)
+    program = compile_graph(graph, load_config("tiny"))
+    compute = [i for i in program.instructions if i.unit == Unit.COMPUTE]
+    releases = [
+        ins
+        for before, ins in itertools.pairwise(compute)
+        if isinstance(before, Gemm) and isinstance(ins, Nop) and ins.deps.push_prev
+    ]
+    assert releases
+    to_store = [ins for ins in compute if ins.deps.push_next]
+    assert to_store and all(isinstance(ins, Gemm) for ins in to_store)
+    x = np.random.default_rng(7).integers(-128, 128, (1, 40))
     outputs, _ = run_program(program, {"x": x})
     np.testing.assert_array_equal(outputs["y"], run_device(graph, {"x": x})["y"])
