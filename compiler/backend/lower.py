@@ -904,10 +904,11 @@ class Lowerer:
         blocks_total = -(-channels // dim)
         group, m_tile = self._groups(blocks_total, pixels, constants.steps, row_words)
         needed = self._needed_steps(constants.nonzero, blocks_total)
-        for g0 in range(0, blocks_total, group):
+        groups = range(0, blocks_total, group)
+        for g0 in groups:
             blocks = range(g0, min(blocks_total, g0 + group))
-            for m0 in range(0, pixels, m_tile):
-                rows = min(m_tile, pixels - m0)
+            first, last = g0 == groups[0], g0 == groups[-1]
+            for m0, rows in self._ramped(pixels, m_tile, first, last):
                 whole = whole_input is not None and constants.steps * rows <= self.inp_half
                 per_step = 1
                 if whole:
@@ -974,6 +975,22 @@ class Lowerer:
                         for b in blocks
                     ]
                 )
+
+    def _ramped(self, pixels: int, m_tile: int, first: bool, last: bool) -> list[tuple[int, int]]:
+        """The M-tiles (m0, rows) of `pixels` rows, `m_tile` long, with the layer's first
+        and last tiles (`first`, `last`: of its first and last group) cut in two where
+        that leaves a quarter of at least `4 * dim` rows: the first tile's loads and the
+        last tile's stores overlap nothing, so a short one at each end shortens the run."""
+        tiles = [(m0, min(m_tile, pixels - m0)) for m0 in range(0, pixels, m_tile)]
+        ramp = 4 * self.dim
+        if first and tiles[0][1] >= 4 * ramp:
+            m0, rows = tiles[0]
+            tiles[:1] = [(m0, rows // 4), (m0 + rows // 4, rows - rows // 4)]
+        if last and tiles[-1][1] >= 4 * ramp:
+            m0, rows = tiles[-1]
+            tail = rows // 4
+            tiles[-1:] = [(m0, rows - tail), (m0 + rows - tail, tail)]
+        return tiles
 
     def _k_blocks_per_step(self, blocks: int, rows: int, steps: int) -> int:
         """K blocks per step for a group of `blocks` output blocks, M-tiles of `rows` and

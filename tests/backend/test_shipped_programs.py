@@ -183,3 +183,28 @@ def test_short_gemm_steps_release_their_buffers_as_the_gemms_end():
     x = np.random.default_rng(7).integers(-128, 128, (1, 40))
     outputs, _ = run_program(program, {"x": x})
     np.testing.assert_array_equal(outputs["y"], run_device(graph, {"x": x})["y"])
+
+
+def test_the_first_and_last_m_tiles_ramp_and_results_stay_exact():
+    """The first tile's loads and the last tile's stores overlap nothing, so the layer's
+    first and last M-tiles are cut, a quarter at each end."""
+    from verdigris.arch.isa import Gemm
+    from verdigris.compiler.backend.lower import Lowerer
+
+    lowerer = Lowerer(load_config("default"))
+    assert lowerer._ramped(1200, 512, True, True) == [
+        (0, 128),
+        (128, 384),
+        (512, 512),
+        (1024, 132),
+        (1156, 44),
+    ]
+    assert lowerer._ramped(1200, 512, False, False) == [(0, 512), (512, 512), (1024, 176)]
+    assert lowerer._ramped(100, 512, True, True) == [(0, 100)]  # too short to cut
+    graph = matmul_graph(np.random.default_rng(8), m=1200, k=16, n=8, zero_point=-3)
+    program = compile_graph(graph, load_config("default"))
+    rows = [ins.rows for ins in program.instructions if isinstance(ins, Gemm)]
+    assert min(rows) < max(rows) // 2
+    x = np.random.default_rng(9).integers(-128, 128, (1200, 16))
+    outputs, _ = run_program(program, {"x": x})
+    np.testing.assert_array_equal(outputs["y"], run_device(graph, {"x": x})["y"])
