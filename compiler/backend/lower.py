@@ -540,8 +540,7 @@ class Lowerer:
         cb = -(-c // dim)
         chunks = conv_row_chunks(node, c, dim)
         if chunks:
-            words = self._row_words(min(dim, node.kernel[1] * c), node.strides[1] * c)
-            band = self._unrolled_band(node, out, chunks, words)
+            band = self._unrolled_band(node, out)
             if band is not None:
                 self._unrolled_window_conv(node, x, out, constants, chunks, *band)
                 return
@@ -549,6 +548,7 @@ class Lowerer:
             def inp_loads(step: int, m0: int, rows: int) -> list[Load]:
                 return self._row_chunk_loads(node, x, out, step, chunks, range(m0, m0 + rows))
 
+            words = self._row_words(min(dim, node.kernel[1] * c), node.strides[1] * c)
             self._tiled_gemm(constants, out, n * oh * ow, oc, inp_loads, words)
             return
 
@@ -575,45 +575,26 @@ class Lowerer:
 
         self._tiled_gemm(constants, out, n * oh * ow, oc, inp_loads)
 
-    def _unrolled_band(
-        self, node: ir.Conv, out: Layout, chunks: int, row_words: float
-    ) -> tuple[int, int] | None:
+    def _unrolled_band(self, node: ir.Conv, out: Layout) -> tuple[int, int] | None:
         """(band, group) for an unrolled conv with its input rows on chip, or None where
         it runs as `_tiled_gemm` steps: where bands of two output rows share no input row
-        or do not fit (then each output row reads its kh input rows either way).
-
-        The band (output rows per M-tile) is chosen by an estimate of the run as a
-        pipeline, as `_groups` does: per band the slowest of its GEMMs, its loads (input
-        rows of `row_words` words, a weight tile per kernel row, chunk and block) and its
-        stores; plus the first band's first loads and the last band's stores, which
-        overlap nothing. Among bands within `SLACK` of the fastest, the one that reads
-        the fewest input rows."""
-        dim = self.dim
+        or do not fit (then each output row reads its kh input rows either way). The band
+        (output rows per M-tile) that reads the fewest input rows wins."""
         kh, sh = node.kernel[0], node.strides[0]
-        n = out.pre_shape[0]
         _, oc, out_h, out_w = out.pre_shape
         if sh >= kh:
             return None
-        blocks = -(-oc // dim)
-        options = []
+        blocks = -(-oc // self.dim)
+        best = None
         for band in range(1, out_h + 1):
-            group = min(blocks, self.acc_half // (band * out_w), self.wgt_half // dim)
+            group = min(blocks, self.acc_half // (band * out_w), self.wgt_half // self.dim)
             in_rows = (band - 1) * sh + kh  # the input rows a band reads
             if group == 0 or in_rows * out_w > self.inp_half:
                 break
-            tiles = n * -(-out_h // band) * -(-blocks // group)
-            pixels = band * out_w
-            gemms = chunks * kh * group * (pixels + dim)
-            loads = chunks * (in_rows * out_w * row_words + kh * group * dim)
-            store = group * (pixels + 6)
-            first = pixels * row_words + group * dim  # the first step's loads
-            cycles = first + tiles * (max(gemms, loads, store) + 8) + 2 * dim + store
-            options.append((cycles, tiles * in_rows, (band, group)))
-        if not options:
-            return None
-        fastest = min(option[0] for option in options)
-        band, group = min((o for o in options if o[0] <= SLACK * fastest), key=lambda o: o[1])[2]
-        return None if band == 1 else (band, group)
+            reads = -(-blocks // group) * -(-out_h // band) * in_rows
+            if best is None or reads <= best[0]:
+                best = (reads, band, group)
+        return None if best is None or best[1] == 1 else best[1:]
 
     def _unrolled_window_conv(
         self,
