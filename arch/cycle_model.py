@@ -283,7 +283,7 @@ class Plan:
     words: int  # main-memory words moved (LOAD, STORE), summed over rows
     is_vector: bool  # waits for the array pipeline to drain (VECTOR hazard)
     uses_array: bool  # GEMM or VECTOR: later VECTORs wait for its completion
-    loads_weights: bool  # GEMM with load_weights: may start early (the early weight load)
+    loads_weights: bool  # GEMM with load_weights: with `streams`, may start early
     streams: bool  # GEMM with rows > 0: streams activations (and swaps in a new tile)
 
 

@@ -27,7 +27,7 @@ weights, else 0):
 
 `ready` adds the hazard rule and the early weight load to `free`: a VECTOR waits until
 every GEMM and VECTOR has completed; a GEMM that loads weights and streams may start up to
-min(dim, rows) cycles of the GEMM before it early, never before that GEMM's stream start, so
+min(dim, rows of the GEMM before it) cycles early, never before that GEMM's stream start, so
 its shadow writes follow the swap (hw/array.py, "Safe reuse"). Counters: `macs` (dim*dim
 per streamed row, counted in the cycle the row enters the array) and `zero_macs` (the
 array's `zero_count`, added in the cycle it is shown).

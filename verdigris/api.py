@@ -511,14 +511,14 @@ def energy_report_of(
         progress=progress,
         simulation_progress=simulation_progress,
     )
-    batch = program.inputs[0].shape[0] if program.inputs else 1
-    inferences = max(samples) if samples else batch
+    program_batch = program.inputs[0].shape[0] if program.inputs else 1
+    inferences = max(samples) if samples else program_batch
     report = energy_report(
         activity,
         program.config,
         table,
         program=program,
-        runs=max(1, inferences // batch),
+        runs=max(1, inferences // program_batch),
         inferences=inferences,
         dram=dram,
         grid_intensity=grid_intensity,

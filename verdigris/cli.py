@@ -280,6 +280,14 @@ def _note(args: argparse.Namespace, text: str) -> None:
     print(f"verdigris {args.command}: note: {text}", file=sys.stderr)
 
 
+def _note_program_options(args: argparse.Namespace) -> None:
+    """Notes for the model options a compiled program ignores."""
+    if args.calibrate:
+        _note(args, "--calibrate is ignored: a compiled program is quantized already")
+    if args.input_shape or args.batch:
+        _note(args, "--input-shape and --batch are ignored: a compiled program has fixed shapes")
+
+
 def _load(args: argparse.Namespace):
     from verdigris.api import load_model
 
@@ -348,12 +356,7 @@ def _compile(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     if _is_program(args.model):
-        if args.calibrate:
-            _note(args, "--calibrate is ignored: a compiled program is quantized already")
-        if args.input_shape or args.batch:
-            _note(
-                args, "--input-shape and --batch are ignored: a compiled program has fixed shapes"
-            )
+        _note_program_options(args)
         return _inspect_program(args)
     from verdigris.api import layer_summaries
     from verdigris.arch.config import load_config
@@ -426,12 +429,7 @@ def _run(args: argparse.Namespace) -> int:
                 "the golden model runs the ONNX model, not a Program: pass the "
                 ".onnx file, or use --backend isasim or rtl"
             )
-        if args.calibrate:
-            _note(args, "--calibrate is ignored: a compiled program is quantized already")
-        if args.input_shape or args.batch:
-            _note(
-                args, "--input-shape and --batch are ignored: a compiled program has fixed shapes"
-            )
+        _note_program_options(args)
         # A Program runs only on the config it was compiled for: --config must name that one.
         config = load_config(args.config) if args.config else None
         program = model = load_program(args.model, config=config)
@@ -603,8 +601,8 @@ def _report(args: argparse.Namespace) -> int:
     if args.plots is not None:
         plots = check_output_folder(args.plots, "plots folder")
     table = load_table(args.table)  # a bad table stops here, before anything runs
-    if _is_program(args.model) and args.calibrate:
-        _note(args, "--calibrate is ignored: a compiled program is quantized already")
+    if _is_program(args.model):
+        _note_program_options(args)
     progress = _BuildProgress("rtl: building the core (once per config)")
     run = energy_report_of(
         args.model,

@@ -69,8 +69,10 @@ class Emitter:
 
     def push_on_nop(self, counter: str) -> Token:
         """A NOP of the pushing unit that pushes on `counter`. Later pushes still go to
-        the unit's instruction before it: a NOP completes as it starts, before the GEMMs
-        before it complete, so only a release of what those GEMMs read may use it."""
+        the unit's instruction before it: a NOP completes the cycle after it starts,
+        before the GEMMs before it complete, so only a release of what those GEMMs read
+        may use it. (It also takes any pops still waiting for the unit; the lowering
+        gives those to the computes before it.)"""
         unit = _COUNTERS[counter].pusher
         last = self._last[unit]
         self.emit(Nop(deps=Deps(), target=unit))

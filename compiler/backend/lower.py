@@ -478,7 +478,7 @@ class Lowerer:
         rows, 2 cycles) and its GEMMs (per weight tile `dim` + its rows: the early weight
         load overlaps the two in the run, but counting both chose better tilings, as the
         bench measured); per tile the slower of its steps and its stores (which run beside
-        the next tile's steps), plus 8 cycles; and the first tile's loads and the last
+        the next tile's steps), plus 8 cycles; and the first step's loads and the last
         tile's stores, which overlap nothing (so a layer of one short step, such as a
         `pad_columns` copy, is cut into M-tiles that pipeline). The fastest wins, and among
         options within `SLACK` of it (window.py), the one that reads the least main
@@ -491,8 +491,11 @@ class Lowerer:
             rounds = -(-blocks // group) * -(-pixels // m_tile)  # (group, tile) pairs
             load = m_tile * row_words + group * dim
             step = max(load + 2, group * (dim + m_tile))
-            store = group * (m_tile + 6)  # a tile's stores, beside the next tile's steps
-            # The first loads and the last stores overlap nothing.
+            # A tile's stores (a STORE per block: a row a cycle, 6 cycles more), which run
+            # beside the next tile's steps.
+            store = group * (m_tile + 6)
+            # The first step's loads, and the last GEMMs' latency (2 * dim + 1) and the last
+            # tile's stores, overlap nothing.
             cycles = load + rounds * (max(steps * step, store) + 8) + 2 * dim + store
             options.append((cycles, rounds * steps * load, (group, m_tile)))
             if m_tile <= dim:
@@ -863,20 +866,18 @@ class Lowerer:
             return [self._inp_load(self._inp_base(), rows, elems, addr, k)]
 
         def whole_input(m0: int, rows: int) -> list[Load]:
-            """Every K block of rows m0.., block s at rows s * rows of the input half: one
-            LOAD for a single row's full blocks (they are consecutive bytes)."""
-            full, base = k // dim, self._inp_base()
-            if rows == 1:
-                loads = [self._inp_load(base, full, dim, x.addr + m0 * k, dim)] if full else []
-                if k % dim:
-                    loads.append(
-                        self._inp_load(base + full, 1, k % dim, x.addr + m0 * k + full * dim, k)
-                    )
-                return loads
+            """Every K block of rows m0.., block s at rows s * rows of the input half (a
+            single row's full blocks are consecutive bytes: `_merged` joins them)."""
+            stride = dim if rows == 1 else k  # one row: the stride only lets them merge
             return [
-                self._inp_load(base + step * rows, rows, min(dim, k - step * dim), addr, k)
+                self._inp_load(
+                    self._inp_base() + step * rows,
+                    rows,
+                    min(dim, k - step * dim),
+                    x.addr + m0 * k + step * dim,
+                    stride,
+                )
                 for step in range(-(-k // dim))
-                for addr in [x.addr + m0 * k + step * dim]
             ]
 
         self._tiled_gemm(constants, out, m, out.shape[-1], inp_loads, whole_input=whole_input)
@@ -907,8 +908,7 @@ class Lowerer:
         groups = range(0, blocks_total, group)
         for g0 in groups:
             blocks = range(g0, min(blocks_total, g0 + group))
-            first, last = g0 == groups[0], g0 == groups[-1]
-            for m0, rows in self._ramped(pixels, m_tile, first, last):
+            for m0, rows in self._ramped(pixels, m_tile, g0 == groups[0], g0 == groups[-1]):
                 whole = whole_input is not None and constants.steps * rows <= self.inp_half
                 per_step = 1
                 if whole:
@@ -994,10 +994,11 @@ class Lowerer:
 
     def _k_blocks_per_step(self, blocks: int, rows: int, steps: int) -> int:
         """K blocks per step for a group of `blocks` output blocks, M-tiles of `rows` and
-        `steps` K blocks: enough that a step's GEMMs take `2 * gemm_latency` cycles (a
-        weight half is released only as the last GEMM reading it completes, and the loads
-        of the step after next wait for that), as many as the weight half holds, and at
-        most half of them (two steps at least, so that loads overlap GEMMs)."""
+        `steps` K blocks: enough that a step's GEMMs take `2 * gemm_latency` cycles (the
+        loads of the step after next wait for this step's release of its halves, and each
+        step costs a few cycles of tokens and LOAD overhead), as many as the weight half
+        holds, and at most half of them (two steps at least, so that loads overlap
+        GEMMs)."""
         per_block = blocks * max(self.dim, rows)  # cycles of one K block's GEMMs
         wanted = -(-2 * gemm_latency(self.dim) // per_block)
         return max(1, min(wanted, self.wgt_half // (blocks * self.dim), -(-steps // 2)))

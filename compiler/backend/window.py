@@ -40,7 +40,8 @@ SLACK = 1.05
 @dataclass(frozen=True)
 class Phase:
     """Input columns `phase + j * stride` for `first <= j < first + width`, at buffer rows
-    `offset ..` of each stored input row."""
+    `offset ..` of each stored input row (with copies, `offset` counts rows of a copy:
+    `WindowPlan.buffer_row`)."""
 
     phase: int
     first: int
@@ -56,7 +57,7 @@ class WindowPlan:
     partial sums share the accumulator half); `phases`: the column phases stored per input
     row, `row_span` buffer rows in all (with `copies`, one phase per kernel column);
     `input_rows(band)`: the band's input rows that some tap reads (relative to its first,
-    `band_start * stride`), each stored once in order. Without `copies` the buffer holds
+    `band_start * stride`), in order. Without `copies` the buffer holds
     stored row after stored row, each its phases; with `copies`, phase after phase, each
     every stored row."""
 
@@ -197,7 +198,8 @@ def window_plan(
                 break
             tiles = n * math.ceil(out_h / band)
             rows = pixels / tiles
-            # One GEMM per output row: only the first one's weight load is not hidden.
+            # Copies: one GEMM per tap streams the band. Otherwise one GEMM per output row,
+            # of which only the first one's weight load is not hidden.
             tile_gemms = max(rows, dim) if copies else rows + max(0, dim - out_w)
             options.append((*estimate(tiles, plan.group, input_rows, tile_gemms), plan))
     if not options:

@@ -201,9 +201,10 @@ def _check_text(model: onnx.ModelProto, path: Path) -> None:
     values = [*graph.input, *graph.output, *graph.value_info, *graph.initializer]
     for index, node in enumerate(graph.node):
         texts = [node.name, node.op_type, node.domain, *node.input, *node.output]
-        if not all(isinstance(text, str) for text in texts):
+        bad = next((text for text in texts if not isinstance(text, str)), None)
+        if bad is not None:
             raise ModelFileError(
-                f"{path}: node {index} has a name that is not UTF-8 text ({texts[0]!r}); "
+                f"{path}: node {index} has a name that is not UTF-8 text ({bad!r}); "
                 "the file is damaged"
             )
     for value in values:
@@ -293,13 +294,15 @@ def _batched(
     the model's own."""
     if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
         raise ModelError(f"{label}: --batch {batch!r}: give a positive whole number")
+    shapes = {name: tuple(int(d) for d in dims) for name, dims in shapes.items()}
     batched = {}
     for name, value in inputs.items():
         if name in shapes:
             if shapes[name][:1] != (batch,):
+                given = shapes[name][0] if shapes[name] else "none"
                 raise ModelError(
-                    f"{label}: --input-shape {name} gives batch {shapes[name][0]}, "
-                    f"--batch {batch}; give one of them, or the same batch in both"
+                    f"{label}: --input-shape {name} gives batch {given}, --batch {batch}; "
+                    "give one of them, or the same batch in both"
                 )
             batched[name] = shapes[name]
             continue
