@@ -31,6 +31,15 @@ def _conv(seed=0, **shape):
     return conv_graph(rng, **args)
 
 
+def _input_elements_read(instructions) -> int:
+    """Input elements the LOADs of `instructions` read from main memory (fills read none)."""
+    return sum(
+        i.rows * i.elems
+        for i in instructions
+        if isinstance(i, Load) and i.buffer == Buffer.INP and not i.fill
+    )
+
+
 @pytest.mark.parametrize(
     "shape",
     [
@@ -63,11 +72,7 @@ def test_a_windowed_conv_is_exact_and_reads_its_input_at_most_once(shape):
     inputs = random_inputs(np.random.default_rng(1), graph)
     outputs, activity = run_program(program, inputs)
     assert np.array_equal(outputs["y"], run_device(graph, inputs)["y"])
-    input_reads = sum(
-        i.rows * i.elems
-        for i in program.instructions
-        if isinstance(i, Load) and i.buffer == Buffer.INP and not i.fill
-    )
+    input_reads = _input_elements_read(program.instructions)
     # The whole image is one band and the output blocks one group: each input element is
     # read at most once (one tap per step would read it up to once per tap).
     assert input_reads <= math.prod(x.shape)
@@ -95,11 +100,7 @@ def test_short_output_rows_run_one_gemm_per_tap_from_column_copies(shape):
     inputs = random_inputs(np.random.default_rng(2), graph)
     outputs, _ = run_program(program, inputs)
     assert np.array_equal(outputs["y"], run_device(graph, inputs)["y"])
-    input_reads = sum(
-        i.rows * i.elems
-        for i in program.instructions
-        if isinstance(i, Load) and i.buffer == Buffer.INP and not i.fill
-    )
+    input_reads = _input_elements_read(program.instructions)
     # Each kernel column's copy reads the input once.
     assert input_reads <= graph.nodes[0].kernel[1] * math.prod(x.shape)
 
