@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.graphs import conv_graph, matmul_graph
 from tests.support.layer_programs import configs, straddling_programs
 from tests.support.rtl_results import assert_like_isasim
 from tests.support.tiny_models import host_sandwich
@@ -150,3 +151,35 @@ def test_host_calls_on_the_rtl(rtl_build_root):
     for key, value in results[0].outputs.items():
         np.testing.assert_array_equal(cocotb[0].outputs[key], value)
     assert cocotb[0].activity == results[0].activity
+
+
+@pytest.mark.parametrize("config", configs("tiny"), ids=lambda config: config.name)
+def test_loads_beside_running_gemms_on_the_rtl(config, rtl_build_root):
+    """The schedules whose loads write a buffer half while GEMMs of the same step still
+    stream from it, or right after an early release: isasim takes a GEMM's operands at its
+    start, so only the RTL can show such a load landing too early. An unrolled 5x5 conv
+    (its band's rows loaded beside the GEMMs, strides 1 and 2), a conv of short output rows
+    (column copies) and an FC layer at batch 1 (several K blocks a step, buffer halves
+    released through a compute NOP)."""
+    rng = np.random.default_rng(12)
+    conv = dict(n=1, c=3, h=11, w=11, oc=6, kernel=(5, 5), pad=(2, 2, 2, 2), dilation=1)
+    conv |= dict(groups=1, zero_point=-5, relu=False)
+    graphs = [
+        conv_graph(rng, **conv, stride=1),
+        conv_graph(rng, **conv, stride=2),
+        conv_graph(rng, **(conv | dict(c=8, w=2, kernel=(3, 3), pad=(1, 1, 1, 1))), stride=1),
+        matmul_graph(rng, m=1, k=40, n=20, zero_point=3),
+    ]
+    jobs = []
+    for graph in graphs:
+        program = compile_graph(graph, config)
+        (binding,) = program.inputs
+        jobs.append((graph.name, program, {binding.name: rng.integers(-128, 128, binding.shape)}))
+    expected = [run_program(program, inputs)[1] for _, program, inputs in jobs]
+    results = run_fast(
+        [(program, inputs) for _, program, inputs in jobs],
+        expected_cycles=[a.cycles for a in expected],
+        build_root=rtl_build_root,
+    )
+    for (name, program, inputs), result in zip(jobs, results, strict=True):
+        assert_like_isasim(program, inputs, result, name)
