@@ -978,18 +978,18 @@ class Lowerer:
 
     def _ramped(self, pixels: int, m_tile: int, first: bool, last: bool) -> list[tuple[int, int]]:
         """The M-tiles (m0, rows) of `pixels` rows, `m_tile` long, with the layer's first
-        and last tiles (`first`, `last`: of its first and last group) cut in two where
-        that leaves a quarter of at least `4 * dim` rows: the first tile's loads and the
-        last tile's stores overlap nothing, so a short one at each end shortens the run."""
+        and last tiles (`first`, `last`: of its first and last group) cut a quarter off
+        where that quarter is at least `4 * dim` rows: the first tile's loads and the last
+        tile's stores overlap nothing, so a short one at each end shortens the run."""
         tiles = [(m0, min(m_tile, pixels - m0)) for m0 in range(0, pixels, m_tile)]
-        ramp = 4 * self.dim
-        if first and tiles[0][1] >= 4 * ramp:
+        long = 16 * self.dim
+        if first and tiles[0][1] >= long:
             m0, rows = tiles[0]
             tiles[:1] = [(m0, rows // 4), (m0 + rows // 4, rows - rows // 4)]
-        if last and tiles[-1][1] >= 4 * ramp:
+        if last and tiles[-1][1] >= long:
             m0, rows = tiles[-1]
-            tail = rows // 4
-            tiles[-1:] = [(m0, rows - tail), (m0 + rows - tail, tail)]
+            cut = rows - rows // 4
+            tiles[-1:] = [(m0, cut), (m0 + cut, rows // 4)]
         return tiles
 
     def _k_blocks_per_step(self, blocks: int, rows: int, steps: int) -> int:
