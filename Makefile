@@ -30,7 +30,7 @@ demo: $(STAMP)
 
 # The default suite: unit tests plus the Verilator benches (each design is built once).
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not synth and not board"
+	$(BIN)/python -m pytest -m "not synth and not board and not slow"
 
 # Everything that can run without a board, including synthesis.
 test-all: $(STAMP)

@@ -84,14 +84,15 @@ def check_graph(graph: ir.Graph, config: AccelConfig) -> None:
 
 
 def _host_op_problems(node: ir.HostOp, graph: ir.Graph) -> list[str]:
-    """A host op reads and writes quantized 8-bit tensors (it dequantizes and quantizes)."""
+    """A host op reads and writes quantized tensors of 8 bits or fewer (it dequantizes and
+    quantizes)."""
     problems = []
     for name in (*node.inputs, node.output):
         tensor = graph.tensors[name]
-        if tensor.dtype.bits != 8:
+        if tensor.dtype.bits > 8:
             problems.append(
                 f"{node.name}: the host op reads or writes '{name}' as {tensor.dtype}; "
-                "host ops take 8-bit quantized tensors"
+                "host ops take quantized tensors of 8 bits or fewer"
             )
     return problems
 

@@ -30,6 +30,7 @@ from verdigris.compiler.frontend.values import (
     QConst,
     Skip,
     check_qparams,
+    device_type,
     dtype_name,
     inconsistent,
     uint8_shift,
@@ -250,7 +251,8 @@ class Importer:
         scale: float | None,
         zero_point: int,
     ) -> ir.Tensor:
-        """Register a device tensor; uint8 quantization becomes int8 with zero point - 128."""
+        """Register a device tensor; uint8 quantization becomes int8 with zero point - 128,
+        a type of fewer bits stays itself (`device_type`)."""
         if model_dtype == "int32":
             tensor = ir.Tensor(
                 name=name, shape=tuple(shape), dtype=ir.INT32, scale=None, zero_point=0
@@ -260,7 +262,7 @@ class Importer:
             tensor = ir.Tensor(
                 name=name,
                 shape=tuple(shape),
-                dtype=ir.INT8,
+                dtype=device_type(model_dtype),
                 scale=scale,
                 zero_point=int(zero_point) - shift,
             )
@@ -346,8 +348,6 @@ class Importer:
         node's ops are built (by the handler's `build`, with the fused activation clamp)."""
         if scale.size != 1:
             raise Skip("per-channel activation quantization is not supported")
-        if model_dtype not in ("int8", "uint8"):
-            raise Skip(f"activations of type {model_dtype} are not supported (int8/uint8)")
         out = self.new_tensor(
             out_name, pending.shape, model_dtype, float(scale.item()), int(zero.item())
         )

@@ -15,6 +15,7 @@ from verdigris.compiler.frontend.errors import ModelError, ModelFileError
 
 __all__ = [
     "MIN_OPSET",
+    "QONNX_DOMAINS",
     "attributes",
     "describe_dims",
     "fix_input_shapes",
@@ -53,6 +54,7 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     _check_text(model, path)
     _load_external_data(model, path)
     _accept_ir3_initializers(model, path)
+    _repair_qonnx_attributes(model, path)
     try:
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, ValueError, TypeError) as error:  # bad UTF-8
@@ -128,6 +130,41 @@ def _accept_ir3_initializers(model: onnx.ModelProto, path: Path) -> None:
             model.ir_version,
         )
         model.ir_version = 4
+
+
+# The AttributeProto field that holds each type's value (the scalar types).
+_ATTRIBUTE_FIELDS = {
+    onnx.AttributeProto.FLOAT: "f",
+    onnx.AttributeProto.INT: "i",
+    onnx.AttributeProto.STRING: "s",
+    onnx.AttributeProto.TENSOR: "t",
+    onnx.AttributeProto.GRAPH: "g",
+}
+# QONNX's domain (Brevitas and FINN export its quantizers), then the older names for it that
+# files people have still use.
+QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
+
+
+def _repair_qonnx_attributes(model: onnx.ModelProto, path: Path) -> None:
+    """Some Brevitas exports give a QONNX node's string attribute (`rounding_mode`) the
+    type INT, which the ONNX checker refuses ("type field and data field mismatch"). Where
+    such a node's attribute holds exactly one scalar value, its type is set to that value's;
+    nothing else of the file is changed (and only the copy in memory)."""
+    for node in model.graph.node:
+        if node.domain not in QONNX_DOMAINS:
+            continue
+        for attribute in node.attribute:
+            held = [kind for kind, field in _ATTRIBUTE_FIELDS.items() if attribute.HasField(field)]
+            if len(held) == 1 and attribute.type != held[0]:
+                logger.info(
+                    "%s: node '%s' attribute '%s' is typed %s but holds a %s; read as the %s",
+                    path,
+                    node.name,
+                    attribute.name,
+                    onnx.AttributeProto.AttributeType.Name(attribute.type),
+                    *[onnx.AttributeProto.AttributeType.Name(held[0])] * 2,
+                )
+                attribute.type = held[0]
 
 
 def _load_external_data(model: onnx.ModelProto, path: Path) -> None:

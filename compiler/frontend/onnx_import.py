@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from verdigris.compiler import ir, passes
+from verdigris.compiler.frontend import registry
 from verdigris.compiler.frontend.errors import ModelError, Problem, UnsupportedModelError
 from verdigris.compiler.frontend.importer import Importer
 from verdigris.compiler.frontend.onnx_file import (
@@ -80,9 +81,9 @@ def translate_model(
         if problems:
             raise UnsupportedModelError(label, problems, _advice(problems))
         raise ModelError(
-            f"{label}: this is a float model (no QuantizeLinear or QLinear* ops). Quantize it "
-            "with calibration data: `verdigris run MODEL --calibrate data.npz` (see "
-            "docs/frontend.md)"
+            f"{label}: this is a float model (no QuantizeLinear, QLinear* or QONNX Quant ops). "
+            "Quantize it with calibration data: `verdigris run MODEL --calibrate data.npz` "
+            "(see docs/frontend.md)"
         )
     # The nodes the registry refuses are not imported; every other node is, so that the
     # error lists every blocker at once, in node order.
@@ -98,7 +99,10 @@ def translate_model(
 
 def _is_quantized(model: onnx.ModelProto) -> bool:
     quantized = {"QuantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}
-    if any(node.op_type in quantized or node.domain == MS for node in model.graph.node):
+    if any(
+        node.op_type in quantized or registry.node_domain(node) in (MS, registry.QONNX)
+        for node in model.graph.node
+    ):
         return True
     int_inputs = (onnx.TensorProto.UINT8, onnx.TensorProto.INT8)
     return any(v.type.tensor_type.elem_type in int_inputs for v in model.graph.input)

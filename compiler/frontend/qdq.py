@@ -28,14 +28,16 @@ from verdigris.compiler.frontend.values import (
     QConst,
     Skip,
     along,
-    dtype_info,
+    device_type,
+    integers,
+    model_range,
     uint8_shift,
 )
 
 if TYPE_CHECKING:
     from verdigris.compiler.frontend.importer import Importer
 
-__all__ = ["dequantize_linear", "quantize_linear"]
+__all__ = ["clamp_tensor", "dequantize_linear", "quantize", "quantize_linear"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,25 +46,71 @@ def quantize_linear(im: Importer, node: onnx.NodeProto) -> None:
     scale, zero, model_dtype = im.qparams(node, 1, 2)
     source = im.values.get(node.input[0])
     out = node.output[0]
-    device = isinstance(source, FloatInput) or (isinstance(source, Act) and source.is_float_view)
-    if device and model_dtype not in ("int8", "uint8"):
-        raise Skip(f"activations of type {model_dtype} are not supported (int8/uint8)")
-    if isinstance(source, FloatInput):
-        _quantize_input(im, node, source, out, scale, zero, model_dtype)
-    elif isinstance(source, Pending):
-        im.finalize(source, out, scale, zero, model_dtype)
-    elif isinstance(source, HostValue):
-        host_op(im, source, out, scale, zero, model_dtype)
-    elif isinstance(source, Act) and source.is_float_view:
-        _requantize_view(im, node, im.tensors[source.tensor], out, scale, zero, model_dtype)
-    elif isinstance(source, np.ndarray):
+    if isinstance(source, np.ndarray):
         axis = attributes(node).get("axis", 1)
-        info = dtype_info(model_dtype)
+        low, high = model_range(model_dtype)
         real = source.astype(np.float32) / along(scale, axis, source.ndim)
-        q = np.clip(np.rint(real) + along(zero, axis, source.ndim), info.min, info.max)
+        q = np.clip(np.rint(real) + along(zero, axis, source.ndim), low, high)
         im.values[out] = QConst(q.astype(np.int64), scale, zero, axis)
     else:
+        quantize(im, node, source, out, scale, zero, model_dtype)
+
+
+def quantize(
+    im: Importer,
+    node: onnx.NodeProto,
+    source: object,
+    out: str,
+    scale: np.ndarray,
+    zero: np.ndarray,
+    model_dtype: str,
+    clamp: tuple[int, int] | None = None,
+) -> None:
+    """`source` (a float input, a compute result, a host value or a float view) quantized to
+    the device tensor `out` of the model's type `model_dtype`. `clamp` narrows the type's
+    range (in the model's integers: QONNX's narrow range, or the Clip of a QCDQ triple); it
+    becomes a clamp-only rescale, which the pass `fold_clamps` merges into the op before."""
+    if isinstance(source, FloatInput | Act):
+        device_type(model_dtype)  # Skip for a type the device cannot hold
+    full = model_range(model_dtype)
+    narrowed = clamp is not None and tuple(clamp) != full
+    wide = f"{out}__unclamped" if narrowed else out
+    if isinstance(source, FloatInput):
+        _quantize_input(im, node, source, wide, scale, zero, model_dtype)
+    elif isinstance(source, Pending):
+        im.finalize(source, wide, scale, zero, model_dtype)
+    elif isinstance(source, HostValue):
+        host_op(im, source, wide, scale, zero, model_dtype)
+    elif isinstance(source, Act) and source.is_float_view:
+        _requantize_view(im, node, im.tensors[source.tensor], wide, scale, zero, model_dtype)
+    else:
         raise Skip(f"input '{node.input[0]}' is not something that can be quantized")
+    if narrowed:
+        clamp_tensor(im, node, im.tensors[wide], out, model_dtype, clamp)
+
+
+def clamp_tensor(
+    im: Importer,
+    node: onnx.NodeProto,
+    source: ir.Tensor,
+    out: str,
+    model_dtype: str,
+    clamp: tuple[int, int],
+) -> ir.Tensor:
+    """The device tensor `out`: `source`'s values clamped to `clamp` (the model's integers of
+    `model_dtype`, the type `out` has), in `source`'s scale and zero point."""
+    low, high = (int(bound) for bound in clamp)
+    if source.scale is None:
+        raise Skip(f"'{source.name}' has no scale: an integer model input cannot be clamped")
+    if low > high:
+        raise Skip(f"the clamp range [{low}, {high}] is empty")
+    zero = im.model_zero_point(source)
+    target = im.new_tensor(out, source.shape, model_dtype, source.scale, zero)
+    shift = uint8_shift(model_dtype)
+    bounds = (max(low - shift, target.dtype.qmin), min(high - shift, target.dtype.qmax))
+    im.emit(builders.rescale(f"{node.name or out}__clamp", source, target, bounds))
+    im.values[out] = Act(out)
+    return target
 
 
 def _quantize_input(im: Importer, node, source: FloatInput, out, scale, zero, model_dtype):
@@ -88,7 +136,8 @@ def _requantize_view(im: Importer, node, source: ir.Tensor, out, scale, zero, mo
     """DequantizeLinear followed by QuantizeLinear: a rescale (an identity one when the
     quantization is the same, which a pass removes)."""
     shift = uint8_shift(model_dtype)
-    if (float(scale.item()), int(zero.item()) - shift) == (source.scale, source.zero_point):
+    quantization = (float(scale.item()), int(zero.item()) - shift, device_type(model_dtype))
+    if quantization == (source.scale, source.zero_point, source.dtype):
         # The same quantization: the value is the source's, in the source's model type.
         target = replace(source, name=out)
         im.add_tensor(target, im.model_dtype[source.name])
@@ -100,24 +149,32 @@ def _requantize_view(im: Importer, node, source: ir.Tensor, out, scale, zero, mo
 
 
 def dequantize_linear(im: Importer, node: onnx.NodeProto) -> None:
-    scale, zero, model_dtype = im.qparams(node, 1, 2)
+    scale, zero, _ = im.qparams(node, 1, 2)
     source = im.values.get(node.input[0])
     out = node.output[0]
     if isinstance(source, np.ndarray):
         axis = attributes(node).get("axis", 1)
         if source.ndim and axis < 0:
             axis += source.ndim
-        im.values[out] = QConst(source, scale, zero, axis)
+        im.values[out] = QConst(integers(source), scale, zero, axis)
     elif isinstance(source, Act) and not source.steps:
         tensor = im.tensors[source.tensor]
         if scale.size != 1:
             raise Skip("per-channel dequantization of an activation is not supported")
-        step = ir.Dequantize(
-            scale=float(scale.item()), zero_point=int(zero.item()) - uint8_shift(model_dtype)
-        )
+        # The zero point in the tensor's device integers: shifted if the tensor holds a
+        # uint8 as int8 (not if a QCDQ Clip narrowed it to uint4, which the device holds as
+        # it is, whatever the DequantizeLinear's own type).
+        shift = uint8_shift(im.model_dtype[tensor.name])
+        step = ir.Dequantize(scale=float(scale.item()), zero_point=int(zero.item()) - shift)
         if tensor.scale is not None and not np.isclose(step.scale, tensor.scale, rtol=1e-6):
             logger.debug("%s dequantizes %s with another scale", node.name, tensor.name)
         im.values[out] = Act(source.tensor, (step,))
+    elif isinstance(source, QConst):
+        # A constant quantized in the model (QuantizeLinear, or a QCDQ Clip of one): its
+        # float value is the quantized constant's, if the parameters agree.
+        if not (np.allclose(scale, source.scale) and np.array_equal(zero, source.zero_point)):
+            raise Skip(f"'{node.input[0]}' is dequantized with other parameters than it has")
+        im.values[out] = source
     elif isinstance(source, Act):
         step = ir.Dequantize(scale=float(scale.item()), zero_point=int(zero.item()))
         im.values[out] = Act(source.tensor, (*source.steps, step))

@@ -12,11 +12,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+import numpy as np
 import onnx
 
 from verdigris.compiler import ir
 from verdigris.compiler.frontend import builders
 from verdigris.compiler.frontend.onnx_file import attributes
+from verdigris.compiler.frontend.qdq import clamp_tensor
 from verdigris.compiler.frontend.shapes import (
     average_pool_pads,
     concat_shape,
@@ -25,7 +27,15 @@ from verdigris.compiler.frontend.shapes import (
     matmul_shape,
     pool_output,
 )
-from verdigris.compiler.frontend.values import Act, Pending, Skip, transposed
+from verdigris.compiler.frontend.values import (
+    Act,
+    Pending,
+    QConst,
+    Skip,
+    model_range,
+    narrowest_type,
+    transposed,
+)
 
 if TYPE_CHECKING:
     from verdigris.compiler.frontend.importer import Importer
@@ -95,37 +105,25 @@ def add(im: Importer, node: onnx.NodeProto) -> None:
 
 
 def max_pool(im: Importer, node: onnx.NodeProto) -> None:
+    """The pool runs on the integers: of a QOperator graph's tensor, or of a QDQ float view,
+    since the max of dequantized values is the dequantized max. The result is a view in the
+    input's quantization, whatever follows (a QuantizeLinear to another scale rescales it;
+    in QONNX and QCDQ graphs often nothing does)."""
     attrs = attributes(node)
     value = im.values.get(node.input[0])
-    if isinstance(value, Act) and not value.steps:  # QOperator: pools the integers
-        x = im.tensors[value.tensor]
-        attrs = explicit_pads(attrs, x.shape, attrs["kernel_shape"])
-        out = im.new_tensor(
-            node.output[0],
-            pool_output(x.shape, attrs),
-            im.model_dtype[x.name],
-            x.scale,
-            im.model_zero_point(x),
-        )
-        im.emit(builders.maxpool(node, x, out.name, attrs))
-        im.values[out.name] = Act(out.name)
-        return
-    x = im.activation(node.input[0], float_view=True)
+    if not (isinstance(value, Act) and (not value.steps or value.is_float_view)):
+        raise Skip(f"input '{node.input[0]}' is not a quantized activation")
+    x = im.tensors[value.tensor]
     attrs = explicit_pads(attrs, x.shape, attrs["kernel_shape"])
-
-    def build(out: ir.Tensor, clamp: tuple[int, int]) -> list[ir.Op]:
-        same = (out.scale, out.zero_point) == (x.scale, x.zero_point)
-        full = clamp == (out.dtype.qmin, out.dtype.qmax)
-        if same and full:
-            return [builders.maxpool(node, x, out.name, attrs)]
-        # The max is taken in x's quantization, then rescaled (with the fused clamp).
-        pooled = im.new_tensor(f"{out.name}__pooled", out.shape, "int8", x.scale, x.zero_point)
-        return [
-            builders.maxpool(node, x, pooled.name, attrs),
-            builders.rescale(f"{node.name}__rescale", pooled, out, clamp),
-        ]
-
-    im.values[node.output[0]] = Pending(node, build, pool_output(x.shape, attrs))
+    out = im.new_tensor(
+        node.output[0],
+        pool_output(x.shape, attrs),
+        im.model_dtype[x.name],
+        x.scale,
+        im.model_zero_point(x),
+    )
+    im.emit(builders.maxpool(node, x, out.name, attrs))
+    im.values[out.name] = Act(out.name, value.steps)
 
 
 def average_pool(im: Importer, node: onnx.NodeProto) -> None:
@@ -168,9 +166,35 @@ def clip(im: Importer, node: onnx.NodeProto) -> None:
     attrs = attributes(node)
     low = im.opt_const(node, 1, "the Clip minimum")
     high = im.opt_const(node, 2, "the Clip maximum")
+    source = im.values.get(node.input[0])
+    if isinstance(source, np.ndarray | QConst) or (isinstance(source, Act) and not source.steps):
+        _integer_clip(im, node, source, low, high)
+        return
     low = float(low) if low is not None else attrs.get("min")
     high = float(high) if high is not None else attrs.get("max")
     _activation_fn(im, node, low, high)
+
+
+def _integer_clip(im: Importer, node, source, low, high) -> None:
+    """A Clip of integers: the middle of a QCDQ triple (QuantizeLinear -> Clip ->
+    DequantizeLinear), which narrows a quantized tensor or constant to fewer bits, or a Clip
+    of a stored integer constant."""
+    if isinstance(source, np.ndarray):
+        im.values[node.output[0]] = np.clip(source, low, high).astype(source.dtype)
+        return
+    if isinstance(source, QConst):
+        values = np.clip(source.values, low, high)
+        im.values[node.output[0]] = QConst(values, source.scale, source.zero_point, source.axis)
+        return
+    x = im.tensors[source.tensor]
+    model_dtype = im.model_dtype[x.name]
+    type_low, type_high = model_range(model_dtype)
+    bounds = (
+        type_low if low is None else max(type_low, int(low)),
+        type_high if high is None else min(type_high, int(high)),
+    )
+    narrow = narrowest_type(*bounds, signed=type_low < 0)
+    clamp_tensor(im, node, x, node.output[0], narrow, bounds)
 
 
 def _activation_fn(im: Importer, node, low: float | None, high: float | None) -> None:

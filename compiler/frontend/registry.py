@@ -19,11 +19,13 @@ import onnx
 
 from verdigris.arch.host_steps import HOST_OPS
 from verdigris.compiler import ir
-from verdigris.compiler.frontend import qdq, qdq_ops, qoperator_ops, shape_ops
+from verdigris.compiler.frontend import qdq, qdq_ops, qonnx_ops, qoperator_ops, shape_ops
 from verdigris.compiler.frontend.host_compute import QLINEAR_FORMS
-from verdigris.compiler.frontend.onnx_file import attributes
+from verdigris.compiler.frontend.onnx_file import QONNX_DOMAINS, attributes
 from verdigris.compiler.frontend.shapes import AUTO_PADS
 from verdigris.compiler.frontend.values import MS
+
+QONNX = QONNX_DOMAINS[0]
 
 if TYPE_CHECKING:
     from verdigris.compiler.frontend.importer import Importer
@@ -112,6 +114,31 @@ ONNX_OPS: tuple[OnnxOp, ...] = (
         quantized=True,
         notes="a float view of an activation, or a quantized constant",
     ),
+    # QONNX quantizers (Brevitas, FINN): a QuantizeLinear and DequantizeLinear in one node.
+    OnnxOp(
+        "Quant",
+        qonnx_ops.quant,
+        (ir.Requantize, ir.Reshape, ir.HostOp),
+        domain=QONNX,
+        quantized=True,
+        notes="1 to 8 bits on activations (ROUND), 1 to 32 on constants (any rounding mode); "
+        "signed, narrow; per-channel on constants",
+    ),
+    OnnxOp(
+        "IntQuant",
+        qonnx_ops.quant,
+        (ir.Requantize, ir.Reshape, ir.HostOp),
+        domain=QONNX,
+        quantized=True,
+        notes="Quant's newer name",
+    ),
+    OnnxOp(
+        "BipolarQuant",
+        qonnx_ops.bipolar_quant,
+        domain=QONNX,
+        quantized=True,
+        notes="binary (+1/-1) constants: weights",
+    ),
     # Float compute ops between DequantizeLinear and QuantizeLinear (QDQ).
     OnnxOp(
         "Conv",
@@ -136,7 +163,7 @@ ONNX_OPS: tuple[OnnxOp, ...] = (
     OnnxOp(
         "MaxPool",
         qdq_ops.max_pool,
-        (ir.MaxPool, ir.Requantize),
+        (ir.MaxPool,),
         checks=(_no_indices,),
         notes="including ceil_mode and auto_pad; QDQ or on integers",
     ),
@@ -256,8 +283,11 @@ del _op
 
 
 def node_domain(node: onnx.NodeProto) -> str:
-    """The node's domain, with the default domain's two spellings as ""."""
-    return "" if node.domain in ("", "ai.onnx") else node.domain
+    """The node's domain, with the default domain's two spellings as "" and QONNX's older
+    names as its own."""
+    if node.domain in ("", "ai.onnx"):
+        return ""
+    return QONNX if node.domain in QONNX_DOMAINS else node.domain
 
 
 def lookup(node: onnx.NodeProto) -> OnnxOp | None:

@@ -17,6 +17,7 @@ Every ONNX value name maps to one of:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,10 +39,13 @@ __all__ = [
     "along",
     "bits_for",
     "check_qparams",
-    "dtype_info",
+    "device_type",
     "dtype_name",
     "full_clamp",
     "inconsistent",
+    "integers",
+    "model_range",
+    "narrowest_type",
     "per_channel",
     "transposed",
     "uint8_shift",
@@ -97,7 +101,7 @@ class QConst:
     axis: int
 
     def __post_init__(self):
-        if not np.issubdtype(np.asarray(self.values).dtype, np.integer):
+        if not _is_integer(np.asarray(self.values).dtype):
             raise Skip(
                 f"a quantized constant of type {np.asarray(self.values).dtype} (integers needed)"
             )
@@ -153,8 +157,8 @@ def check_qparams(scale: np.ndarray, zero: np.ndarray | None) -> None:
     with np.errstate(invalid="ignore"):
         if scale.size == 0 or not np.all(np.isfinite(scale)) or not np.all(scale > 0):
             raise Skip(f"scale {scale.reshape(-1)[:4].tolist()} is not finite and positive")
-    if zero is not None and not np.issubdtype(zero.dtype, np.integer):
-        raise Skip(f"a zero point of type {zero.dtype} (int8, uint8 or int32 needed)")
+    if zero is not None and not _is_integer(zero.dtype):
+        raise Skip(f"a zero point of type {zero.dtype} (an integer type needed)")
 
 
 def along(values: np.ndarray, axis: int, ndim: int) -> np.ndarray:
@@ -201,5 +205,49 @@ def dtype_name(dtype: np.dtype) -> str:
     return np.dtype(dtype).name
 
 
-def dtype_info(name: str) -> np.iinfo:
-    return np.iinfo(np.dtype(name))
+# An integer type's name: ONNX's 4-bit types (INT4, UINT4) arrive as ml_dtypes' int4 and
+# uint4, which numpy does not count among its integer types.
+_INTEGER_NAME = re.compile(r"(u?)int(\d+)")
+
+
+def _is_integer(dtype: np.dtype) -> bool:
+    return bool(np.issubdtype(dtype, np.integer) or _INTEGER_NAME.fullmatch(np.dtype(dtype).name))
+
+
+def integers(values: np.ndarray) -> np.ndarray:
+    """`values` as int64 (from any integer type, the 4-bit ones included)."""
+    return np.asarray(values).astype(np.int64)
+
+
+def model_range(model_dtype: str) -> tuple[int, int]:
+    """The integers of a model's integer type ('int8', 'uint4', 'int32', ...)."""
+    match = _INTEGER_NAME.fullmatch(model_dtype)
+    if match is None:
+        raise Skip(f"type {model_dtype} is not an integer type")
+    unsigned, bits = match[1] == "u", int(match[2])
+    return (0, (1 << bits) - 1) if unsigned else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+
+
+def narrowest_type(low: int, high: int, *, signed: bool) -> str:
+    """The model type of fewest bits that holds `low..high` ('uint4' for 0..15), signed
+    if asked or if `low` is negative; 'uint8' and 'int8' at most where they hold it."""
+    signed = signed or low < 0
+    for bits in range(1, 33):
+        name = f"{'' if signed else 'u'}int{bits}"
+        type_low, type_high = model_range(name)
+        if type_low <= low and high <= type_high:
+            return name
+    raise Skip(f"no integer type of 32 bits or fewer holds {low}..{high}")
+
+
+def device_type(model_dtype: str) -> ir.IntType:
+    """The device type of an activation the model stores as `model_dtype`: int8 for uint8
+    (its values shifted by 128, `uint8_shift`), the model's own type for the narrower ones
+    (uint4 stays 0..15: the device's int8 holds it as it is)."""
+    low, high = model_range(model_dtype)
+    bits = max(high - low, 1).bit_length()
+    if model_dtype == "uint8":
+        return ir.INT8
+    if bits > 8:
+        raise Skip(f"activations of type {model_dtype} are not supported (8 bits or fewer)")
+    return ir.IntType(bits, signed=low < 0)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from verdigris.compiler import ir
 from verdigris.compiler.passes.gates import gates_on_device
 from verdigris.compiler.passes.lookups import lookups_on_device
-from verdigris.compiler.passes.rescales import elide_identity_rescales
+from verdigris.compiler.passes.rescales import elide_identity_rescales, fold_clamps
 from verdigris.compiler.passes.reshapes import reshapes_on_host
 from verdigris.compiler.passes.verify import GraphError, verify_graph
 
@@ -24,6 +24,7 @@ __all__ = [
     "GraphError",
     "Pass",
     "elide_identity_rescales",
+    "fold_clamps",
     "gates_on_device",
     "lookups_on_device",
     "reshapes_on_host",
@@ -41,6 +42,9 @@ PASSES: tuple[Pass, ...] = (
     # with the same parameters, Concat inputs already in the output's quantization, a
     # ReLU that clamps nothing) go; their readers read the input.
     elide_identity_rescales,
+    # Rescales that only clamp (a narrow range, a QCDQ Clip to fewer bits) go into the op
+    # that makes their input, where nothing else reads it.
+    fold_clamps,
     # Reshapes whose output cannot alias its input's memory for its readers (a channel
     # shuffle's 5-D -> 4-D before a Conv) run on the host.
     reshapes_on_host,

@@ -48,8 +48,8 @@ def reshapes_on_host(graph: ir.Graph) -> ir.Graph:
             continue
         source = root.get(node.inputs[0], node.inputs[0])
         x, out = graph.tensors[node.inputs[0]], graph.tensors[node.output]
-        eight_bit = x.dtype.bits == 8
-        if not eight_bit or _aliases(
+        quantized = x.dtype.bits <= 8  # not a raw int32 accumulator
+        if not quantized or _aliases(
             graph.tensors[source], out, readers.get(node.output, []), node.output in outputs
         ):
             root[node.output] = source

@@ -83,13 +83,16 @@ def _op_problems(node: ir.Op, graph: ir.Graph) -> list[str]:
         problems.append(expected)
     elif expected is not None and tuple(expected) != tuple(out.shape):
         problems.append(f"output shape {list(out.shape)}, expected {list(expected)}")
+    # Activations are of 8 bits or fewer (int4, uint4, ... as the model has them), held in
+    # the device's int8.
     for tensor in inputs:
-        if tensor.dtype != ir.INT8:
-            problems.append(f"input '{tensor.name}' is {tensor.dtype}, not int8")
+        if tensor.dtype.bits > 8:
+            problems.append(f"input '{tensor.name}' is {tensor.dtype}, not 8 bits or fewer")
     raw = isinstance(node, ir.Conv | ir.MatMul) and node.requant is None
-    wanted = ir.INT32 if raw else ir.INT8
-    if out.dtype != wanted:
-        problems.append(f"output '{out.name}' is {out.dtype}, expected {wanted}")
+    if raw and out.dtype != ir.INT32:
+        problems.append(f"output '{out.name}' is {out.dtype}, expected {ir.INT32}")
+    elif not raw and out.dtype.bits > 8:
+        problems.append(f"output '{out.name}' is {out.dtype}, expected 8 bits or fewer")
     if isinstance(node, ir.Conv | ir.MatMul):
         channels = node.weight.shape[0] if isinstance(node, ir.Conv) else node.weight.shape[-1]
         # (channels,); a batched MatMul's bias broadcasts over its weight's batch

@@ -94,6 +94,7 @@ def test_passes_are_pure_and_idempotent():
 def test_pipeline_order():
     assert [step.__name__ for step in PASSES] == [
         "elide_identity_rescales",
+        "fold_clamps",
         "reshapes_on_host",
         "gates_on_device",
     ]
@@ -187,7 +188,7 @@ def _broken(**changes):
             lambda g: replace(
                 g, tensors={**g.tensors, "b": replace(g.tensors["b"], dtype=ir.INT32)}
             ),
-            "output 'b' is int32, expected int8",
+            "output 'b' is int32, expected 8 bits or fewer",
         ),
         (
             lambda g: replace(g, tensors={k: v for k, v in g.tensors.items() if k != "b"}),

@@ -14,7 +14,10 @@ from verdigris.sim.golden import run_graph
 from verdigris.verify.reference import run_onnx_reference
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-MODELS = sorted(p.name for p in (EXAMPLES / "models").glob("*_q*.onnx"))
+# The QDQ and QOperator files (the low-bit QONNX ones have tests/compiler/test_lowbit_models.py:
+# onnx.reference has no QONNX ops).
+FORMATS = ("_qdq.onnx", "_qdq_u8.onnx", "_qop.onnx")
+MODELS = sorted(p.name for p in (EXAMPLES / "models").glob("*.onnx") if p.name.endswith(FORMATS))
 
 
 @pytest.fixture(scope="module")

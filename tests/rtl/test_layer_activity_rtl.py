@@ -30,7 +30,16 @@ from verdigris.sim.rtl.verilator import RtlError
 pytestmark = pytest.mark.verilator
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-MODELS = ("mlp", "lenet", "mobilenet", "resnet")
+# The shipped models: the four QDQ ones, and two low-bit QONNX ones (4 bits, and mixed
+# 8/4/2 bits: the narrow clamps are the requantizer's).
+MODELS = (
+    "mlp_qdq",
+    "lenet_qdq",
+    "mobilenet_qdq",
+    "resnet_qdq",
+    "lenet_w4a4_qonnx",
+    "lenet_mixed_qonnx",
+)
 
 
 def _jobs(config: AccelConfig) -> list[tuple[str, object, dict]]:
@@ -39,7 +48,7 @@ def _jobs(config: AccelConfig) -> list[tuple[str, object, dict]]:
     rng = np.random.default_rng(7)
     jobs = []
     for model in MODELS:
-        program = compile_graph(import_model(EXAMPLES / "models" / f"{model}_qdq.onnx"), config)
+        program = compile_graph(import_model(EXAMPLES / "models" / f"{model}.onnx"), config)
         (binding,) = program.inputs
         jobs.append((model, program, {binding.name: rng.integers(-128, 128, binding.shape)}))
     for name, (program, _) in straddling_programs(config).items():

@@ -1,0 +1,157 @@
+"""QONNX's quantizers (Brevitas and FINN export them): `Quant` (`IntQuant`) and
+`BipolarQuant`, in the domains `qonnx.custom_op.general`, `finn.custom_op.general` and
+`onnx.brevitas`.
+
+A QONNX quantizer is a QuantizeLinear and a DequantizeLinear in one node: its output is the
+float value of the integers it rounds to. On a constant it makes a quantized constant (the
+weights and biases, any bit width, any rounding mode); on an activation it fixes the device
+tensor's type (`int4`, `uint2`, ...: the device holds it in an int8) and leaves a float view
+of it, which the next compute node reads as it reads a DequantizeLinear's. The arithmetic of
+each node, and what the device does with it, is in docs/quantization.md ("Fewer than 8 bits").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+
+from verdigris.compiler import ir
+from verdigris.compiler.frontend.onnx_file import attributes
+from verdigris.compiler.frontend.qdq import quantize
+from verdigris.compiler.frontend.values import Act, QConst, Skip
+
+if TYPE_CHECKING:
+    from verdigris.compiler.frontend.importer import Importer
+
+__all__ = ["ROUNDING_MODES", "bipolar_quant", "quant", "quant_range"]
+
+
+def _half_away(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def _half_toward(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.ceil(np.abs(x) - 0.5)
+
+
+# QONNX's rounding modes (its IntQuant specification), as functions of float32 arrays.
+ROUNDING_MODES = {
+    "ROUND": np.rint,  # half to even
+    "HALF_EVEN": np.rint,
+    "CEIL": np.ceil,
+    "FLOOR": np.floor,
+    "UP": lambda x: np.sign(x) * np.ceil(np.abs(x)),  # away from zero
+    "DOWN": np.trunc,  # toward zero
+    "ROUND_TO_ZERO": np.trunc,
+    "HALF_UP": _half_away,
+    "HALF_DOWN": _half_toward,
+}
+
+
+def quant_range(bits: int, *, signed: bool, narrow: bool) -> tuple[int, int]:
+    """The integers of a QONNX quantizer: signed 4 bits [-8, 7], narrow [-7, 7]; unsigned
+    [0, 15], narrow [0, 14] (QONNX's min_int and max_int)."""
+    if signed:
+        return -(1 << (bits - 1)) + int(narrow), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1 - int(narrow)
+
+
+def quant(im: Importer, node: onnx.NodeProto) -> None:
+    attrs = attributes(node)
+    scale = _scale(im, node)
+    zero = _integral(im.const(node.input[2], "the zero point"), "zero point")
+    bits = _integral(im.const(node.input[3], "the bit width"), "bit width")
+    if bits.size != 1 or not 1 <= int(bits.item()) <= 32:
+        raise Skip(f"bit width {bits.reshape(-1)[:4].tolist()}: one number from 1 to 32 needed")
+    bits = int(bits.item())
+    signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
+    low, high = quant_range(bits, signed=signed, narrow=narrow)
+    mode = attrs.get("rounding_mode", b"ROUND")
+    mode = (mode.decode(errors="replace") if isinstance(mode, bytes) else str(mode)).upper()
+    if mode not in ROUNDING_MODES:
+        raise Skip(f"rounding_mode {mode!r} is not one of {sorted(ROUNDING_MODES)}")
+    source = im.values.get(node.input[0])
+    if isinstance(source, np.ndarray):
+        axis = _channel_axis(scale, zero, source.shape)
+        x = source.astype(np.float32)
+        # QONNX clamps before it rounds; with integer bounds that is the same as after.
+        q = ROUNDING_MODES[mode](x / scale.astype(np.float32) + zero.astype(np.float32))
+        values = np.clip(q, low, high).astype(np.int64)
+        im.values[node.output[0]] = _constant(values, scale, zero, axis)
+        return
+    if mode != "ROUND":
+        raise Skip(
+            f"rounding_mode {mode} on an activation: the device's requantizer rounds half to "
+            "even (ROUND); quantize activations with ROUND"
+        )
+    if scale.size != 1 or zero.size != 1:
+        raise Skip("per-channel activation quantization is not supported")
+    model_dtype = "uint8" if (bits, signed) == (8, False) else f"{'' if signed else 'u'}int{bits}"
+    out = node.output[0]
+    quantize(im, node, source, out, scale.reshape(()), zero.reshape(()), model_dtype, (low, high))
+    tensor = im.tensors[out]
+    view = ir.Dequantize(scale=float(scale.item()), zero_point=tensor.zero_point)
+    im.values[out] = Act(out, (view,))
+
+
+def bipolar_quant(im: Importer, node: onnx.NodeProto) -> None:
+    """BipolarQuant: +scale where x >= 0, else -scale. Binary weights (on a constant); a
+    binary activation is not supported yet."""
+    scale = _scale(im, node)
+    source = im.values.get(node.input[0])
+    if not isinstance(source, np.ndarray):
+        raise Skip(
+            "a binary (BipolarQuant) activation is not supported yet; binary weights are "
+            "(BipolarQuant on a constant)"
+        )
+    zero = np.zeros(scale.shape, np.int64)
+    axis = _channel_axis(scale, zero, source.shape)
+    values = np.where(source.astype(np.float32) >= 0, 1, -1).astype(np.int64)
+    im.values[node.output[0]] = _constant(values, scale, zero, axis)
+
+
+def _scale(im: Importer, node: onnx.NodeProto) -> np.ndarray:
+    scale = im.const(node.input[1], "the scale")
+    with np.errstate(invalid="ignore"):
+        if scale.size == 0 or not np.all(np.isfinite(scale)) or not np.all(scale > 0):
+            raise Skip(f"scale {scale.reshape(-1)[:4].tolist()} is not finite and positive")
+    return scale.astype(np.float64)
+
+
+def _integral(value: np.ndarray, what: str) -> np.ndarray:
+    """QONNX stores zero points and bit widths as floats: they must hold integers."""
+    if not np.all(np.isfinite(value)) or not np.array_equal(value, np.round(value)):
+        raise Skip(f"{what} {value.reshape(-1)[:4].tolist()} is not an integer")
+    return np.round(value).astype(np.int64)
+
+
+def _channel_axis(scale: np.ndarray, zero: np.ndarray, shape: tuple[int, ...]) -> int | None:
+    """The axis QONNX's parameters vary along, for a constant of `shape`: they broadcast
+    against it, one per channel (a Conv weight's (C, 1, 1, 1), a Gemm's (C, 1)), or are one
+    for all (None)."""
+    problem = Skip(
+        f"scales of shape {list(np.shape(scale))} and zero points of shape "
+        f"{list(np.shape(zero))} for a constant of shape {list(shape)}: one for all, or one "
+        "per channel of one axis, needed"
+    )
+    try:
+        params = np.broadcast_shapes(np.shape(scale), np.shape(zero))
+    except ValueError:
+        raise problem from None
+    if int(np.prod(params)) == 1:
+        return None
+    padded = (1,) * (len(shape) - len(params)) + tuple(params)
+    axes = [axis for axis, size in enumerate(padded) if size > 1]
+    if len(padded) != len(shape) or len(axes) != 1 or padded[axes[0]] != shape[axes[0]]:
+        raise problem
+    return axes[0]
+
+
+def _constant(values: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int | None) -> QConst:
+    """A quantized constant from QONNX's parameters, per channel along `axis` or one."""
+    scale, zero = np.broadcast_arrays(scale, zero)
+    if axis is None:
+        return QConst(values, scale.reshape(()), zero.reshape(()), 0)
+    return QConst(values, scale.reshape(-1).copy(), zero.reshape(-1).copy(), axis)

@@ -1,0 +1,274 @@
+"""Low-bit models built in code, in the three forms exporters write: QONNX (`Quant` nodes, as
+Brevitas' export_qonnx), QCDQ (QuantizeLinear -> Clip -> DequantizeLinear, as Brevitas'
+export_onnx_qcdq) and ONNX's own 4-bit QuantizeLinear/DequantizeLinear (opset 21).
+
+`lenet_like` is a small LeNet (Conv 3x3, ReLU, MaxPool 2, Flatten, Gemm) on (1, 2, 6, 6)
+whose weights, activations and logits have the bit widths asked for. Its scales are powers of
+two over a few bits, so that the float results QONNX computes are exact: the integer model
+then has to give exactly the same outputs (no float rounding ties to argue about).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+QONNX = "qonnx.custom_op.general"
+
+
+@dataclass(frozen=True)
+class Bits:
+    """Widths of the input, the conv's weights, the activation after its ReLU, the Gemm's
+    weights and the logits; `narrow` narrows the signed weights (-7..7 at 4 bits)."""
+
+    input: int = 8
+    conv: int = 4
+    act: int = 4
+    fc: int = 4
+    logits: int = 8
+    narrow: bool = True
+
+
+def _signed(bits: int, narrow: bool) -> tuple[int, int]:
+    return -(1 << (bits - 1)) + int(narrow), (1 << (bits - 1)) - 1
+
+
+def _weights(rng, shape, bits: int, narrow: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Integer weights in range and one power-of-two scale per output channel (axis 0)."""
+    low, high = _signed(bits, narrow)
+    values = rng.integers(low, high + 1, size=shape)
+    scale = 2.0 ** -rng.integers(3, 6, size=shape[0])
+    return values, scale
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """A lenet_like model's quantization, the same for each of its forms."""
+
+    bits: Bits
+    conv_w: np.ndarray  # integers (8, 2, 3, 3)
+    conv_scale: np.ndarray  # (8,)
+    conv_bias: np.ndarray  # int32 in the accumulator's scale
+    fc_w: np.ndarray  # integers (10, 72), Gemm transB=1
+    fc_scale: np.ndarray  # (10,)
+    fc_bias: np.ndarray
+    in_scale: float = 2.0**-6
+    act_scale: float = 2.0**-2
+    out_scale: float = 2.0**-1
+
+
+def parameters(bits: Bits, seed: int = 0) -> Parameters:
+    rng = np.random.default_rng(seed)
+    conv_w, conv_scale = _weights(rng, (8, 2, 3, 3), bits.conv, bits.narrow)
+    fc_w, fc_scale = _weights(rng, (10, 72), bits.fc, bits.narrow)
+    return Parameters(
+        bits=bits,
+        conv_w=conv_w,
+        conv_scale=conv_scale,
+        conv_bias=rng.integers(-300, 300, size=8),
+        fc_w=fc_w,
+        fc_scale=fc_scale,
+        fc_bias=rng.integers(-300, 300, size=10),
+    )
+
+
+def _const(name: str, value, dtype=np.float32) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(value, dtype), name)
+
+
+def _model(nodes, initializers, opsets) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes,
+        "lowbit",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets])
+    model.ir_version = 10
+    onnx.checker.check_model(model)
+    return model
+
+
+def _quant(name, x, scale, bits, *, signed, narrow=False, rounding="ROUND", out=None):
+    """A QONNX Quant node and its constant inputs."""
+    inputs = [f"{name}_scale", f"{name}_zero", f"{name}_bits"]
+    initializers = [
+        _const(inputs[0], scale),
+        _const(inputs[1], np.zeros_like(np.asarray(scale))),
+        _const(inputs[2], float(bits)),
+    ]
+    node = helper.make_node(
+        "Quant",
+        [x, *inputs],
+        [out or name],
+        name=name,
+        domain=QONNX,
+        signed=int(signed),
+        narrow=int(narrow),
+        rounding_mode=rounding,
+    )
+    return node, initializers
+
+
+def qonnx_model(p: Parameters, *, act_signed: bool = False) -> onnx.ModelProto:
+    """Quant(input) -> Conv(Quant(w), Quant(b)) -> Relu -> Quant(act) -> MaxPool -> Flatten
+    -> Gemm(Quant(w), Quant(b)) -> Quant(logits). With `act_signed` there is no Relu and the
+    activation is signed."""
+    b = p.bits
+    acc1 = p.in_scale * p.conv_scale
+    acc2 = p.act_scale * p.fc_scale
+    parts = [
+        _quant("q_in", "x", p.in_scale, b.input, signed=True),
+        _quant(
+            "q_w1", "w1", p.conv_scale.reshape(8, 1, 1, 1), b.conv, signed=True, narrow=b.narrow
+        ),
+        _quant("q_b1", "b1", acc1, 32, signed=True),
+        _quant("q_w2", "w2", p.fc_scale.reshape(10, 1), b.fc, signed=True, narrow=b.narrow),
+        _quant("q_b2", "b2", acc2, 32, signed=True),
+    ]
+    act_in = "conv" if act_signed else "relu"
+    parts.append(_quant("q_act", act_in, p.act_scale, b.act, signed=act_signed))
+    parts.append(_quant("q_out", "gemm", p.out_scale, b.logits, signed=True, out="y"))
+    nodes = [node for node, _ in parts[:5]]
+    nodes.append(helper.make_node("Conv", ["q_in", "q_w1", "q_b1"], ["conv"], pads=[1, 1, 1, 1]))
+    if not act_signed:
+        nodes.append(helper.make_node("Relu", ["conv"], ["relu"]))
+    nodes += [
+        parts[5][0],
+        helper.make_node("MaxPool", ["q_act"], ["pool"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["pool"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "q_w2", "q_b2"], ["gemm"], transB=1),
+        parts[6][0],
+    ]
+    initializers = [init for _, inits in parts for init in inits] + [
+        # Float weights whose quantization gives back the integers: the exporter's form.
+        _const("w1", p.conv_w * p.conv_scale.reshape(8, 1, 1, 1)),
+        _const("b1", p.conv_bias * acc1),
+        _const("w2", p.fc_w * p.fc_scale.reshape(10, 1)),
+        _const("b2", p.fc_bias * acc2),
+    ]
+    return _model(nodes, initializers, [("", 13), (QONNX, 1)])
+
+
+def _qdq(name, x, scale, zero, *, clip=None, axis=None, out=None):
+    """QuantizeLinear -> [Clip] -> DequantizeLinear of x, as Brevitas' QCDQ export writes it."""
+    dtype = np.asarray(zero).dtype
+    initializers = [_const(f"{name}_s", scale), _const(f"{name}_z", zero, dtype)]
+    extra = {} if axis is None else {"axis": axis}
+    nodes = [
+        helper.make_node("QuantizeLinear", [x, f"{name}_s", f"{name}_z"], [f"{name}_q"], **extra)
+    ]
+    source = f"{name}_q"
+    if clip is not None:
+        initializers += [_const(f"{name}_lo", clip[0], dtype), _const(f"{name}_hi", clip[1], dtype)]
+        nodes.append(helper.make_node("Clip", [source, f"{name}_lo", f"{name}_hi"], [f"{name}_c"]))
+        source = f"{name}_c"
+    nodes.append(
+        helper.make_node(
+            "DequantizeLinear", [source, f"{name}_s", f"{name}_z"], [out or name], **extra
+        )
+    )
+    return nodes, initializers
+
+
+def qcdq_model(p: Parameters) -> onnx.ModelProto:
+    """The QONNX model's network in QCDQ form (opset 13): 8-bit QuantizeLinear and Clips to
+    the narrower ranges; weights stored as int8 integers, clipped, then dequantized."""
+    b = p.bits
+    act_high = (1 << b.act) - 1
+    nodes, initializers = [], []
+
+    def add(parts):
+        nodes.extend(parts[0])
+        initializers.extend(parts[1])
+
+    add(_qdq("q_in", "x", p.in_scale, np.int8(0), clip=_signed(b.input, False)))
+    add(_weight_qcdq("q_w1", "w1", p.conv_w, p.conv_scale, b.conv, b.narrow))
+    add(_bias_dq("q_b1", "b1", p.conv_bias, p.in_scale * p.conv_scale))
+    add(_weight_qcdq("q_w2", "w2", p.fc_w, p.fc_scale, b.fc, b.narrow))
+    add(_bias_dq("q_b2", "b2", p.fc_bias, p.act_scale * p.fc_scale))
+    nodes.append(helper.make_node("Conv", ["q_in", "q_w1", "q_b1"], ["conv"], pads=[1, 1, 1, 1]))
+    nodes.append(helper.make_node("Relu", ["conv"], ["relu"]))
+    add(_qdq("q_act", "relu", p.act_scale, np.uint8(0), clip=(0, act_high)))
+    nodes += [
+        helper.make_node("MaxPool", ["q_act"], ["pool"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["pool"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "q_w2", "q_b2"], ["gemm"], transB=1),
+    ]
+    add(_qdq("q_out", "gemm", p.out_scale, np.int8(0), clip=_signed(b.logits, False), out="y"))
+    return _model(nodes, initializers, [("", 13)])
+
+
+def _weight_qcdq(name, stored, values, scale, bits, narrow):
+    low, high = _signed(bits, narrow)
+    initializers = [
+        _const(stored, values, np.int8),
+        _const(f"{name}_lo", low, np.int8),
+        _const(f"{name}_hi", high, np.int8),
+        _const(f"{name}_s", scale),
+        _const(f"{name}_z", np.zeros(len(scale)), np.int8),
+    ]
+    nodes = [
+        helper.make_node("Clip", [stored, f"{name}_lo", f"{name}_hi"], [f"{name}_c"]),
+        helper.make_node(
+            "DequantizeLinear", [f"{name}_c", f"{name}_s", f"{name}_z"], [name], axis=0
+        ),
+    ]
+    return nodes, initializers
+
+
+def _bias_dq(name, stored, values, scale):
+    initializers = [
+        _const(stored, values, np.int32),
+        _const(f"{name}_s", scale),
+        _const(f"{name}_z", np.zeros(len(scale)), np.int32),
+    ]
+    node = helper.make_node("DequantizeLinear", [stored, f"{name}_s", f"{name}_z"], [name], axis=0)
+    return [node], initializers
+
+
+def int4_qdq_model(p: Parameters) -> onnx.ModelProto:
+    """The network with ONNX's own 4-bit types (opset 21): int4 weights stored packed, the
+    activation after the ReLU uint4, the input and logits int8."""
+    nodes, initializers = [], []
+
+    def add(parts):
+        nodes.extend(parts[0])
+        initializers.extend(parts[1])
+
+    def int4(name, stored, values, scale):
+        initializers.extend(
+            [
+                helper.make_tensor(stored, TensorProto.INT4, values.shape, values.reshape(-1)),
+                _const(f"{name}_s", scale),
+                helper.make_tensor(f"{name}_z", TensorProto.INT4, [len(scale)], [0] * len(scale)),
+            ]
+        )
+        nodes.append(
+            helper.make_node("DequantizeLinear", [stored, f"{name}_s", f"{name}_z"], [name], axis=0)
+        )
+
+    add(_qdq("q_in", "x", p.in_scale, np.int8(0)))
+    int4("q_w1", "w1", p.conv_w, p.conv_scale)
+    add(_bias_dq("q_b1", "b1", p.conv_bias, p.in_scale * p.conv_scale))
+    int4("q_w2", "w2", p.fc_w, p.fc_scale)
+    add(_bias_dq("q_b2", "b2", p.fc_bias, p.act_scale * p.fc_scale))
+    nodes.append(helper.make_node("Conv", ["q_in", "q_w1", "q_b1"], ["conv"], pads=[1, 1, 1, 1]))
+    nodes.append(helper.make_node("Relu", ["conv"], ["relu"]))
+    initializers += [
+        _const("q_act_s", p.act_scale),
+        helper.make_tensor("q_act_z", TensorProto.UINT4, [], [0]),
+    ]
+    nodes += [
+        helper.make_node("QuantizeLinear", ["relu", "q_act_s", "q_act_z"], ["q_act_q"]),
+        helper.make_node("DequantizeLinear", ["q_act_q", "q_act_s", "q_act_z"], ["q_act"]),
+        helper.make_node("MaxPool", ["q_act"], ["pool"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["pool"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "q_w2", "q_b2"], ["gemm"], transB=1),
+    ]
+    add(_qdq("q_out", "gemm", p.out_scale, np.int8(0), out="y"))
+    return _model(nodes, initializers, [("", 21)])
