@@ -8,6 +8,7 @@ from verdigris.arch.arithmetic import SHIFT_RANGE
 from verdigris.compiler.ir import IntType, Requant
 
 __all__ = [
+    "IDENTITY",
     "MAX_SHIFT",
     "QuantizationError",
     "activation_clamp",
@@ -22,6 +23,13 @@ MAX_SHIFT = SHIFT_RANGE[1]
 # Add scales each (x - z) (at most 9 bits for int8) by a multiplier below 2**21, so the sum
 # of two terms stays inside int32.
 ADD_MULTIPLIER_BITS = 21
+
+
+# y = x exactly, clamped to int8: the requantizer in front of a lookup table that reads the
+# accumulator (or x) itself.
+IDENTITY = Requant(
+    multiplier=np.array([1 << 30]), shift=np.array([30]), zero_point=0, qmin=-128, qmax=127
+)
 
 
 class QuantizationError(ValueError):

@@ -38,7 +38,7 @@ class UnsupportedModelError(ModelError):
             advice
             or "On the device: Conv, Gemm/MatMul, Relu, Clip, MaxPool, AveragePool, "
             "GlobalAveragePool, Add, Concat (channels), Flatten/Reshape, in QDQ or QOperator "
-            "int8/uint8 form; on the host, between them, most other ONNX ops (Sigmoid, Mul, "
-            "Resize, Transpose, ...). See docs/frontend.md."
+            "int8/uint8 form, or QONNX/QCDQ with 1 to 8 bits; on the host, between them, most "
+            "other ONNX ops (Sigmoid, Mul, Resize, Transpose, ...). See docs/frontend.md."
         )
         super().__init__("\n".join(lines))

@@ -352,11 +352,25 @@ class Importer:
             out_name, pending.shape, model_dtype, float(scale.item()), int(zero.item())
         )
         clamp = activation_clamp(out.dtype, out.scale, out.zero_point, pending.low, pending.high)
-        quantize_linear = self._producer
+        self.emit_pending(pending, out, clamp)
+        self.values[out_name] = Act(out_name)
+
+    def emit_pending(
+        self,
+        pending: Pending,
+        out: ir.Tensor,
+        clamp: tuple[int, int],
+        requant: ir.Requant | None = None,
+    ) -> None:
+        """Emit a compute node's ops, writing `out` with `clamp`; with `requant`, the last op
+        requantizes with that instead (a binary activation's sign of the accumulator)."""
+        ops = pending.build(out, clamp)
+        if requant is not None:
+            ops[-1] = replace(ops[-1], requant=requant)
+        quantizer = self._producer
         self._producer = registry.lookup(pending.node)  # the ops are the compute node's
         try:
-            for op in pending.build(out, clamp):
+            for op in ops:
                 self.emit(op)
         finally:
-            self._producer = quantize_linear
-        self.values[out_name] = Act(out_name)
+            self._producer = quantizer

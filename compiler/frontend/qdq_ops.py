@@ -32,8 +32,10 @@ from verdigris.compiler.frontend.values import (
     Pending,
     QConst,
     Skip,
+    along,
     model_range,
     narrowest_type,
+    per_channel,
     transposed,
 )
 
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "add",
     "average_pool",
+    "batch_normalization",
     "clip",
     "concat",
     "conv",
@@ -59,37 +62,89 @@ def conv(im: Importer, node: onnx.NodeProto) -> None:
     weight = im.weight(node.input[1])
     bias = im.optional_input(node, 2)
     attrs = explicit_pads(attributes(node), x.shape, weight.values.shape[2:])
+    im.values[node.output[0]] = _conv_pending(node, x, weight, bias, attrs)
 
+
+def _conv_pending(node, x: ir.Tensor, weight: QConst, bias, attrs: dict) -> Pending:
     def build(out: ir.Tensor, clamp: tuple[int, int]) -> list[ir.Op]:
         return [builders.conv(node, x, weight, bias, attrs, out, clamp)]
 
+    def affine(a: np.ndarray, b: np.ndarray) -> Pending:
+        return _conv_pending(node, x, *_scaled_channels(weight, bias, a, b, axis=0), attrs)
+
     shape = conv_output(x.shape, weight.values.shape, attrs)
-    im.values[node.output[0]] = Pending(node, build, shape)
+    return Pending(node, build, shape, affine=affine)
 
 
 def gemm(im: Importer, node: onnx.NodeProto) -> None:
     attrs = attributes(node)
-    _matmul_pending(
-        im, node, transpose_b=bool(attrs.get("transB", 0)), alpha=attrs.get("alpha", 1.0)
-    )
+    _matmul_node(im, node, transpose_b=bool(attrs.get("transB", 0)), alpha=attrs.get("alpha", 1.0))
 
 
 def matmul(im: Importer, node: onnx.NodeProto) -> None:
-    _matmul_pending(im, node, transpose_b=False, alpha=1.0)
+    _matmul_node(im, node, transpose_b=False, alpha=1.0)
 
 
-def _matmul_pending(im: Importer, node, *, transpose_b: bool, alpha: float) -> None:
+def _matmul_node(im: Importer, node, *, transpose_b: bool, alpha: float) -> None:
     x = im.activation(node.input[0], float_view=True)
     weight = im.weight(node.input[1])
     bias = im.optional_input(node, 2)
     beta = attributes(node).get("beta", 1.0)
     weight = transposed(weight) if transpose_b else weight
+    im.values[node.output[0]] = _matmul_pending(node, x, weight, bias, alpha, beta)
 
+
+def _matmul_pending(node, x: ir.Tensor, weight: QConst, bias, alpha: float, beta: float) -> Pending:
     def build(out: ir.Tensor, clamp: tuple[int, int]) -> list[ir.Op]:
         return [builders.matmul(node, x, weight, bias, out, clamp, alpha=alpha, beta=beta)]
 
-    shape = matmul_shape(x.shape, weight.values.shape)
-    im.values[node.output[0]] = Pending(node, build, shape)
+    def affine(a: np.ndarray, b: np.ndarray) -> Pending:
+        real_bias = None if bias is None else beta * _real(bias)
+        scaled = _scaled_channels(weight, real_bias, a, b, axis=weight.values.ndim - 1)
+        return _matmul_pending(node, x, *scaled, alpha, 1.0)
+
+    return Pending(node, build, matmul_shape(x.shape, weight.values.shape), affine=affine)
+
+
+def _real(bias) -> np.ndarray:
+    """A bias's float values: a quantized constant's, or the float constant itself."""
+    return bias.real() if isinstance(bias, QConst) else np.asarray(bias, np.float64)
+
+
+def _scaled_channels(
+    weight: QConst, bias, a: np.ndarray, b: np.ndarray, axis: int
+) -> tuple[QConst, np.ndarray]:
+    """The weight and float bias of the op whose output channel c is a[c] * y[c] + b[c], y
+    the op's own: the weight's scales times |a| (its integers negated where a < 0, so that
+    the requantizer's multiplier stays positive), the bias a * bias + b."""
+    channels = weight.values.shape[axis]
+    a, b = (np.broadcast_to(np.asarray(v, np.float64).reshape(-1), (channels,)) for v in (a, b))
+    if not np.all(np.isfinite(a)) or np.any(a == 0) or not np.all(np.isfinite(b)):
+        raise Skip(f"a BatchNormalization whose scale is 0 or not finite ({a[:4].tolist()})")
+    sign = np.where(a < 0, -1, 1)
+    values = weight.values.astype(np.int64) * along(sign, axis, weight.values.ndim)
+    zero = np.broadcast_to(np.asarray(weight.zero_point).reshape(-1), (channels,)) * sign
+    scale = per_channel(weight.scale, channels) * np.abs(a)
+    real_bias = 0.0 if bias is None else np.broadcast_to(_real(bias).reshape(-1), (channels,))
+    return QConst(values, scale, zero, axis), a * real_bias + b
+
+
+def batch_normalization(im: Importer, node: onnx.NodeProto) -> None:
+    """Folded into the Conv or Gemm before it: y' = a * y + b per channel, with a = gamma /
+    sqrt(var + epsilon) and b = beta - a * mean (in float64; ONNX's float32 evaluation can
+    differ by a rounding tie). Elsewhere it runs on the host."""
+    source = im.values.get(node.input[0])
+    if not isinstance(source, Pending) or source.affine is None:
+        raise Skip("a BatchNormalization is folded into a Conv or Gemm right before it")
+    if source.low is not None or source.high is not None:
+        raise Skip("a Relu or Clip between the Conv or Gemm and its BatchNormalization")
+    gamma, beta, mean, var = (
+        im.const(node.input[i], what).astype(np.float64)
+        for i, what in enumerate(("the scale", "the bias", "the mean", "the variance"), 1)
+    )
+    epsilon = attributes(node).get("epsilon", 1e-5)
+    a = gamma / np.sqrt(var + epsilon)
+    im.values[node.output[0]] = source.affine(a, beta - a * mean)
 
 
 def add(im: Importer, node: onnx.NodeProto) -> None:

@@ -12,20 +12,23 @@ each node, and what the device does with it, is in docs/quantization.md ("Fewer 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 
+from verdigris.arch.isa import LUT_ENTRIES
 from verdigris.compiler import ir
 from verdigris.compiler.frontend.onnx_file import attributes
 from verdigris.compiler.frontend.qdq import quantize
-from verdigris.compiler.frontend.values import Act, QConst, Skip
+from verdigris.compiler.frontend.values import Act, Pending, QConst, Skip, model_range
+from verdigris.compiler.quantize import IDENTITY
 
 if TYPE_CHECKING:
     from verdigris.compiler.frontend.importer import Importer
 
-__all__ = ["ROUNDING_MODES", "bipolar_quant", "quant", "quant_range"]
+__all__ = ["ROUNDING_MODES", "bipolar_quant", "quant"]
 
 
 def _half_away(x: np.ndarray) -> np.ndarray:
@@ -50,12 +53,13 @@ ROUNDING_MODES = {
 }
 
 
-def quant_range(bits: int, *, signed: bool, narrow: bool) -> tuple[int, int]:
-    """The integers of a QONNX quantizer: signed 4 bits [-8, 7], narrow [-7, 7]; unsigned
-    [0, 15], narrow [0, 14] (QONNX's min_int and max_int)."""
-    if signed:
-        return -(1 << (bits - 1)) + int(narrow), (1 << (bits - 1)) - 1
-    return 0, (1 << bits) - 1 - int(narrow)
+def _narrowed(model_dtype: str, narrow: bool) -> tuple[int, int]:
+    """The integers of a QONNX quantizer: its type's, and with `narrow` one fewer (QONNX's
+    min_int and max_int: signed 4 bits [-7, 7], unsigned [0, 14])."""
+    low, high = model_range(model_dtype)
+    if not narrow:
+        return low, high
+    return (low + 1, high) if low < 0 else (low, high - 1)
 
 
 def quant(im: Importer, node: onnx.NodeProto) -> None:
@@ -66,8 +70,8 @@ def quant(im: Importer, node: onnx.NodeProto) -> None:
     if bits.size != 1 or not 1 <= int(bits.item()) <= 32:
         raise Skip(f"bit width {bits.reshape(-1)[:4].tolist()}: one number from 1 to 32 needed")
     bits = int(bits.item())
-    signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
-    low, high = quant_range(bits, signed=signed, narrow=narrow)
+    model_dtype = f"{'' if attrs.get('signed', 1) else 'u'}int{bits}"
+    low, high = _narrowed(model_dtype, bool(attrs.get("narrow", 0)))
     mode = attrs.get("rounding_mode", b"ROUND")
     mode = (mode.decode(errors="replace") if isinstance(mode, bytes) else str(mode)).upper()
     if mode not in ROUNDING_MODES:
@@ -88,7 +92,6 @@ def quant(im: Importer, node: onnx.NodeProto) -> None:
         )
     if scale.size != 1 or zero.size != 1:
         raise Skip("per-channel activation quantization is not supported")
-    model_dtype = "uint8" if (bits, signed) == (8, False) else f"{'' if signed else 'u'}int{bits}"
     out = node.output[0]
     quantize(im, node, source, out, scale.reshape(()), zero.reshape(()), model_dtype, (low, high))
     tensor = im.tensors[out]
@@ -97,19 +100,54 @@ def quant(im: Importer, node: onnx.NodeProto) -> None:
 
 
 def bipolar_quant(im: Importer, node: onnx.NodeProto) -> None:
-    """BipolarQuant: +scale where x >= 0, else -scale. Binary weights (on a constant); a
-    binary activation is not supported yet."""
+    """BipolarQuant: +scale where x >= 0, else -scale. On a constant, binary weights. On an
+    activation, the sign of the accumulator of the Conv or Gemm before it (or of a float
+    view's integers): the requantizer passes the accumulator through unscaled, clamped to
+    int8 (which keeps its sign), and a lookup table maps it to -1 or +1."""
     scale = _scale(im, node)
     source = im.values.get(node.input[0])
-    if not isinstance(source, np.ndarray):
-        raise Skip(
-            "a binary (BipolarQuant) activation is not supported yet; binary weights are "
-            "(BipolarQuant on a constant)"
+    out = node.output[0]
+    if isinstance(source, np.ndarray):
+        zero = np.zeros(scale.shape, np.int64)
+        axis = _channel_axis(scale, zero, source.shape)
+        values = np.where(source.astype(np.float32) >= 0, 1, -1).astype(np.int64)
+        im.values[out] = _constant(values, scale, zero, axis)
+        return
+    if scale.size != 1:
+        raise Skip("per-channel activation quantization is not supported")
+    if isinstance(source, Pending) and source.node.op_type in _ACCUMULATING:
+        if source.low is not None or source.high is not None:
+            raise Skip(f"a Relu or Clip between {source.node.op_type} and a binary activation")
+        tensor = im.new_tensor(out, source.shape, "int2", float(scale.item()), 0)
+        im.emit_pending(source, tensor, (-1, 1), requant=_SIGN)
+    elif isinstance(source, Act) and source.is_float_view:
+        x = im.activation(node.input[0], float_view=True)
+        tensor = im.new_tensor(out, x.shape, "int2", float(scale.item()), 0)
+        im.emit(
+            ir.Requantize(
+                name=node.name or out,
+                inputs=(x.name,),
+                output=out,
+                input_zero_point=x.zero_point,
+                requant=_SIGN,
+            )
         )
-    zero = np.zeros(scale.shape, np.int64)
-    axis = _channel_axis(scale, zero, source.shape)
-    values = np.where(source.astype(np.float32) >= 0, 1, -1).astype(np.int64)
-    im.values[node.output[0]] = _constant(values, scale, zero, axis)
+    else:
+        after = source.node.op_type if isinstance(source, Pending) else "this input"
+        raise Skip(
+            f"a binary activation after {after} is not supported (after a Conv, Gemm or "
+            "MatMul, or of a quantized tensor, it is)"
+        )
+    im.values[out] = Act(out, (ir.Dequantize(scale=float(scale.item()), zero_point=0),))
+
+
+# The compute nodes whose pending result is an accumulator (its sign is the value's).
+_ACCUMULATING = frozenset({"Conv", "Gemm", "MatMul"})
+# -1 where the int8 value is negative, else +1 (QONNX's BipolarQuant: x >= 0 is +1).
+_SIGN = replace(
+    IDENTITY,
+    table=np.where(np.arange(LUT_ENTRIES) - LUT_ENTRIES // 2 >= 0, 1, -1)[None, :].astype(np.int64),
+)
 
 
 def _scale(im: Importer, node: onnx.NodeProto) -> np.ndarray:

@@ -135,9 +135,11 @@ ONNX_OPS: tuple[OnnxOp, ...] = (
     OnnxOp(
         "BipolarQuant",
         qonnx_ops.bipolar_quant,
+        (ir.Requantize,),
         domain=QONNX,
         quantized=True,
-        notes="binary (+1/-1) constants: weights",
+        notes="binary (+1/-1) weights; a binary activation after a Conv or Gemm (the "
+        "accumulator's sign, by a lookup table) or of a quantized tensor",
     ),
     # Float compute ops between DequantizeLinear and QuantizeLinear (QDQ).
     OnnxOp(
@@ -148,6 +150,12 @@ ONNX_OPS: tuple[OnnxOp, ...] = (
     ),
     OnnxOp("Gemm", qdq_ops.gemm, (ir.MatMul,), checks=(_no_trans_a,), notes="transB, alpha, beta"),
     OnnxOp("MatMul", qdq_ops.matmul, (ir.MatMul,), notes="with a constant weight"),
+    OnnxOp(
+        "BatchNormalization",
+        qdq_ops.batch_normalization,
+        notes="folded into the Conv or Gemm right before it (Brevitas keeps it); elsewhere "
+        "on the host",
+    ),
     OnnxOp(
         "Relu",
         qdq_ops.relu,

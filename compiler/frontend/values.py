@@ -126,13 +126,16 @@ class QConst:
 @dataclass(frozen=True)
 class Pending:
     """A float compute result; `build(out, clamp)` emits the ops once its output type is
-    known. `low`/`high` are fused activation bounds in real units."""
+    known. `low`/`high` are fused activation bounds in real units. `affine(a, b)`, for a
+    Conv or Gemm, is the same result with each output channel c made a[c] * y + b[c] (a
+    BatchNormalization folded in)."""
 
     node: onnx.NodeProto
     build: Callable[[ir.Tensor, tuple[int, int]], list[ir.Op]]
     shape: tuple[int, ...]
     low: float | None = None
     high: float | None = None
+    affine: Callable[[np.ndarray, np.ndarray], Pending] | None = None
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,7 @@ def model_range(model_dtype: str) -> tuple[int, int]:
 
 def narrowest_type(low: int, high: int, *, signed: bool) -> str:
     """The model type of fewest bits that holds `low..high` ('uint4' for 0..15), signed
-    if asked or if `low` is negative; 'uint8' and 'int8' at most where they hold it."""
+    if asked or if `low` is negative."""
     signed = signed or low < 0
     for bits in range(1, 33):
         name = f"{'' if signed else 'u'}int{bits}"

@@ -27,6 +27,7 @@ import numpy as np
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import LUT_ENTRIES
 from verdigris.compiler import ir
+from verdigris.compiler.quantize import IDENTITY
 
 __all__ = ["ELEMENTWISE", "Evaluate", "lookups_on_device"]
 
@@ -47,11 +48,6 @@ ELEMENTWISE = frozenset(
 
 # The int8 values a table is indexed by, in table order.
 _VALUES = np.arange(LUT_ENTRIES, dtype=np.int64) - LUT_ENTRIES // 2
-
-# y = x exactly, int8: the requantizer in front of a table that reads x itself.
-_IDENTITY = ir.Requant(
-    multiplier=np.array([1 << 30]), shift=np.array([30]), zero_point=0, qmin=-128, qmax=127
-)
 
 # Ops whose requantizer a table can follow.
 _FUSIBLE = (ir.Conv, ir.MatMul, ir.AvgPool, ir.Add, ir.Mul, ir.Requantize)
@@ -83,7 +79,7 @@ def lookups_on_device(graph: ir.Graph, config: AccelConfig, evaluate: Evaluate) 
                 inputs=(base,),
                 output=node.output,
                 input_zero_point=0,
-                requant=replace(_IDENTITY, table=table),
+                requant=replace(IDENTITY, table=table),
             )
         )
     graph = _drop_unread(replace(graph, nodes=tuple(nodes)), made)

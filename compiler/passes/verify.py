@@ -117,9 +117,12 @@ def _requant_problems(requant: ir.Requant, out: ir.Tensor, channels: int) -> lis
         problems.append(f"requant shift outside 1..{MAX_SHIFT}")
     if np.any(requant.multiplier < 0) or np.any(requant.multiplier >= 1 << 31):
         problems.append("requant multiplier outside [0, 2**31)")
-    if not out.dtype.qmin <= requant.qmin <= requant.qmax <= out.dtype.qmax:
-        problems.append(f"clamp [{requant.qmin}, {requant.qmax}] outside {out.dtype}")
     table = requant.table
+    # The clamp is of the requantizer's result: the output's type, or with a lookup table
+    # the int8 the table is indexed by.
+    domain = out.dtype if table is None else ir.INT8
+    if not domain.qmin <= requant.qmin <= requant.qmax <= domain.qmax:
+        problems.append(f"clamp [{requant.qmin}, {requant.qmax}] outside {domain}")
     if table is None:
         # Without a lookup the requantizer's result is the output (with one, the table's
         # entries are, and the zero point is the table's input's).

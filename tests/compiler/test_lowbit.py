@@ -144,15 +144,7 @@ def test_rounding_modes_of_constants_are_qonnx(mode):
 
 def test_binary_weights():
     """BipolarQuant on a weight: +scale where the float weight is >= 0, else -scale."""
-    p = parameters(Bits(conv=8, narrow=False), seed=7)
-    model = qonnx_model(p)
-    nodes = list(model.graph.node)
-    index = [node.name for node in nodes].index("q_w1")
-    nodes[index] = helper.make_node(
-        "BipolarQuant", ["w1", "q_w1_scale"], ["q_w1"], name="q_w1", domain=QONNX
-    )
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
+    model = _bipolar(qonnx_model(parameters(Bits(conv=8, narrow=False), seed=7)), "q_w1")
     graph = import_model(model)
     (conv,) = [node for node in graph.nodes if isinstance(node, ir.Conv)]
     assert set(np.unique(conv.weight)) == {-1, 1}
@@ -215,16 +207,38 @@ def test_quant_problems_name_the_node_and_the_reason(edit, message):
     assert message in str(raised.value)
 
 
-def test_a_binary_activation_is_refused_clearly():
-    model = qonnx_model(parameters(Bits()))
+def _bipolar(model: onnx.ModelProto, *names: str) -> onnx.ModelProto:
+    """`model` with the Quant nodes `names` made BipolarQuant (same input and scale)."""
     nodes = list(model.graph.node)
-    index = [node.name for node in nodes].index("q_act")
-    nodes[index] = helper.make_node(
-        "BipolarQuant", ["relu", "q_act_scale"], ["q_act"], name="q_act", domain=QONNX
-    )
+    for index, node in enumerate(nodes):
+        if node.name in names:
+            nodes[index] = helper.make_node(
+                "BipolarQuant", [node.input[0], node.input[1]], node.output, node.name, domain=QONNX
+            )
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    with pytest.raises(UnsupportedModelError, match="node 'q_act' \\(BipolarQuant\\): a binary"):
+    return model
+
+
+def test_binary_weights_and_activations():
+    """w1a1: binary conv and Gemm weights, and a binary activation after the conv (its
+    accumulator's sign, through a lookup table on the device)."""
+    p = parameters(Bits(conv=8, fc=8, narrow=False), seed=11)
+    model = _bipolar(qonnx_model(p, act_signed=True), "q_w1", "q_act", "q_w2")
+    graph = import_model(model)
+    (conv,) = [node for node in graph.nodes if isinstance(node, ir.Conv)]
+    assert conv.requant.table is not None and graph.tensors[conv.output].dtype == ir.IntType(2)
+    images = _inputs()
+    expected = _qonnx(model, images)
+    np.testing.assert_array_equal(_golden(graph, images), expected)
+    assert len(np.unique(expected)) > 5
+    outputs, _ = run_program(compile_model(graph, "tiny"), {"x": images[:3, 0]}, backend="isasim")
+    np.testing.assert_array_equal(outputs["y"], expected[:3])
+
+
+def test_a_binary_activation_after_a_relu_is_refused_clearly():
+    model = _bipolar(qonnx_model(parameters(Bits())), "q_act")
+    with pytest.raises(UnsupportedModelError, match="a Relu or Clip between Conv and a binary"):
         import_model(model)
 
 
@@ -274,3 +288,81 @@ def test_an_attribute_that_holds_two_values_is_still_refused(tmp_path):
     path.write_bytes(model.SerializeToString())
     with pytest.raises(ModelFileError, match="the ONNX checker rejects the model"):
         load_onnx(path)
+
+
+def _with_batch_norm(model: onnx.ModelProto, after: str, acc_scale: np.ndarray, seed: int):
+    """`model` with a BatchNormalization on the output of node `after`, whose per-channel
+    scale is +-1 or +-2 and whose shifts are whole accumulator steps: exact in float32, so
+    the folded integer model must equal QONNX's execution."""
+    rng = np.random.default_rng(seed)
+    channels = len(acc_scale)
+    gamma = rng.choice([-1.0, -0.5, 0.5, 1.0], size=channels)
+    a = np.abs(gamma) / 0.5
+    values = {
+        "bn_gamma": gamma,
+        "bn_beta": rng.integers(-40, 40, size=channels) * a * acc_scale,
+        "bn_mean": rng.integers(-40, 40, size=channels) * acc_scale,
+        "bn_var": np.full(channels, 0.25),
+    }
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    nodes = list(model.graph.node)
+    index = next(i for i, node in enumerate(nodes) if node.name == after or after in node.output)
+    produced = nodes[index].output[0]
+    for node in nodes[index + 1 :]:
+        node.input[:] = ["bn" if name == produced else name for name in node.input]
+    norm = helper.make_node("BatchNormalization", [produced, *values], ["bn"], epsilon=0.0)
+    nodes.insert(index + 1, norm)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    model.graph.initializer.extend(
+        onnx.numpy_helper.from_array(v.astype(np.float32), k) for k, v in values.items()
+    )
+    return model
+
+
+@pytest.mark.parametrize("after", ["conv", "gemm"])
+def test_batch_normalization_folds_into_the_conv_or_gemm(after):
+    """Brevitas keeps BatchNormalization between a quantized Conv (or Linear) and its
+    activation's quantizer: it is folded into the op, negative scales included."""
+    p = parameters(Bits(), seed=13)
+    acc = p.in_scale * p.conv_scale if after == "conv" else p.act_scale * p.fc_scale
+    model = _with_batch_norm(qonnx_model(p), after, acc, seed=2)
+    graph = import_model(model)
+    assert [node.kind for node in graph.nodes] == ["Conv", "MaxPool", "Reshape", "MatMul"]
+    images = _inputs()
+    expected = _qonnx(model, images)
+    np.testing.assert_array_equal(_golden(graph, images), expected)
+    assert not np.array_equal(expected, _qonnx(qonnx_model(p), images))  # it changed things
+
+
+def test_a_batch_normalization_elsewhere_runs_on_the_host():
+    """After a MaxPool there is nothing to fold it into: the host runs it, and its result is
+    quantized again (8 bits, signed) for the Gemm."""
+    p = parameters(Bits(), seed=13)
+    model = _with_batch_norm(qonnx_model(p), "pool", np.full(8, p.act_scale), seed=2)
+    requantized = helper.make_node(
+        "Quant",
+        ["bn", "q_act_scale", "q_act_zero", "q_in_bits"],
+        ["bn_q"],
+        name="q_bn",
+        domain=QONNX,
+        signed=1,
+        narrow=0,
+        rounding_mode="ROUND",
+    )
+    nodes = list(model.graph.node)
+    index = [node.output[0] for node in nodes].index("bn")
+    nodes.insert(index + 1, requantized)
+    nodes[index + 2].input[0] = "bn_q"  # the Flatten
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    graph = import_model(model)
+    assert [node.kind for node in graph.nodes] == [
+        "Conv",
+        "MaxPool",
+        "HostOp",
+        "Reshape",
+        "MatMul",
+    ]
+    images = _inputs()
+    np.testing.assert_array_equal(_golden(graph, images), _qonnx(model, images))

@@ -1,5 +1,5 @@
 """The shipped low-bit models (examples/lowbit.md: the digits LeNet trained with Brevitas at
-8, 4, 2 and mixed bits, exported as QONNX and QCDQ): the golden model gives QONNX's own
+8, 4, 2, 1 (binary) and mixed bits, exported as QONNX and QCDQ): the golden model gives QONNX's own
 executor's logits on the test images, its accuracy is the one the page states, and the
 instruction simulator runs them as the golden model does. (The RTL runs two of them in
 tests/rtl/test_layer_activity_rtl.py.)"""
@@ -24,6 +24,7 @@ MODELS = (
     "lenet_w4a4_qonnx",
     "lenet_w4a4_qcdq",
     "lenet_w2a2_qonnx",
+    "lenet_w1a1_qonnx",
     "lenet_mixed_qonnx",
 )
 # The activation types after conv1, conv2 and fc1 (the ReLUs' widths; 8 bits unsigned is
@@ -33,6 +34,7 @@ ACTIVATIONS = {
     "lenet_w4a4_qonnx": (ir.IntType(4, signed=False),) * 3,
     "lenet_w4a4_qcdq": (ir.IntType(4, signed=False),) * 3,
     "lenet_w2a2_qonnx": (ir.IntType(2, signed=False),) * 3,
+    "lenet_w1a1_qonnx": (ir.IntType(2),) * 3,  # -1 or +1
     "lenet_mixed_qonnx": (ir.IntType(4, signed=False),) * 2 + (ir.IntType(2, signed=False),),
 }
 

@@ -30,8 +30,8 @@ from verdigris.sim.rtl.verilator import RtlError
 pytestmark = pytest.mark.verilator
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-# The shipped models: the four QDQ ones, and two low-bit QONNX ones (4 bits, and mixed
-# 8/4/2 bits: the narrow clamps are the requantizer's).
+# The shipped models: the four QDQ ones, and three low-bit QONNX ones (4 bits, mixed 8/4/2
+# bits: the narrow clamps are the requantizer's; binary: the signs are lookup tables).
 MODELS = (
     "mlp_qdq",
     "lenet_qdq",
@@ -39,6 +39,7 @@ MODELS = (
     "resnet_qdq",
     "lenet_w4a4_qonnx",
     "lenet_mixed_qonnx",
+    "lenet_w1a1_qonnx",
 )
 
 
