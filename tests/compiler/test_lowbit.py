@@ -224,11 +224,13 @@ def test_binary_weights_and_activations():
     """w1a1: binary conv and Gemm weights, and a binary activation after the conv (its
     accumulator's sign, through a lookup table on the device)."""
     p = parameters(Bits(conv=8, fc=8, narrow=False), seed=11)
+    p = dataclasses.replace(p, conv_bias=np.zeros(8, np.int64))
     model = _bipolar(qonnx_model(p, act_signed=True), "q_w1", "q_act", "q_w2")
     graph = import_model(model)
     (conv,) = [node for node in graph.nodes if isinstance(node, ir.Conv)]
     assert conv.requant.table is not None and graph.tensors[conv.output].dtype == ir.IntType(2)
-    images = _inputs()
+    # A blank image: every conv sum is exactly 0, whose sign is +1 (x >= 0).
+    images = np.concatenate([np.zeros((1, 1, 2, 6, 6), np.float32), _inputs()])
     expected = _qonnx(model, images)
     np.testing.assert_array_equal(_golden(graph, images), expected)
     assert len(np.unique(expected)) > 5
