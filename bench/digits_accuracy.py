@@ -14,6 +14,7 @@ import onnxruntime as ort
 
 from verdigris.compiler.frontend import import_model
 from verdigris.sim.golden import run_graph
+from verdigris.verify.reference import run_qonnx
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -28,17 +29,6 @@ def _onnxruntime(path: Path, x: np.ndarray, optimize: bool) -> np.ndarray:
     return session.run(None, {"input": x})[0]
 
 
-def _qonnx(path: Path, x: np.ndarray) -> np.ndarray:
-    """QONNX's own executor (its files have batch 1)."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.core.onnx_exec import execute_onnx
-    from qonnx.util.cleanup import cleanup_model
-
-    model = cleanup_model(ModelWrapper(str(path)))
-    source, result = model.graph.input[0].name, model.graph.output[0].name
-    return np.concatenate([execute_onnx(model, {source: image[None]})[result] for image in x])
-
-
 def main() -> int:
     data = np.load(EXAMPLES / "digits_test.npz")
     x, labels = data["x"], data["y"]
@@ -47,7 +37,8 @@ def main() -> int:
     worst = 0.0
     for path in sorted((EXAMPLES / "models").glob("*.onnx")):
         if path.stem.endswith("_qonnx"):  # onnxruntime has no QONNX ops: QONNX's executor
-            onnxruntime = plain = np.mean(_qonnx(path, x).argmax(1) == labels)
+            logits = run_qonnx(path, {"input": x})["output"]
+            onnxruntime = plain = np.mean(logits.argmax(1) == labels)
         else:
             onnxruntime = np.mean(_onnxruntime(path, x, True).argmax(1) == labels)
             plain = np.mean(_onnxruntime(path, x, False).argmax(1) == labels)

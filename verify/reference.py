@@ -1,6 +1,6 @@
 """Reference execution of ONNX models, independent of Verdigris' own compiler and executors.
 
-Two runners with the same call shape, `(model, feeds) -> {output name: array}`:
+Three runners with the same call shape, `(model, feeds) -> {output name: array}`:
 
 - `run_onnx_reference` evaluates the model with `onnx.reference.ReferenceEvaluator` (numpy,
   written from the ONNX specification), extended with the com.microsoft contrib operators that
@@ -16,6 +16,7 @@ Two runners with the same call shape, `(model, feeds) -> {output name: array}`:
 - `run_onnxruntime` runs onnxruntime's CPU provider, with graph optimizations off unless asked:
   its optimized QDQ graphs round differently, so only the unoptimized run is a fair second
   opinion.
+- `run_qonnx` runs a QONNX model (Brevitas' low-bit exports) with QONNX's own executor.
 
 A model with an operator a runner cannot execute raises `ReferenceRunError` naming it.
 """
@@ -43,6 +44,7 @@ __all__ = [
     "ReferenceRunError",
     "run_onnx_reference",
     "run_onnxruntime",
+    "run_qonnx",
 ]
 
 log = logging.getLogger(__name__)
@@ -615,3 +617,33 @@ def run_onnxruntime(
         raise _ort_error(exc) from exc
     names = [output.name for output in session.get_outputs()]
     return dict(zip(names, session.run(names, dict(feeds)), strict=True))
+
+
+def run_qonnx(model: ModelLike, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run a QONNX model (Brevitas' or FINN's `Quant`, `BipolarQuant`, ...) with QONNX's own
+    executor (`qonnx.core.onnx_exec.execute_onnx`, after its `cleanup_model`), one sample of
+    the batch at a time (such files are usually exported with batch 1). qonnx is in the
+    `dev` extra, not a dependency of the toolkit."""
+    try:
+        from qonnx.core.modelwrapper import ModelWrapper
+        from qonnx.core.onnx_exec import execute_onnx
+        from qonnx.util.cleanup import cleanup_model
+    except ImportError as exc:
+        raise ReferenceRunError(f"QONNX's executor needs the qonnx package: {exc}") from exc
+    proto = _load(model)
+    wrapper = cleanup_model(ModelWrapper(proto))  # it also renames inputs and outputs
+
+    def fed(graph: onnx.GraphProto) -> list[str]:  # exporters list initializers as inputs too
+        stored = {init.name for init in graph.initializer}
+        return [v.name for v in graph.input if v.name not in stored]
+
+    inputs = dict(zip(fed(proto.graph), fed(wrapper.graph), strict=True))
+    outputs = [v.name for v in proto.graph.output]
+    samples = len(next(iter(feeds.values())))
+    results: dict[str, list[np.ndarray]] = {name: [] for name in outputs}
+    for index in range(samples):
+        context = {inputs[name]: value[index : index + 1] for name, value in feeds.items()}
+        got = execute_onnx(wrapper, context)
+        for name, value in zip(outputs, wrapper.graph.output, strict=True):
+            results[name].append(got[value.name])
+    return {name: np.concatenate(values) for name, values in results.items()}

@@ -12,9 +12,6 @@ import numpy as np
 import onnx
 import pytest
 from onnx import helper
-from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.core.onnx_exec import execute_onnx
-from qonnx.util.cleanup import cleanup_model
 
 from tests.support.lowbit_models import (
     QONNX,
@@ -29,7 +26,7 @@ from verdigris.compiler import ir
 from verdigris.compiler.frontend import UnsupportedModelError, import_model
 from verdigris.compiler.frontend.errors import ModelFileError
 from verdigris.compiler.frontend.onnx_file import load_onnx
-from verdigris.verify.reference import run_onnx_reference
+from verdigris.verify.reference import run_onnx_reference, run_qonnx
 
 WIDTHS = {
     "w8a8": Bits(conv=8, act=8, fc=8, narrow=False),
@@ -45,11 +42,8 @@ def _inputs(count: int = 6, seed: int = 1) -> np.ndarray:
 
 
 def _qonnx(model: onnx.ModelProto, images: np.ndarray) -> np.ndarray:
-    """QONNX's executor, after its cleanup (shape inference; it renames the input and
-    output)."""
-    wrapper = cleanup_model(ModelWrapper(model))
-    source, result = wrapper.graph.input[0].name, wrapper.graph.output[0].name
-    return np.concatenate([execute_onnx(wrapper, {source: image})[result] for image in images])
+    """QONNX's executor on (count, 1, 2, 6, 6) images."""
+    return run_qonnx(model, {"x": images[:, 0]})["y"]
 
 
 def _golden(graph: ir.Graph, images: np.ndarray) -> np.ndarray:

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.core.onnx_exec import execute_onnx
-from qonnx.util.cleanup import cleanup_model
 
 from verdigris.api import compile_model, load_model, run, run_program
 from verdigris.compiler import ir
+from verdigris.verify.reference import run_qonnx
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MODELS = (
@@ -46,9 +44,7 @@ def digits():
 
 
 def _qonnx(path: Path, images: np.ndarray) -> np.ndarray:
-    model = cleanup_model(ModelWrapper(str(path)))
-    source, result = model.graph.input[0].name, model.graph.output[0].name
-    return np.concatenate([execute_onnx(model, {source: image[None]})[result] for image in images])
+    return run_qonnx(path, {"input": images})["output"]
 
 
 def _documented_accuracy(name: str) -> float:
