@@ -22,7 +22,14 @@ from verdigris.arch.isa import LUT_ENTRIES
 from verdigris.compiler import ir
 from verdigris.compiler.frontend.onnx_file import attributes
 from verdigris.compiler.frontend.qdq import quantize
-from verdigris.compiler.frontend.values import Act, Pending, QConst, Skip, model_range
+from verdigris.compiler.frontend.values import (
+    Act,
+    Pending,
+    QConst,
+    Skip,
+    check_qparams,
+    model_range,
+)
 from verdigris.compiler.quantize import IDENTITY
 
 if TYPE_CHECKING:
@@ -152,9 +159,7 @@ _SIGN = replace(
 
 def _scale(im: Importer, node: onnx.NodeProto) -> np.ndarray:
     scale = im.const(node.input[1], "the scale")
-    with np.errstate(invalid="ignore"):
-        if scale.size == 0 or not np.all(np.isfinite(scale)) or not np.all(scale > 0):
-            raise Skip(f"scale {scale.reshape(-1)[:4].tolist()} is not finite and positive")
+    check_qparams(scale, None)  # QONNX's zero point is a float: `_integral` checks it
     return scale.astype(np.float64)
 
 
