@@ -40,6 +40,8 @@ class Activity:
     instructions: dict[str, int] = field(default_factory=_per_unit)
     instruction_fetches: int = 0
     macs: int = 0
+    macs_int4: int = 0
+    macs_int2: int = 0
     zero_macs: int = 0
     main_read_bytes: int = 0
     main_write_bytes: int = 0

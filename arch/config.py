@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
-from verdigris.arch.isa import LUT_ENTRIES, MAIN_ADDRESS_BITS, MAX_LUT_TABLES
+from verdigris.arch.isa import LUT_ENTRIES, MAIN_ADDRESS_BITS, MAX_LUT_TABLES, OPERAND_WIDTHS
 
 __all__ = [
     "MAX_CLOCK_MHZ",
@@ -174,7 +174,11 @@ def _rule_problems(c: dict) -> list[str]:
         f"rows ({c['rows']}) must equal cols ({c['cols']}): only square arrays are supported",
     )
     need(c["rows"] in (2, 4, 8, 16, 32), f"rows must be 2, 4, 8, 16 or 32, not {c['rows']}")
-    need(c["operand_bits"] == 8, f"operand_bits must be 8 (int8), not {c['operand_bits']}")
+    need(
+        c["operand_bits"] in OPERAND_WIDTHS,
+        f"operand_bits must be {', '.join(map(str, OPERAND_WIDTHS))} (the narrowest operand "
+        f"width the PEs compute; binary 1-bit PEs are not built), not {c['operand_bits']}",
+    )
     need(c["acc_bits"] == 32, f"acc_bits must be 32, not {c['acc_bits']}")
     need(c["dataflow"] in ("ws", "os"), f"dataflow must be 'ws' or 'os', not {c['dataflow']!r}")
     for name in ("inp_rows", "wgt_rows", "acc_rows", "req_rows"):

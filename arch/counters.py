@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from verdigris.arch.activity import UNITS, Activity
-from verdigris.arch.isa import Buffer
+from verdigris.arch.isa import OPERAND_WIDTHS, Buffer, operand_width
 
 __all__ = [
     "ACTIVITY_COUNTERS",
@@ -18,6 +18,7 @@ __all__ = [
     "COMPLETION_COUNTERS",
     "COUNTERS",
     "LOAD_WRITE_COUNTERS",
+    "PACKED_MAC_COUNTERS",
     "activity_from_counters",
 ]
 
@@ -48,6 +49,13 @@ LOAD_WRITE_COUNTERS = {
     Buffer.ACC: "acc_load_bytes",
     Buffer.REQ: "req_write_bytes",
     Buffer.LUT: "lut_write_bytes",
+}
+
+# The MAC slots of GEMMs with packed operands, per `pack` (1: int4, 2: int2; a slot then
+# computes 2**pack products): a part of `macs`, which counts every slot, so that energy can
+# price MACs by width. Not counters of the RTL yet, which runs int8 GEMMs only (docs/isa.md).
+PACKED_MAC_COUNTERS = {
+    pack: f"macs_int{operand_width(pack)}" for pack in range(1, len(OPERAND_WIDTHS))
 }
 
 # The counters an Activity is made of, in port order.
@@ -86,6 +94,8 @@ def activity_from_counters(counters: Mapping[str, int]) -> Activity:
         instructions={u: counters[f"{u}_instructions"] for u in UNITS},
         instruction_fetches=counters["instruction_fetches"],
         macs=counters["macs"],
+        # The RTL runs int8 GEMMs only (PACKED_MAC_COUNTERS): no packed MAC slots.
+        **dict.fromkeys(PACKED_MAC_COUNTERS.values(), 0),
         zero_macs=counters["zero_macs"],
         **{name: counters[name] for name in BYTE_COUNTERS},
     )

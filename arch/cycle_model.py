@@ -28,10 +28,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from verdigris.arch.counters import BYTE_COUNTERS, LOAD_WRITE_COUNTERS
+from verdigris.arch.counters import BYTE_COUNTERS, LOAD_WRITE_COUNTERS, PACKED_MAC_COUNTERS
 from verdigris.arch.isa import (
     DEP_FLAGS,
     LUT_ENTRIES,
+    OPERAND_WIDTHS,
     TOKEN_COUNTERS,
     Buffer,
     Deps,
@@ -48,6 +49,7 @@ from verdigris.arch.isa import (
     buffer_rows,
     disassemble,
     encode,
+    operand_width,
     row_bytes,
     token_counter,
     transfer_bytes,
@@ -84,7 +86,7 @@ __all__ = [
 # `busy` and `stall` split by time, `instructions` at the start cycle, `instruction_fetches`
 # at the fetch cycle, before the start (every instruction's, FINISH's too), `zero_macs` per
 # PE).
-EVENT_COUNTERS = ("macs", *BYTE_COUNTERS)
+EVENT_COUNTERS = ("macs", *PACKED_MAC_COUNTERS.values(), *BYTE_COUNTERS)
 
 # Cycles from a PE's MAC to the cycle its zero flag is counted, per dataflow: the
 # weight-stationary PE registers its flag and the array registers the sum
@@ -190,6 +192,8 @@ def instruction_events(instruction: Instruction, config) -> tuple[Increments, ..
         entries = gemm_row_entries(instruction, dim)
         add("inp_read_bytes", row_bytes(config, Buffer.INP), entries - _ROW_ENTRY_AFTER_READ)
         add("macs", dim * dim, entries)
+        if instruction.pack:
+            add(PACKED_MAC_COUNTERS[instruction.pack], dim * dim, entries)
         # A row leaves the array 2*dim - 1 cycles after entry and is written then; the acc
         # row it accumulates onto is read a cycle before.
         leaves = entries + 2 * dim - 1
@@ -314,6 +318,20 @@ def _check_elems(index: int, instruction: Instruction, elems: int, dim: int) -> 
         raise instruction_error(index, instruction, f"elems {elems} is outside 1..{dim}")
 
 
+def _check_pack(index: int, instruction: Gemm | Store, config) -> None:
+    """A GEMM's or STORE's `pack` must give an operand width the array computes: one of
+    OPERAND_WIDTHS, down to the config's operand_bits."""
+    pack = instruction.pack
+    allowed = "/".join(f"int{w}" for w in OPERAND_WIDTHS if w >= config.operand_bits)
+    if pack >= len(OPERAND_WIDTHS) or operand_width(pack) < config.operand_bits:
+        raise instruction_error(
+            index,
+            instruction,
+            f"pack {pack} (int{operand_width(pack)} operands) is not a width this array "
+            f"computes: operand_bits {config.operand_bits} allows {allowed}",
+        )
+
+
 def _transfer_words(index: int, instruction: Load | Store, config) -> int:
     """The words of a LOAD or STORE transfer, after checking it stays in main memory."""
     addr, stride, rows = instruction.dram_addr, instruction.dram_stride, instruction.rows
@@ -396,6 +414,7 @@ def _plan_gemm(index: int, ins: Gemm, config) -> Plan:
     _check_range(index, ins, Buffer.ACC, ins.acc_row, ins.rows, config.acc_rows)
     if ins.load_weights:
         _check_range(index, ins, Buffer.WGT, ins.wgt_row, dim, config.wgt_rows)
+    _check_pack(index, ins, config)
     busy = gemm_busy(dim, ins.load_weights, ins.rows)
     return _plan(index, ins, Unit.COMPUTE, busy, gemm_latency(dim))
 
@@ -418,6 +437,9 @@ def _plan_store(index: int, ins: Store, config) -> Plan:
     _check_elems(index, ins, ins.elems, config.dim)
     # The req row is read for its biases even by a raw STORE.
     _check_range(index, ins, Buffer.REQ, ins.req_row, 1, config.req_rows)
+    _check_pack(index, ins, config)
+    if ins.raw and ins.pack:
+        raise instruction_error(index, ins, "a raw STORE writes int32s: pack must be 0")
     overhead = STORE_OVERHEAD
     if ins.lut:
         if ins.raw:

@@ -22,9 +22,11 @@ __all__ = [
     "DEPS_LOW",
     "DEP_FLAGS",
     "INSTRUCTION_BYTES",
+    "LANE_BITS",
     "LUT_ENTRIES",
     "MAIN_ADDRESS_BITS",
     "MAX_LUT_TABLES",
+    "OPERAND_WIDTHS",
     "REQ_ENTRY",
     "TOKEN_COUNTERS",
     "Buffer",
@@ -51,11 +53,13 @@ __all__ = [
     "encode",
     "encode_program",
     "flag_bit",
+    "operand_width",
     "pack_elements",
     "row_bits",
     "row_bytes",
     "token_counter",
     "transfer_bytes",
+    "unpack_operands",
 ]
 
 INSTRUCTION_BYTES = 16
@@ -77,11 +81,24 @@ class Unit(IntEnum):
 
 
 class Buffer(IntEnum):
-    INP = 0  # rows of dim int8 activations
-    WGT = 1  # rows of dim int8 weights
+    INP = 0  # rows of dim bytes of activations (int8, or packed narrower operands)
+    WGT = 1  # rows of dim bytes of weights (int8, or packed narrower operands)
     ACC = 2  # rows of dim int32 partial sums
     REQ = 3  # rows of dim requant entries (12 bytes each, see docs/isa.md)
     LUT = 4  # rows of dim output operands: the store's lookup tables, LUT_ENTRIES rows each
+
+
+# Bits of one lane of the input and weight buffers and the lookup tables: a byte, which holds
+# one int8 operand or 2**pack narrower ones (GEMM and STORE `pack`, docs/isa.md).
+LANE_BITS = 8
+# The operand widths a GEMM multiplies and a STORE writes, by `pack` (log2 of the operands
+# per byte): the array's PEs compute those down to AccelConfig.operand_bits.
+OPERAND_WIDTHS = (8, 4, 2)
+
+
+def operand_width(pack: int) -> int:
+    """Bits of one operand at `pack` (0: int8, 1: two int4 per byte, 2: four int2)."""
+    return LANE_BITS >> pack
 
 
 # Rows of one lookup table in the LUT buffer: one per value of an 8-bit output operand. A
@@ -116,14 +133,15 @@ def buffer_rows(config, buffer: Buffer) -> int:
 
 
 def element_bits(config, buffer: Buffer) -> int:
-    """Bits of one element of `buffer` in an AccelConfig: operands for the input and weight
-    buffers and the lookup tables, accumulators, and requant entries (REQ_ENTRY)."""
+    """Bits of one element of `buffer` in an AccelConfig: a byte lane for the input and
+    weight buffers and the lookup tables (LANE_BITS), accumulators, and requant entries
+    (REQ_ENTRY)."""
     return {
-        Buffer.INP: config.operand_bits,
-        Buffer.WGT: config.operand_bits,
+        Buffer.INP: LANE_BITS,
+        Buffer.WGT: LANE_BITS,
         Buffer.ACC: config.acc_bits,
         Buffer.REQ: 8 * REQ_ENTRY.itemsize,
-        Buffer.LUT: config.operand_bits,
+        Buffer.LUT: LANE_BITS,
     }[buffer]
 
 
@@ -145,16 +163,17 @@ def row_bytes(config, buffer: Buffer) -> int:
 
 def transfer_bytes(config, instruction) -> int:
     """Bytes of main memory each row of a LOAD (not a fill) or STORE moves: `elems` elements
-    of the loaded buffer; for a STORE, `elems` operands (requantized) or, with `raw`,
-    accumulators. 0 for any other instruction, and for a LOAD into no buffer (5..7: illegal,
-    which the executors report as such)."""
+    of the loaded buffer; for a STORE, `elems` operands (requantized, packed at its `pack`)
+    or, with `raw`, accumulators. 0 for any other instruction, and for a LOAD into no buffer
+    (5..7: illegal, which the executors report as such)."""
     if isinstance(instruction, Load) and not instruction.fill:
         if instruction.buffer not in tuple(Buffer):
             return 0
         return elements_bytes(config, Buffer(instruction.buffer), instruction.elems)
     if isinstance(instruction, Store):
-        buffer = Buffer.ACC if instruction.raw else Buffer.INP
-        return elements_bytes(config, buffer, instruction.elems)
+        if instruction.raw:
+            return elements_bytes(config, Buffer.ACC, instruction.elems)
+        return -(-instruction.elems * operand_width(instruction.pack) // 8)
     return 0
 
 
@@ -188,6 +207,17 @@ def pack_elements(values: np.ndarray, bits: int) -> np.ndarray:
     positions = np.arange(bits, dtype=np.int64)
     row_bits = ((unsigned[..., None] >> positions) & 1).astype(np.uint8)
     return np.packbits(row_bits.reshape(rows, count * bits), axis=1, bitorder="little")
+
+
+def unpack_operands(packed: np.ndarray, pack: int) -> np.ndarray:
+    """The signed operands of bytes that hold 2**pack of them (any shape of uint8 or int8):
+    shape + (2**pack,), operand j of a byte at bits [j * w, (j + 1) * w), w = 8 >> pack,
+    two's complement (pack_elements' order)."""
+    width = operand_width(pack)
+    codes = np.asarray(packed).astype(np.int64) & 0xFF
+    shifts = np.arange(1 << pack, dtype=np.int64) * width
+    fields = (codes[..., None] >> shifts) & ((1 << width) - 1)
+    return fields - ((fields >> (width - 1)) << width)
 
 
 class VectorOp(IntEnum):
@@ -338,7 +368,9 @@ class Load(Instruction):
 class Gemm(Instruction):
     """For i < rows: acc[acc_row + i] (+)= inp[inp_row + i] @ W, where W is the dim x dim
     weight tile in the array: loaded from wgt rows wgt_row.. wgt_row+dim-1 first when
-    `load_weights`, else the tile of the previous GEMM."""
+    `load_weights`, else the tile of the previous GEMM. Each byte of inp and W holds 2**pack
+    operands (`operand_width(pack)` bits each): a product of two bytes is the dot product of
+    their operands."""
 
     OPCODE = Opcode.GEMM
     UNIT = Unit.COMPUTE
@@ -349,6 +381,7 @@ class Gemm(Instruction):
         ("inp_row", 26, 16, False),
         ("acc_row", 42, 16, False),
         ("rows", 58, 16, False),
+        ("pack", 74, 2, False),
     )
 
     load_weights: bool
@@ -357,6 +390,7 @@ class Gemm(Instruction):
     inp_row: int
     acc_row: int
     rows: int
+    pack: int = 0
 
 
 @dataclass(frozen=True)
@@ -392,7 +426,8 @@ class Store(Instruction):
     """acc -> main memory: for i < rows, c < elems, the int32 acc[acc_row+i][c] goes through
     requant entry req[req_row][c] to an int8 y at dram_addr + i * dram_stride + c, or, with
     `raw`, is written as a little-endian int32 at dram_addr + i * dram_stride + 4c. With
-    `lut` = t > 0, y is first looked up: lut[(t - 1) * LUT_ENTRIES + y + 128][c]."""
+    `lut` = t > 0, y is first looked up: lut[(t - 1) * LUT_ENTRIES + y + 128][c]. With
+    `pack` > 0, a row's ys are packed, 2**pack to a byte (`pack_elements`)."""
 
     OPCODE = Opcode.STORE
     UNIT = Unit.STORE
@@ -400,7 +435,8 @@ class Store(Instruction):
         ("raw", 8, 1, False),
         ("acc_row", 9, 16, False),
         ("rows", 25, 16, False),
-        ("elems", 41, 8, False),
+        ("elems", 41, 6, False),
+        ("pack", 47, 2, False),
         ("dram_addr", 49, MAIN_ADDRESS_BITS, False),
         ("dram_stride", 81, 24, False),
         ("req_row", 105, 16, False),
@@ -415,6 +451,7 @@ class Store(Instruction):
     dram_stride: int
     req_row: int = 0
     lut: int = 0
+    pack: int = 0
 
 
 @dataclass(frozen=True)

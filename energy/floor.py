@@ -1,10 +1,10 @@
 """The physical floor of each layer: the least energy any schedule of the layer could need
 on this config (docs/energy.md, "The floor").
 
-Each useful MAC once (at the ungated MAC energy), each input and parameter byte read once
-from main memory, each output byte written once to it; nothing else (no buffer, register,
-control or static energy). The idea of Timeloop's algorithmic minimum and of Orojenesis'
-data-movement bounds, at the table's energies.
+Each useful MAC once (at the ungated MAC energy of the width its GEMMs multiply), each input
+and parameter byte read once from main memory, each output byte written once to it; nothing
+else (no buffer, register, control or static energy). The idea of Timeloop's algorithmic
+minimum and of Orojenesis' data-movement bounds, at the table's energies.
 
 The counts are the layer's true tensor sizes, which the compiler records in `LayerInfo`
 (`input_bytes`, `weight_bytes`, `output_bytes`: no padding of the compiled layout). A Reshape
@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from verdigris.arch.isa import Buffer, Finish, Load, Store, transfer_bytes
+from verdigris.arch.isa import Buffer, Finish, Gemm, Load, Store, transfer_bytes
 from verdigris.arch.program import LayerInfo, Program
 from verdigris.energy.prices import prices
 from verdigris.energy.table import EnergyTable
@@ -89,6 +89,12 @@ def _touched(program: Program, layer: LayerInfo, end: int) -> tuple[int, int, in
     return count["in"], count["par"], count["out"]
 
 
+def _pack(program: Program, layer: LayerInfo) -> int:
+    """The `pack` of a layer's GEMMs (0, int8, for a layer without any)."""
+    instructions = program.instructions[layer.first : layer.last]
+    return max((ins.pack for ins in instructions if isinstance(ins, Gemm)), default=0)
+
+
 def layer_floors(
     program: Program, table: EnergyTable, *, dram: bool = False
 ) -> tuple[LayerFloor, ...]:
@@ -114,7 +120,7 @@ def layer_floors(
                 input_bytes=inputs,
                 param_bytes=params,
                 output_bytes=outputs,
-                mac_pj=layer.macs * p.mac,
+                mac_pj=layer.macs * p.mac_at(_pack(program, layer)),
                 read_pj=(inputs + params) * p.main_read_byte,
                 write_pj=outputs * p.main_write_byte,
             )

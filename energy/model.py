@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from verdigris.arch.activity import Activity
 from verdigris.arch.config import AccelConfig
+from verdigris.arch.counters import PACKED_MAC_COUNTERS
 from verdigris.arch.isa import INSTRUCTION_BYTES, Buffer
 from verdigris.arch.program import Program
 from verdigris.energy.floor import LayerFloor, layer_floors
@@ -179,11 +180,22 @@ class EnergyReport:
         }
 
 
+def _mac_energy(a: Activity, p: Prices) -> float:
+    """The MAC slots with no zero operand, each at its width's price. Zero slots are not
+    counted by width: each width is taken to have its share of them."""
+    if not a.macs:
+        return 0.0
+    packed = {pack: getattr(a, counter) for pack, counter in PACKED_MAC_COUNTERS.items()}
+    int8 = a.macs - sum(packed.values())
+    slots = int8 * p.mac + sum(count * p.slot[pack] for pack, count in packed.items())
+    return slots * (a.macs - a.zero_macs) / a.macs
+
+
 def _energy(a: Activity, config: AccelConfig, p: Prices) -> dict[str, float]:
     """The energy of Activity `a` by component (pJ): every action a counter, or follows from
     counters."""
     return {
-        "mac": (a.macs - a.zero_macs) * p.mac,
+        "mac": _mac_energy(a, p),
         "mac_gated": a.zero_macs * p.mac_gated,
         "pe_registers": (
             a.macs * p.register_bits_per_mac + a.wgt_read_bytes * p.register_bits_per_weight_byte

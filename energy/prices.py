@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import INSTRUCTION_BYTES, Buffer, buffer_rows, row_bytes
+from verdigris.arch.isa import (
+    INSTRUCTION_BYTES,
+    LANE_BITS,
+    OPERAND_WIDTHS,
+    Buffer,
+    buffer_rows,
+    operand_width,
+    row_bytes,
+)
 from verdigris.energy.table import EnergyTable
 
 __all__ = ["Prices", "prices"]
@@ -15,7 +23,9 @@ __all__ = ["Prices", "prices"]
 class Prices:
     """Energy of each action on one config, from one table (pJ; static in mW)."""
 
-    mac: float  # one multiply (operand_bits) + one add (acc_bits)
+    # A MAC slot by its GEMM `pack`: its 2**pack multiplies of operand_width(pack) bits, the
+    # adds of their sum and the accumulating add (acc_bits); pack 0 is the int8 MAC.
+    slot: tuple[float, ...]
     mac_gated: float
     register_bit: float
     register_bits_per_mac: int  # operand + accumulator register per MAC slot
@@ -28,12 +38,21 @@ class Prices:
     control_cycle: float
     static_mw: float
 
+    @property
+    def mac(self) -> float:
+        """One int8 MAC: an 8-bit multiply and the accumulating add."""
+        return self.slot[0]
+
+    def mac_at(self, pack: int) -> float:
+        """One MAC (one product) of a GEMM with `pack`: its slot's share."""
+        return self.slot[pack] / (1 << pack)
+
 
 def prices(config: AccelConfig, table: EnergyTable, *, dram: bool = False) -> Prices:
     """The per-action energies of `config` under `table`: each memory priced at its own
     capacity (buffers: rows * row bytes; instruction memory: capacity * 16 bytes; main
     memory: `main_memory_bytes` of on-chip SRAM, or off-chip DRAM with `dram`)."""
-    ob, ab = config.operand_bits, config.acc_bits
+    ob, ab = LANE_BITS, config.acc_bits
 
     def sram(action: str, capacity: int) -> float:
         return table.memory_pj_per_byte("sram", action, capacity)
@@ -45,9 +64,17 @@ def prices(config: AccelConfig, table: EnergyTable, *, dram: bool = False) -> Pr
     else:
         main_read = sram("read", config.main_memory_bytes)
         main_write = sram("write", config.main_memory_bytes)
+
+    def slot(pack: int) -> float:
+        width, products = operand_width(pack), 1 << pack
+        return (
+            products * table.energy("multiplier", "multiply", width=width)
+            + (products - 1) * table.energy("adder", "add", width=2 * width)
+            + table.energy("adder", "add", width=ab)
+        )
+
     return Prices(
-        mac=table.energy("multiplier", "multiply", width=ob)
-        + table.energy("adder", "add", width=ab),
+        slot=tuple(slot(pack) for pack in range(len(OPERAND_WIDTHS))),
         mac_gated=table.energy("mac", "gated", width=ob),
         register_bit=table.energy("register", "write", width=1),
         # ws: the activation passes on (a_out) and the partial sum moves down (psum_out);

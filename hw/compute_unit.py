@@ -46,7 +46,7 @@ from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.cycle_model import ZERO_COUNT_DELAY
-from verdigris.arch.isa import Buffer, Gemm, Opcode, Vector, VectorOp, address_bits
+from verdigris.arch.isa import Buffer, Gemm, Opcode, Vector, VectorOp, address_bits, element_bits
 from verdigris.arch.timing import VECTOR_LATENCY, gemm_latency
 from verdigris.hw.array import SystolicArray
 from verdigris.hw.array_os import OutputStationaryArray
@@ -154,7 +154,7 @@ class ComputeUnit(wiring.Component):
     clear : ``In(1)``
         Clears the counters, the error and the scale registers (the core's `run` strobe).
     wgt, inp : ``In(ReadPort.Signature(...))``
-        The weight and input buffers' read ports, rows of ``dim`` signed ``operand_bits``
+        The weight and input buffers' read ports, rows of ``dim`` signed int8
         elements (`verdigris.hw.units.buffer_read`), data in the cycle after the request.
     acc_read : ``In(ReadPort.Signature(...))``
         The accumulator's read port, rows of ``dim`` signed ``acc_bits`` elements,
@@ -197,7 +197,7 @@ class ComputeUnit(wiring.Component):
         # Both dataflows honour the same array contract (and so the same cycle model).
         array_class = OutputStationaryArray if config.dataflow == "os" else SystolicArray
         m.submodules.array = array = array_class(
-            dim, operand_width=config.operand_bits, acc_width=config.acc_bits
+            dim, operand_width=element_bits(config, Buffer.INP), acc_width=config.acc_bits
         )
         # Read ports are enabled unless driven low.
         m.d.comb += [self.wgt.en.eq(0), self.inp.en.eq(0), self.acc_read.en.eq(0)]
@@ -224,6 +224,8 @@ class ComputeUnit(wiring.Component):
                 (load_weights & (field(word, Gemm, "wgt_row") + dim > config.wgt_rows))
                 | (field(word, Gemm, "inp_row") + gemm_rows > config.inp_rows)
                 | (field(word, Gemm, "acc_row") + gemm_rows > config.acc_rows)
+                # The RTL multiplies int8 only: packed operands are not built (hw/core.py).
+                | (field(word, Gemm, "pack") != 0)
             )
         with m.Elif(is_vector):
             # A scale reads one inp row and writes no acc row, so its acc_row is not checked

@@ -46,6 +46,7 @@ from amaranth.lib.wiring import In, Out
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.counters import BYTE_COUNTERS, COUNTERS, LOAD_WRITE_COUNTERS
 from verdigris.arch.isa import (
+    LANE_BITS,
     Buffer,
     buffer_rows,
     element_bits,
@@ -63,6 +64,17 @@ __all__ = ["BYTE_COUNTERS", "COUNTERS", "Core"]
 
 _WIDE_COUNTERS = frozenset({"macs", "zero_macs", *BYTE_COUNTERS})  # 48 bits, others 32
 _UNIT_COUNTERS = ("busy_cycles", "stall_cycles", "instructions")  # per unit, `{unit}_{name}`
+
+
+def check_operand_bits(config: AccelConfig) -> None:
+    """ValueError for a config whose PEs compute narrower operands than int8: the RTL of
+    packed operands (GEMM and STORE `pack`, docs/isa.md) is not built yet."""
+    if config.operand_bits != LANE_BITS:
+        raise ValueError(
+            f"config '{config.name}' has operand_bits {config.operand_bits}: the RTL of "
+            "packed int4/int2 operands is not built yet; run its programs on isasim "
+            "(--backend isasim), or use a config with operand_bits = 8"
+        )
 
 
 class Core(wiring.Component):
@@ -123,6 +135,7 @@ class Core(wiring.Component):
     def __init__(self, config: AccelConfig):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        check_operand_bits(config)
         self.config = config
         members = {
             "main_read": In(main_read_port(config)),

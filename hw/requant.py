@@ -90,8 +90,7 @@ class Requantizer(wiring.Component):
     acc_width : int
         Bits of the signed accumulators, biases and ``raw_result`` (2 to 32; 32 in Verdigris).
     output_width : int
-        Bits of the signed outputs, zero points and bounds (2 to 16; the config's
-        ``operand_bits``).
+        Bits of the signed outputs, zero points and bounds (2 to 16; a byte in the core).
     """
 
     LATENCY = 4

@@ -115,7 +115,7 @@ class StoreUnit(wiring.Component):
         control = self.control
         word = control.instr
         is_store = opcode(word) == Opcode.STORE
-        acc_bits, out_bits = element_bits(config, Buffer.ACC), config.operand_bits
+        acc_bits, out_bits = element_bits(config, Buffer.ACC), element_bits(config, Buffer.INP)
         max_row_bytes = max(row_bytes(config, Buffer.ACC), -(-out_bits * dim // 8))
         m.d.comb += [
             control.ready.eq(control.free),
@@ -145,6 +145,8 @@ class StoreUnit(wiring.Component):
                 | (elems > dim)
                 | (field(word, Store, "req_row") >= config.req_rows)
                 | ((rows != 0) & (last_byte > config.main_memory_bytes))
+                # The RTL writes int8 outputs only: packed ones are not built (hw/core.py).
+                | (field(word, Store, "pack") != 0)
                 # A lookup replaces requantized bytes (a raw STORE has none), from a table
                 # that must lie wholly in the lookup memories.
                 | ((table != 0) & (raw | (table * LUT_ENTRIES > config.lut_rows)))

@@ -78,7 +78,7 @@ import numpy as np
 from verdigris.arch.activity import UNITS, Activity, LayerActivity
 from verdigris.arch.arithmetic import SHIFT_RANGE, requantize, wrap
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.counters import LOAD_WRITE_COUNTERS
+from verdigris.arch.counters import LOAD_WRITE_COUNTERS, PACKED_MAC_COUNTERS
 from verdigris.arch.cycle_model import (
     ComputeHazards,
     IsaError,
@@ -106,9 +106,11 @@ from verdigris.arch.isa import (
     decode_elements,
     disassemble,
     element_bits,
+    operand_width,
     pack_elements,
     row_bytes,
     transfer_bytes,
+    unpack_operands,
 )
 from verdigris.arch.memory import check_memory_image
 from verdigris.arch.program import DeviceStage, LayerInfo, Program, pack_tensor, unpack_tensor
@@ -226,8 +228,14 @@ def _start_gemm(state: _State, plan: Plan) -> _Effect:
     if ins.load_weights:
         state.weights = state.buffers[Buffer.WGT][ins.wgt_row : ins.wgt_row + dim].copy()
     activations = state.buffers[Buffer.INP][ins.inp_row : ins.inp_row + ins.rows]
-    # Exact in int64 (|p| <= 32 * 128 * 128), and so already in the int32 range.
-    products = activations @ state.weights
+    # Exact in int64 (|p| <= 32 * 128 * 128), and so already in the int32 range. Packed
+    # bytes multiply as the dot product of their operands: K is dim * 2**pack operands.
+    if ins.pack:
+        operands = unpack_operands(activations, ins.pack)  # (rows, dim, 2**pack)
+        weights = unpack_operands(state.weights, ins.pack)  # (dim, dim, 2**pack)
+        products = operands.reshape(ins.rows, -1) @ weights.transpose(0, 2, 1).reshape(-1, dim)
+    else:
+        products = activations @ state.weights
     bits = state.config.acc_bits
     state.activity.zero_macs += _zero_macs(activations, state.weights)
     if state.zero_flags is not None and ins.rows:
@@ -313,7 +321,7 @@ def _start_store(state: _State, plan: Plan) -> _Effect:
             first = (ins.lut - 1) * LUT_ENTRIES + LUT_ENTRIES // 2
             table = state.buffers[Buffer.LUT]
             values = table[first + values, np.arange(ins.elems)]
-        data = pack_elements(values, element_bits(config, Buffer.INP))
+        data = pack_elements(values, operand_width(ins.pack))
     memory = state.memory
 
     def complete() -> None:
@@ -364,6 +372,9 @@ def _count_events(plan: Plan, config: AccelConfig, rows: dict, activity: Activit
         activity.main_read_bytes += plan.words * config.dma_bytes
     elif isinstance(ins, Gemm):
         activity.macs += ins.rows * dim * dim
+        if ins.pack:
+            counter = PACKED_MAC_COUNTERS[ins.pack]
+            setattr(activity, counter, getattr(activity, counter) + ins.rows * dim * dim)
         activity.inp_read_bytes += ins.rows * inp_row_bytes
         activity.wgt_read_bytes += dim * rows[Buffer.WGT] if ins.load_weights else 0
         activity.acc_read_bytes += ins.rows * acc_row_bytes if ins.accumulate else 0

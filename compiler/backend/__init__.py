@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.isa import REQ_ENTRY, disassemble
+from verdigris.arch.isa import LANE_BITS, REQ_ENTRY, disassemble
 from verdigris.arch.program import Binding, HostCall, LayerInfo, Program, Segment
 from verdigris.compiler import ir
 from verdigris.compiler.backend.constants import ConstantPool
@@ -31,6 +31,7 @@ from verdigris.compiler.backend.device_ops import constants_for, device_op, lowe
 from verdigris.compiler.backend.host import host_side
 from verdigris.compiler.backend.lower import Lowerer
 from verdigris.compiler.backend.memory import CompileError, natural_layout, plan_memory
+from verdigris.compiler.backend.packing import INT8, Packed, plan_packing
 from verdigris.compiler.backend.unroll import pad_columns
 from verdigris.compiler.passes.lookups import Evaluate, lookups_on_device
 
@@ -57,10 +58,10 @@ def check_graph(graph: ir.Graph, config: AccelConfig) -> None:
             continue
         if entry.nchw and len(out.shape) != 4:
             problems.append(f"{node.name}: {node.kind} needs 4-D NCHW tensors, not {out.shape}")
-        if isinstance(node, ir.Conv | ir.MatMul) and node.weight_bits > config.operand_bits:
+        if isinstance(node, ir.Conv | ir.MatMul) and node.weight_bits > LANE_BITS:
             problems.append(
-                f"{node.name}: weights need {node.weight_bits} bits; config '{config.name}' "
-                f"multiplies int{config.operand_bits}"
+                f"{node.name}: weights need {node.weight_bits} bits; the array multiplies "
+                f"int{LANE_BITS} at most"
             )
         if out.dtype.bits == 32 and any(True for _ in consumers.get(node.output, [])):
             problems.append(
@@ -99,6 +100,7 @@ def _host_op_problems(node: ir.HostOp, graph: ir.Graph) -> list[str]:
 
 def _binding(name: str, layouts, graph: ir.Graph) -> Binding:
     layout = layouts[name]
+    assert layout.packed == INT8, f"{name} crosses to the host packed"  # plan_packing's rule
     dtype = "int32" if graph.tensors[name].dtype.bits == 32 else "int8"
     return Binding(
         name=name,
@@ -110,25 +112,29 @@ def _binding(name: str, layouts, graph: ir.Graph) -> Binding:
     )
 
 
-def layer_sizes(node: ir.Op, graph: ir.Graph, config: AccelConfig) -> dict[str, int]:
+def layer_sizes(
+    node: ir.Op, graph: ir.Graph, config: AccelConfig, packing: dict[str, Packed] | None = None
+) -> dict[str, int]:
     """The op's true sizes in bytes for one run, without the compiled layout's padding:
     LayerInfo's `input_bytes`, `weight_bytes` and `output_bytes`, the floor's counts
     (docs/energy.md, "The floor").
 
-    Activations count at their main-memory element size (1 byte up to 8 bits, 4 for int32),
-    each distinct input tensor once (both operands of an Add, every input of a Concat); of a
-    Conv's or pool's input only the pixels some output window covers (a 1x1 Conv of stride
-    2 needs a quarter of its input). The weights count one element of the config's operand
-    width each, as main memory holds them (a grouped convolution's weights as they are, not
+    Activations count at their main-memory element size (1 byte up to 8 bits, 4 for int32;
+    packed, as `packing` (`plan_packing`) stores them), each distinct input tensor once
+    (both operands of an Add, every input of a Concat); of a Conv's or pool's input only
+    the pixels some output window covers (a 1x1 Conv of stride
+    2 needs a quarter of its input). The weights count a byte each, or packed as the op's
+    input is, as main memory holds them (a grouped convolution's weights as they are, not
     expanded to the dense matrix the array multiplies). An op with parameters of its own
     (Conv, MatMul, AvgPool, Add, Requantize) adds the requant entries the requantizer must
     read: one per output channel where they differ by channel (a bias, per-channel scales),
     else one row of the table (min(channels, dim)), and the entries of its lookup table, if
     any; MaxPool's and Concat's identity table is not the op's own.
     """
+    packing = packing or {}
 
     def nbytes(name: str) -> int:
-        return natural_layout(graph.tensors[name], 0).nbytes
+        return natural_layout(graph.tensors[name], 0, packing.get(name, INT8)).nbytes
 
     out = graph.tensors[node.output]
     inputs = sum(nbytes(name) for name in dict.fromkeys(node.inputs))
@@ -150,7 +156,7 @@ def layer_sizes(node: ir.Op, graph: ir.Graph, config: AccelConfig) -> dict[str, 
     weights = 0
     weight = getattr(node, "weight", None)
     if weight is not None:
-        weights = -(-weight.size * config.operand_bits // 8)
+        weights = -(-weight.size * packing.get(node.inputs[0], INT8).bits // 8)
     if hasattr(node, "requant"):
         channels = out.shape[-1] if isinstance(node, ir.MatMul) else out.shape[1]
         requant = node.requant
@@ -158,7 +164,7 @@ def layer_sizes(node: ir.Op, graph: ir.Graph, config: AccelConfig) -> dict[str, 
         entries = channels if per_channel else min(channels, config.dim)
         weights += entries * REQ_ENTRY.itemsize
         if requant is not None and requant.table is not None:  # its entries, once each
-            weights += -(-requant.table.size * config.operand_bits // 8)
+            weights += requant.table.size  # a byte per entry
     return {
         "input_bytes": inputs,
         "weight_bytes": weights,
@@ -166,12 +172,14 @@ def layer_sizes(node: ir.Op, graph: ir.Graph, config: AccelConfig) -> dict[str, 
     }
 
 
-def _model_work(node: ir.Op | None, model: ir.Graph, config: AccelConfig) -> dict:
+def _model_work(
+    node: ir.Op | None, model: ir.Graph, config: AccelConfig, packing: dict[str, Packed]
+) -> dict:
     """A layer's useful MACs and sizes: those of the model's op `node`, or none for an op
     the backend added."""
     if node is None:
         return {"macs": 0, "input_bytes": 0, "weight_bytes": 0, "output_bytes": 0}
-    return {"macs": ir.macs(node, model), **layer_sizes(node, model, config)}
+    return {"macs": ir.macs(node, model), **layer_sizes(node, model, config, packing)}
 
 
 def _covered(size: int, out_size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
@@ -202,15 +210,20 @@ def compile_graph(
     # the backend adds (a padded copy of a conv's input) moves data and has none.
     model_ops = {node.name: node for node in graph.nodes}
     model = graph
-    graph = pad_columns(graph, config)
+    # Packing first, as it changes which convs run unrolled, then again with the copies.
+    graph = pad_columns(graph, config, plan_packing(graph, config))
     check_graph(graph, config)
     dump("1-check", lambda: ir.format_graph(graph))
+    packing = plan_packing(graph, config)
 
-    layouts = plan_memory(graph, config, 0).layouts  # shapes and orders; addresses follow
+    # shapes, orders and packing; addresses follow
+    layouts = plan_memory(graph, config, 0, packing).layouts
     dump(
         "2-layout",
         lambda: "\n".join(
-            f"{k}: {v.shape} as {v.pre_shape} perm {v.perm}" for k, v in layouts.items()
+            f"{k}: {v.shape} as {v.pre_shape} perm {v.perm}"
+            + (f" packed int{v.packed.bits} - {v.packed.offset}" if v.packed != INT8 else "")
+            for k, v in layouts.items()
         ),
     )
 
@@ -220,7 +233,7 @@ def compile_graph(
     }
     dump("3-constants", lambda: f"{len(pool.data)} bytes of weights and requant tables")
 
-    plan = plan_memory(graph, config, len(pool.data))
+    plan = plan_memory(graph, config, len(pool.data), packing)
     dump(
         "4-memory",
         lambda: "\n".join(f"{k}: @{v.addr} {v.nbytes} B" for k, v in plan.layouts.items()),
@@ -259,7 +272,7 @@ def compile_graph(
                 first=first,
                 last=len(instructions) + len(lowerer.emitter.instructions),
                 output_shape=tuple(out.shape),
-                **_model_work(model_ops.get(node.name), model, config),
+                **_model_work(model_ops.get(node.name), model, config, packing),
             )
         )
         segment_layers += 1

@@ -16,6 +16,7 @@ from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import LUT_ENTRIES, REQ_ENTRY
 from verdigris.compiler import ir
 from verdigris.compiler.backend.memory import CompileError, Layout
+from verdigris.compiler.backend.packing import INT8, Packed, lane_requant, pack_codes
 from verdigris.compiler.backend.unroll import conv_row_chunks
 
 __all__ = [
@@ -122,11 +123,14 @@ def _tiles(matrix: np.ndarray, steps_k: int, k_per_step: int, out_channels: int,
     return tiles
 
 
-def _conv_tiles(node: ir.Conv, graph: ir.Graph, dim: int) -> np.ndarray:
-    in_channels = graph.tensors[node.inputs[0]].shape[1]
+def _conv_tiles(node: ir.Conv, in_channels: int, dim: int, packed: Packed) -> np.ndarray:
+    """Weight tiles of a conv whose input is stored as `packed`: its channels (K) packed the
+    same way, so that C is the input's bytes per pixel."""
     dense = _weight_matrix_conv(node, in_channels)  # (kh, kw, C, OC)
+    if packed != INT8:
+        dense = pack_codes(dense, packed.bits, axis=2)
     kh, kw, c, oc = dense.shape
-    chunks = conv_row_chunks(node, in_channels, dim)
+    chunks = conv_row_chunks(node, c, dim)
     if chunks:  # per kernel row, its (tap, channel) pairs in memory order, in steps of dim
         padded = np.zeros((kh, chunks * dim, oc), np.int64)
         padded[:, : kw * c] = dense.reshape(kh, kw * c, oc)
@@ -152,6 +156,9 @@ def _matmul_tiles(node: ir.MatMul, layouts: dict[str, Layout], dim: int) -> np.n
             .ravel()
         )
         weight = weight[order]
+    if source.packed != INT8:  # K packed along each pixel's channels, as the input is
+        rows = weight.reshape(-1, source.row_elems, weight.shape[-1])
+        weight = pack_codes(rows, source.packed.bits, axis=1).reshape(-1, weight.shape[-1])
     k, oc = weight.shape
     steps = -(-k // dim)
     padded = np.zeros((steps * dim, oc), np.int64)
@@ -175,8 +182,9 @@ def gemm_constants(
             f"op {node.name}: weights need {node.weight_bits} bits; the array multiplies "
             f"int{config.operand_bits}"
         )
+    source = layouts[node.inputs[0]]
     if isinstance(node, ir.Conv):
-        tiles = _conv_tiles(node, graph, dim)
+        tiles = _conv_tiles(node, graph.tensors[node.inputs[0]].shape[1], dim, source.packed)
     else:
         tiles = _matmul_tiles(node, layouts, dim)
     channels = out.shape[1] if isinstance(node, ir.Conv) else out.shape[-1]
@@ -189,7 +197,12 @@ def gemm_constants(
         first = pool.add(tiles[nonzero].astype(np.int8).tobytes())
         tile_addr[nonzero] = first + np.arange(int(nonzero.sum())) * dim * dim
     requant = _RAW if node.requant is None else node.requant
-    req_addr, req_rows = _req_table(pool, dim, channels, node.bias, requant)
+    requant = lane_requant(requant, layouts[node.output].packed)
+    bias = node.bias
+    if source.packed.offset:  # the input is stored less the offset: add it back
+        k_axes = (1, 2, 3) if isinstance(node, ir.Conv) else 0
+        bias = bias + source.packed.offset * node.weight.sum(axis=k_axes)
+    req_addr, req_rows = _req_table(pool, dim, channels, bias, requant)
     lut_addr, lut_tables = _lut_tables(pool, dim, requant)
     return OpConstants(
         tile_addr=tile_addr,
@@ -205,14 +218,15 @@ def gemm_constants(
 def requant_constants(
     node: ir.AvgPool | ir.Add | ir.Requantize,
     graph: ir.Graph,
-    _layouts: dict[str, Layout],
+    layouts: dict[str, Layout],
     pool: ConstantPool,
     config: AccelConfig,
 ) -> OpConstants:
     """Ops that requantize without weights: the op's requant table, bias 0."""
     channels = graph.tensors[node.output].shape[1]
-    req_addr, req_rows = _req_table(pool, config.dim, channels, 0, node.requant)
-    lut_addr, lut_tables = _lut_tables(pool, config.dim, node.requant)
+    requant = lane_requant(node.requant, layouts[node.output].packed)
+    req_addr, req_rows = _req_table(pool, config.dim, channels, 0, requant)
+    lut_addr, lut_tables = _lut_tables(pool, config.dim, requant)
     return OpConstants(
         req_addr=req_addr, req_rows=req_rows, lut_addr=lut_addr, lut_tables=lut_tables
     )
@@ -221,13 +235,14 @@ def requant_constants(
 def identity_constants(
     node: ir.MaxPool | ir.Concat,
     graph: ir.Graph,
-    _layouts: dict[str, Layout],
+    layouts: dict[str, Layout],
     pool: ConstantPool,
     config: AccelConfig,
 ) -> OpConstants:
     """Ops that only move values: an identity requant table (out = acc, int8 clamp)."""
     channels = graph.tensors[node.output].shape[1]
-    req_addr, req_rows = _req_table(pool, config.dim, channels, 0, _IDENTITY)
+    requant = lane_requant(_IDENTITY, layouts[node.output].packed)
+    req_addr, req_rows = _req_table(pool, config.dim, channels, 0, requant)
     return OpConstants(req_addr=req_addr, req_rows=req_rows)
 
 

@@ -60,6 +60,7 @@ from verdigris.compiler import ir
 from verdigris.compiler.backend.constants import OpConstants
 from verdigris.compiler.backend.emitter import Emitter, Token
 from verdigris.compiler.backend.memory import CompileError, Layout
+from verdigris.compiler.backend.packing import INT8, pack_fill
 from verdigris.compiler.backend.unroll import conv_row_chunks
 from verdigris.compiler.backend.window import SLACK, WindowPlan, window_plan
 
@@ -139,6 +140,7 @@ class Lowerer:
         self.layer = ""  # the op being lowered, for error messages
         self.req_loaded = False  # whether this layer's requant table has been loaded
         self.req_deferred = False  # whether its first step left the table to the second
+        self.pack = 0  # the GEMM `pack` of the layer: its input's packing (packing.py)
 
     # ---- step and tile bookkeeping
 
@@ -147,6 +149,7 @@ class Lowerer:
         stores. The layer's first step loads its requant table."""
         self.layer = name
         self.req_loaded = self.req_deferred = False
+        self.pack = 0
         if self.stores_done is not None:  # the previous layer ended with `flush`
             self.pending_load_barrier = self.emitter.relay_store_to_load(self.stores_done)
             self.stores_done = None
@@ -517,27 +520,31 @@ class Lowerer:
         channel_offset: int = 0,
     ) -> Store:
         """The STORE of output block `block`, rows m0.., through req row `req_row` and, if
-        the op has lookup tables, the block's table."""
+        the op has lookup tables, the block's table; packed as `out` is (a block of `dim`
+        packed channels is a whole number of bytes, and a packed tensor is no Concat's)."""
         dim = self.dim
         elems = min(dim, channels - block * dim)
-        row_elems = out.pre_shape[1] if out.channels_last else out.pre_shape[-1]
         raw = out.itemsize == 4
-        addr = out.addr + (m0 * row_elems + channel_offset + block * dim) * out.itemsize
+        first = (channel_offset + block * dim) * out.itemsize // out.packed.per_byte
         return Store(
             deps=Deps(),
             raw=raw,
             acc_row=acc_row,
             rows=rows,
             elems=elems,
-            dram_addr=addr,
-            dram_stride=row_elems * out.itemsize,
+            dram_addr=out.addr + m0 * out.row_bytes + first,
+            dram_stride=out.row_bytes,
             req_row=req_row,
             lut=0 if not constants.lut_tables else min(block, constants.lut_tables - 1) + 1,
+            pack=out.packed.pack,
         )
 
     def conv(self, node: ir.Conv, _graph, layouts, constants: OpConstants) -> None:
         dim = self.dim
         x, out = layouts[node.inputs[0]], layouts[node.output]
+        if x.packed != INT8:  # channels are bytes of packed values, padding such bytes
+            node = replace(node, input_zero_point=pack_fill(node.input_zero_point, x.packed))
+            x, self.pack = x.byte_view(), x.packed.pack
         n, c, _, _ = x.pre_shape
         _, oc, oh, ow = out.pre_shape
         cb = -(-c // dim)
@@ -674,6 +681,7 @@ class Lowerer:
                                 inp_row=inp_row,
                                 acc_row=self._acc_base() + (b - g0) * pixels,
                                 rows=pixels,
+                                pack=self.pack,
                             )
                             for b in active
                         ]
@@ -792,6 +800,7 @@ class Lowerer:
                             inp_row=self._inp_base() + plan.inp_row(band, r, tap),
                             acc_row=self._acc_base() + (b - g0) * pixels + r * out_w,
                             rows=rows,
+                            pack=self.pack,
                         )
                         for b in active
                         for r, rows in plan.gemms(band)
@@ -856,6 +865,7 @@ class Lowerer:
     def matmul(self, node: ir.MatMul, _graph, layouts, constants: OpConstants) -> None:
         dim = self.dim
         x, out = layouts[node.inputs[0]], layouts[node.output]
+        x, self.pack = x.byte_view(), x.packed.pack
         if len(x.shape) != 2:
             raise CompileError(f"op {node.name}: MatMul input must be 2-D, not {x.shape}")
         m, k = x.shape
@@ -946,6 +956,7 @@ class Lowerer:
                                 inp_row=self._inp_base() + (step * rows if whole else 0),
                                 acc_row=self._acc_base() + (b - g0) * rows,
                                 rows=rows,
+                                pack=self.pack,
                             )
                             for b in active
                         ]

@@ -14,6 +14,7 @@ import numpy as np
 
 from verdigris.arch.config import AccelConfig
 from verdigris.compiler import ir
+from verdigris.compiler.backend.packing import INT8, Packed
 
 __all__ = ["CompileError", "Layout", "MemoryPlan", "plan_memory"]
 
@@ -25,21 +26,49 @@ class CompileError(ValueError):
 @dataclass(frozen=True)
 class Layout:
     """A tensor's place in main memory: logical (ONNX order) `shape`, laid out as
-    `logical.reshape(pre_shape).transpose(perm)`; element size `itemsize`."""
+    `logical.reshape(pre_shape).transpose(perm)`; element size `itemsize`, or with `packed`
+    narrower than int8, `packed.per_byte` values to a byte along the innermost axis of
+    memory (the channels), each row of it padded to whole bytes."""
 
     addr: int
     shape: tuple[int, ...]
     pre_shape: tuple[int, ...]
     perm: tuple[int, ...]
     itemsize: int
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape)) * self.itemsize
+    packed: Packed = INT8
 
     @property
     def channels_last(self) -> bool:
         return len(self.pre_shape) == 4 and self.perm == (0, 2, 3, 1)
+
+    @property
+    def row_elems(self) -> int:
+        """Values per row of memory: one pixel's channels, or the innermost dimension."""
+        return self.pre_shape[1] if self.channels_last else self.pre_shape[-1]
+
+    @property
+    def row_bytes(self) -> int:
+        return -(-self.row_elems // self.packed.per_byte) * self.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.pre_shape)) // self.row_elems * self.row_bytes
+
+    def byte_view(self) -> Layout:
+        """The same bytes as a tensor of int8 (packed bytes as values): what an op that
+        multiplies a packed tensor reads, its channels (K) a byte of packed values each."""
+        if self.packed == INT8:
+            return self
+        axis = 1 if self.channels_last else len(self.pre_shape) - 1
+        pre_shape = list(self.pre_shape)
+        pre_shape[axis] = -(-pre_shape[axis] // self.packed.per_byte)
+        if self.channels_last and len(self.shape) == 2:  # a flattened feature map
+            shape = (pre_shape[0], int(np.prod(pre_shape[1:])))
+        elif self.channels_last:
+            shape = tuple(pre_shape)
+        else:
+            shape = (*self.shape[:-1], pre_shape[-1])
+        return replace(self, shape=shape, pre_shape=tuple(pre_shape), packed=INT8)
 
 
 def row_major_in_memory(shape: tuple[int, ...]) -> bool:
@@ -48,11 +77,13 @@ def row_major_in_memory(shape: tuple[int, ...]) -> bool:
     return len(shape) != 4 or shape[1] == 1 or shape[2] * shape[3] == 1
 
 
-def natural_layout(tensor: ir.Tensor, addr: int) -> Layout:
+def natural_layout(tensor: ir.Tensor, addr: int, packed: Packed = INT8) -> Layout:
     shape = tuple(tensor.shape)
     itemsize = 4 if tensor.dtype.bits == 32 else 1
     perm = (0, 2, 3, 1) if len(shape) == 4 else tuple(range(len(shape)))
-    return Layout(addr=addr, shape=shape, pre_shape=shape, perm=perm, itemsize=itemsize)
+    return Layout(
+        addr=addr, shape=shape, pre_shape=shape, perm=perm, itemsize=itemsize, packed=packed
+    )
 
 
 @dataclass
@@ -66,8 +97,15 @@ def _align(value: int, alignment: int) -> int:
     return -(-value // alignment) * alignment
 
 
-def plan_memory(graph: ir.Graph, config: AccelConfig, constants_bytes: int) -> MemoryPlan:
-    """Place every device tensor after `constants_bytes` of constant data."""
+def plan_memory(
+    graph: ir.Graph,
+    config: AccelConfig,
+    constants_bytes: int,
+    packing: dict[str, Packed] | None = None,
+) -> MemoryPlan:
+    """Place every device tensor after `constants_bytes` of constant data, those in
+    `packing` (`plan_packing`) packed."""
+    packing = packing or {}
     align = config.dma_bytes
     base = _align(constants_bytes, align)
     # Reshape outputs share their input's memory: find each tensor's storage root.
@@ -103,7 +141,7 @@ def plan_memory(graph: ir.Graph, config: AccelConfig, constants_bytes: int) -> M
 
     def size_of(name: str) -> int:
         tensor = graph.tensors[name]
-        return _align(natural_layout(tensor, 0).nbytes, align)
+        return _align(natural_layout(tensor, 0, packing.get(name, INT8)).nbytes, align)
 
     for time in range(-1, end + 1):
         for storage in by_time.get(time, []):
@@ -144,12 +182,12 @@ def plan_memory(graph: ir.Graph, config: AccelConfig, constants_bytes: int) -> M
         if storage not in addresses:
             continue  # a tensor nothing produces or reads (not used on the device)
         root_tensor = graph.tensors[storage]
-        layout = natural_layout(root_tensor, addresses[storage])
+        layout = natural_layout(root_tensor, addresses[storage], packing.get(storage, INT8))
         if storage != name:
             if row_major_in_memory(root_tensor.shape) and row_major_in_memory(tensor.shape):
                 # The same bytes in the same order: the alias has its own natural layout (a
                 # channel shuffle's 5-D -> 4-D at one pixel feeds a Conv as any 4-D tensor).
-                layout = natural_layout(tensor, addresses[storage])
+                layout = natural_layout(tensor, addresses[storage], packing.get(storage, INT8))
             else:
                 layout = replace(layout, shape=tuple(tensor.shape))
         layouts[name] = layout

@@ -25,6 +25,7 @@ import numpy as np
 
 from verdigris.arch.config import AccelConfig
 from verdigris.compiler import ir
+from verdigris.compiler.backend.packing import Packed
 
 __all__ = ["conv_row_chunks", "pad_columns"]
 
@@ -43,10 +44,14 @@ def conv_row_chunks(node: ir.Conv, in_channels: int, dim: int) -> int:
     return chunks if eligible and chunks < plain else 0
 
 
-def pad_columns(graph: ir.Graph, config: AccelConfig) -> ir.Graph:
+def pad_columns(
+    graph: ir.Graph, config: AccelConfig, packing: dict[str, Packed] | None = None
+) -> ir.Graph:
     """`graph` with an identity conv that writes the horizontally padded input before each
     conv that would run unrolled but for its horizontal padding (the module docstring says
-    why); that conv then has vertical padding only. The same graph if there is none."""
+    why); that conv then has vertical padding only. The same graph if there is none. An
+    input in `packing` (`plan_packing`) has a byte of packed channels per channel."""
+    packing = packing or {}
     nodes: list[ir.Op] = []
     tensors = dict(graph.tensors)
     for node in graph.nodes:
@@ -54,7 +59,8 @@ def pad_columns(graph: ir.Graph, config: AccelConfig) -> ir.Graph:
             top, left, bottom, right = node.pads
             unpadded = replace(node, pads=(top, 0, bottom, 0))
             x = tensors[node.inputs[0]]
-            if conv_row_chunks(unpadded, x.shape[1], config.dim):
+            per_byte = packing[x.name].per_byte if x.name in packing else 1
+            if conv_row_chunks(unpadded, -(-x.shape[1] // per_byte), config.dim):
                 width = x.shape[3] + left + right
                 padded = replace(x, name=f"padded({node.name})", shape=(*x.shape[:3], width))
                 tensors[padded.name] = padded

@@ -8,6 +8,7 @@ import itertools
 import random
 import struct
 from collections import Counter, defaultdict, deque
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -519,6 +520,8 @@ def test_activity_of_a_small_gemm():
         "instructions": {"load": 2, "compute": 1, "store": 1},
         "instruction_fetches": 5,  # the four and FINISH
         "macs": 3 * DIM * DIM,
+        "macs_int4": 0,
+        "macs_int2": 0,
         "zero_macs": zero,
         "main_read_bytes": (4 + 3) * 4,
         "main_write_bytes": 12 * 4,
@@ -732,3 +735,124 @@ def test_cycles_of_weight_loads_back_to_back():
     assert activity.stall["compute"] == 0
     assert activity.cycles == 19
     assert activity.busy["compute"] == 9  # cycle 5 counted once
+
+
+# --------------------------------------------------------------------------- packed operands
+
+NARROW = replace(CONFIG, operand_bits=2)
+
+
+def _operands(byte: int, width: int) -> list[int]:
+    """The signed `width`-bit operands of one byte, lowest bits first (docs/isa.md)."""
+    fields = [(byte >> shift) & ((1 << width) - 1) for shift in range(0, 8, width)]
+    return [f - (1 << width) if f >> (width - 1) else f for f in fields]
+
+
+@pytest.mark.parametrize("pack", [1, 2])
+def test_a_packed_gemm_multiplies_the_operands_of_each_byte(pack):
+    rng = np.random.default_rng(pack)
+    rows = 5
+    weights = rng.integers(-128, 128, (DIM, DIM), dtype=np.int64).astype(np.int8)
+    activations = rng.integers(-128, 128, (rows, DIM), dtype=np.int64).astype(np.int8)
+    activations[0, :2] = 0
+    memory, activity = run_instructions(
+        NARROW,
+        [
+            load(Buffer.WGT, 0, DIM, DIM, 0, DIM),
+            load(Buffer.INP, 0, rows, DIM, 16, DIM, deps=deps("push_next")),
+            Gemm(deps("pop_prev", "push_next"), True, False, 0, 0, 0, rows, pack=pack),
+            store_raw(0, rows, addr=256, deps=deps("pop_prev")),
+            Finish(NO),
+        ],
+        memory_with((0, weights), (16, activations)),
+    )
+    width = 8 >> pack
+    expected = [
+        [
+            sum(
+                a * w
+                for r in range(DIM)
+                for a, w in zip(
+                    _operands(int(activations[i, r]) & 0xFF, width),
+                    _operands(int(weights[r, c]) & 0xFF, width),
+                    strict=True,
+                )
+            )
+            for c in range(DIM)
+        ]
+        for i in range(rows)
+    ]
+    np.testing.assert_array_equal(read_int32(memory, 256, rows), expected)
+    counters = {"macs_int4": 0, "macs_int2": 0, f"macs_int{width}": rows * DIM * DIM}
+    assert {name: getattr(activity, name) for name in counters} == counters
+    assert activity.macs == rows * DIM * DIM
+    # Zero slots are zero bytes: the two zero activation bytes of row 0, and zero weights.
+    zero = sum(
+        activations[i, r] == 0 or weights[r, c] == 0
+        for i in range(rows)
+        for r in range(DIM)
+        for c in range(DIM)
+    )
+    assert activity.zero_macs == zero
+
+
+# Rows (-1, 7, -8) and (-3, 1, 0) clamped to the width, low lanes in the low bits: int4
+# nibbles f 7 | 8 and d 1 | 0; int2 (clamped to -2, 1, -2 and -2, 1, 0) 3 1 2 and 2 1 0.
+@pytest.mark.parametrize(("pack", "expected"), [(1, [0x7F, 0x08, 0x1D, 0x00]), (2, [0x27, 0x06])])
+def test_a_packed_store_writes_the_low_bits_of_each_value(pack, expected):
+    width = 8 >> pack
+    low, high = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    acc = np.array([[-1, 7, -8, 5], [-3, 1, 0, 5]], "<i4")  # lane 3 is not stored
+    identity = req_entries([0] * DIM, [1 << 30] * DIM, [30] * DIM, 0, low, high)
+    elems = 3
+    row_bytes = len(expected) // 2
+    memory, activity = run_instructions(
+        NARROW,
+        [
+            *serial(
+                [
+                    load(Buffer.ACC, 0, 2, DIM, 0, 16),
+                    load(Buffer.REQ, 0, 1, DIM, 64, 0),
+                    Store(NO, False, 0, 2, elems, OUT, row_bytes, pack=pack),
+                ]
+            ),
+            Finish(NO),
+        ],
+        memory_with((0, acc), (64, identity), (OUT, np.full(8, 0xAA, np.uint8))),
+    )
+    assert memory[OUT : OUT + 2 * row_bytes].tolist() == expected
+    assert memory[OUT + 2 * row_bytes] == 0xAA  # nothing past the rows' bytes
+    assert activity.main_write_bytes == 2 * CONFIG.dma_bytes  # one word per row
+
+
+@pytest.mark.parametrize(
+    ("config", "instruction", "problem"),
+    [
+        (
+            CONFIG,
+            Gemm(NO, True, False, 0, 0, 0, 1, pack=1),
+            "pack 1 (int4 operands) is not a width this array computes: operand_bits 8 allows int8",
+        ),
+        (
+            NARROW,
+            Gemm(NO, True, False, 0, 0, 0, 1, pack=3),
+            "pack 3 (int1 operands) is not a width this array computes: operand_bits 2 "
+            "allows int8/int4/int2",
+        ),
+        (
+            replace(CONFIG, operand_bits=4),
+            Store(NO, False, 0, 1, DIM, OUT, DIM, pack=2),
+            "pack 2 (int2 operands) is not a width this array computes: operand_bits 4 "
+            "allows int8/int4",
+        ),
+        (
+            NARROW,
+            Store(NO, True, 0, 1, DIM, OUT, 4 * DIM, pack=1),
+            "a raw STORE writes int32s: pack must be 0",
+        ),
+    ],
+)
+def test_a_pack_the_array_cannot_compute_is_an_error(config, instruction, problem):
+    with pytest.raises(IsaError) as info:
+        run_instructions(config, [instruction, Finish(NO)], memory_with())
+    assert str(info.value).endswith(problem)

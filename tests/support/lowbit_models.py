@@ -272,3 +272,59 @@ def int4_qdq_model(p: Parameters) -> onnx.ModelProto:
     ]
     add(_qdq("q_out", "gemm", p.out_scale, np.int8(0), out="y"))
     return _model(nodes, initializers, [("", 21)])
+
+
+def conv_chain_model(weight_bits: int, act_bits: int, *, signed: bool = False, seed: int = 0):
+    """Quant(x) -> Conv 3x3 pad 1 (3 -> 5) -> Relu -> Quant(act) -> Conv 3x3 pad 1 stride 2
+    (5 -> 6) -> Relu -> Quant(act) -> Conv 1x1 (6 -> 4) -> Quant(8 bits) on (1, 3, 7, 7):
+    convs that read low-bit activations, with padding on both axes, a stride and channel
+    counts that are not a multiple of a byte's operands. With `signed`, no Relus and signed
+    activations. Power-of-two scales, as `parameters`."""
+    rng = np.random.default_rng(seed)
+    layers = [  # (weight shape, pads, strides)
+        ((5, 3, 3, 3), [1, 1, 1, 1], [1, 1]),
+        ((6, 5, 3, 3), [1, 1, 1, 1], [2, 2]),
+        ((4, 6, 1, 1), [0, 0, 0, 0], [1, 1]),
+    ]
+    act_scale = 2.0**-2
+    node, initializers = _quant("q_in", "x", 2.0**-5, 8, signed=True)
+    nodes, source, source_scale = [node], "q_in", 2.0**-5
+    for index, (shape, pads, strides) in enumerate(layers):
+        values, scale = _weights(rng, shape, weight_bits, narrow=True)
+        acc_scale = source_scale * scale
+        w, b, conv = f"w{index}", f"b{index}", f"conv{index}"
+        initializers += [
+            _const(w, values * scale.reshape(-1, 1, 1, 1)),
+            _const(b, rng.integers(-40, 40, size=shape[0]) * acc_scale),
+        ]
+        for quant in (
+            _quant(f"q_{w}", w, scale.reshape(-1, 1, 1, 1), weight_bits, signed=True, narrow=True),
+            _quant(f"q_{b}", b, acc_scale, 32, signed=True),
+        ):
+            nodes.append(quant[0])
+            initializers += quant[1]
+        inputs = [source, f"q_{w}", f"q_{b}"]
+        nodes.append(helper.make_node("Conv", inputs, [conv], pads=pads, strides=strides))
+        if index == len(layers) - 1:
+            quant = _quant("q_out", conv, 2.0**-6, 8, signed=True, out="y")
+        else:
+            if not signed:
+                nodes.append(helper.make_node("Relu", [conv], [f"relu{index}"]))
+            act_in = conv if signed else f"relu{index}"
+            quant = _quant(f"q_act{index}", act_in, act_scale, act_bits, signed=signed)
+            source, source_scale = f"q_act{index}", act_scale
+        nodes.append(quant[0])
+        initializers += quant[1]
+    graph = helper.make_graph(
+        nodes,
+        "conv_chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 7, 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4])],
+        initializers,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX, 1)]
+    )
+    model.ir_version = 10
+    onnx.checker.check_model(model)
+    return model

@@ -1,0 +1,172 @@
+"""Packed operands: which activations main memory holds two or four to a byte, and how.
+
+A tensor of int4 or int2 values is stored packed along its channels (docs/isa.md, STORE and
+GEMM `pack`) when the array computes that width (AccelConfig.operand_bits) and every op that
+reads it multiplies it on the array: a dense Conv or a MatMul, whose weights are then packed
+the same way along K. Such a layer streams `2**pack` values of K per byte, so it takes
+fewer cycles, buffer rows and main-memory bytes, with the same integers (docs/quantization.md,
+"Packed operands").
+
+The op that writes the tensor packs it in its STORE; it may be any device op but Concat
+(whose inputs land at channel offsets that need not be whole bytes). Graph inputs and
+outputs, host-op tensors and the inputs of vector ops stay int8.
+
+A tensor's values are signed lanes of `bits`: an unsigned one (a uint4 after a ReLU) is
+stored less `offset` = 2**(bits-1), which the writer's requantizer subtracts (its zero
+point, clamp and table) and each reader adds back through its bias (acc = Σ (a - offset) w
++ bias + offset Σ w) and its padding value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from verdigris.arch.config import AccelConfig
+from verdigris.arch.isa import LANE_BITS, OPERAND_WIDTHS, pack_elements
+from verdigris.compiler import ir
+
+__all__ = [
+    "Packed",
+    "lane_requant",
+    "pack_codes",
+    "pack_fill",
+    "plan_packing",
+    "value_bits",
+]
+
+
+@dataclass(frozen=True)
+class Packed:
+    """How a tensor lies in main memory: `bits` per value (LANE_BITS: one int8 per byte),
+    stored as value - `offset`."""
+
+    bits: int = LANE_BITS
+    offset: int = 0
+
+    @property
+    def pack(self) -> int:
+        """The GEMM and STORE `pack` of this width: log2 of the values per byte."""
+        return (LANE_BITS // self.bits).bit_length() - 1
+
+    @property
+    def per_byte(self) -> int:
+        return LANE_BITS // self.bits
+
+
+INT8 = Packed()
+
+
+def _fits(low: int, high: int, bits: int) -> bool:
+    return -(1 << (bits - 1)) <= low and high < 1 << (bits - 1)
+
+
+def value_bits(values: np.ndarray) -> int:
+    """The narrowest operand width (OPERAND_WIDTHS) whose signed range holds `values`."""
+    low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
+    return min(w for w in OPERAND_WIDTHS if _fits(low, high, w) or w == LANE_BITS)
+
+
+def _value_range(graph: ir.Graph, name: str) -> tuple[int, int]:
+    """The values a device tensor can hold: its type's range."""
+    dtype = graph.tensors[name].dtype
+    if dtype.signed:
+        return -(1 << (dtype.bits - 1)), (1 << (dtype.bits - 1)) - 1
+    return 0, (1 << dtype.bits) - 1
+
+
+def _lanes(low: int, high: int, bits: int) -> Packed | None:
+    """Values [low, high] in signed lanes of `bits`, shifted if they need to be; None if
+    they do not fit."""
+    if bits == LANE_BITS:
+        return INT8
+    if _fits(low, high, bits):
+        return Packed(bits)
+    offset = 1 << (bits - 1)
+    if _fits(low - offset, high - offset, bits):
+        return Packed(bits, offset)
+    return None
+
+
+def plan_packing(graph: ir.Graph, config: AccelConfig) -> dict[str, Packed]:
+    """The tensors to store packed (by name; a Reshape's output shares its input's entry):
+    those whose readers are all dense Convs and MatMuls, packed at the widest of their
+    values' width and those readers' weights' widths, if that is narrower than int8, no
+    narrower than the config's operand_bits and a whole number of bytes per `dim` values
+    (a STORE writes blocks of `dim` channels)."""
+    if config.operand_bits == LANE_BITS:
+        return {}
+    root: dict[str, str] = {}
+    for node in graph.nodes:
+        if isinstance(node, ir.Reshape):
+            root[node.output] = root.get(node.inputs[0], node.inputs[0])
+    readers: dict[str, list[ir.Op]] = {}
+    for node in graph.nodes:
+        if not isinstance(node, ir.Reshape):
+            for name in node.inputs:
+                readers.setdefault(root.get(name, name), []).append(node)
+    kept = {root.get(o.tensor.name, o.tensor.name) for o in graph.outputs}
+    kept |= {root.get(i.tensor.name, i.tensor.name) for i in graph.inputs}
+    packed = {}
+    for node in graph.nodes:
+        name = node.output
+        users = readers.get(name, [])
+        if (
+            isinstance(node, ir.Concat | ir.Reshape | ir.HostOp)
+            or name in kept
+            or not users
+            or not all(_multiplies(user) for user in users)
+        ):
+            continue
+        low, high = _value_range(graph, name)
+        bits = max(
+            config.operand_bits,
+            min(w for w in OPERAND_WIDTHS if _lanes(low, high, w) is not None),
+            *(value_bits(user.weight) for user in users),
+        )
+        while (config.dim * bits) % LANE_BITS:
+            bits *= 2
+        lanes = _lanes(low, high, bits)
+        if lanes is not None and lanes.bits < LANE_BITS:
+            packed[name] = lanes
+    aliases = {alias: packed[source] for alias, source in root.items() if source in packed}
+    return packed | aliases
+
+
+def _multiplies(node: ir.Op) -> bool:
+    """Whether `node` multiplies its input on the array, K along the input's channels."""
+    return isinstance(node, ir.MatMul) or (isinstance(node, ir.Conv) and node.groups == 1)
+
+
+def lane_requant(requant: ir.Requant, packed: Packed) -> ir.Requant:
+    """`requant` writing its values as `packed` stores them: less the offset (zero point,
+    clamp and table shifted), clamped to the lanes' range (which the tensor's type keeps
+    them in anyway, so that a STORE never wraps a value)."""
+    if packed == INT8:
+        return requant
+    offset, half = packed.offset, 1 << (packed.bits - 1)
+    table = None if requant.table is None else requant.table - offset
+    return replace(
+        requant,
+        zero_point=requant.zero_point - offset,
+        qmin=max(requant.qmin - offset, -half),
+        qmax=min(requant.qmax - offset, half - 1),
+        table=table,
+    )
+
+
+def pack_codes(values: np.ndarray, bits: int, axis: int) -> np.ndarray:
+    """`values` packed along `axis` as main memory holds them (`pack_elements`: 8 // bits to
+    a byte, the axis padded to whole bytes), as int8 bytes: the axis shrinks to
+    ceil(n * bits / 8)."""
+    values = np.moveaxis(np.asarray(values, np.int64), axis, -1)
+    rows = pack_elements(values.reshape(-1, values.shape[-1]), bits)
+    codes = rows.view(np.int8).astype(np.int64).reshape(*values.shape[:-1], -1)
+    return np.moveaxis(codes, -1, axis)
+
+
+def pack_fill(value: int, packed: Packed) -> int:
+    """The int8 byte whose every lane holds `value` stored as `packed` (a padding value)."""
+    lanes = np.full(packed.per_byte, value - packed.offset)
+    return int(pack_codes(lanes, packed.bits, 0)[0])
