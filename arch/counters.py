@@ -53,7 +53,7 @@ LOAD_WRITE_COUNTERS = {
 
 # The MAC slots of GEMMs with packed operands, per `pack` (1: int4, 2: int2; a slot then
 # computes 2**pack products): a part of `macs`, which counts every slot, so that energy can
-# price MACs by width. Not counters of the RTL yet, which runs int8 GEMMs only (docs/isa.md).
+# price MACs by width.
 PACKED_MAC_COUNTERS = {
     pack: f"macs_int{operand_width(pack)}" for pack in range(1, len(OPERAND_WIDTHS))
 }
@@ -63,6 +63,7 @@ ACTIVITY_COUNTERS = (
     "cycles",
     "instruction_fetches",
     "macs",
+    *PACKED_MAC_COUNTERS.values(),
     "zero_macs",
     *BYTE_COUNTERS,
     *(
@@ -94,8 +95,7 @@ def activity_from_counters(counters: Mapping[str, int]) -> Activity:
         instructions={u: counters[f"{u}_instructions"] for u in UNITS},
         instruction_fetches=counters["instruction_fetches"],
         macs=counters["macs"],
-        # The RTL runs int8 GEMMs only (PACKED_MAC_COUNTERS): no packed MAC slots.
-        **dict.fromkeys(PACKED_MAC_COUNTERS.values(), 0),
+        **{name: counters[name] for name in PACKED_MAC_COUNTERS.values()},
         zero_macs=counters["zero_macs"],
         **{name: counters[name] for name in BYTE_COUNTERS},
     )

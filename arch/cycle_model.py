@@ -49,6 +49,7 @@ from verdigris.arch.isa import (
     buffer_rows,
     disassemble,
     encode,
+    max_pack,
     operand_width,
     row_bytes,
     token_counter,
@@ -323,7 +324,7 @@ def _check_pack(index: int, instruction: Gemm | Store, config) -> None:
     OPERAND_WIDTHS, down to the config's operand_bits."""
     pack = instruction.pack
     allowed = "/".join(f"int{w}" for w in OPERAND_WIDTHS if w >= config.operand_bits)
-    if pack >= len(OPERAND_WIDTHS) or operand_width(pack) < config.operand_bits:
+    if pack > max_pack(config):
         raise instruction_error(
             index,
             instruction,

@@ -53,6 +53,7 @@ __all__ = [
     "encode",
     "encode_program",
     "flag_bit",
+    "max_pack",
     "operand_width",
     "pack_elements",
     "row_bits",
@@ -99,6 +100,11 @@ OPERAND_WIDTHS = (8, 4, 2)
 def operand_width(pack: int) -> int:
     """Bits of one operand at `pack` (0: int8, 1: two int4 per byte, 2: four int2)."""
     return LANE_BITS >> pack
+
+
+def max_pack(config) -> int:
+    """The widest `pack` an AccelConfig's PEs compute: that of its operand_bits."""
+    return OPERAND_WIDTHS.index(config.operand_bits)
 
 
 # Rows of one lookup table in the LUT buffer: one per value of an 8-bit output operand. A

@@ -6,7 +6,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.isa import address_bits
-from verdigris.hw.pe import ProcessingElement, check_widths
+from verdigris.hw.pe import PACK_BITS, ProcessingElement, check_max_pack, check_widths
 
 __all__ = ["ArrayBase", "ArrayPE", "SystolicArray", "array_signature"]
 
@@ -21,6 +21,7 @@ def array_signature(dim: int, operand_width: int, acc_width: int) -> dict:
         "a_valid": In(1),
         "a_data": In(operands),
         "a_swap": In(1),
+        "a_pack": In(PACK_BITS),
         "p_valid": Out(1),
         "p_data": Out(data.ArrayLayout(signed(acc_width), dim)),
         "zero_count": Out((dim * dim).bit_length()),
@@ -52,7 +53,8 @@ class ArrayBase(wiring.Component):
 
     - ``w_en`` (1), ``w_row`` (unsigned, ``max(1, ceil(log2(dim)))`` bits), ``w_data``
       (``dim`` operands): weight loading.
-    - ``a_valid`` (1), ``a_data`` (``dim`` operands), ``a_swap`` (1): the input row stream.
+    - ``a_valid`` (1), ``a_data`` (``dim`` operands), ``a_swap`` (1), ``a_pack``: the input
+      row stream; ``a_pack`` is the row's GEMM `pack` (0 unless ``max_pack`` > 0).
     - ``p_valid`` (1), ``p_data`` (``dim`` results): the output row stream.
     - ``zero_count`` (``(dim*dim).bit_length()`` bits): zero-operand MACs, for the activity
       counters.
@@ -78,7 +80,9 @@ class ArrayBase(wiring.Component):
       tiles are zero.
     - **Output.** Exactly ``latency = 2*dim - 1`` cycles after a row entered, ``p_valid`` is
       high and ``p_data[c] = sum_r a[r] * W[r][c]`` (``W`` the tile active at that row, the
-      products exact, the sum wrapped to ``acc_width`` bits). Rows leave in entry order, one
+      products exact, the sum wrapped to ``acc_width`` bits; with a pack, each product is
+      that of the bytes' packed operands, `verdigris.hw.pe.multiply`). Rows leave in
+      entry order, one
       per cycle at full throughput. ``p_data`` is meaningless while ``p_valid`` is low.
     - **Zero count.** ``zero_count`` in cycle ``t`` is the number of MACs of cycle
       ``t - zero_count_delay`` on a valid element whose activation or used weight is 0, so
@@ -108,12 +112,14 @@ class ArrayBase(wiring.Component):
         Bits of the signed activations and weights (2 to 18).
     acc_width : int
         Bits of the signed results; at least ``2 * operand_width``.
+    max_pack : int
+        The widest `pack` the array multiplies (`ProcessingElement`'s ``max_pack``).
     """
 
     zero_count_delay: int  # cycles from a PE's MAC to its contribution in zero_count
     min_dim = 1
 
-    def __init__(self, dim: int, *, operand_width: int = 8, acc_width: int = 32):
+    def __init__(self, dim: int, *, operand_width: int = 8, acc_width: int = 32, max_pack: int = 0):
         if not isinstance(dim, int) or isinstance(dim, bool) or dim < self.min_dim:
             if self.min_dim == 1:
                 raise ValueError(f"dim must be a positive integer, not {dim!r}")
@@ -122,6 +128,8 @@ class ArrayBase(wiring.Component):
         self.dim = dim
         self.operand_width = operand_width
         self.acc_width = acc_width
+        check_max_pack(max_pack, operand_width)
+        self.max_pack = max_pack
         self.latency = 2 * dim - 1
         super().__init__(array_signature(dim, operand_width, acc_width))
 
@@ -146,7 +154,11 @@ class SystolicArray(ArrayBase):
         dim = self.dim
         pes = [
             [
-                ArrayPE(operand_width=self.operand_width, acc_width=self.acc_width)
+                ArrayPE(
+                    operand_width=self.operand_width,
+                    acc_width=self.acc_width,
+                    max_pack=self.max_pack,
+                )
                 for _ in range(dim)
             ]
             for _ in range(dim)
@@ -175,11 +187,15 @@ class SystolicArray(ArrayBase):
         # Input skew: array row r sees a row's element r cycles after the row entered. The
         # flags are the same for every row, so one chain of dim - 1 stages serves all rows.
         valid_chain, swap_chain = [self.a_valid], [self.a_valid & self.a_swap]
+        pack_chain = [self.a_pack]
         for stage in range(1, dim):
             valid, swap = Signal(name=f"valid_skew_{stage}"), Signal(name=f"swap_skew_{stage}")
+            pack = Signal(PACK_BITS, name=f"pack_skew_{stage}")
             m.d.sync += [valid.eq(valid_chain[-1]), swap.eq(swap_chain[-1])]
+            m.d.sync += pack.eq(pack_chain[-1])
             valid_chain.append(valid)
             swap_chain.append(swap)
+            pack_chain.append(pack)
         for r, row in enumerate(pes):
             a = self.a_data[r]
             for stage in range(1, r + 1):
@@ -190,6 +206,7 @@ class SystolicArray(ArrayBase):
                 row[0].a_in.eq(a),
                 row[0].valid_in.eq(valid_chain[r]),
                 row[0].swap_in.eq(swap_chain[r]),
+                row[0].pack_in.eq(pack_chain[r]),
             ]
 
         # The mesh: activations and flags to the right, partial sums down.
@@ -201,6 +218,7 @@ class SystolicArray(ArrayBase):
                         pe.a_in.eq(left.a_out),
                         pe.valid_in.eq(left.valid_out),
                         pe.swap_in.eq(left.swap_out),
+                        pe.pack_in.eq(left.pack_out),
                     ]
                 m.d.comb += pe.psum_in.eq(pes[r - 1][c].psum_out if r > 0 else 0)
 

@@ -19,6 +19,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data
 
 from verdigris.hw.array import ArrayBase, _popcount_tree
+from verdigris.hw.pe import PACK_BITS, multiply
 
 __all__ = ["OutputStationaryArray"]
 
@@ -65,11 +66,17 @@ class OutputStationaryArray(ArrayBase):
         for r in range(dim):
             row = Signal(data.ArrayLayout(operand, dim), name=f"row_{r}")
             bank = Signal(name=f"bank_{r}")
+            pack = Signal(PACK_BITS, name=f"pack_{r}")
             step = Signal(range(dim + 1), init=dim, name=f"step_{r}")  # dim: idle
             m.d.sync += step.eq(Mux(step == dim, dim, step + 1))
             # A row entering in the cycle this PE row finishes its previous one wins.
             with m.If(self.a_valid & (slot == r)):
-                m.d.sync += [row.eq(self.a_data), bank.eq(entering_bank), step.eq(0)]
+                m.d.sync += [
+                    row.eq(self.a_data),
+                    bank.eq(entering_bank),
+                    pack.eq(self.a_pack),
+                    step.eq(0),
+                ]
             busy = step != dim
             activation = Signal(operand, name=f"a_{r}")
             m.d.comb += activation.eq(row[0])
@@ -86,7 +93,7 @@ class OutputStationaryArray(ArrayBase):
                     for k in range(dim):
                         with m.Case(k):
                             m.d.comb += weight.eq(Mux(bank, tiles[1][k][c], tiles[0][k][c]))
-                product = activation * weight
+                product = multiply(m, activation, weight, pack, self.max_pack)
                 m.d.comb += final[c].eq(Mux(step == 0, product, sums[c] + product))
                 with m.If(busy):
                     m.d.sync += sums[c].eq(final[c])

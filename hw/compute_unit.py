@@ -29,8 +29,9 @@ weights, else 0):
 every GEMM and VECTOR has completed; a GEMM that loads weights and streams may start up to
 min(dim, rows of the GEMM before it) cycles early, never before that GEMM's stream start, so
 its shadow writes follow the swap (hw/array.py, "Safe reuse"). Counters: `macs` (dim*dim
-per streamed row, counted in the cycle the row enters the array) and `zero_macs` (the
-array's `zero_count`, added in the cycle it is shown).
+per streamed row, counted in the cycle the row enters the array), of those `macs_int4` and
+`macs_int2` for rows of a GEMM with `pack` 1 and 2 (the pack enters the array with the
+row), and `zero_macs` (the array's `zero_count`, added in the cycle it is shown).
 
 `completed` is the number of instructions completing in this cycle: a NOP can complete
 beside a GEMM or VECTOR (it does not wait for the array), so 0, 1 or 2; `nop_completed` is
@@ -45,11 +46,22 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
+from verdigris.arch.counters import PACKED_MAC_COUNTERS
 from verdigris.arch.cycle_model import ZERO_COUNT_DELAY
-from verdigris.arch.isa import Buffer, Gemm, Opcode, Vector, VectorOp, address_bits, element_bits
+from verdigris.arch.isa import (
+    Buffer,
+    Gemm,
+    Opcode,
+    Vector,
+    VectorOp,
+    address_bits,
+    element_bits,
+    max_pack,
+)
 from verdigris.arch.timing import VECTOR_LATENCY, gemm_latency
 from verdigris.hw.array import SystolicArray
 from verdigris.hw.array_os import OutputStationaryArray
+from verdigris.hw.pe import PACK_BITS
 from verdigris.hw.units import UnitControl, buffer_read, buffer_write, field, opcode, push_flags
 
 __all__ = ["ComputeUnit", "TagPipeline"]
@@ -161,8 +173,8 @@ class ComputeUnit(wiring.Component):
         transparent to ``acc_write``.
     acc_write : ``In(WritePort.Signature(...))``
         The accumulator's write port.
-    macs, zero_macs : ``Out(48)``
-        MAC slots and zero-operand MACs since ``clear``.
+    macs, macs_int4, macs_int2, zero_macs : ``Out(48)``
+        MAC slots (of them, those of packed GEMMs) and zero-operand MACs since ``clear``.
     """
 
     def __init__(self, config: AccelConfig):
@@ -178,6 +190,7 @@ class ComputeUnit(wiring.Component):
                 "acc_read": In(buffer_read(config, Buffer.ACC)),
                 "acc_write": In(buffer_write(config, Buffer.ACC)),
                 "macs": Out(COUNTER_BITS),
+                **{name: Out(COUNTER_BITS) for name in PACKED_MAC_COUNTERS.values()},
                 "zero_macs": Out(COUNTER_BITS),
             }
         )
@@ -197,7 +210,10 @@ class ComputeUnit(wiring.Component):
         # Both dataflows honour the same array contract (and so the same cycle model).
         array_class = OutputStationaryArray if config.dataflow == "os" else SystolicArray
         m.submodules.array = array = array_class(
-            dim, operand_width=element_bits(config, Buffer.INP), acc_width=config.acc_bits
+            dim,
+            operand_width=element_bits(config, Buffer.INP),
+            acc_width=config.acc_bits,
+            max_pack=max_pack(config),
         )
         # Read ports are enabled unless driven low.
         m.d.comb += [self.wgt.en.eq(0), self.inp.en.eq(0), self.acc_read.en.eq(0)]
@@ -224,8 +240,7 @@ class ComputeUnit(wiring.Component):
                 (load_weights & (field(word, Gemm, "wgt_row") + dim > config.wgt_rows))
                 | (field(word, Gemm, "inp_row") + gemm_rows > config.inp_rows)
                 | (field(word, Gemm, "acc_row") + gemm_rows > config.acc_rows)
-                # The RTL multiplies int8 only: packed operands are not built (hw/core.py).
-                | (field(word, Gemm, "pack") != 0)
+                | (field(word, Gemm, "pack") > max_pack(config))
             )
         with m.Elif(is_vector):
             # A scale reads one inp row and writes no acc row, so its acc_row is not checked
@@ -347,6 +362,7 @@ class ComputeUnit(wiring.Component):
         weight_index = Signal(range(dim + 1))
         swap_next = Signal()
         accumulate = Signal()
+        pack = Signal(PACK_BITS)
         vector_mode = Signal()
         vector_op = Signal(field(word, Vector, "op").shape())
         zero = Signal(field(word, Vector, "zero").shape())
@@ -364,6 +380,7 @@ class ComputeUnit(wiring.Component):
         next_rows = Signal.like(rows_left)
         next_swap = Signal()
         next_accumulate = Signal()
+        next_pack = Signal(PACK_BITS)
         # Reads issued this cycle (their data arrives next cycle): a weight row and an
         # input row can be read in the same cycle.
         read_weight = Signal()
@@ -396,6 +413,7 @@ class ComputeUnit(wiring.Component):
                 rows_left.eq(next_rows),
                 swap_next.eq(next_swap),
                 accumulate.eq(next_accumulate),
+                pack.eq(next_pack),
                 vector_mode.eq(0),
                 next_rows.eq(0),
             ]
@@ -410,6 +428,7 @@ class ComputeUnit(wiring.Component):
                 next_rows.eq(gemm_rows),
                 next_swap.eq(gemm_swaps),
                 next_accumulate.eq(field(word, Gemm, "accumulate")),
+                next_pack.eq(field(word, Gemm, "pack")),
             ]
         with m.If(head.go & is_gemm & ~load_weights):
             m.d.sync += [
@@ -418,6 +437,7 @@ class ComputeUnit(wiring.Component):
                 rows_left.eq(gemm_rows),
                 swap_next.eq(gemm_swaps),
                 accumulate.eq(field(word, Gemm, "accumulate")),
+                pack.eq(field(word, Gemm, "pack")),
                 vector_mode.eq(0),
             ]
         with m.If(head.go & is_vector):
@@ -446,12 +466,18 @@ class ComputeUnit(wiring.Component):
         # GEMM rows enter the array a cycle after their read.
         row_arriving = Signal()
         swap_arriving = Signal()
-        m.d.sync += [row_arriving.eq(read_row & ~vector_mode), swap_arriving.eq(0)]
+        pack_arriving = Signal(PACK_BITS)
+        m.d.sync += [
+            row_arriving.eq(read_row & ~vector_mode),
+            swap_arriving.eq(0),
+            pack_arriving.eq(pack),
+        ]
         with m.If(read_row & ~vector_mode & swap_next):
             m.d.sync += [swap_arriving.eq(1), swap_next.eq(0)]
         m.d.comb += [
             array.a_valid.eq(row_arriving),
             array.a_swap.eq(swap_arriving),
+            array.a_pack.eq(pack_arriving),
             array.a_data.eq(self.inp.data),
         ]
 
@@ -518,10 +544,15 @@ class ComputeUnit(wiring.Component):
                 m.d.comb += self.acc_write.data[c].eq(result)
 
         # ---- counters
+        packed = [(p, getattr(self, name)) for p, name in PACKED_MAC_COUNTERS.items()]
         with m.If(self.clear):
             m.d.sync += [self.macs.eq(0), self.zero_macs.eq(0)]
+            m.d.sync += [counter.eq(0) for _, counter in packed]
         with m.Else():
             m.d.sync += [
                 self.macs.eq(self.macs + Mux(row_arriving, Const(dim * dim), 0)),
                 self.zero_macs.eq(self.zero_macs + array.zero_count),
             ]
+            for p, counter in packed:
+                slots = Mux(row_arriving & (pack_arriving == p), Const(dim * dim), 0)
+                m.d.sync += counter.eq(counter + slots)

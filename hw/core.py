@@ -24,7 +24,8 @@ Host port, all synchronous:
   the host resets the core (`rst`); memories keep their contents across a reset. The host
   loads the memories while `running` is low, through whatever holds them.
 - Performance counters: `cycles`, `instruction_fetches`, per unit `*_busy_cycles`,
-  `*_stall_cycles`, `*_instructions` (started), and `macs`, `zero_macs` and the byte
+  `*_stall_cycles`, `*_instructions` (started), `macs` (and of them `macs_int4`,
+  `macs_int2`), `zero_macs` and the byte
   counters (`verdigris.arch.counters.BYTE_COUNTERS`: main memory, the compute and store
   units' buffer reads and accumulator writes, LOAD's writes into each buffer, the STORE's
   requant-table and lookup-table reads), as the Activity record defines them. Each
@@ -44,9 +45,13 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.counters import BYTE_COUNTERS, COUNTERS, LOAD_WRITE_COUNTERS
+from verdigris.arch.counters import (
+    BYTE_COUNTERS,
+    COUNTERS,
+    LOAD_WRITE_COUNTERS,
+    PACKED_MAC_COUNTERS,
+)
 from verdigris.arch.isa import (
-    LANE_BITS,
     Buffer,
     buffer_rows,
     element_bits,
@@ -62,19 +67,9 @@ from verdigris.hw.units import code_port, main_read_port, main_write_port
 # The counter ports' names and order are arch/counters.py's, which every host reads.
 __all__ = ["BYTE_COUNTERS", "COUNTERS", "Core"]
 
-_WIDE_COUNTERS = frozenset({"macs", "zero_macs", *BYTE_COUNTERS})  # 48 bits, others 32
+# 48 bits, others 32
+_WIDE_COUNTERS = frozenset({"macs", *PACKED_MAC_COUNTERS.values(), "zero_macs", *BYTE_COUNTERS})
 _UNIT_COUNTERS = ("busy_cycles", "stall_cycles", "instructions")  # per unit, `{unit}_{name}`
-
-
-def check_operand_bits(config: AccelConfig) -> None:
-    """ValueError for a config whose PEs compute narrower operands than int8: the RTL of
-    packed operands (GEMM and STORE `pack`, docs/isa.md) is not built yet."""
-    if config.operand_bits != LANE_BITS:
-        raise ValueError(
-            f"config '{config.name}' has operand_bits {config.operand_bits}: the RTL of "
-            "packed int4/int2 operands is not built yet; run its programs on isasim "
-            "(--backend isasim), or use a config with operand_bits = 8"
-        )
 
 
 class Core(wiring.Component):
@@ -115,8 +110,8 @@ class Core(wiring.Component):
         Instructions fetched, FINISH included.
     load_busy_cycles, load_stall_cycles, load_instructions : ``Out(32)``
         The load unit's counters (and likewise ``compute_*``, ``store_*``).
-    macs, zero_macs : ``Out(48)``
-        MAC slots and zero-operand MACs.
+    macs, macs_int4, macs_int2, zero_macs : ``Out(48)``
+        MAC slots (of them, those of GEMMs with packed operands) and zero-operand MACs.
     main_read_bytes, main_write_bytes : ``Out(48)``
         Main-memory bytes read by LOAD and written by STORE (whole words).
     inp_read_bytes, wgt_read_bytes, acc_read_bytes, acc_write_bytes : ``Out(48)``
@@ -135,7 +130,6 @@ class Core(wiring.Component):
     def __init__(self, config: AccelConfig):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {config!r}")
-        check_operand_bits(config)
         self.config = config
         members = {
             "main_read": In(main_read_port(config)),
@@ -218,6 +212,10 @@ class Core(wiring.Component):
             self.cycles.eq(ctl.cycles),
             self.macs.eq(compute.macs),
             self.zero_macs.eq(compute.zero_macs),
+            *(
+                getattr(self, name).eq(getattr(compute, name))
+                for name in PACKED_MAC_COUNTERS.values()
+            ),
         ]
 
         # ---- byte counters, from the memory ports' enables, and the fetch count

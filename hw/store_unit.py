@@ -20,7 +20,9 @@ entries stay on the port while its words go out. Rows of a STORE without `lut` a
 as before, so its timing does not change.
 
 Requantization is exactly the golden model's (docs/quantization.md): x = wrap32(acc + bias),
-p = x * multiplier, q = round_half_even(p / 2**shift), y = clamp(q + zero_point).
+p = x * multiplier, q = round_half_even(p / 2**shift), y = clamp(q + zero_point). With a
+`pack`, the low bits of each y (or looked-up byte) are packed, 2**pack to a byte, lanes at or
+past `elems` zero: a row of ceil(elems * width / 8) bytes.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -38,9 +40,12 @@ from verdigris.arch.isa import (
     Unit,
     address_bits,
     element_bits,
+    max_pack,
+    operand_width,
     row_bytes,
 )
 from verdigris.arch.timing import LUT_LATENCY, STORE_OVERHEAD
+from verdigris.hw.pe import PACK_BITS
 from verdigris.hw.requant import Requantizer
 from verdigris.hw.units import (
     UnitControl,
@@ -124,9 +129,13 @@ class StoreUnit(wiring.Component):
             self.lut.en.eq(0),
         ]
 
-        def packed_bytes(elements, raw):
-            """Bytes of a row of `elements` accumulators (raw) or output operands."""
-            return Mux(raw, (elements * acc_bits + 7) >> 3, (elements * out_bits + 7) >> 3)
+        def packed_bytes(elements, raw, pack):
+            """Bytes of a row of `elements` accumulators (raw) or output operands, packed
+            2**pack to a byte."""
+            operands = (elements * out_bits + 7) >> 3
+            for p in range(1, max_pack(config) + 1):
+                operands = Mux(pack == p, (elements * operand_width(p) + 7) >> 3, operands)
+            return Mux(raw, (elements * acc_bits + 7) >> 3, operands)
 
         raw = field(word, Store, "raw")
         rows = field(word, Store, "rows")
@@ -134,7 +143,8 @@ class StoreUnit(wiring.Component):
         addr = field(word, Store, "dram_addr")
         stride = field(word, Store, "dram_stride")
         table = field(word, Store, "lut")  # 0: no lookup; t: table t - 1
-        nbytes = packed_bytes(elems, raw)
+        pack = field(word, Store, "pack")
+        nbytes = packed_bytes(elems, raw, pack)
         last_byte = addr + (rows - 1) * stride + nbytes
         bad = Signal()
         m.d.comb += bad.eq(
@@ -145,8 +155,8 @@ class StoreUnit(wiring.Component):
                 | (elems > dim)
                 | (field(word, Store, "req_row") >= config.req_rows)
                 | ((rows != 0) & (last_byte > config.main_memory_bytes))
-                # The RTL writes int8 outputs only: packed ones are not built (hw/core.py).
-                | (field(word, Store, "pack") != 0)
+                | (pack > max_pack(config))
+                | (raw & (pack != 0))
                 # A lookup replaces requantized bytes (a raw STORE has none), from a table
                 # that must lie wholly in the lookup memories.
                 | ((table != 0) & (raw | (table * LUT_ENTRIES > config.lut_rows)))
@@ -165,6 +175,7 @@ class StoreUnit(wiring.Component):
         row_raw = Signal()
         row_elems = Signal(range(dim + 1))
         row_table = Signal(range(MAX_LUT_TABLES + 1))
+        row_pack = Signal(PACK_BITS)
         req_row = Signal(address_bits(config.req_rows) + 1)
         wait = Signal(16)  # cycles until the next row read
         tail = Signal(16)  # busy cycles left after the last read, counting this one
@@ -173,7 +184,7 @@ class StoreUnit(wiring.Component):
         m.d.comb += [control.free.eq(~busy), control.in_flight.eq(busy)]
 
         this_row_bytes = Signal(range(max_row_bytes + 1))
-        m.d.comb += this_row_bytes.eq(packed_bytes(row_elems, row_raw))
+        m.d.comb += this_row_bytes.eq(packed_bytes(row_elems, row_raw, row_pack))
         row_words = Signal(16)
         m.d.comb += row_words.eq((row_addr % width + this_row_bytes + width - 1) // width)
 
@@ -216,6 +227,7 @@ class StoreUnit(wiring.Component):
                     row_raw.eq(raw),
                     row_elems.eq(elems),
                     row_table.eq(table),
+                    row_pack.eq(pack),
                     req_row.eq(field(word, Store, "req_row")),
                     wait.eq(0),
                     # rows = 0 reads nothing and stays busy for the fixed overhead.
@@ -234,13 +246,17 @@ class StoreUnit(wiring.Component):
             bytes: unsigned(max_row_bytes.bit_length())
             words: unsigned(16)
             table: unsigned(len(row_table))
+            elems: unsigned(len(row_elems))
+            pack: unsigned(PACK_BITS)
 
         stages = REQUANT_STAGES + 1 + LUT_LATENCY
         meta = [Signal(Row, name=f"meta_{k}") for k in range(stages)]
         valid = [Signal(name=f"valid_{k}") for k in range(stages)]
         m.d.sync += [valid[0].eq(read)]
         with m.If(read):
-            m.d.sync += meta[0].eq(Cat(row_addr, row_raw, this_row_bytes, row_words, row_table))
+            m.d.sync += meta[0].eq(
+                Cat(row_addr, row_raw, this_row_bytes, row_words, row_table, row_elems, row_pack)
+            )
         for k in range(1, stages):
             m.d.sync += valid[k].eq(valid[k - 1])
             with m.If(valid[k - 1]):
@@ -262,7 +278,7 @@ class StoreUnit(wiring.Component):
                 requantizer.qmin[c].eq(entry.qmin),
                 requantizer.qmax[c].eq(entry.qmax),
             ]
-            lane_used = c < meta[0].bytes  # at least elems (bytes of 8 bits or more)
+            lane_used = c < meta[0].elems
             out_of_range = (entry.shift < 1) | (entry.shift > 62)
             with m.If(valid[0] & ~meta[0].raw & lane_used & out_of_range):
                 m.d.comb += bad_shift.eq(1)
@@ -293,12 +309,17 @@ class StoreUnit(wiring.Component):
             arrived.eq(Mux(lookup, valid[REQUANT_STAGES + LUT_LATENCY], valid[REQUANT_STAGES])),
         ]
         row_bytes_out = Signal(8 * max_row_bytes)
+        values = [Mux(lookup, self.lut.data[c], result[c]) for c in range(dim)]
         with m.If(requantized.raw):
             m.d.comb += row_bytes_out.eq(Cat(*raw_value2))
-        with m.Elif(lookup):
-            m.d.comb += row_bytes_out.eq(Cat(*(self.lut.data[c] for c in range(dim))))
         with m.Else():
-            m.d.comb += row_bytes_out.eq(Cat(*result))
+            m.d.comb += row_bytes_out.eq(Cat(*values))
+            # Packed: each lane's low bits, lanes at or past elems zero (docs/isa.md).
+            for p in range(1, max_pack(config) + 1):
+                width = operand_width(p)
+                lanes = [Mux(c < row_out.elems, values[c][:width], 0) for c in range(dim)]
+                with m.If(row_out.pack == p):
+                    m.d.comb += row_bytes_out.eq(Cat(*(lane[:width] for lane in lanes)))
         self._write_words(m, arrived, row_out, row_bytes_out)
         return m
 

@@ -233,7 +233,8 @@ def _start_gemm(state: _State, plan: Plan) -> _Effect:
     if ins.pack:
         operands = unpack_operands(activations, ins.pack)  # (rows, dim, 2**pack)
         weights = unpack_operands(state.weights, ins.pack)  # (dim, dim, 2**pack)
-        products = operands.reshape(ins.rows, -1) @ weights.transpose(0, 2, 1).reshape(-1, dim)
+        k = dim << ins.pack  # operands of K in a row
+        products = operands.reshape(ins.rows, k) @ weights.transpose(0, 2, 1).reshape(k, dim)
     else:
         products = activations @ state.weights
     bits = state.config.acc_bits

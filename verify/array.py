@@ -5,8 +5,8 @@ compute unit issues GEMMs (`gemm_stimulus`, `random_gemm_stimulus`) and unconstr
 (Verilator under cocotb) and the cocotb tests it runs, which compare the Verilated array
 with the model cycle by cycle. The tests read their parameters from the environment (cocotb
 runs this module inside the simulator): ARRAY_DIM, ARRAY_OPERAND_WIDTH, ARRAY_ACC_WIDTH,
-ARRAY_GEMMS (GEMMs in the compiler-like sequence), ARRAY_CYCLES (cycles of unconstrained
-random inputs), ARRAY_SEED.
+ARRAY_MAX_PACK, ARRAY_GEMMS (GEMMs in the compiler-like sequence), ARRAY_CYCLES (cycles of
+unconstrained random inputs), ARRAY_SEED.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from cocotb.triggers import FallingEdge, RisingEdge
 from verdigris.arch.arithmetic import wrap_int
 from verdigris.arch.isa import address_bits
 from verdigris.hw.array import SystolicArray
+from verdigris.hw.pe import PACK_BITS
+from verdigris.verify.pe import operand_product
 from verdigris.verify.protocol import (
     pack_lanes,
     run_block_bench,
@@ -54,6 +56,7 @@ class ArrayInputs:
     a_valid: bool = False
     a_data: tuple[int, ...] = ()
     a_swap: bool = False
+    a_pack: int = 0
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ class ArrayModel:
                     if step.a_swap:
                         active[r][c] = shadow(r, c, s + r + c)
                     weight = active[r][c]
-                    sums[c] += a[r] * weight
+                    sums[c] += operand_product(a[r], weight, step.a_pack)
                     counted = s + r + c + self.zero_count_delay
                     if (a[r] == 0 or weight == 0) and counted < cycles:
                         zero_counts[counted] += 1
@@ -135,6 +138,7 @@ class GemmSpec:
     tile: tuple[tuple[int, ...], ...] | None
     rows: tuple[tuple[int, ...], ...]
     idle: int = 0
+    pack: int = 0  # its rows' products are of packed operands (docs/isa.md GEMM)
 
 
 @dataclass(frozen=True)
@@ -191,10 +195,16 @@ def gemm_stimulus(
             if swap:
                 active_tile, pending = shadow_tile, False
             for i, a in enumerate(rows):
-                entries[cycle + i] = (tuple(a), swap and i == 0)
+                entries[cycle + i] = (tuple(a), swap and i == 0, gemm.pack)
                 rows_out.append(
                     tuple(
-                        wrap_int(sum(a[r] * active_tile[r][c] for r in range(dim)), acc_width)
+                        wrap_int(
+                            sum(
+                                operand_product(a[r], active_tile[r][c], gemm.pack)
+                                for r in range(dim)
+                            ),
+                            acc_width,
+                        )
                         for c in range(dim)
                     )
                 )
@@ -212,7 +222,10 @@ def gemm_stimulus(
     for t in range(end):
         idle_row = junk.randrange(1 << address_bits(dim)) if junk else 0
         w_row, w_data = writes.get(t, (idle_row, None))
-        a_data, a_swap = entries.get(t, (None, bool(junk and junk.random() < 0.5)))
+        idle_pack = junk.randrange(1 << PACK_BITS) if junk else 0
+        a_data, a_swap, a_pack = entries.get(
+            t, (None, bool(junk and junk.random() < 0.5), idle_pack)
+        )
         inputs.append(
             ArrayInputs(
                 w_en=t in writes,
@@ -221,13 +234,20 @@ def gemm_stimulus(
                 a_valid=t in entries,
                 a_data=a_data if a_data is not None else filler(),
                 a_swap=a_swap,
+                a_pack=a_pack,
             )
         )
     return ArrayStimulus(tuple(inputs), tuple(rows_out), zero_macs, tuple(starts))
 
 
 def random_gemm_stimulus(
-    seed: int, dim: int, gemms: int, *, operand_width: int = 8, acc_width: int = 32
+    seed: int,
+    dim: int,
+    gemms: int,
+    *,
+    operand_width: int = 8,
+    acc_width: int = 32,
+    max_pack: int = 0,
 ) -> ArrayStimulus:
     """`gemms` GEMMs (at least 8) as the compiler issues them (see `gemm_stimulus`).
 
@@ -238,7 +258,8 @@ def random_gemm_stimulus(
     swaps the tile in; a tile of the most negative operand against rows of extremes (the
     largest sums, which overflow narrow accumulators), started early; a reuse with 1 row.
     The rest are random, mostly back to back, loads with rows often early. Operands are
-    biased toward the extremes and 0; unused input fields carry random junk.
+    biased toward the extremes and 0; unused input fields carry random junk. With
+    `max_pack`, the random GEMMs take random packs up to it (the first eight have none).
     """
     rng = random.Random(seed)
     lo, hi = -(1 << (operand_width - 1)), (1 << (operand_width - 1)) - 1
@@ -273,12 +294,12 @@ def random_gemm_stimulus(
         streamed = len(specs[-1].rows)
         if tile is not None and count and streamed and rng.random() < 0.5:
             idle = -rng.randint(1, min(dim, streamed))  # the early weight load
-        specs.append(GemmSpec(tile, stream(count), idle))
+        specs.append(GemmSpec(tile, stream(count), idle, rng.randint(0, max_pack)))
     return gemm_stimulus(dim, specs, acc_width=acc_width, junk=rng, operand_width=operand_width)
 
 
 def random_array_inputs(
-    seed: int, count: int, dim: int, *, operand_width: int = 8
+    seed: int, count: int, dim: int, *, operand_width: int = 8, max_pack: int = 0
 ) -> list[ArrayInputs]:
     """`count` cycles of unconstrained random array inputs: weight writes to any row (also
     past `dim - 1` when the row field allows it) at any time, also while rows stream and
@@ -301,6 +322,7 @@ def random_array_inputs(
             a_valid=rng.random() < 0.7,
             a_data=vector(),
             a_swap=rng.random() < 0.2,
+            a_pack=rng.randint(0, max_pack),
         )
         for _ in range(count)
     ]
@@ -337,6 +359,7 @@ def simulate_array(
             ctx.set(dut.a_valid, step.a_valid)
             ctx.set(dut.a_data, list(step.a_data) or zeros)
             ctx.set(dut.a_swap, step.a_swap)
+            ctx.set(dut.a_pack, step.a_pack)
             # Every output is a register, so these are this cycle's values.
             p_valid = bool(ctx.get(dut.p_valid))
             p_data = ctx.get(dut.p_data)
@@ -368,7 +391,10 @@ def run_array_bench(
     array = array or SystolicArray(4)
     dim, operand_width, acc_width = array.dim, array.operand_width, array.acc_width
     top = f"{type(array).__name__.lower()}_{dim}x{dim}_{operand_width}_{acc_width}"
+    if array.max_pack:
+        top += f"_pack{array.max_pack}"
     env = {
+        "ARRAY_MAX_PACK": str(array.max_pack),
         "ARRAY_DIM": str(dim),
         "ARRAY_OPERAND_WIDTH": str(operand_width),
         "ARRAY_ACC_WIDTH": str(acc_width),
@@ -387,6 +413,7 @@ def _params() -> dict[str, int]:
         "dim": int(os.environ.get("ARRAY_DIM", "4")),
         "operand_width": int(os.environ.get("ARRAY_OPERAND_WIDTH", "8")),
         "acc_width": int(os.environ.get("ARRAY_ACC_WIDTH", "32")),
+        "max_pack": int(os.environ.get("ARRAY_MAX_PACK", "0")),
         "gemms": int(os.environ.get("ARRAY_GEMMS", "40")),
         "cycles": int(os.environ.get("ARRAY_CYCLES", "1000")),
         "seed": int(os.environ.get("ARRAY_SEED", "0")),
@@ -397,7 +424,7 @@ async def _run(dut, inputs: list[ArrayInputs], dim: int, operand_width: int, acc
     """Drive `inputs` from reset, one per cycle; return the outputs in each cycle."""
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
-    for port in (dut.w_en, dut.w_row, dut.w_data, dut.a_valid, dut.a_data, dut.a_swap):
+    for port in (dut.w_en, dut.w_row, dut.w_data, dut.a_valid, dut.a_data, dut.a_swap, dut.a_pack):
         port.value = 0
     await RisingEdge(dut.clk)
     await FallingEdge(dut.clk)
@@ -410,6 +437,7 @@ async def _run(dut, inputs: list[ArrayInputs], dim: int, operand_width: int, acc
         dut.a_valid.value = int(step.a_valid)
         dut.a_data.value = pack_lanes(step.a_data, operand_width)
         dut.a_swap.value = int(step.a_swap)
+        dut.a_pack.value = step.a_pack
         # Every output is a register: between edges these are this cycle's values.
         p_valid = bool(dut.p_valid.value)
         p_bits = dut.p_data.value.to_unsigned() if p_valid else 0
@@ -434,7 +462,12 @@ async def array_runs_gemm_sequences(dut):
     p = _params()
     dim, operand_width, acc_width = p["dim"], p["operand_width"], p["acc_width"]
     stimulus = random_gemm_stimulus(
-        p["seed"], dim, p["gemms"], operand_width=operand_width, acc_width=acc_width
+        p["seed"],
+        dim,
+        p["gemms"],
+        operand_width=operand_width,
+        acc_width=acc_width,
+        max_pack=p["max_pack"],
     )
     inputs = list(stimulus.inputs)
     want = ArrayModel(dim, operand_width=operand_width, acc_width=acc_width).run(inputs)
@@ -452,7 +485,9 @@ async def array_matches_model_on_random_cycles(dut):
     """Unconstrained random inputs (writes racing swaps included), cycle by cycle."""
     p = _params()
     dim, operand_width, acc_width = p["dim"], p["operand_width"], p["acc_width"]
-    inputs = random_array_inputs(p["seed"], p["cycles"], dim, operand_width=operand_width)
+    inputs = random_array_inputs(
+        p["seed"], p["cycles"], dim, operand_width=operand_width, max_pack=p["max_pack"]
+    )
     inputs += [ArrayInputs()] * (2 * dim + 2)
     want = ArrayModel(dim, operand_width=operand_width, acc_width=acc_width).run(inputs)
     got = await _run(dut, inputs, dim, operand_width, acc_width)

@@ -13,6 +13,7 @@ import cocotb
 import numpy as np
 
 from verdigris.arch.config import AccelConfig
+from verdigris.arch.counters import PACKED_MAC_COUNTERS
 from verdigris.arch.cycle_model import ComputeHazards
 from verdigris.arch.isa import (
     Buffer,
@@ -47,12 +48,13 @@ class ComputeRun:
     """What a compute unit did: the final accumulator (acc_rows, dim) int64, each
     instruction's (start, completion) cycle from the unit's first cycle (the completion as
     the cycle model gives it, which the driver checked against the unit's pushes, in_flight
-    and writes), and its MAC counters."""
+    and writes), and its MAC counters (`packed_macs` by name, PACKED_MAC_COUNTERS)."""
 
     acc: np.ndarray
     timeline: np.ndarray
     macs: int
     zero_macs: int
+    packed_macs: dict[str, int]
 
 
 class ComputeUnitDriver(UnitDriver):
@@ -133,6 +135,7 @@ class ComputeUnitDriver(UnitDriver):
         self.error_index = None
         self.quiet = 0
         self.macs = self.zero_macs = 0
+        self.packed_macs = dict.fromkeys(PACKED_MAC_COUNTERS.values(), 0)
         self.idle = 0  # cycles in a row with everything started (or stopped) and completed
         self.cycle = 0
         self.done = False
@@ -160,6 +163,7 @@ class ComputeUnitDriver(UnitDriver):
             "timeline": self.timeline.tolist(),
             "macs": self.macs,
             "zero_macs": self.zero_macs,
+            "packed_macs": self.packed_macs,
             "error_index": self.error_index,
         }
 
@@ -167,12 +171,15 @@ class ComputeUnitDriver(UnitDriver):
         self.acc = np.array(snapshot["acc"], np.int64)
         self.timeline = np.array(snapshot["timeline"], np.int64).reshape(-1, 2)
         self.macs, self.zero_macs = snapshot["macs"], snapshot["zero_macs"]
+        self.packed_macs = snapshot["packed_macs"]
         self.error_index = snapshot["error_index"]
 
     def result(self) -> ComputeRun:
         if self.error_index is not None:
             raise unit_error("compute", self.error_index)
-        return ComputeRun(self.acc.copy(), self.timeline.copy(), self.macs, self.zero_macs)
+        return ComputeRun(
+            self.acc.copy(), self.timeline.copy(), self.macs, self.zero_macs, self.packed_macs
+        )
 
     # -- the cycle
 
@@ -232,6 +239,7 @@ class ComputeUnitDriver(UnitDriver):
         # `done`: the last row's zero count arrives in that cycle.
         if self.idle > 1:
             self.macs, self.zero_macs = read("macs"), read("zero_macs")
+            self.packed_macs = {name: read(name) for name in self.packed_macs}
             self.done = self.error_index is None or self.quiet >= self.QUIET_CYCLES
         offering = self.error_index is None and self.next_index < len(self.instructions)
         data = {}

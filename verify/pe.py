@@ -3,8 +3,8 @@
 (`random_pe_inputs`), `simulate_pe` (Amaranth's simulator), `run_pe_bench` (Verilator under
 cocotb) and the cocotb test it runs, `pe_matches_model`, which compares the Verilated PE
 with the model cycle by cycle. The test reads its parameters from the environment (cocotb
-runs this module inside the simulator): PE_OPERAND_WIDTH, PE_ACC_WIDTH, PE_VECTORS (number
-of random input cycles), PE_SEED.
+runs this module inside the simulator): PE_OPERAND_WIDTH, PE_ACC_WIDTH, PE_MAX_PACK,
+PE_VECTORS (number of random input cycles), PE_SEED.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from verdigris.arch.arithmetic import wrap_int
+from verdigris.arch.isa import unpack_operands
 from verdigris.hw.pe import ProcessingElement
 from verdigris.verify.protocol import run_block_bench, run_testbench
 
@@ -26,6 +27,7 @@ __all__ = [
     "PEInputs",
     "PEModel",
     "PEOutputs",
+    "operand_product",
     "random_pe_inputs",
     "run_pe_bench",
     "simulate_pe",
@@ -40,6 +42,7 @@ class PEInputs:
     psum_in: int = 0
     w_in: int = 0
     w_load: bool = False
+    pack_in: int = 0
 
 
 @dataclass(frozen=True)
@@ -49,11 +52,20 @@ class PEOutputs:
     swap_out: bool = False
     psum_out: int = 0
     zero: bool = False
+    pack_out: int = 0
 
 
 # The PE's ports, in the order of PEInputs and PEOutputs (the benches drive them by name).
-_INPUT_PORTS = ("a_in", "valid_in", "swap_in", "psum_in", "w_in", "w_load")
+_INPUT_PORTS = ("a_in", "valid_in", "swap_in", "psum_in", "w_in", "w_load", "pack_in")
 _SIGNED_OUTPUTS = frozenset({"a_out", "psum_out"})
+
+
+def operand_product(a: int, w: int, pack: int) -> int:
+    """The product of two operands as the ISA defines it at `pack` (docs/isa.md GEMM):
+    a * w, or the dot product of the packed operands of the two bytes."""
+    if pack == 0:
+        return a * w
+    return int((unpack_operands(a, pack) * unpack_operands(w, pack)).sum())
 
 
 class PEModel:
@@ -74,8 +86,12 @@ class PEModel:
             a_out=inputs.a_in,
             valid_out=inputs.valid_in,
             swap_out=swap,
-            psum_out=wrap_int(inputs.psum_in + inputs.a_in * weight, self.acc_width),
+            psum_out=wrap_int(
+                inputs.psum_in + operand_product(inputs.a_in, weight, inputs.pack_in),
+                self.acc_width,
+            ),
             zero=inputs.valid_in and (inputs.a_in == 0 or weight == 0),
+            pack_out=inputs.pack_in,
         )
         self.active = weight
         if inputs.w_load:
@@ -84,11 +100,11 @@ class PEModel:
 
 
 def random_pe_inputs(
-    seed: int, count: int, *, operand_width: int = 8, acc_width: int = 32
+    seed: int, count: int, *, operand_width: int = 8, acc_width: int = 32, max_pack: int = 0
 ) -> list[PEInputs]:
     """`count` random PE inputs, biased toward the values where arithmetic goes wrong:
     operand extremes, zeros, and partial sums near the accumulator's limits (to exercise
-    wrap-around)."""
+    wrap-around); packs from 0 to `max_pack`."""
     rng = random.Random(seed)
     lo, hi = -(1 << (operand_width - 1)), (1 << (operand_width - 1)) - 1
     acc_lo, acc_hi = -(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1
@@ -109,16 +125,17 @@ def random_pe_inputs(
             psum_in=psum(),
             w_in=operand(),
             w_load=rng.random() < 0.25,
+            pack_in=rng.randint(0, max_pack),
         )
         for _ in range(count)
     ]
 
 
 def simulate_pe(
-    inputs: list[PEInputs], *, operand_width: int = 8, acc_width: int = 32
+    inputs: list[PEInputs], *, operand_width: int = 8, acc_width: int = 32, max_pack: int = 0
 ) -> list[PEOutputs]:
     """Apply `inputs` to a ProcessingElement one per clock; return its outputs after each edge."""
-    dut = ProcessingElement(operand_width=operand_width, acc_width=acc_width)
+    dut = ProcessingElement(operand_width=operand_width, acc_width=acc_width, max_pack=max_pack)
     outputs: list[PEOutputs] = []
 
     async def testbench(ctx):
@@ -133,6 +150,7 @@ def simulate_pe(
                     swap_out=bool(ctx.get(dut.swap_out)),
                     psum_out=ctx.get(dut.psum_out),
                     zero=bool(ctx.get(dut.zero)),
+                    pack_out=ctx.get(dut.pack_out),
                 )
             )
 
@@ -153,9 +171,12 @@ def run_pe_bench(
     pe = pe or ProcessingElement()
     operand_width, acc_width = pe.operand_width, pe.acc_width
     top = f"{type(pe).__name__.lower()}_{operand_width}x{operand_width}_{acc_width}"
+    if pe.max_pack:
+        top += f"_pack{pe.max_pack}"
     env = {
         "PE_OPERAND_WIDTH": str(operand_width),
         "PE_ACC_WIDTH": str(acc_width),
+        "PE_MAX_PACK": str(pe.max_pack),
         "PE_VECTORS": str(vectors),
         "PE_SEED": str(seed),
     }
@@ -166,6 +187,7 @@ def run_pe_bench(
 async def pe_matches_model(dut):
     operand_width = int(os.environ.get("PE_OPERAND_WIDTH", "8"))
     acc_width = int(os.environ.get("PE_ACC_WIDTH", "32"))
+    max_pack = int(os.environ.get("PE_MAX_PACK", "0"))
     vectors = int(os.environ.get("PE_VECTORS", "2000"))
     seed = int(os.environ.get("PE_SEED", "0"))
 
@@ -178,7 +200,9 @@ async def pe_matches_model(dut):
     dut.rst.value = 0
 
     model = PEModel(operand_width=operand_width, acc_width=acc_width)
-    stimulus = random_pe_inputs(seed, vectors, operand_width=operand_width, acc_width=acc_width)
+    stimulus = random_pe_inputs(
+        seed, vectors, operand_width=operand_width, acc_width=acc_width, max_pack=max_pack
+    )
     for cycle, inputs in enumerate(stimulus):
         for port in _INPUT_PORTS:
             getattr(dut, port).value = int(getattr(inputs, port))
@@ -188,6 +212,8 @@ async def pe_matches_model(dut):
         got = tuple(
             getattr(dut, name).value.to_signed()
             if name in _SIGNED_OUTPUTS
+            else int(getattr(dut, name).value)
+            if name == "pack_out"
             else bool(getattr(dut, name).value)
             for name in PEOutputs.__dataclass_fields__
         )

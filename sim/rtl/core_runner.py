@@ -45,7 +45,6 @@ from verdigris.arch.program import (
     pack_tensor,
     unpack_tensor,
 )
-from verdigris.hw.core import check_operand_bits
 from verdigris.hw.core_memories import check_memories
 from verdigris.hw.core_top import INPUT_LATENCY, CoreTop
 from verdigris.sim.host import run_host_call
@@ -104,10 +103,6 @@ def _core_design(config: AccelConfig, top: str, *, design: str) -> tuple[Callabl
     """How to generate the core's Verilog as `design` (a `_DESIGNS` key; called only when
     a build is needed), and what identifies it without generating it: the design and the
     config."""
-    try:
-        check_operand_bits(config)
-    except ValueError as error:
-        raise RtlError(str(error)) from None
     make = _DESIGNS[design]
     # The clock frequency does not change the design (a board's PLL reads it, not the RTL),
     # so it is not part of a simulated core's identity: another clock reuses the build.

@@ -18,7 +18,6 @@ from verdigris.arch.isa import Gemm, Store, unpack_operands
 from verdigris.compiler import ir
 from verdigris.compiler.backend.packing import Packed, pack_codes, plan_packing
 from verdigris.compiler.frontend import import_model
-from verdigris.sim.rtl.verilator import RtlError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -133,10 +132,3 @@ def test_packed_programs_pack_their_stores_and_gemms():
     gemms = [ins.pack for ins in program.instructions if isinstance(ins, Gemm)]
     stores = [ins.pack for ins in program.instructions if isinstance(ins, Store)]
     assert set(gemms) == {0, 2} and set(stores) == {0, 2}
-
-
-def test_the_rtl_says_packed_operands_are_not_built():
-    graph = load_model(EXAMPLES / "models" / "lenet_w4a4_qonnx.onnx")
-    program = compile_model(graph, _config("tiny", 4))
-    with pytest.raises(RtlError, match="operand_bits 4: the RTL of packed int4/int2 operands"):
-        run_program(program, {"input": np.zeros((1, 1, 8, 8), np.float32)}, backend="rtl")

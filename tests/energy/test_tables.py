@@ -132,8 +132,9 @@ def test_ecp5_entries_follow_their_derivation():
         ("control", "cycle", ()): (300 * LUT + 300 * FLIP_FLOP) * 0.2 + 20,
         ("static", "leak", ()): 25.0,
     }
-    for width in (1, 2, 4):  # LUT multipliers of 2.5 * width^2 LUT4
-        expected[("multiplier", "multiply", (("width", width),))] = 2.5 * width**2 * DATAPATH_LUT
+    expected[("multiplier", "multiply", (("width", 1),))] = 2.5 * DATAPATH_LUT  # an XNOR
+    for width, products in ((4, 2), (2, 4)):  # packed products share the PE's DSP
+        expected[("multiplier", "multiply", (("width", width),))] = DSP / products
     for width in (1, 2, 4, 8, 16, 32):  # carry-chain adders, one LUT4 per bit
         expected[("adder", "add", (("width", width),))] = width * DATAPATH_LUT
     assert set(expected) == set(values)

@@ -50,6 +50,22 @@ def test_array_runs_gemm_sequences_like_the_model(dim, operand_width, acc_width)
     _check_against_model(stimulus, dim, operand_width, acc_width)
 
 
+@pytest.mark.parametrize(("dim", "max_pack"), [(2, 2), (4, 1), (4, 2)])
+def test_a_packing_array_runs_gemm_sequences_like_the_model(dim, max_pack):
+    stimulus = random_gemm_stimulus(dim + max_pack, dim, 40, max_pack=max_pack)
+    inputs = list(stimulus.inputs)
+    packs = {step.a_pack for step in inputs if step.a_valid}
+    assert packs == set(range(max_pack + 1))
+    want = ArrayModel(dim).run(inputs)
+    assert _valid_rows(want) == stimulus.rows
+    got = simulate_array(dim, inputs, dut=SystolicArray(dim, max_pack=max_pack))
+    assert got == want
+    unconstrained = random_array_inputs(dim, 300, dim, max_pack=max_pack)
+    unconstrained += [ArrayInputs()] * (2 * dim + 2)
+    got = simulate_array(dim, unconstrained, dut=SystolicArray(dim, max_pack=max_pack))
+    assert got == ArrayModel(dim).run(unconstrained)
+
+
 @pytest.mark.parametrize("dim", [2, 3, 4, 8])
 def test_array_matches_model_on_unconstrained_random_cycles(dim):
     # Writes, swaps and rows in any cycle, including shadow writes racing a swap.

@@ -23,6 +23,28 @@ def test_pe_matches_model_on_random_inputs(operand_width, acc_width):
     assert got == _model_outputs(stimulus, operand_width, acc_width)
 
 
+@pytest.mark.parametrize("max_pack", [1, 2])
+def test_a_packing_pe_matches_model_at_every_pack(max_pack):
+    stimulus = random_pe_inputs(10 + max_pack, 1500, max_pack=max_pack)
+    assert {step.pack_in for step in stimulus} == set(range(max_pack + 1))
+    got = simulate_pe(stimulus, max_pack=max_pack)
+    assert got == _model_outputs(stimulus, 8, 32)
+
+
+def test_packed_products_by_hand():
+    # 0x7F = int4 (-1, 7) and int2 (-1, -1, -1, 1); 0x98 = int4 (-8, -7), int2 (0, -2, 1, -2).
+    stimulus = [
+        PEInputs(w_in=0x98 - 256, w_load=True),
+        PEInputs(a_in=0x7F, valid_in=True, swap_in=True, pack_in=1),
+        PEInputs(a_in=0x7F, valid_in=True, pack_in=2),
+        PEInputs(a_in=0x7F, valid_in=True, pack_in=0),
+    ]
+    got = simulate_pe(stimulus, max_pack=2)
+    assert got[1].psum_out == -1 * -8 + 7 * -7 and got[1].pack_out == 1
+    assert got[2].psum_out == -1 * 0 + -1 * -2 + -1 * 1 + 1 * -2 and got[2].pack_out == 2
+    assert got[3].psum_out == 127 * (0x98 - 256)
+
+
 def test_pe_weight_swap_and_mac_by_hand():
     # Load shadow weight -3, swap it in with 5 on top of a partial sum of 100, keep using it.
     stimulus = [
@@ -75,6 +97,11 @@ def test_random_comparison_catches_a_wrong_pe(monkeypatch):
             {"operand_width": 8, "acc_width": 15},
             "acc_width must be an integer of at least 2 * operand_width = 16, not 15",
         ),
+        (
+            {"operand_width": 4, "acc_width": 16, "max_pack": 1},
+            "max_pack must be 0 to 2, and above 0 only with 8-bit operands, not 1 with 4",
+        ),
+        ({"max_pack": 3}, "max_pack must be 0 to 2"),
     ],
 )
 def test_pe_rejects_bad_parameters(kwargs, message):

@@ -17,6 +17,7 @@ from tests.support.store_unit import (
     ERROR_CASES,
     GOOD,
     LOADS,
+    NARROW,
     OUT_AT,
     FaultyStoreUnit,
     SwappedStoreBytes,
@@ -42,6 +43,26 @@ def test_random_stores_match_the_instruction_simulator(seed):
         memory,
         simulate_store_unit(CONFIG, program, acc, req, memory, lut=lut_tables(memory)),
     )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_packed_stores_match_the_instruction_simulator(seed):
+    """Requantized (and looked-up) outputs packed two or four to a byte, rows of any elems
+    at any address: the bytes and the busy cycles of the instruction simulator."""
+    memory, acc, req = setup(seed)
+    program = random_program(random.Random(seed), 12, max_pack=2)
+    assert {ins.pack for ins in program if isinstance(ins, Store)} >= {1, 2}
+    run = simulate_store_unit(NARROW, program, acc, req, memory, lut=lut_tables(memory))
+    check_store_run(program, memory, run, NARROW)
+
+
+def test_a_packed_raw_store_stops_the_unit():
+    memory, acc, req = setup(4)
+    program = [GOOD, Store(Deps(), True, 0, 1, DIM, OUT_AT, 4 * DIM, pack=1), GOOD]
+    with pytest.raises(IsaError, match=r"^instruction 1: the store unit"):
+        simulate_store_unit(NARROW, program, acc, req, memory, lut=lut_tables(memory))
+    with pytest.raises(IsaError, match="a raw STORE writes int32s"):
+        isasim_run(program, memory, NARROW)
 
 
 # -------------------------------------------------------------------------------- errors

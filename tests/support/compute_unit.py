@@ -4,16 +4,19 @@ VECTOR, the check of a run against them and the instruction simulator, error cas
 faulty unit."""
 
 import random
+from dataclasses import replace
 
 import numpy as np
 from amaranth.hdl import Cat
 
 from tests.support.faults import faulty
 from verdigris.arch.config import AccelConfig
+from verdigris.arch.counters import PACKED_MAC_COUNTERS
 from verdigris.arch.isa import Deps, Finish, Gemm, Nop, Unit, Vector, VectorOp
 from verdigris.hw.compute_unit import ComputeUnit
 from verdigris.sim.golden import wrap_int32
 from verdigris.sim.isasim import _zero_macs, run_instructions
+from verdigris.verify.pe import operand_product
 
 CONFIG = AccelConfig(
     name="cu",
@@ -31,6 +34,8 @@ CONFIG = AccelConfig(
 
 
 DIM = CONFIG.dim
+# The same unit with PEs that also multiply packed int4 and int2 operands.
+NARROW = replace(CONFIG, name="cu_int2", operand_bits=2)
 
 
 def reference(program, inp, wgt, acc):
@@ -46,7 +51,13 @@ def reference(program, inp, wgt, acc):
                 tile = wgt[ins.wgt_row : ins.wgt_row + DIM].copy()
             zero_macs += _zero_macs(inp[ins.inp_row : ins.inp_row + ins.rows], tile)
             for i in range(ins.rows):
-                product = inp[ins.inp_row + i] @ tile
+                a = inp[ins.inp_row + i]
+                product = np.array(
+                    [
+                        sum(operand_product(a[r], tile[r, c], ins.pack) for r in range(DIM))
+                        for c in range(DIM)
+                    ]
+                )
                 row = ins.acc_row + i
                 acc[row] = wrap_int32(acc[row] + product) if ins.accumulate else wrap_int32(product)
         elif isinstance(ins, Vector):
@@ -71,7 +82,8 @@ def _random_deps(rng: random.Random) -> Deps:
     return Deps(push_prev=rng.random() < 0.3, push_next=rng.random() < 0.3)
 
 
-def random_program(rng: random.Random, count: int):
+def random_program(rng: random.Random, count: int, max_pack: int = 0):
+    """`count` random GEMMs (with packs up to `max_pack`), VECTORs and NOPs."""
     program = []
     for _ in range(count):
         kind = rng.random()
@@ -86,6 +98,7 @@ def random_program(rng: random.Random, count: int):
                     rng.randint(0, 16 - rows),
                     rng.randint(0, 16 - rows),
                     rows,
+                    pack=rng.randint(0, max_pack),
                 )
             )
         elif kind < 0.85:
@@ -152,25 +165,31 @@ def random_buffers(seed: int):
     return inp, wgt, acc
 
 
-def isasim_timeline(program) -> np.ndarray:
+def isasim_timeline(program, config=CONFIG) -> np.ndarray:
     timeline = np.full((len(program) + 1, 2), -1, np.int64)
     run_instructions(
-        CONFIG,
+        config,
         [*program, Finish(Deps())],
-        np.zeros(CONFIG.main_memory_bytes, np.uint8),
+        np.zeros(config.main_memory_bytes, np.uint8),
         timeline=timeline,
     )
     return timeline[:-1]
 
 
-def check_compute_run(program, inp, wgt, acc, run) -> None:
+def check_compute_run(program, inp, wgt, acc, run, config=CONFIG) -> None:
     """Assert a ComputeRun's accumulator, counters and timeline equal the models'."""
     want, zero_macs = reference(program, inp, wgt, acc)
     np.testing.assert_array_equal(run.acc, want, err_msg="acc")
-    assert run.macs == sum(i.rows for i in program if isinstance(i, Gemm)) * DIM * DIM
+    gemms = [i for i in program if isinstance(i, Gemm)]
+    assert run.macs == sum(i.rows for i in gemms) * DIM * DIM
+    assert run.packed_macs == {
+        name: sum(i.rows for i in gemms if i.pack == pack) * DIM * DIM
+        for pack, name in PACKED_MAC_COUNTERS.items()
+    }
     assert run.zero_macs == zero_macs
     # isasim counts from the first fetch; the unit here starts one cycle earlier.
-    np.testing.assert_array_equal(run.timeline + 1, isasim_timeline(program), err_msg="timeline")
+    timeline = isasim_timeline(program, config)
+    np.testing.assert_array_equal(run.timeline + 1, timeline, err_msg="timeline")
 
 
 ERROR_CASES = [

@@ -32,6 +32,8 @@ CONFIG = AccelConfig(
 
 
 DIM = CONFIG.dim
+# The same unit on an array whose outputs may be packed int4 and int2.
+NARROW = replace(CONFIG, name="su_int2", operand_bits=2)
 
 
 ACC_AT, REQ_AT, LUT_AT, OUT_AT = 1024, 1536, 2048, 0
@@ -83,7 +85,8 @@ def lut_tables(memory) -> np.ndarray:
     return tables.astype(np.int64).reshape(CONFIG.lut_rows, DIM)
 
 
-def random_program(rng: random.Random, count: int) -> list:
+def random_program(rng: random.Random, count: int, max_pack: int = 0) -> list:
+    """`count` random STOREs (requantized ones packed up to `max_pack`) and NOPs."""
     program = []
     for _ in range(count):
         deps = Deps(push_prev=rng.random() < 0.3)
@@ -106,24 +109,25 @@ def random_program(rng: random.Random, count: int) -> list:
                 stride,
                 rng.randint(0, 1),
                 0 if raw or rng.random() < 0.4 else rng.randint(1, tables),
+                pack=0 if raw else rng.randint(0, max_pack),
             )
         )
     return program
 
 
-def isasim_run(program, memory):
+def isasim_run(program, memory, config=CONFIG):
     """The instruction simulator's final memory and the program's timeline, after LOADS;
     the first instruction pops the token that says the buffers are loaded."""
     first = replace(program[0], deps=replace(program[0].deps, pop_prev=True))
     full = [*LOADS, first, *program[1:], Finish(Deps())]
     timeline = np.full((len(full), 2), -1, np.int64)
-    final, _ = run_instructions(CONFIG, full, memory, timeline=timeline)
+    final, _ = run_instructions(config, full, memory, timeline=timeline)
     return final, timeline[len(LOADS) : -1]
 
 
-def check_store_run(program, memory, run) -> None:
+def check_store_run(program, memory, run, config=CONFIG) -> None:
     """Assert a StoreRun's memory and timeline equal the instruction simulator's."""
-    want, reference = isasim_run(program, memory)
+    want, reference = isasim_run(program, memory, config)
     np.testing.assert_array_equal(run.memory, want, err_msg="memory")
     # Back to back: each instruction starts in the completion cycle of the one before.
     timeline = run.timeline
@@ -144,6 +148,7 @@ ERROR_CASES = [
     Store(Deps(), False, 0, 1, DIM, OUT_AT, 0, 0, 3),  # table 2 is past the 512 rows
     Store(Deps(), False, 0, 0, DIM, OUT_AT, 0, 1, 127),  # table 126, even of 0 rows
     Store(Deps(pop_next=True), False, 0, 1, DIM, OUT_AT, 0),  # the store unit has no next
+    Store(Deps(), False, 0, 1, DIM, OUT_AT, 0, pack=1),  # int4 outputs on an int8 array
     Nop(Deps(push_next=True), Unit.STORE),
 ]
 
