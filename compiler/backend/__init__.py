@@ -122,10 +122,10 @@ def layer_sizes(
     Activations count at their main-memory element size (1 byte up to 8 bits, 4 for int32;
     packed, as `packing` (`plan_packing`) stores them), each distinct input tensor once
     (both operands of an Add, every input of a Concat); of a Conv's or pool's input only
-    the pixels some output window covers (a 1x1 Conv of stride
-    2 needs a quarter of its input). The weights count a byte each, or packed as the op's
-    input is, as main memory holds them (a grouped convolution's weights as they are, not
-    expanded to the dense matrix the array multiplies). An op with parameters of its own
+    the pixels some output window covers (a 1x1 Conv of stride 2 needs a quarter of its
+    input). The weights count a byte each, or packed as the op's input is, as main memory
+    holds them (a grouped convolution's weights as they are, not expanded to the dense
+    matrix the array multiplies). An op with parameters of its own
     (Conv, MatMul, AvgPool, Add, Requantize) adds the requant entries the requantizer must
     read: one per output channel where they differ by channel (a bias, per-channel scales),
     else one row of the table (min(channels, dim)), and the entries of its lookup table, if

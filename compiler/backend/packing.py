@@ -48,7 +48,7 @@ class Packed:
     @property
     def pack(self) -> int:
         """The GEMM and STORE `pack` of this width: log2 of the values per byte."""
-        return (LANE_BITS // self.bits).bit_length() - 1
+        return OPERAND_WIDTHS.index(self.bits)
 
     @property
     def per_byte(self) -> int:
@@ -65,7 +65,7 @@ def _fits(low: int, high: int, bits: int) -> bool:
 def value_bits(values: np.ndarray) -> int:
     """The narrowest operand width (OPERAND_WIDTHS) whose signed range holds `values`."""
     low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
-    return min(w for w in OPERAND_WIDTHS if _fits(low, high, w) or w == LANE_BITS)
+    return next((w for w in reversed(OPERAND_WIDTHS) if _fits(low, high, w)), LANE_BITS)
 
 
 def _value_range(graph: ir.Graph, name: str) -> tuple[int, int]:

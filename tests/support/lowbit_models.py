@@ -79,12 +79,14 @@ def _const(name: str, value, dtype=np.float32) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(value, dtype), name)
 
 
-def _model(nodes, initializers, opsets) -> onnx.ModelProto:
+def _model(
+    nodes, initializers, opsets, *, name="lowbit", x_shape=(1, 2, 6, 6), y_shape=(1, 10)
+) -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes,
-        "lowbit",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 6])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(y_shape))],
         initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets])
@@ -315,16 +317,7 @@ def conv_chain_model(weight_bits: int, act_bits: int, *, signed: bool = False, s
             source, source_scale = f"q_act{index}", act_scale
         nodes.append(quant[0])
         initializers += quant[1]
-    graph = helper.make_graph(
-        nodes,
-        "conv_chain",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 7, 7])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4])],
-        initializers,
+    opsets = [("", 13), (QONNX, 1)]
+    return _model(
+        nodes, initializers, opsets, name="conv_chain", x_shape=(1, 3, 7, 7), y_shape=(1, 4, 4, 4)
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX, 1)]
-    )
-    model.ir_version = 10
-    onnx.checker.check_model(model)
-    return model
