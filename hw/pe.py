@@ -58,7 +58,10 @@ def multiply(m: Module, a, w, pack, max_pack: int, spread_w: dict | None = None)
         low = field * (count - 1)  # the dot product's field starts here
         value = ((product + (1 << (low - 1))) >> low)[:field]
         highest = count << (2 * width - 2)  # every product (-2**(width-1))**2
-        dot = Mux(value > highest, value - (1 << field), value)
+        if highest < 1 << (field - 1):  # the field's two's complement holds the range
+            dot = value.as_signed()
+        else:  # int2: -8..16 in 5 bits
+            dot = Mux(value > highest, value - (1 << field), value)
         result = Mux(pack == p, dot, result)
     return result
 
