@@ -5,6 +5,7 @@ models at or above its floor on both shipped tables."""
 
 import math
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from verdigris.arch.program import parse_program, program_bytes
 from verdigris.compiler.backend import compile_graph
 from verdigris.compiler.frontend import import_model
 from verdigris.energy import energy_report, layer_floors, load_table
+from verdigris.energy.prices import prices
 from verdigris.sim.isasim import run_program
 
 MODELS = Path(__file__).resolve().parents[2] / "examples" / "models"
@@ -182,3 +184,22 @@ def test_every_shipped_layer_is_at_or_above_its_floor(shipped, table_name, dram)
             if layer.op != "Reshape" and not layer.name.startswith("pad_columns("):
                 assert layer.floor_pj > 0, where
         assert report.energy_pj_total >= report.floor_pj > 0
+
+
+def test_a_packed_layer_floor_prices_its_macs_and_bytes_at_its_width():
+    """w2a2 on PEs of int2: conv2 and the FCs multiply packed int2, so their floor MACs cost
+    a quarter of an int2 slot and their packed weights a quarter of the bytes; conv1 (8-bit
+    input) stays at the int8 MAC."""
+    graph = import_model(Path(__file__).parents[2] / "examples/models/lenet_w2a2_qonnx.onnx")
+    table = load_table("asic-45nm")
+    floors = {}
+    for bits in (8, 2):
+        config = replace(load_config("default"), operand_bits=bits)
+        program = compile_graph(graph, config)
+        floors[bits] = {floor.name: floor for floor in layer_floors(program, table)}
+    p = prices(replace(load_config("default"), operand_bits=2), table)
+    wide, narrow = floors[8]["node_conv2d_1"], floors[2]["node_conv2d_1"]
+    assert narrow.mac_pj == pytest.approx(narrow.macs * p.slot[2] / 4)
+    assert wide.mac_pj == pytest.approx(wide.macs * p.mac) and narrow.mac_pj < wide.mac_pj
+    assert narrow.param_bytes < wide.param_bytes
+    assert floors[2]["node_conv2d"].mac_pj == floors[8]["node_conv2d"].mac_pj

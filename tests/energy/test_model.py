@@ -311,3 +311,26 @@ def test_a_program_for_another_config_is_refused(one_layer):
     other = replace(program.config, dma_bytes=8)
     with pytest.raises(ValueError, match="the program was compiled for config 'tiny', not for"):
         energy_report(activity, other, load_table("asic-45nm"), program=program)
+
+
+def test_packed_mac_slots_are_priced_by_width():
+    """A slot of packed int4 costs two 4-bit multiplies, their 8-bit add and the
+    accumulating add; of int2, four 2-bit multiplies and three 4-bit adds; zero slots are
+    spread over the widths in proportion."""
+    table = load_table("asic-45nm")
+    config = replace(load_config("default"), operand_bits=2)
+
+    def energy(what: str, width: int) -> float:
+        return table.energy(*what.split(), width=width)
+
+    slot = {
+        8: energy("multiplier multiply", 8) + energy("adder add", 32),
+        4: 2 * energy("multiplier multiply", 4) + energy("adder add", 8) + energy("adder add", 32),
+        2: 4 * energy("multiplier multiply", 2)
+        + 3 * energy("adder add", 4)
+        + energy("adder add", 32),
+    }
+    activity = Activity(cycles=1, macs=100, macs_int4=30, macs_int2=50, zero_macs=20)
+    mac = energy_report(activity, config, table).energy_pj["mac"]
+    assert mac == pytest.approx((20 * slot[8] + 30 * slot[4] + 50 * slot[2]) * 80 / 100)
+    assert slot[2] / 4 < slot[4] / 2 < slot[8]  # narrower MACs cost less each
