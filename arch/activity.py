@@ -42,6 +42,7 @@ class Activity:
     macs: int = 0
     macs_int4: int = 0
     macs_int2: int = 0
+    macs_int1: int = 0
     zero_macs: int = 0
     main_read_bytes: int = 0
     main_write_bytes: int = 0

@@ -177,7 +177,7 @@ def _rule_problems(c: dict) -> list[str]:
     need(
         c["operand_bits"] in OPERAND_WIDTHS,
         f"operand_bits must be {', '.join(map(str, OPERAND_WIDTHS))} (the narrowest operand "
-        f"width the PEs compute; binary 1-bit PEs are not built), not {c['operand_bits']}",
+        f"width the PEs compute; 1 is binary), not {c['operand_bits']}",
     )
     need(c["acc_bits"] == 32, f"acc_bits must be 32, not {c['acc_bits']}")
     need(c["dataflow"] in ("ws", "os"), f"dataflow must be 'ws' or 'os', not {c['dataflow']!r}")

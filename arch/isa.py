@@ -19,6 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 __all__ = [
+    "BINARY_PACK",
     "DEPS_LOW",
     "DEP_FLAGS",
     "INSTRUCTION_BYTES",
@@ -93,12 +94,18 @@ class Buffer(IntEnum):
 # one int8 operand or 2**pack narrower ones (GEMM and STORE `pack`, docs/isa.md).
 LANE_BITS = 8
 # The operand widths a GEMM multiplies and a STORE writes, by `pack` (log2 of the operands
-# per byte): the array's PEs compute those down to AccelConfig.operand_bits.
-OPERAND_WIDTHS = (8, 4, 2)
+# per byte): the array's PEs compute those down to AccelConfig.operand_bits. Width 1 is
+# binary: bit 1 is +1 and bit 0 is -1 (`BINARY_PACK`).
+OPERAND_WIDTHS = (8, 4, 2, 1)
+# The pack of binary operands: eight +-1 to a byte, whose products are an XNOR and whose
+# dot product is 2 * popcount(XNOR) - 8. A binary byte has no zero operand: a zero byte is
+# eight -1, so such a GEMM has no zero-operand MACs (docs/isa.md, GEMM).
+BINARY_PACK = OPERAND_WIDTHS.index(1)
 
 
 def operand_width(pack: int) -> int:
-    """Bits of one operand at `pack` (0: int8, 1: two int4 per byte, 2: four int2)."""
+    """Bits of one operand at `pack` (0: int8, 1: two int4 per byte, 2: four int2, 3: eight
+    binary)."""
     return LANE_BITS >> pack
 
 
@@ -204,9 +211,10 @@ def pack_elements(values: np.ndarray, bits: int) -> np.ndarray:
     """Rows of signed `bits`-bit elements ((rows, n) integers, wrapped to `bits`) as their
     main-memory bytes ((rows, ceil(n * bits / 8)) uint8): element c at bits
     [c * bits, (c + 1) * bits) of the row, little-endian, two's complement, the last byte
-    padded with zeros."""
+    padded with zeros. A 1-bit element is binary: bit 1 where the value is >= 0 (+1), 0
+    where it is negative (-1), so that the padding bits are -1."""
     values = np.asarray(values, np.int64)
-    unsigned = values & ((1 << bits) - 1)
+    unsigned = (values >= 0).astype(np.int64) if bits == 1 else values & ((1 << bits) - 1)
     rows, count = values.shape
     if bits in (8, 16, 32):
         return unsigned.astype(f"<u{bits // 8}").view(np.uint8).reshape(rows, count * bits // 8)
@@ -218,11 +226,13 @@ def pack_elements(values: np.ndarray, bits: int) -> np.ndarray:
 def unpack_operands(packed: np.ndarray, pack: int) -> np.ndarray:
     """The signed operands of bytes that hold 2**pack of them (any shape of uint8 or int8):
     shape + (2**pack,), operand j of a byte at bits [j * w, (j + 1) * w), w = 8 >> pack,
-    two's complement (pack_elements' order)."""
+    two's complement, or binary (+1 or -1) at BINARY_PACK (pack_elements' order)."""
     width = operand_width(pack)
     codes = np.asarray(packed).astype(np.int64) & 0xFF
     shifts = np.arange(1 << pack, dtype=np.int64) * width
     fields = (codes[..., None] >> shifts) & ((1 << width) - 1)
+    if pack == BINARY_PACK:
+        return 2 * fields - 1
     return fields - ((fields >> (width - 1)) << width)
 
 

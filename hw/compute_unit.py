@@ -29,9 +29,10 @@ weights, else 0):
 every GEMM and VECTOR has completed; a GEMM that loads weights and streams may start up to
 min(dim, rows of the GEMM before it) cycles early, never before that GEMM's stream start, so
 its shadow writes follow the swap (hw/array.py, "Safe reuse"). Counters: `macs` (dim*dim
-per streamed row, counted in the cycle the row enters the array), of those `macs_int4` and
-`macs_int2` for rows of a GEMM with `pack` 1 and 2 (the pack enters the array with the
-row), and `zero_macs` (the array's `zero_count`, added in the cycle it is shown).
+per streamed row, counted in the cycle the row enters the array), of those `macs_int4`,
+`macs_int2` and `macs_int1` for rows of a GEMM with `pack` 1, 2 and 3 (the pack enters the
+array with the row), and `zero_macs` (the array's `zero_count`, added in the cycle it is
+shown).
 
 `completed` is the number of instructions completing in this cycle: a NOP can complete
 beside a GEMM or VECTOR (it does not wait for the array), so 0, 1 or 2; `nop_completed` is
@@ -173,7 +174,7 @@ class ComputeUnit(wiring.Component):
         transparent to ``acc_write``.
     acc_write : ``In(WritePort.Signature(...))``
         The accumulator's write port.
-    macs, macs_int4, macs_int2, zero_macs : ``Out(48)``
+    macs, macs_int4, macs_int2, macs_int1, zero_macs : ``Out(48)``
         MAC slots (of them, those of packed GEMMs) and zero-operand MACs since ``clear``.
     """
 

@@ -25,7 +25,7 @@ Host port, all synchronous:
   loads the memories while `running` is low, through whatever holds them.
 - Performance counters: `cycles`, `instruction_fetches`, per unit `*_busy_cycles`,
   `*_stall_cycles`, `*_instructions` (started), `macs` (and of them `macs_int4`,
-  `macs_int2`), `zero_macs` and the byte
+  `macs_int2`, `macs_int1`), `zero_macs` and the byte
   counters (`verdigris.arch.counters.BYTE_COUNTERS`: main memory, the compute and store
   units' buffer reads and accumulator writes, LOAD's writes into each buffer, the STORE's
   requant-table and lookup-table reads), as the Activity record defines them. Each
@@ -110,7 +110,7 @@ class Core(wiring.Component):
         Instructions fetched, FINISH included.
     load_busy_cycles, load_stall_cycles, load_instructions : ``Out(32)``
         The load unit's counters (and likewise ``compute_*``, ``store_*``).
-    macs, macs_int4, macs_int2, zero_macs : ``Out(48)``
+    macs, macs_int4, macs_int2, macs_int1, zero_macs : ``Out(48)``
         MAC slots (of them, those of GEMMs with packed operands) and zero-operand MACs.
     main_read_bytes, main_write_bytes : ``Out(48)``
         Main-memory bytes read by LOAD and written by STORE (whole words).

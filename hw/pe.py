@@ -6,9 +6,18 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from verdigris.arch.isa import LANE_BITS, OPERAND_WIDTHS, operand_width
+from verdigris.arch.isa import BINARY_PACK, LANE_BITS, OPERAND_WIDTHS, operand_width
 
-__all__ = ["PACK_BITS", "ProcessingElement", "check_max_pack", "check_widths", "multiply", "spread"]
+__all__ = [
+    "PACK_BITS",
+    "ProcessingElement",
+    "check_max_pack",
+    "check_widths",
+    "dsp_packs",
+    "multiply",
+    "spread",
+    "zero_operand",
+]
 
 # Bits of a GEMM's `pack` (arch/isa.py) as it travels with the data through the array.
 PACK_BITS = (len(OPERAND_WIDTHS) - 1).bit_length()
@@ -34,6 +43,11 @@ def spread(byte, pack: int, *, reverse: bool = False):
     return total
 
 
+def dsp_packs(max_pack: int) -> range:
+    """The packs up to `max_pack` that the multiplier computes: all but binary."""
+    return range(1, min(max_pack, BINARY_PACK - 1) + 1)
+
+
 def multiply(m: Module, a, w, pack, max_pack: int, spread_w: dict | None = None):
     """The product of two operand bytes at `pack` (docs/isa.md, GEMM), on one multiplier:
     a * w for pack 0; for pack p > 0 the dot product of their 2**p packed operands, which
@@ -41,19 +55,25 @@ def multiply(m: Module, a, w, pack, max_pack: int, spread_w: dict | None = None)
     lowest first and w's highest first: its middle field is Σ a_j * w_j (Bit Fusion's idea
     on one DSP). With `max_pack` 0, just a * w. `spread_w` may give w already spread, by
     pack (`spread(w, p, reverse=True)`): a PE keeps its stationary weight so, off the
-    multiplier's path."""
+    multiplier's path. Binary operands (BINARY_PACK) skip the multiplier: their dot product
+    is 2 * popcount(XNOR(a, w)) - 8, in LUTs."""
     if not max_pack:
         return a * w
-    spread_w = spread_w or {p: spread(w, p, reverse=True) for p in range(1, max_pack + 1)}
+    packs = dsp_packs(max_pack)
+    spread_w = spread_w or {p: spread(w, p, reverse=True) for p in packs}
     x, y = Signal(signed(18), name="mul_x"), Signal(signed(18), name="mul_y")
     m.d.comb += [x.eq(a), y.eq(w)]
-    for p in range(1, max_pack + 1):
+    for p in packs:
         with m.If(pack == p):
             m.d.comb += [x.eq(spread(a, p)), y.eq(spread_w[p])]
     product = Signal(signed(36), name="mul_p")
     m.d.comb += product.eq(x * y)
     result = product
-    for p in range(1, max_pack + 1):
+    if max_pack >= BINARY_PACK:
+        agree = ~(a ^ w)[:LANE_BITS]
+        matches = sum(agree[j] for j in range(LANE_BITS))
+        result = Mux(pack == BINARY_PACK, (matches << 1).as_signed() - LANE_BITS, result)
+    for p in packs:
         field, width, count = _FIELD[p], operand_width(p), 1 << p
         low = field * (count - 1)  # the dot product's field starts here
         value = ((product + (1 << (low - 1))) >> low)[:field]
@@ -64,6 +84,13 @@ def multiply(m: Module, a, w, pack, max_pack: int, spread_w: dict | None = None)
             dot = Mux(value > highest, value - (1 << field), value)
         result = Mux(pack == p, dot, result)
     return result
+
+
+def zero_operand(a, w, pack, max_pack: int):
+    """Whether a product of bytes a and w has a zero operand (the activity counters' zero
+    MACs): a or w is 0, unless they are binary (a zero byte is eight -1)."""
+    zero = (a == 0) | (w == 0)
+    return zero & (pack != BINARY_PACK) if max_pack >= BINARY_PACK else zero
 
 
 def check_widths(operand_width, acc_width) -> None:
@@ -105,10 +132,12 @@ class ProcessingElement(wiring.Component):
       (a swap travels only with a valid element), ``pack_out`` ← ``pack_in``.
     - When ``w_load`` is high, the shadow weight takes ``w_in``; it is seen by a swap from the
       next cycle on. A swap in the same cycle still takes the old shadow weight.
-    - ``zero`` ← ``valid_in`` and (``a_in`` or the used weight is 0), for the activity counters.
+    - ``zero`` ← ``valid_in`` and (``a_in`` or the used weight is 0) and the pack is not
+      binary (`zero_operand`), for the activity counters.
 
     After reset both weights are zero. On ECP5, yosys maps an int8 product onto one
-    MULT18X18D DSP (tests/synth), and so are the packed dot products (`multiply`).
+    MULT18X18D DSP (tests/synth), and so are the packed int4 and int2 dot products; the
+    binary one is LUTs (`multiply`).
 
     Parameters
     ----------
@@ -118,7 +147,7 @@ class ProcessingElement(wiring.Component):
         Bits of the signed partial sum; at least ``2 * operand_width``.
     max_pack : int
         The most operands a byte packs, as a `pack` (0: int8 only, 1: also two int4, 2:
-        also four int2); above 0 the operands must be bytes.
+        also four int2, 3: also eight binary); above 0 the operands must be bytes.
     """
 
     def __init__(self, *, operand_width: int = 8, acc_width: int = 32, max_pack: int = 0):
@@ -156,7 +185,7 @@ class ProcessingElement(wiring.Component):
         m.d.comb += weight.eq(Mux(swap, shadow, active))
         # Both weights also kept spread for each pack, written with them (`multiply`).
         spread_w = {}
-        for p in range(1, self.max_pack + 1):
+        for p in dsp_packs(self.max_pack):
             spread_active = Signal(signed(18), name=f"active_spread_{p}")
             spread_shadow = Signal(signed(18), name=f"shadow_spread_{p}")
             spread_w[p] = Mux(swap, spread_shadow, spread_active)
@@ -171,7 +200,9 @@ class ProcessingElement(wiring.Component):
             self.pack_out.eq(self.pack_in),
             # eq() truncates to acc_width: the wrap-around of the contract.
             self.psum_out.eq(self.psum_in + product),
-            self.zero.eq(self.valid_in & ((self.a_in == 0) | (weight == 0))),
+            self.zero.eq(
+                self.valid_in & zero_operand(self.a_in, weight, self.pack_in, self.max_pack)
+            ),
             active.eq(weight),
         ]
         with m.If(self.w_load):

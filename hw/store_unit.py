@@ -31,6 +31,8 @@ from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import (
+    BINARY_PACK,
+    LANE_BITS,
     LUT_ENTRIES,
     MAX_LUT_TABLES,
     REQ_ENTRY,
@@ -314,10 +316,12 @@ class StoreUnit(wiring.Component):
             m.d.comb += row_bytes_out.eq(Cat(*raw_value2))
         with m.Else():
             m.d.comb += row_bytes_out.eq(Cat(*values))
-            # Packed: each lane's low bits, lanes at or past elems zero (docs/isa.md).
+            # Packed: each lane's low bits (binary: 1 where the value is >= 0), lanes at or
+            # past elems zero (docs/isa.md).
             for p in range(1, max_pack(config) + 1):
                 width = operand_width(p)
-                lanes = [Mux(c < row_out.elems, values[c][:width], 0) for c in range(dim)]
+                codes = [~v[LANE_BITS - 1] if p == BINARY_PACK else v[:width] for v in values]
+                lanes = [Mux(c < row_out.elems, codes[c], 0) for c in range(dim)]
                 with m.If(row_out.pack == p):
                     m.d.comb += row_bytes_out.eq(Cat(*(lane[:width] for lane in lanes)))
         self._write_words(m, arrived, row_out, row_bytes_out)

@@ -92,6 +92,7 @@ from verdigris.arch.cycle_model import (
     zero_mac_offsets,
 )
 from verdigris.arch.isa import (
+    BINARY_PACK,
     LUT_ENTRIES,
     TOKEN_COUNTERS,
     Buffer,
@@ -212,16 +213,6 @@ def _start_load(state: _State, plan: Plan) -> _Effect:
     return complete
 
 
-def _zero_macs(activations: np.ndarray, weights: np.ndarray) -> int:
-    """MAC slots (row, r, c) with a zero activation inp[row][r] or a zero weight W[r][c]."""
-    dim = weights.shape[1]
-    zero_activation = activations == 0  # (rows, dim)
-    zero_weights_in_row = (weights == 0).sum(axis=1)  # per r: zero weights among the dim c
-    with_zero_activation = int(zero_activation.sum()) * dim
-    with_zero_weight_only = int(((~zero_activation).astype(np.int64) @ zero_weights_in_row).sum())
-    return with_zero_activation + with_zero_weight_only
-
-
 def _start_gemm(state: _State, plan: Plan) -> _Effect:
     ins = plan.instruction
     dim = state.config.dim
@@ -238,9 +229,13 @@ def _start_gemm(state: _State, plan: Plan) -> _Effect:
     else:
         products = activations @ state.weights
     bits = state.config.acc_bits
-    state.activity.zero_macs += _zero_macs(activations, state.weights)
+    # A zero byte is a zero operand, except at BINARY_PACK (eight -1s).
+    counted = ins.pack != BINARY_PACK
+    zero_activations = (activations == 0) & counted
+    zero_weights = (state.weights == 0) & counted
+    state.activity.zero_macs += _zero_macs((zero_activations, zero_weights))
     if state.zero_flags is not None and ins.rows:
-        state.zero_flags[plan.index] = (activations == 0, state.weights == 0)
+        state.zero_flags[plan.index] = (zero_activations, zero_weights)
     acc = state.buffers[Buffer.ACC]
     rows = slice(ins.acc_row, ins.acc_row + ins.rows)
 
@@ -688,7 +683,7 @@ def _layer_activities(
         if first == last:  # every increment in one window
             _count_events(plan, config, rows, parts[first])
             if flags is not None:
-                parts[first].zero_macs += _zero_macs_of(flags)
+                parts[first].zero_macs += _zero_macs(flags)
             continue
         for events in instruction_events(plan.instruction, config):
             windows = window_index(int(start) + events.offsets, cuts)
@@ -715,8 +710,9 @@ def _histogram(windows: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(found.tolist(), counts.tolist(), strict=True))
 
 
-def _zero_macs_of(flags: tuple[np.ndarray, np.ndarray]) -> int:
-    """A GEMM's zero-operand MACs from its recorded zero flags (as `_zero_macs`)."""
+def _zero_macs(flags: tuple[np.ndarray, np.ndarray]) -> int:
+    """A GEMM's zero-operand MAC slots (row, r, c) from its zero flags: of the activations
+    inp[row][r] ((rows, dim)) and of the weights W[r][c] ((dim, dim))."""
     zero_activation, zero_weight = flags
     dim = zero_weight.shape[1]
     with_zero_weight_only = (~zero_activation).astype(np.int64) @ zero_weight.sum(axis=1)

@@ -24,7 +24,7 @@ from verdigris.arch.arithmetic import wrap_int
 from verdigris.arch.isa import address_bits
 from verdigris.hw.array import SystolicArray
 from verdigris.hw.pe import PACK_BITS
-from verdigris.verify.pe import operand_product
+from verdigris.verify.pe import operand_product, zero_operand
 from verdigris.verify.protocol import (
     pack_lanes,
     run_block_bench,
@@ -120,7 +120,7 @@ class ArrayModel:
                     weight = active[r][c]
                     sums[c] += operand_product(a[r], weight, step.a_pack)
                     counted = s + r + c + self.zero_count_delay
-                    if (a[r] == 0 or weight == 0) and counted < cycles:
+                    if zero_operand(a[r], weight, step.a_pack) and counted < cycles:
                         zero_counts[counted] += 1
             results[s + self.latency] = tuple(wrap_int(v, self.acc_width) for v in sums)
         return [
@@ -209,7 +209,9 @@ def gemm_stimulus(
                     )
                 )
                 zero_macs += sum(
-                    a[r] == 0 or active_tile[r][c] == 0 for r in range(dim) for c in range(dim)
+                    zero_operand(a[r], active_tile[r][c], gemm.pack)
+                    for r in range(dim)
+                    for c in range(dim)
                 )
         starts.append(start)
         free = start + max(1, (dim if load else 0) + len(rows))

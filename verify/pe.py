@@ -19,7 +19,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from verdigris.arch.arithmetic import wrap_int
-from verdigris.arch.isa import unpack_operands
+from verdigris.arch.isa import BINARY_PACK, unpack_operands
 from verdigris.hw.pe import ProcessingElement
 from verdigris.verify.protocol import run_block_bench, run_testbench
 
@@ -31,6 +31,7 @@ __all__ = [
     "random_pe_inputs",
     "run_pe_bench",
     "simulate_pe",
+    "zero_operand",
 ]
 
 
@@ -58,6 +59,12 @@ class PEOutputs:
 # The PE's ports, in the order of PEInputs and PEOutputs (the benches drive them by name).
 _INPUT_PORTS = ("a_in", "valid_in", "swap_in", "psum_in", "w_in", "w_load", "pack_in")
 _SIGNED_OUTPUTS = frozenset({"a_out", "psum_out"})
+
+
+def zero_operand(a: int, w: int, pack: int) -> bool:
+    """Whether a product of bytes a and w counts as a zero-operand MAC (docs/isa.md): a or
+    w is 0, at any pack but binary (whose zero byte is eight -1)."""
+    return (a == 0 or w == 0) and pack != BINARY_PACK
 
 
 def operand_product(a: int, w: int, pack: int) -> int:
@@ -90,7 +97,7 @@ class PEModel:
                 inputs.psum_in + operand_product(inputs.a_in, weight, inputs.pack_in),
                 self.acc_width,
             ),
-            zero=inputs.valid_in and (inputs.a_in == 0 or weight == 0),
+            zero=inputs.valid_in and zero_operand(inputs.a_in, weight, inputs.pack_in),
             pack_out=inputs.pack_in,
         )
         self.active = weight

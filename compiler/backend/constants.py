@@ -16,7 +16,14 @@ from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import LUT_ENTRIES, REQ_ENTRY
 from verdigris.compiler import ir
 from verdigris.compiler.backend.memory import CompileError, Layout
-from verdigris.compiler.backend.packing import INT8, Packed, lane_requant, pack_codes
+from verdigris.compiler.backend.packing import (
+    BINARY,
+    INT8,
+    Packed,
+    binary_excess,
+    lane_requant,
+    pack_codes,
+)
 from verdigris.compiler.backend.unroll import conv_row_chunks
 
 __all__ = [
@@ -95,7 +102,8 @@ class OpConstants:
     req_rows: int = 0
     lut_addr: int = 0
     lut_tables: int = 0  # 0: no lookup; 1: one for every block; else one per block
-    # (step, output block) -> whether that weight tile has a nonzero entry
+    # (step, output block) -> whether that weight tile must run: it has a nonzero entry, or
+    # its operands are binary
     nonzero: np.ndarray | None = None
     steps: int = 0
 
@@ -191,17 +199,21 @@ def gemm_constants(
     # Only the tiles with a nonzero entry are stored, in (step, block) order: a grouped or
     # depthwise conv's dense matrix is mostly zero tiles (MobileNetV2's 960-channel
     # depthwise convs: 8.3 MB dense, 138 KB stored).
-    nonzero = tiles.reshape(tiles.shape[0], tiles.shape[1], -1).any(axis=2)
-    tile_addr = np.full(nonzero.shape, -1, np.int64)
-    if nonzero.any():
-        first = pool.add(tiles[nonzero].astype(np.int8).tobytes())
-        tile_addr[nonzero] = first + np.arange(int(nonzero.sum())) * dim * dim
+    stored = tiles.reshape(tiles.shape[0], tiles.shape[1], -1).any(axis=2)
+    tile_addr = np.full(stored.shape, -1, np.int64)
+    if stored.any():
+        first = pool.add(tiles[stored].astype(np.int8).tobytes())
+        tile_addr[stored] = first + np.arange(int(stored.sum())) * dim * dim
+    # Binary operands have no zero: a zero tile (eight -1 to a byte) runs too.
+    nonzero = np.ones_like(stored) if source.packed == BINARY else stored
     requant = _RAW if node.requant is None else node.requant
     requant = lane_requant(requant, layouts[node.output].packed)
     bias = node.bias
     if source.packed.offset:  # the input is stored less the offset: add it back
         k_axes = (1, 2, 3) if isinstance(node, ir.Conv) else 0
         bias = bias + source.packed.offset * node.weight.sum(axis=k_axes)
+    if source.packed == BINARY:
+        bias = bias - binary_excess(node, tiles.shape[0], dim)
     req_addr, req_rows = _req_table(pool, dim, channels, bias, requant)
     lut_addr, lut_tables = _lut_tables(pool, dim, requant)
     return OpConstants(

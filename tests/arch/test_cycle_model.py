@@ -116,11 +116,14 @@ def test_pack_elements_lays_lanes_out_little_endian(bits):
     values = (
         rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), size=(3, 5))
         if bits > 1
-        else (rng.integers(-1, 1, size=(3, 5)))
+        else rng.choice([-1, 1], size=(3, 5))
     )
     packed = pack_elements(values, bits)
     assert packed.dtype == np.uint8 and packed.shape == (3, -(-5 * bits // 8))
     for row, data in zip(values, packed, strict=True):
         word = int.from_bytes(data.tobytes(), "little")
         mask = (1 << bits) - 1
-        assert [(word >> (c * bits)) & mask for c in range(5)] == [int(v) & mask for v in row]
+        # two's complement, or binary: bit 1 for +1, 0 for -1
+        codes = [int(v > 0) if bits == 1 else int(v) & mask for v in row]
+        assert [(word >> (c * bits)) & mask for c in range(5)] == codes
+        assert word >> (5 * bits) == 0  # the last byte's padding

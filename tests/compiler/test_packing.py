@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support.lowbit_models import conv_chain_model
+from tests.support.lowbit_models import binary_chain_model, conv_chain_model
 from verdigris.api import compile_model, load_model, run, run_program
 from verdigris.arch.config import AccelConfig, load_config
 from verdigris.arch.isa import Gemm, Store, unpack_operands
@@ -92,19 +92,75 @@ def test_the_shipped_lowbit_models_run_packed_as_golden_in_fewer_cycles(name, di
     graph = load_model(EXAMPLES / "models" / f"lenet_{name}.onnx")
     expected = run(graph, {"input": digits}, raw=True)["output"]
     runs = {}
-    for bits in (8, 4, 2):
+    for bits in (8, 4, 2, 1):
         outputs, activity = _isasim(graph, _config("default", bits), {"input": digits})
         np.testing.assert_array_equal(outputs["output"], expected, err_msg=f"int{bits}")
         runs[bits] = activity
     if name == "w8a8_qonnx":  # nothing to pack: the same program
-        assert runs[2].cycles == runs[4].cycles == runs[8].cycles
+        assert runs[1].cycles == runs[2].cycles == runs[4].cycles == runs[8].cycles
         return
-    for narrow in (4, 2):
+    for narrow in (4, 2, 1):
         assert runs[narrow].cycles < runs[8].cycles
         assert runs[narrow].main_read_bytes < runs[8].main_read_bytes
     # Two-bit activations and weights (w2a2; w1a1's ±1) pack four to a byte at int2.
     if name in ("w2a2_qonnx", "w1a1_qonnx"):
         assert runs[2].cycles < runs[4].cycles and runs[2].macs_int2 > 0
+    # w1a1's fc1 reads its binary input eight to a byte (its convs pad theirs: int2).
+    if name == "w1a1_qonnx":
+        assert runs[1].cycles < runs[2].cycles and runs[1].macs_int1 > 0
+    else:
+        assert runs[1].cycles == runs[2].cycles and runs[1].macs_int1 == 0
+
+
+BINARY_CHAINS = [(5, 11, 6), (8, 64, 9), (16, 20, 70)]
+
+
+@pytest.mark.parametrize("config", ["default", "large"])
+@pytest.mark.parametrize("channels", BINARY_CHAINS, ids=str)
+def test_binary_layers_are_exact(channels, config):
+    """Binary convs (unrolled and windowed, a stride, channels that are not whole bytes) and
+    Gemms on binary activations stored eight to a byte: every tile runs, and the bias takes
+    off what the -1 lanes past K add. The golden model's integers, in fewer cycles than
+    the same layers at int2."""
+    graph = import_model(binary_chain_model(channels))
+    x = np.random.default_rng(1).random((3, 3, 9, 9), dtype=np.float32) * 2 - 0.5
+    expected = run(graph, {"x": x}, raw=True)["y"]
+    assert len(np.unique(expected)) > 5
+    binary = _config(config, 1)
+    assert {packed.bits for packed in plan_packing(graph, binary).values()} == {1}
+    outputs, activity = _isasim(graph, binary, {"x": x})
+    np.testing.assert_array_equal(outputs["y"], expected)
+    _, int2 = _isasim(graph, _config(config, 2), {"x": x})
+    assert activity.macs_int1 > 0 and activity.macs_int2 == 0
+    assert activity.cycles < int2.cycles and activity.main_read_bytes < int2.main_read_bytes
+
+
+def test_binary_needs_unpadded_readers_binary_weights_and_whole_bytes():
+    """A binary tensor is stored as int2 where a reader pads it, where a reader's weights
+    are not binary (ternary here), and where a block of `dim` values is not whole bytes
+    (tiny: 4)."""
+    graph = import_model(binary_chain_model())
+    assert set(plan_packing(graph, _config("tiny", 1)).values()) == {Packed(2)}
+    convs = [node for node in graph.nodes if isinstance(node, ir.Conv)]
+    padded = dataclasses.replace(
+        graph,
+        nodes=tuple(
+            dataclasses.replace(n, pads=(1, 1, 1, 1)) if n is convs[1] else n for n in graph.nodes
+        ),
+    )
+    weights = dataclasses.replace(
+        graph,
+        nodes=tuple(
+            dataclasses.replace(n, weight=np.where(n.weight > 0, n.weight, 0))
+            if n is convs[2]
+            else n
+            for n in graph.nodes
+        ),
+    )
+    for changed, tensor in ((padded, convs[1].inputs[0]), (weights, convs[2].inputs[0])):
+        packing = plan_packing(changed, _config("default", 1))
+        assert packing[tensor] == Packed(2)
+        assert sum(p == Packed(1) for p in packing.values()) >= 2  # the others stay binary
 
 
 def test_what_is_packed():

@@ -334,3 +334,24 @@ def test_packed_mac_slots_are_priced_by_width():
     mac = energy_report(activity, config, table).energy_pj["mac"]
     assert mac == pytest.approx((20 * slot[8] + 30 * slot[4] + 50 * slot[2]) * 80 / 100)
     assert slot[2] / 4 < slot[4] / 2 < slot[8]  # narrower MACs cost less each
+
+
+@pytest.mark.parametrize("name", ["asic-45nm", "ecp5"])
+def test_binary_mac_slots_are_xnor_popcounts_with_no_zero_share(name):
+    """A binary slot costs eight 1-bit multiplies (XNORs), seven 2-bit adds and the
+    accumulating add, and takes no share of the zero slots (a binary byte is never a zero
+    operand)."""
+    table = load_table(name)
+    config = replace(load_config("default"), operand_bits=1)
+
+    def energy(what: str, width: int) -> float:
+        return table.energy(*what.split(), width=width)
+
+    int8 = energy("multiplier multiply", 8) + energy("adder add", 32)
+    binary = (
+        8 * energy("multiplier multiply", 1) + 7 * energy("adder add", 2) + energy("adder add", 32)
+    )
+    activity = Activity(cycles=1, macs=100, macs_int1=60, zero_macs=10)
+    mac = energy_report(activity, config, table).energy_pj["mac"]
+    assert mac == pytest.approx(40 * int8 * 30 / 40 + 60 * binary)
+    assert binary / 8 < int8

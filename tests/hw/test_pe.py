@@ -23,7 +23,7 @@ def test_pe_matches_model_on_random_inputs(operand_width, acc_width):
     assert got == _model_outputs(stimulus, operand_width, acc_width)
 
 
-@pytest.mark.parametrize("max_pack", [1, 2])
+@pytest.mark.parametrize("max_pack", [1, 2, 3])
 def test_a_packing_pe_matches_model_at_every_pack(max_pack):
     stimulus = random_pe_inputs(10 + max_pack, 1500, max_pack=max_pack)
     assert {step.pack_in for step in stimulus} == set(range(max_pack + 1))
@@ -43,6 +43,24 @@ def test_packed_products_by_hand():
     assert got[1].psum_out == -1 * -8 + 7 * -7 and got[1].pack_out == 1
     assert got[2].psum_out == -1 * 0 + -1 * -2 + -1 * 1 + 1 * -2 and got[2].pack_out == 2
     assert got[3].psum_out == 127 * (0x98 - 256)
+
+
+def test_binary_products_by_hand():
+    """Binary bytes (bit 1: +1, bit 0: -1) multiply as 2 * popcount(XNOR) - 8, and a zero
+    byte (eight -1) is no zero operand."""
+    stimulus = [
+        PEInputs(w_in=0x0F, w_load=True),
+        PEInputs(a_in=0x3C, valid_in=True, swap_in=True, pack_in=3),  # 4 bits agree
+        PEInputs(a_in=0x0F, valid_in=True, pack_in=3),  # all agree
+        PEInputs(a_in=0x70 - 256 + 0x80, valid_in=True, pack_in=3),  # 0xF0: none agree
+        PEInputs(w_in=0, w_load=True),
+        PEInputs(a_in=0, valid_in=True, swap_in=True, pack_in=3),  # -1 * -1, eight times
+        PEInputs(a_in=0, valid_in=True, pack_in=2),  # int2: a zero operand
+    ]
+    got = simulate_pe(stimulus, max_pack=3)
+    assert [g.psum_out for g in got[1:4]] == [0, 8, -8]
+    assert got[5].psum_out == 8 and not got[5].zero
+    assert got[6].psum_out == 0 and got[6].zero
 
 
 def test_pe_weight_swap_and_mac_by_hand():
@@ -99,9 +117,9 @@ def test_random_comparison_catches_a_wrong_pe(monkeypatch):
         ),
         (
             {"operand_width": 4, "acc_width": 16, "max_pack": 1},
-            "max_pack must be 0 to 2, and above 0 only with 8-bit operands, not 1 with 4",
+            "max_pack must be 0 to 3, and above 0 only with 8-bit operands, not 1 with 4",
         ),
-        ({"max_pack": 3}, "max_pack must be 0 to 2"),
+        ({"max_pack": 4}, "max_pack must be 0 to 3"),
     ],
 )
 def test_pe_rejects_bad_parameters(kwargs, message):

@@ -45,13 +45,14 @@ def test_random_stores_match_the_instruction_simulator(seed):
     )
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", [0, 1, 4])
 def test_random_packed_stores_match_the_instruction_simulator(seed):
-    """Requantized (and looked-up) outputs packed two or four to a byte, rows of any elems
-    at any address: the bytes and the busy cycles of the instruction simulator."""
+    """Requantized (and looked-up) outputs packed two, four or eight (binary: their signs)
+    to a byte, rows of any elems at any address: the bytes and the busy cycles of the
+    instruction simulator."""
     memory, acc, req = setup(seed)
-    program = random_program(random.Random(seed), 12, max_pack=2)
-    assert {ins.pack for ins in program if isinstance(ins, Store)} >= {1, 2}
+    program = random_program(random.Random(seed), 12, max_pack=3)
+    assert {ins.pack for ins in program if isinstance(ins, Store)} >= {1, 2, 3}
     run = simulate_store_unit(NARROW, program, acc, req, memory, lut=lut_tables(memory))
     check_store_run(program, memory, run, NARROW)
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.graphs import conv_graph, matmul_graph
 from tests.support.layer_programs import configs, straddling_programs
-from tests.support.lowbit_models import conv_chain_model
+from tests.support.lowbit_models import binary_chain_model, conv_chain_model
 from tests.support.rtl_results import assert_like_isasim
 from tests.support.tiny_models import host_sandwich
 from verdigris.arch.config import AccelConfig, load_config
@@ -86,23 +86,24 @@ def _check_energy(name: str, program: Program, ours, rtl) -> None:
         assert got.energy_pj == expected.energy_pj, f"{name}, {table}"
 
 
-# The low-bit models whose activations an array of int4 and int2 PEs packs (pack 1 and 2).
+# The low-bit models whose activations an array of packing PEs packs (pack 1, 2 and 3).
 PACKED = ("lenet_w4a4_qonnx", "lenet_w2a2_qonnx", "lenet_mixed_qonnx", "lenet_w1a1_qonnx")
 
 
 @pytest.mark.parametrize(
     "config",
     [
-        replace(config, name=f"{config.name}_int{bits}", operand_bits=bits)
-        for config, bits in zip(configs("tiny"), (2, 4), strict=True)
+        replace(load_config("default"), name="default_int1", operand_bits=1),
+        replace(configs("tiny")[1], name="tiny_os_int4", operand_bits=4),
     ],
     ids=lambda config: config.name,
 )
 def test_packed_operands_on_the_harness(config, rtl_build_root):
-    """PEs that also multiply packed operands: int4 and int2 (weight-stationary), int4
-    (output-stationary). The low-bit models and convs on packed activations with padding,
-    a stride and channels that are not whole bytes: outputs, per-layer Activity and energy
-    as the instruction simulator's."""
+    """PEs that also multiply packed operands: int4, int2 and binary (weight-stationary, 8x8:
+    binary blocks of 8 values are whole bytes), int4 (output-stationary). The low-bit models,
+    convs on packed activations with padding, a stride and channels that are not whole
+    bytes, and binary convs and Gemms: outputs, per-layer Activity and energy as the
+    instruction simulator's."""
     rng = np.random.default_rng(5)
     jobs = []
     graphs = [(m, import_model(EXAMPLES / "models" / f"{m}.onnx")) for m in PACKED]
@@ -110,18 +111,26 @@ def test_packed_operands_on_the_harness(config, rtl_build_root):
         (f"conv_chain_w{w}a{a}", import_model(conv_chain_model(w, a, signed=signed)))
         for w, a, signed in ((4, 4, True), (2, 3, False))
     ]
+    graphs += [
+        (f"binary_chain_{channels}", import_model(binary_chain_model(channels)))
+        for channels in ((5, 11, 6), (8, 64, 9))
+    ]
     for name, graph in graphs:
         program = compile_graph(graph, config)
         (binding,) = program.inputs
         jobs.append((name, program, {binding.name: rng.integers(-128, 128, binding.shape)}))
     expected = [run_program(program, inputs)[1] for _, program, inputs in jobs]
     packs = {
-        name: (a.macs_int4 > 0, a.macs_int2 > 0)
+        name: (a.macs_int4 > 0, a.macs_int2 > 0, a.macs_int1 > 0)
         for (name, _, _), a in zip(jobs, expected, strict=True)
     }
-    assert packs["lenet_w4a4_qonnx"] == packs["lenet_mixed_qonnx"] == (True, False)
-    two = config.operand_bits == 2  # else the 2-bit models pack at int4
-    assert packs["lenet_w2a2_qonnx"] == packs["lenet_w1a1_qonnx"] == (not two, two)
+    assert packs["lenet_w4a4_qonnx"] == packs["lenet_mixed_qonnx"] == (True, False, False)
+    if config.operand_bits == 1:  # w1a1: its convs pad their inputs (int2), fc1 does not
+        assert packs["lenet_w2a2_qonnx"] == (False, True, False)
+        assert packs["lenet_w1a1_qonnx"] == (False, True, True)
+        assert packs["binary_chain_(5, 11, 6)"] == (False, False, True)
+    else:  # the 2-bit models pack at int4
+        assert packs["lenet_w2a2_qonnx"] == packs["lenet_w1a1_qonnx"] == (True, False, False)
     results = run_fast(
         [(program, inputs) for _, program, inputs in jobs],
         expected_cycles=[a.cycles for a in expected],

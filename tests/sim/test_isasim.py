@@ -522,6 +522,7 @@ def test_activity_of_a_small_gemm():
         "macs": 3 * DIM * DIM,
         "macs_int4": 0,
         "macs_int2": 0,
+        "macs_int1": 0,
         "zero_macs": zero,
         "main_read_bytes": (4 + 3) * 4,
         "main_write_bytes": 12 * 4,
@@ -739,16 +740,19 @@ def test_cycles_of_weight_loads_back_to_back():
 
 # --------------------------------------------------------------------------- packed operands
 
-NARROW = replace(CONFIG, operand_bits=2)
+NARROW = replace(CONFIG, operand_bits=1)
 
 
 def _operands(byte: int, width: int) -> list[int]:
-    """The signed `width`-bit operands of one byte, lowest bits first (docs/isa.md)."""
+    """The signed `width`-bit operands of one byte, lowest bits first, or binary (bit 1:
+    +1, bit 0: -1) at width 1 (docs/isa.md)."""
     fields = [(byte >> shift) & ((1 << width) - 1) for shift in range(0, 8, width)]
+    if width == 1:
+        return [2 * f - 1 for f in fields]
     return [f - (1 << width) if f >> (width - 1) else f for f in fields]
 
 
-@pytest.mark.parametrize("pack", [1, 2])
+@pytest.mark.parametrize("pack", [1, 2, 3])
 def test_a_packed_gemm_multiplies_the_operands_of_each_byte(pack):
     rng = np.random.default_rng(pack)
     rows = 5
@@ -783,25 +787,30 @@ def test_a_packed_gemm_multiplies_the_operands_of_each_byte(pack):
         for i in range(rows)
     ]
     np.testing.assert_array_equal(read_int32(memory, 256, rows), expected)
-    counters = {"macs_int4": 0, "macs_int2": 0, f"macs_int{width}": rows * DIM * DIM}
+    counters = {"macs_int4": 0, "macs_int2": 0, "macs_int1": 0}
+    counters[f"macs_int{width}"] = rows * DIM * DIM
     assert {name: getattr(activity, name) for name in counters} == counters
     assert activity.macs == rows * DIM * DIM
-    # Zero slots are zero bytes: the two zero activation bytes of row 0, and zero weights.
+    # Zero slots are zero bytes: the two zero activation bytes of row 0, and zero weights;
+    # a binary zero byte is eight -1.
     zero = sum(
         activations[i, r] == 0 or weights[r, c] == 0
         for i in range(rows)
         for r in range(DIM)
         for c in range(DIM)
     )
-    assert activity.zero_macs == zero
+    assert activity.zero_macs == (0 if width == 1 else zero) and zero
 
 
 # Rows (-1, 7, -8) and (-3, 1, 0) clamped to the width, low lanes in the low bits: int4
-# nibbles f 7 | 8 and d 1 | 0; int2 (clamped to -2, 1, -2 and -2, 1, 0) 3 1 2 and 2 1 0.
-@pytest.mark.parametrize(("pack", "expected"), [(1, [0x7F, 0x08, 0x1D, 0x00]), (2, [0x27, 0x06])])
+# nibbles f 7 | 8 and d 1 | 0; int2 (clamped to -2, 1, -2 and -2, 1, 0) 3 1 2 and 2 1 0;
+# binary (not clamped: the signs) 0 1 0 and 0 1 1.
+@pytest.mark.parametrize(
+    ("pack", "expected"), [(1, [0x7F, 0x08, 0x1D, 0x00]), (2, [0x27, 0x06]), (3, [0x02, 0x06])]
+)
 def test_a_packed_store_writes_the_low_bits_of_each_value(pack, expected):
     width = 8 >> pack
-    low, high = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    low, high = (-128, 127) if width == 1 else (-(1 << (width - 1)), (1 << (width - 1)) - 1)
     acc = np.array([[-1, 7, -8, 5], [-3, 1, 0, 5]], "<i4")  # lane 3 is not stored
     identity = req_entries([0] * DIM, [1 << 30] * DIM, [30] * DIM, 0, low, high)
     elems = 3
@@ -834,7 +843,7 @@ def test_a_packed_store_writes_the_low_bits_of_each_value(pack, expected):
             "pack 1 (int4 operands) is not a width this array computes: operand_bits 8 allows int8",
         ),
         (
-            NARROW,
+            replace(CONFIG, operand_bits=2),
             Gemm(NO, True, False, 0, 0, 0, 1, pack=3),
             "pack 3 (int1 operands) is not a width this array computes: operand_bits 2 "
             "allows int8/int4/int2",

@@ -15,8 +15,8 @@ from verdigris.arch.counters import PACKED_MAC_COUNTERS
 from verdigris.arch.isa import Deps, Finish, Gemm, Nop, Unit, Vector, VectorOp
 from verdigris.hw.compute_unit import ComputeUnit
 from verdigris.sim.golden import wrap_int32
-from verdigris.sim.isasim import _zero_macs, run_instructions
-from verdigris.verify.pe import operand_product
+from verdigris.sim.isasim import run_instructions
+from verdigris.verify.pe import operand_product, zero_operand
 
 CONFIG = AccelConfig(
     name="cu",
@@ -35,7 +35,7 @@ CONFIG = AccelConfig(
 
 DIM = CONFIG.dim
 # The same unit with PEs that also multiply packed int4 and int2 operands.
-NARROW = replace(CONFIG, name="cu_int2", operand_bits=2)
+NARROW = replace(CONFIG, name="cu_int1", operand_bits=1)
 
 
 def reference(program, inp, wgt, acc):
@@ -49,9 +49,11 @@ def reference(program, inp, wgt, acc):
         if isinstance(ins, Gemm):
             if ins.load_weights:
                 tile = wgt[ins.wgt_row : ins.wgt_row + DIM].copy()
-            zero_macs += _zero_macs(inp[ins.inp_row : ins.inp_row + ins.rows], tile)
             for i in range(ins.rows):
                 a = inp[ins.inp_row + i]
+                zero_macs += sum(
+                    zero_operand(a[r], tile[r, c], ins.pack) for r in range(DIM) for c in range(DIM)
+                )
                 product = np.array(
                     [
                         sum(operand_product(a[r], tile[r, c], ins.pack) for r in range(DIM))

@@ -321,3 +321,64 @@ def conv_chain_model(weight_bits: int, act_bits: int, *, signed: bool = False, s
     return _model(
         nodes, initializers, opsets, name="conv_chain", x_shape=(1, 3, 7, 7), y_shape=(1, 4, 4, 4)
     )
+
+
+def _bipolar(name: str, x: str, scale, out: str | None = None):
+    """A QONNX BipolarQuant node (+scale where x >= 0, else -scale) and its scale."""
+    node = helper.make_node(
+        "BipolarQuant", [x, f"{name}_scale"], [out or name], name=name, domain=QONNX
+    )
+    return node, [_const(f"{name}_scale", scale)]
+
+
+def binary_chain_model(channels: tuple[int, ...] = (5, 11, 6), hidden: int = 13, seed: int = 0):
+    """A binary network on (1, 3, 9, 9), unpadded as binary layers are on the array (a padding
+    value of 0 is not binary): Quant(x, 8 bits) -> Conv 3x3 (3 -> channels[0]) -> Conv 3x3
+    stride 2 -> Conv 1x1 -> Flatten -> Gemm (hidden) -> Gemm (10) -> Quant(8 bits), every
+    weight BipolarQuant (+-1/8: float32 is exact) and every activation but the output a
+    BipolarQuant of its conv's or Gemm's result plus an integer bias."""
+    rng = np.random.default_rng(seed)
+    kernels = ((3, 1), (3, 2), (1, 1))  # (kernel, stride)
+    node, initializers = _quant("q_in", "x", 2.0**-5, 8, signed=True)
+    nodes, source, source_scale, previous, size = [node], "q_in", 2.0**-5, 3, 9
+    weight_scale = 2.0**-3
+
+    def layer(index: int, shape, op: str, **attributes) -> str:
+        w, b, out = f"w{index}", f"b{index}", f"{op.lower()}{index}"
+        acc_scale = source_scale * weight_scale
+        initializers.extend(
+            [
+                _const(w, rng.standard_normal(shape)),
+                _const(b, rng.integers(-6, 7, size=shape[0]) * acc_scale),
+            ]
+        )
+        quant_w = _bipolar(f"q_{w}", w, weight_scale)
+        quant_b = _quant(f"q_{b}", b, acc_scale, 32, signed=True)
+        for quant in (quant_w, quant_b):
+            nodes.append(quant[0])
+            initializers.extend(quant[1])
+        nodes.append(helper.make_node(op, [source, f"q_{w}", f"q_{b}"], [out], **attributes))
+        return out
+
+    for index, ((kernel, stride), count) in enumerate(zip(kernels, channels, strict=True)):
+        shape = (count, previous, kernel, kernel)
+        conv = layer(index, shape, "Conv", strides=[stride, stride])
+        node, extra = _bipolar(f"a{index}", conv, 1.0)
+        nodes.append(node)
+        initializers.extend(extra)
+        source, source_scale, previous = f"a{index}", 1.0, count
+        size = (size - kernel) // stride + 1
+    nodes.append(helper.make_node("Flatten", [source], ["flat"]))
+    source = "flat"
+    features = previous * size * size
+    gemm = layer(3, (hidden, features), "Gemm", transB=1)
+    node, extra = _bipolar("a3", gemm, 1.0)
+    nodes.append(node)
+    initializers.extend(extra)
+    source, source_scale = "a3", 1.0
+    logits = layer(4, (10, hidden), "Gemm", transB=1)
+    quant = _quant("q_out", logits, 2.0**-2, 8, signed=True, out="y")
+    nodes.append(quant[0])
+    initializers.extend(quant[1])
+    opsets = [("", 13), (QONNX, 1)]
+    return _model(nodes, initializers, opsets, name="binary_chain", x_shape=(1, 3, 9, 9))

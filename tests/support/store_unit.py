@@ -33,7 +33,7 @@ CONFIG = AccelConfig(
 
 DIM = CONFIG.dim
 # The same unit on an array whose outputs may be packed int4 and int2.
-NARROW = replace(CONFIG, name="su_int2", operand_bits=2)
+NARROW = replace(CONFIG, name="su_int1", operand_bits=1)
 
 
 ACC_AT, REQ_AT, LUT_AT, OUT_AT = 1024, 1536, 2048, 0
