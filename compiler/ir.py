@@ -175,9 +175,11 @@ class MaxPool(Op):
 
 @dataclass(frozen=True, eq=False)
 class AvgPool(Op):
-    """Average pooling: acc = sum over the window of (x - input_zero_point), padding counted
-    as zeros; out = requant(acc) with the 1/(kh*kw) divisor folded into the multiplier.
-    Global average pooling is the case kernel == input spatial size."""
+    """Average pooling: acc = tap_multiplier * sum over the window of (x - input_zero_point)
+    + bias, padding counted as zeros; out = requant(acc) with the 1/(kh*kw) divisor folded
+    into the multiplier. Global average pooling is the case kernel == input spatial size.
+    A QONNX Trunc (a floor of the sum) doubles the sum and adds an odd bias, so that the
+    requantizer's rounding is a floor (docs/quantization.md, "Trunc")."""
 
     kernel: tuple[int, int]
     strides: tuple[int, int]
@@ -185,6 +187,8 @@ class AvgPool(Op):
     input_zero_point: int
     requant: Requant
     ceil_mode: bool = False
+    tap_multiplier: int = 1
+    bias: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -290,6 +294,8 @@ def _attributes(node: Op) -> str:
         parts.append(f"k={node.kernel[0]}x{node.kernel[1]} s={node.strides[0]},{node.strides[1]}")
         if any(node.pads):
             parts.append(f"pad={','.join(map(str, node.pads))}")
+        if isinstance(node, AvgPool) and (node.tap_multiplier, node.bias) != (1, 0):
+            parts.append(f"acc={node.tap_multiplier}*sum{node.bias:+d}")
     elif isinstance(node, Concat):
         parts.append(f"axis={node.axis}")
     elif isinstance(node, Reshape):

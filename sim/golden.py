@@ -16,7 +16,8 @@ The rules, also written out in docs/quantization.md:
   half the time).
 - A requantization may end in a lookup table: out = table[c][y + 128] (a fused element-wise
   function; its entries are the host op's own results for each int8 value).
-- AvgPool: acc = sum of (x - z_in) over the window (padding counts as zero), then requant.
+- AvgPool: acc = tap_multiplier * sum of (x - z_in) over the window (padding counts as
+  zero) + bias, then requant.
 - Add: acc = (a - z_a) * m_a + (b - z_b) * m_b in int32, then requant (multiplier 1).
 - Mul (a per-channel gate): acc = (x - z_x) * (g - z_g), g broadcast over the pixels, then
   requant.
@@ -180,7 +181,7 @@ def _avgpool(node: ir.AvgPool, x: np.ndarray) -> np.ndarray:
     centred = x - node.input_zero_point
     padded = _pad(centred, _ceil_pads(x.shape, node), 0)
     acc = _windows(padded, node.kernel, node.strides).sum(axis=(4, 5))
-    return requantize(wrap_int32(acc), node.requant, 1)
+    return requantize(wrap_int32(acc * node.tap_multiplier + node.bias), node.requant, 1)
 
 
 def _add(node: ir.Add, a: np.ndarray, b: np.ndarray) -> np.ndarray:

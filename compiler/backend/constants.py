@@ -234,10 +234,12 @@ def requant_constants(
     pool: ConstantPool,
     config: AccelConfig,
 ) -> OpConstants:
-    """Ops that requantize without weights: the op's requant table, bias 0."""
+    """Ops that requantize without weights: the op's requant table, bias 0 (an AvgPool's
+    own)."""
     channels = graph.tensors[node.output].shape[1]
     requant = lane_requant(node.requant, layouts[node.output].packed)
-    req_addr, req_rows = _req_table(pool, config.dim, channels, 0, requant)
+    bias = node.bias if isinstance(node, ir.AvgPool) else 0
+    req_addr, req_rows = _req_table(pool, config.dim, channels, bias, requant)
     lut_addr, lut_tables = _lut_tables(pool, config.dim, requant)
     return OpConstants(
         req_addr=req_addr, req_rows=req_rows, lut_addr=lut_addr, lut_tables=lut_tables

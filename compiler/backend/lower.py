@@ -16,8 +16,8 @@ computes into the other half.
   from its shifted window. Grouped and depthwise convolutions are dense convolutions with
   block-diagonal weights; all-zero tiles are skipped, so a depthwise conv costs one GEMM
   per tap and channel block (and output row).
-- MaxPool / AvgPool: a step is one window tap; VECTOR max (or add, minus the zero point)
-  accumulates it.
+- MaxPool / AvgPool: a step is one window tap; VECTOR max (or add, minus the zero point,
+  times the AvgPool's tap multiplier) accumulates it.
 - Add: two steps, VECTOR write (a - z_a) * m_a and add (b - z_b) * m_b.
 - Mul (a per-channel gate): per sample and M-tile one step, which loads the gate's row and
   the tile's rows, latches the gate in the lanes' scale registers (VECTOR scale) and writes
@@ -1085,6 +1085,7 @@ class Lowerer:
         is_max = isinstance(node, ir.MaxPool)
         pad_value = -128 if is_max else node.input_zero_point
         zero = 0 if is_max else node.input_zero_point
+        multiplier = 1 if is_max else node.tap_multiplier
         dilations = node.dilations if is_max else (1, 1)
         for block in range(-(-c // dim)):
             for m0, rows in self._channel_tiles(n * oh * ow):
@@ -1097,7 +1098,7 @@ class Lowerer:
                     # The first tap initializes the accumulator.
                     later = VectorOp.MAX if is_max else VectorOp.ADD
                     op = VectorOp.WRITE if tap == 0 else later
-                    self._vector_step(loads, op, rows, zero, 1)
+                    self._vector_step(loads, op, rows, zero, multiplier)
                 self._end_tile(
                     [self._store_block(out, self._acc_base(), m0, rows, block, c, block, constants)]
                 )

@@ -356,17 +356,14 @@ class Importer:
         self.values[out_name] = Act(out_name)
 
     def emit_pending(
-        self,
-        pending: Pending,
-        out: ir.Tensor,
-        clamp: tuple[int, int],
-        requant: ir.Requant | None = None,
+        self, pending: Pending, out: ir.Tensor, clamp: tuple[int, int], **changes
     ) -> None:
-        """Emit a compute node's ops, writing `out` with `clamp`; with `requant`, the last op
-        requantizes with that instead (a binary activation's sign of the accumulator)."""
+        """Emit a compute node's ops, writing `out` with `clamp`; the last op with the fields
+        `changes` (a binary activation's requant to the accumulator's sign, a Trunc's
+        rounding, a MultiThreshold's table)."""
         ops = pending.build(out, clamp)
-        if requant is not None:
-            ops[-1] = replace(ops[-1], requant=requant)
+        if changes:
+            ops[-1] = replace(ops[-1], **changes)
         quantizer = self._producer
         self._producer = registry.lookup(pending.node)  # the ops are the compute node's
         try:

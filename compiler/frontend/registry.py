@@ -141,6 +141,24 @@ ONNX_OPS: tuple[OnnxOp, ...] = (
         notes="binary (+1/-1) weights; a binary activation after a Conv or Gemm (the "
         "accumulator's sign, by a lookup table) or of a quantized tensor",
     ),
+    OnnxOp(
+        "Trunc",
+        qonnx_ops.trunc,
+        domain=QONNX,
+        quantized=True,
+        notes="v2 (Brevitas' TruncAvgPool2d) after an AveragePool or GlobalAveragePool: "
+        "FLOOR, CEIL or ROUND of the window sum over a power of two, exactly",
+    ),
+    OnnxOp(
+        "MultiThreshold",
+        qonnx_ops.multi_threshold,
+        (ir.Requantize,),
+        domain=QONNX,
+        quantized=True,
+        notes="FINN's threshold activation, per channel or one set, out_scale/out_bias; of a "
+        "quantized tensor (a lookup table), or after a Conv, Gemm or MatMul (thresholds on "
+        "its accumulator spanning at most 254 steps)",
+    ),
     # Float compute ops between DequantizeLinear and QuantizeLinear (QDQ).
     OnnxOp(
         "Conv",

@@ -20,6 +20,8 @@ from tests.support.lowbit_models import (
     parameters,
     qcdq_model,
     qonnx_model,
+    threshold_model,
+    trunc_pool_model,
 )
 from verdigris.api import compile_model, load_model, run, run_program
 from verdigris.compiler import ir
@@ -362,3 +364,87 @@ def test_a_batch_normalization_elsewhere_runs_on_the_host():
     ]
     images = _inputs()
     np.testing.assert_array_equal(_golden(graph, images), _qonnx(model, images))
+
+
+def _images(count: int, shape: tuple[int, ...], seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).random((count, *shape), dtype=np.float32) * 4 - 1
+
+
+@pytest.mark.parametrize("shift", [0, -1, 1])
+@pytest.mark.parametrize("mode", ["FLOOR", "CEIL", "ROUND"])
+def test_trunc_of_an_average_pool_is_qonnx(mode, shift):
+    """Brevitas' TruncAvgPool2d (AveragePool -> Trunc): the window sum over 4 * 2**shift,
+    rounded by the mode and clamped to uint4 (with shift -1 the clamp matters). The AvgPool
+    doubles the sum and adds an odd bias, so that the requantizer rounds as the mode does:
+    QONNX's results on golden, and golden's on the instruction simulator."""
+    model = trunc_pool_model(mode, shift=shift)
+    x = _images(8, (2, 8, 8))
+    expected = run_qonnx(model, {"x": x})["y"]
+    graph = import_model(model)
+    (pool,) = [node for node in graph.nodes if isinstance(node, ir.AvgPool)]
+    assert (pool.tap_multiplier, pool.requant.shift.item()) == (2, 31 + 2 + shift)
+    np.testing.assert_array_equal(run(graph, {"x": x})["y"], expected)
+    outputs, _ = run_program(compile_model(graph, "tiny"), {"x": x}, backend="isasim")
+    np.testing.assert_array_equal(outputs["y"], expected)
+    if mode != "ROUND":  # the mode is the model's: rounding half to even gives other logits
+        other = run_qonnx(trunc_pool_model("ROUND", shift=shift), {"x": x})["y"]
+        assert not np.array_equal(other, expected)
+
+
+@pytest.mark.parametrize("after", ["conv", "act"])
+def test_multithreshold_is_qonnx(after):
+    """FINN's MultiThreshold after a Conv (per-channel thresholds on its accumulator, some
+    exactly on an accumulator value, with out_scale and out_bias) and of a quantized
+    activation (one set of thresholds: one lookup table)."""
+    model = threshold_model(after)
+    x = _images(8, (2, 6, 6))
+    expected = run_qonnx(model, {"x": x})["y"]
+    graph = import_model(model)
+    np.testing.assert_array_equal(run(graph, {"x": x})["y"], expected)
+    outputs, _ = run_program(compile_model(graph, "default"), {"x": x}, backend="isasim")
+    np.testing.assert_array_equal(outputs["y"], expected)
+    assert len(np.unique(expected)) > 8
+    tables = [node.requant.table for node in graph.nodes if getattr(node, "requant", None)]
+    (table,) = [t for t in tables if t is not None]
+    assert table.shape == ((6, 256) if after == "conv" else (1, 256))
+
+
+def _edited(model: onnx.ModelProto, op_type: str, **changes) -> onnx.ModelProto:
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    for node in model.graph.node:
+        if node.op_type == op_type:
+            if "inputs" in changes:
+                del node.input[changes["inputs"] :]
+            for name, value in changes.get("attributes", {}).items():
+                kept = [a for a in node.attribute if a.name != name]
+                del node.attribute[:]
+                node.attribute.extend([*kept, helper.make_attribute(name, value)])
+    return model
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            lambda: threshold_model("conv", spread=200),
+            r"thresholds span \d+ accumulator steps; at most 254 fit",
+        ),
+        (
+            lambda: _edited(trunc_pool_model(), "Trunc", inputs=5),
+            "Trunc with 5 inputs: QONNX's Trunc v2",
+        ),
+        (
+            lambda: _edited(threshold_model("act"), "MultiThreshold", attributes={"out_bias": 0.3}),
+            "out_scale 1 and out_bias 0.3 with 3 thresholds",
+        ),
+        (
+            lambda: _edited(
+                threshold_model("act"), "MultiThreshold", attributes={"data_layout": "NHWC"}
+            ),
+            "MultiThreshold data_layout NHWC: NCHW is supported",
+        ),
+    ],
+)
+def test_trunc_and_multithreshold_problems_name_the_node_and_the_reason(model, message):
+    with pytest.raises(UnsupportedModelError, match=message):
+        import_model(model())

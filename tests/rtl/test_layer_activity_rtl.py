@@ -14,7 +14,12 @@ import pytest
 
 from tests.support.graphs import conv_graph, matmul_graph
 from tests.support.layer_programs import configs, straddling_programs
-from tests.support.lowbit_models import binary_chain_model, conv_chain_model
+from tests.support.lowbit_models import (
+    binary_chain_model,
+    conv_chain_model,
+    threshold_model,
+    trunc_pool_model,
+)
 from tests.support.rtl_results import assert_like_isasim
 from tests.support.tiny_models import host_sandwich
 from verdigris.arch.config import AccelConfig, load_config
@@ -102,8 +107,8 @@ def test_packed_operands_on_the_harness(config, rtl_build_root):
     """PEs that also multiply packed operands: int4, int2 and binary (weight-stationary, 8x8:
     binary blocks of 8 values are whole bytes), int4 (output-stationary). The low-bit models,
     convs on packed activations with padding, a stride and channels that are not whole
-    bytes, and binary convs and Gemms: outputs, per-layer Activity and energy as the
-    instruction simulator's."""
+    bytes, binary convs and Gemms, a Trunc and MultiThresholds: outputs, per-layer Activity
+    and energy as the instruction simulator's."""
     rng = np.random.default_rng(5)
     jobs = []
     graphs = [(m, import_model(EXAMPLES / "models" / f"{m}.onnx")) for m in PACKED]
@@ -115,6 +120,14 @@ def test_packed_operands_on_the_harness(config, rtl_build_root):
         (f"binary_chain_{channels}", import_model(binary_chain_model(channels)))
         for channels in ((5, 11, 6), (8, 64, 9))
     ]
+    # A Trunc (doubled sums, an odd bias) and MultiThresholds (lookup tables; after a Conv
+    # one per channel, which the tiny lut buffer does not hold).
+    graphs += [
+        ("trunc_pool", import_model(trunc_pool_model(shift=-1))),
+        ("threshold_act", import_model(threshold_model("act"))),
+    ]
+    if config.lut_rows >= 512:
+        graphs.append(("threshold_conv", import_model(threshold_model("conv"))))
     for name, graph in graphs:
         program = compile_graph(graph, config)
         (binding,) = program.inputs

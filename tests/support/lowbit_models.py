@@ -382,3 +382,127 @@ def binary_chain_model(channels: tuple[int, ...] = (5, 11, 6), hidden: int = 13,
     initializers.extend(quant[1])
     opsets = [("", 13), (QONNX, 1)]
     return _model(nodes, initializers, opsets, name="binary_chain", x_shape=(1, 3, 9, 9))
+
+
+def trunc_pool_model(
+    mode: str = "FLOOR", *, kernel: int = 2, shift: int = 0, seed: int = 0
+) -> onnx.ModelProto:
+    """Brevitas' TruncAvgPool2d as it exports to QONNX (AveragePool -> Trunc v2): Quant(x,
+    8 bits) -> Conv 3x3 pad 1 (2 -> 6) -> Relu -> Quant(4 bits, unsigned) -> AveragePool
+    `kernel` -> Trunc(`mode`, 4 bits unsigned) -> Flatten -> Gemm -> Quant(8 bits), on
+    (1, 2, 8, 8); power-of-two scales. The Trunc's input scale is the pool's sum's (the
+    activation's over kernel**2), its output scale the activation's times 2**shift: the
+    sum is divided by kernel**2 * 2**shift (with shift -1, the output clamps)."""
+    rng = np.random.default_rng(seed)
+    act_scale = 2.0**-2
+    count = kernel * kernel
+    nodes, initializers = [], []
+
+    def add(part):
+        nodes.append(part[0])
+        initializers.extend(part[1])
+
+    add(_quant("q_in", "x", 2.0**-5, 8, signed=True))
+    w, w_scale = _weights(rng, (6, 2, 3, 3), 4, narrow=True)
+    acc_scale = 2.0**-5 * w_scale
+    initializers += [
+        _const("w", w * w_scale.reshape(-1, 1, 1, 1)),
+        _const("b", rng.integers(-40, 40, size=6) * acc_scale),
+    ]
+    add(_quant("q_w", "w", w_scale.reshape(-1, 1, 1, 1), 4, signed=True, narrow=True))
+    add(_quant("q_b", "b", acc_scale, 32, signed=True))
+    nodes.append(helper.make_node("Conv", ["q_in", "q_w", "q_b"], ["conv"], pads=[1, 1, 1, 1]))
+    nodes.append(helper.make_node("Relu", ["conv"], ["relu"]))
+    add(_quant("q_act", "relu", act_scale, 4, signed=False))
+    nodes.append(
+        helper.make_node(
+            "AveragePool", ["q_act"], ["pool"], kernel_shape=[kernel] * 2, strides=[kernel] * 2
+        )
+    )
+    in_bits = 4 + int(np.log2(count))
+    initializers += [
+        _const("t_scale", act_scale / count),
+        _const("t_zero", 0.0),
+        _const("t_in_bits", float(in_bits)),
+        _const("t_out_scale", act_scale * 2.0**shift),
+        _const("t_out_bits", 4.0),
+    ]
+    nodes.append(
+        helper.make_node(
+            "Trunc",
+            ["pool", "t_scale", "t_zero", "t_in_bits", "t_out_scale", "t_out_bits"],
+            ["trunc"],
+            domain=QONNX,
+            rounding_mode=mode,
+            signed=0,
+        )
+    )
+    nodes.append(helper.make_node("Flatten", ["trunc"], ["flat"]))
+    size = 8 // kernel
+    fc, fc_scale = _weights(rng, (10, 6 * size * size), 4, narrow=True)
+    fc_acc = act_scale * fc_scale
+    initializers += [_const("fc", fc * fc_scale.reshape(-1, 1)), _const("fc_b", np.zeros(10))]
+    add(_quant("q_fc", "fc", fc_scale.reshape(-1, 1), 4, signed=True, narrow=True))
+    add(_quant("q_fc_b", "fc_b", fc_acc, 32, signed=True))
+    nodes.append(helper.make_node("Gemm", ["flat", "q_fc", "q_fc_b"], ["logits"], transB=1))
+    add(_quant("q_out", "logits", 2.0**-1, 8, signed=True, out="y"))
+    opsets = [("", 13), (QONNX, 2)]  # Trunc v2
+    return _model(nodes, initializers, opsets, name="trunc_pool", x_shape=(1, 2, 8, 8))
+
+
+def threshold_model(after: str, *, spread: int = 100, seed: int = 0) -> onnx.ModelProto:
+    """FINN's MultiThreshold, on (1, 2, 6, 6): Quant(x, 8 bits) -> Conv 3x3 (2 -> 6, 4-bit
+    weights) -> [Relu -> Quant(4 bits) when `after` is "act"] -> MultiThreshold -> Flatten
+    -> Gemm -> Quant(8 bits). After the Conv, 7 thresholds per channel on its float result
+    (some exactly on an accumulator value, the rest between two), out_scale 0.5 and
+    out_bias -2 (accumulator values from -`spread` to `spread`); after the activation, 3
+    thresholds for every channel, out_scale 1.
+    Power-of-two scales: QONNX's float32 is exact."""
+    rng = np.random.default_rng(seed)
+    nodes, initializers = [], []
+
+    def add(part):
+        nodes.append(part[0])
+        initializers.extend(part[1])
+
+    add(_quant("q_in", "x", 2.0**-5, 8, signed=True))
+    w, w_scale = _weights(rng, (6, 2, 3, 3), 4, narrow=True)
+    acc_scale = 2.0**-5 * w_scale
+    initializers += [
+        _const("w", w * w_scale.reshape(-1, 1, 1, 1)),
+        _const("b", rng.integers(-40, 40, size=6) * acc_scale),
+    ]
+    add(_quant("q_w", "w", w_scale.reshape(-1, 1, 1, 1), 4, signed=True, narrow=True))
+    add(_quant("q_b", "b", acc_scale, 32, signed=True))
+    nodes.append(helper.make_node("Conv", ["q_in", "q_w", "q_b"], ["conv"]))
+    if after == "act":
+        nodes.append(helper.make_node("Relu", ["conv"], ["relu"]))
+        add(_quant("q_act", "relu", 2.0**-2, 4, signed=False))
+        source, steps, out_scale, out_bias = "q_act", 3, 1.0, 0.0
+        thresholds = np.sort(rng.integers(0, 16, size=(1, steps)) * 2.0**-2 - 2.0**-3, axis=1)
+    else:
+        source, steps, out_scale, out_bias = "conv", 7, 0.5, -2.0
+        limits = np.sort(rng.integers(-spread, spread, size=(6, steps)), axis=1)
+        halves = rng.random((6, steps)) < 0.5  # between two accumulator values
+        thresholds = (limits - 0.5 * halves) * acc_scale[:, None]
+    initializers.append(_const("thresholds", thresholds))
+    nodes.append(
+        helper.make_node(
+            "MultiThreshold",
+            [source, "thresholds"],
+            ["thresholded"],
+            domain=QONNX,
+            out_dtype=f"UINT{int(steps).bit_length()}",
+            out_scale=out_scale,
+            out_bias=out_bias,
+        )
+    )
+    nodes.append(helper.make_node("Flatten", ["thresholded"], ["flat"]))
+    fc, fc_scale = _weights(rng, (10, 6 * 4 * 4), 4, narrow=True)
+    fc_acc = out_scale * fc_scale
+    initializers += [_const("fc", fc * fc_scale.reshape(-1, 1)), _const("fc_b", np.zeros(10))]
+    add(_quant("q_fc", "fc", fc_scale.reshape(-1, 1), 4, signed=True, narrow=True))
+    add(_quant("q_fc_b", "fc_b", fc_acc, 32, signed=True))
+    nodes.append(helper.make_node("Gemm", ["flat", "q_fc", "q_fc_b"], ["logits"], transB=1))
+    add(_quant("q_out", "logits", 2.0**-1, 8, signed=True, out="y"))
+    return _model(nodes, initializers, [("", 13), (QONNX, 1)], name=f"threshold_{after}")
