@@ -71,8 +71,10 @@ def multiply(m: Module, a, w, pack, max_pack: int, spread_w: dict | None = None)
     result = product
     if max_pack >= BINARY_PACK:
         agree = ~(a ^ w)[:LANE_BITS]
-        matches = sum(agree[j] for j in range(LANE_BITS))
-        result = Mux(pack == BINARY_PACK, (matches << 1).as_signed() - LANE_BITS, result)
+        # -8..8: eq() keeps the low bits of the sum, which are that in two's complement.
+        binary = Signal(signed(5), name="xnor_dot")
+        m.d.comb += binary.eq(2 * sum(agree[j] for j in range(LANE_BITS)) - LANE_BITS)
+        result = Mux(pack == BINARY_PACK, binary, result)
     for p in packs:
         field, width, count = _FIELD[p], operand_width(p), 1 << p
         low = field * (count - 1)  # the dot product's field starts here

@@ -384,6 +384,45 @@ def binary_chain_model(channels: tuple[int, ...] = (5, 11, 6), hidden: int = 13,
     return _model(nodes, initializers, opsets, name="binary_chain", x_shape=(1, 3, 9, 9))
 
 
+def _conv_head(rng, pads: list[int]) -> tuple[list, list, np.ndarray]:
+    """Quant(x, 8 bits) -> Conv 3x3 (2 -> 6, 4-bit weights, an int32 bias) -> "conv": the
+    nodes, initializers and accumulator scales (per channel) of the models below, with
+    power-of-two scales."""
+    node, initializers = _quant("q_in", "x", 2.0**-5, 8, signed=True)
+    nodes = [node]
+    w, w_scale = _weights(rng, (6, 2, 3, 3), 4, narrow=True)
+    acc_scale = 2.0**-5 * w_scale
+    initializers += [
+        _const("w", w * w_scale.reshape(-1, 1, 1, 1)),
+        _const("b", rng.integers(-40, 40, size=6) * acc_scale),
+    ]
+    for quant in (
+        _quant("q_w", "w", w_scale.reshape(-1, 1, 1, 1), 4, signed=True, narrow=True),
+        _quant("q_b", "b", acc_scale, 32, signed=True),
+    ):
+        nodes.append(quant[0])
+        initializers += quant[1]
+    nodes.append(helper.make_node("Conv", ["q_in", "q_w", "q_b"], ["conv"], pads=pads))
+    return nodes, initializers, acc_scale
+
+
+def _classifier(rng, source: str, features: int, scale: float) -> tuple[list, list]:
+    """Flatten(`source`, of `features` values at `scale`) -> Gemm (10, 4-bit weights) ->
+    Quant(8 bits) -> "y"."""
+    fc, fc_scale = _weights(rng, (10, features), 4, narrow=True)
+    initializers = [_const("fc", fc * fc_scale.reshape(-1, 1)), _const("fc_b", np.zeros(10))]
+    nodes = [helper.make_node("Flatten", [source], ["flat"])]
+    for quant in (
+        _quant("q_fc", "fc", fc_scale.reshape(-1, 1), 4, signed=True, narrow=True),
+        _quant("q_fc_b", "fc_b", scale * fc_scale, 32, signed=True),
+    ):
+        nodes.append(quant[0])
+        initializers += quant[1]
+    nodes.append(helper.make_node("Gemm", ["flat", "q_fc", "q_fc_b"], ["logits"], transB=1))
+    quant = _quant("q_out", "logits", 2.0**-1, 8, signed=True, out="y")
+    return [*nodes, quant[0]], initializers + quant[1]
+
+
 def trunc_pool_model(
     mode: str = "FLOOR", *, kernel: int = 2, shift: int = 0, seed: int = 0
 ) -> onnx.ModelProto:
@@ -396,24 +435,11 @@ def trunc_pool_model(
     rng = np.random.default_rng(seed)
     act_scale = 2.0**-2
     count = kernel * kernel
-    nodes, initializers = [], []
-
-    def add(part):
-        nodes.append(part[0])
-        initializers.extend(part[1])
-
-    add(_quant("q_in", "x", 2.0**-5, 8, signed=True))
-    w, w_scale = _weights(rng, (6, 2, 3, 3), 4, narrow=True)
-    acc_scale = 2.0**-5 * w_scale
-    initializers += [
-        _const("w", w * w_scale.reshape(-1, 1, 1, 1)),
-        _const("b", rng.integers(-40, 40, size=6) * acc_scale),
-    ]
-    add(_quant("q_w", "w", w_scale.reshape(-1, 1, 1, 1), 4, signed=True, narrow=True))
-    add(_quant("q_b", "b", acc_scale, 32, signed=True))
-    nodes.append(helper.make_node("Conv", ["q_in", "q_w", "q_b"], ["conv"], pads=[1, 1, 1, 1]))
+    nodes, initializers, _ = _conv_head(rng, [1, 1, 1, 1])
     nodes.append(helper.make_node("Relu", ["conv"], ["relu"]))
-    add(_quant("q_act", "relu", act_scale, 4, signed=False))
+    quant = _quant("q_act", "relu", act_scale, 4, signed=False)
+    nodes.append(quant[0])
+    initializers += quant[1]
     nodes.append(
         helper.make_node(
             "AveragePool", ["q_act"], ["pool"], kernel_shape=[kernel] * 2, strides=[kernel] * 2
@@ -437,15 +463,10 @@ def trunc_pool_model(
             signed=0,
         )
     )
-    nodes.append(helper.make_node("Flatten", ["trunc"], ["flat"]))
     size = 8 // kernel
-    fc, fc_scale = _weights(rng, (10, 6 * size * size), 4, narrow=True)
-    fc_acc = act_scale * fc_scale
-    initializers += [_const("fc", fc * fc_scale.reshape(-1, 1)), _const("fc_b", np.zeros(10))]
-    add(_quant("q_fc", "fc", fc_scale.reshape(-1, 1), 4, signed=True, narrow=True))
-    add(_quant("q_fc_b", "fc_b", fc_acc, 32, signed=True))
-    nodes.append(helper.make_node("Gemm", ["flat", "q_fc", "q_fc_b"], ["logits"], transB=1))
-    add(_quant("q_out", "logits", 2.0**-1, 8, signed=True, out="y"))
+    head = _classifier(rng, "trunc", 6 * size * size, act_scale * 2.0**shift)
+    nodes += head[0]
+    initializers += head[1]
     opsets = [("", 13), (QONNX, 2)]  # Trunc v2
     return _model(nodes, initializers, opsets, name="trunc_pool", x_shape=(1, 2, 8, 8))
 
@@ -459,25 +480,12 @@ def threshold_model(after: str, *, spread: int = 100, seed: int = 0) -> onnx.Mod
     thresholds for every channel, out_scale 1.
     Power-of-two scales: QONNX's float32 is exact."""
     rng = np.random.default_rng(seed)
-    nodes, initializers = [], []
-
-    def add(part):
-        nodes.append(part[0])
-        initializers.extend(part[1])
-
-    add(_quant("q_in", "x", 2.0**-5, 8, signed=True))
-    w, w_scale = _weights(rng, (6, 2, 3, 3), 4, narrow=True)
-    acc_scale = 2.0**-5 * w_scale
-    initializers += [
-        _const("w", w * w_scale.reshape(-1, 1, 1, 1)),
-        _const("b", rng.integers(-40, 40, size=6) * acc_scale),
-    ]
-    add(_quant("q_w", "w", w_scale.reshape(-1, 1, 1, 1), 4, signed=True, narrow=True))
-    add(_quant("q_b", "b", acc_scale, 32, signed=True))
-    nodes.append(helper.make_node("Conv", ["q_in", "q_w", "q_b"], ["conv"]))
+    nodes, initializers, acc_scale = _conv_head(rng, [0, 0, 0, 0])
     if after == "act":
         nodes.append(helper.make_node("Relu", ["conv"], ["relu"]))
-        add(_quant("q_act", "relu", 2.0**-2, 4, signed=False))
+        quant = _quant("q_act", "relu", 2.0**-2, 4, signed=False)
+        nodes.append(quant[0])
+        initializers += quant[1]
         source, steps, out_scale, out_bias = "q_act", 3, 1.0, 0.0
         thresholds = np.sort(rng.integers(0, 16, size=(1, steps)) * 2.0**-2 - 2.0**-3, axis=1)
     else:
@@ -497,12 +505,7 @@ def threshold_model(after: str, *, spread: int = 100, seed: int = 0) -> onnx.Mod
             out_bias=out_bias,
         )
     )
-    nodes.append(helper.make_node("Flatten", ["thresholded"], ["flat"]))
-    fc, fc_scale = _weights(rng, (10, 6 * 4 * 4), 4, narrow=True)
-    fc_acc = out_scale * fc_scale
-    initializers += [_const("fc", fc * fc_scale.reshape(-1, 1)), _const("fc_b", np.zeros(10))]
-    add(_quant("q_fc", "fc", fc_scale.reshape(-1, 1), 4, signed=True, narrow=True))
-    add(_quant("q_fc_b", "fc_b", fc_acc, 32, signed=True))
-    nodes.append(helper.make_node("Gemm", ["flat", "q_fc", "q_fc_b"], ["logits"], transB=1))
-    add(_quant("q_out", "logits", 2.0**-1, 8, signed=True, out="y"))
+    head = _classifier(rng, "thresholded", 6 * 4 * 4, out_scale)
+    nodes += head[0]
+    initializers += head[1]
     return _model(nodes, initializers, [("", 13), (QONNX, 1)], name=f"threshold_{after}")
