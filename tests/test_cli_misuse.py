@@ -264,11 +264,20 @@ def test_options_a_command_does_not_use_are_noted(work):
     assert "note: --calibrate is ignored" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["bitstream"])
-def test_board_commands_say_not_built_yet_with_the_makefile_options(command):
-    result = verdigris(command, "--board", "ulx3s-85f")
-    assert result.returncode == 2
-    assert "not built yet" in result.stderr and "unrecognized" not in result.stderr
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--board", "ulx3s-25f", "--config", "tiny"], "config 'tiny' does not fit the ulx3s-25f"),
+        (["--board", "ulx3s-85f", "--config", "default"], "about 22"),
+        (["--board", "ulx3s-45f", "--baud", "3000000"], "3000000 baud cannot be made from a 25"),
+        (["--board", "nope"], "unknown board 'nope'"),
+    ],
+)
+def test_bitstream_refuses_what_cannot_build_before_yosys(arguments, message, tmp_path):
+    result = verdigris("bitstream", *arguments, "-o", str(tmp_path / "b"), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "b" / "top.json").exists()  # yosys never ran
 
 
 @pytest.mark.parametrize("count", ["-5", "0", "many"])

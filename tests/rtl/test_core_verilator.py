@@ -21,7 +21,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MODELS = sorted(p.name for p in (EXAMPLES / "models").glob("*_q*.onnx"))
 
 
-@pytest.mark.parametrize("config_name", ["tiny", "default"])
+# `tiny` is `slow` (46 s): its cores run every shipped model in `make test` through the C++
+# harness (test_layer_activity_rtl.py) and as the simulated board (tests/boards).
+@pytest.mark.parametrize("config_name", [pytest.param("tiny", marks=pytest.mark.slow), "default"])
 def test_shipped_models_on_rtl(config_name, rtl_build_root, tmp_path):
     config = load_config(config_name)
     sample = np.load(EXAMPLES / "digits_samples.npy")[:1]
@@ -82,6 +84,7 @@ def test_faults_stop_the_core_with_an_error(runner, rtl_build_root, tmp_path):
     assert all(r.activity.cycles < 20 for r in results)
 
 
+@pytest.mark.slow  # 61 s; `make test` runs the shipped models on tiny_os (test_layer_activity_rtl)
 def test_output_stationary_core_runs_the_shipped_models(rtl_build_root):
     """The output-stationary dataflow option: same Programs, same outputs and counters."""
     from verdigris.arch.config import AccelConfig

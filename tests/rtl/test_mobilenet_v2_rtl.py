@@ -18,7 +18,7 @@ from verdigris.sim.host import quantize_input
 from verdigris.sim.isasim import run_program
 from verdigris.sim.rtl.core_runner import run_fast
 
-pytestmark = pytest.mark.verilator
+pytestmark = [pytest.mark.verilator, pytest.mark.slow]  # 85 s: `make test-all`
 
 CONFIG = load_config("xl")
 

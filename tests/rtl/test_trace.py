@@ -79,6 +79,7 @@ def test_api_trace_needs_the_rtl_backend(lenet_tiny, tmp_path):
 
 
 @pytest.mark.verilator
+@pytest.mark.slow  # the traced core's build, 40 s: `make test-all`
 def test_traced_run_equals_untraced(lenet_tiny, rtl_build_root, tmp_path):
     """Outputs and every Activity counter (cycles included) are the same with the trace, and
     the FST file covers every cycle of the run (2 time units per cycle)."""
@@ -99,6 +100,7 @@ def test_traced_run_equals_untraced(lenet_tiny, rtl_build_root, tmp_path):
 
 
 @pytest.mark.verilator
+@pytest.mark.slow
 def test_cli_run_writes_the_waveform(image, rtl_build_root, tmp_path, capsys, monkeypatch):
     """`verdigris run MODEL --backend rtl --trace FILE` (the traced build of the test above,
     from the same cache folder)."""

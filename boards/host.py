@@ -1,0 +1,231 @@
+"""The host runtime of a board: runs host-port jobs (verdigris.arch.host_port) on the SoC over
+a serial line, in the frames of verdigris.arch.serial_link, retrying a request until its
+answer comes back intact.
+
+`BoardLink` speaks frames over a transport: an object with `write(data)`, `read(n,
+timeout) -> bytes` (what came within `timeout` seconds), `discard()` (drops what is
+waiting) and `clock() -> float` (its seconds: the wall clock for a serial port, simulated
+time for a simulation). `BoardHost` runs jobs through it. The serial port of a real board
+is `SerialPort`; the tests drive the simulated SoC through the same classes.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from verdigris.arch.config import AccelConfig
+from verdigris.arch.host_port import HostJob
+from verdigris.arch.isa import INSTRUCTION_BYTES
+from verdigris.arch.serial_link import (
+    ADDRESS_BYTES,
+    CRC_BYTES,
+    HEADER_BYTES,
+    MAX_PAYLOAD,
+    PROTOCOL_VERSION,
+    SYNC,
+    Command,
+    FrameError,
+    Status,
+    config_fingerprint,
+    counter_values,
+    encode_frame,
+    parse_frame,
+    read_main_payload,
+    write_code_payload,
+    write_main_payload,
+)
+
+__all__ = ["BoardHost", "BoardLink", "BoardRunError", "JobResult", "LinkError"]
+
+logger = logging.getLogger(__name__)
+
+
+class BoardRunError(RuntimeError):
+    """The board answered, but not as the job needs (another config, busy, out of range)."""
+
+
+class LinkError(BoardRunError):
+    """No intact answer to a request after every retry."""
+
+
+class BoardLink:
+    """Request and response frames over `transport`, each request sent again (same sequence
+    number) until its answer is intact, at most `retries` times.
+
+    `timeout` is how long an answer may take to start and then to finish, in the
+    transport's seconds; it must be longer than the bridge's `idle_cycles`, so that a
+    request the bridge has given up is sent again only after the bridge has given it up.
+    """
+
+    def __init__(self, transport, *, timeout: float, retries: int = 8):
+        self.transport = transport
+        self.timeout = timeout
+        self.retries = retries
+        self.sequence = 0
+        self.retried = 0  # requests sent again, over the link's life
+
+    def request(self, command: Command, payload: bytes = b"") -> bytes:
+        """The payload of the answer to one request; BoardRunError for an answer other than OK,
+        LinkError when no intact answer came."""
+        frame = encode_frame(command, self.sequence, payload)
+        problem = "no answer"
+        for attempt in range(self.retries):
+            if attempt:
+                self.retried += 1
+                logger.debug("%s: %s; sending it again", command.name, problem)
+            self.transport.write(frame)
+            try:
+                answer = self._answer()
+            except FrameError as error:
+                problem = str(error)
+                self.transport.discard()
+                continue
+            if answer.sequence != self.sequence:
+                problem = f"an answer to request {answer.sequence}, not {self.sequence}"
+                continue
+            if answer.code == Status.BAD_FRAME:
+                problem = "the board received the request damaged"
+                continue
+            self.sequence = (self.sequence + 1) & 0xFF
+            if answer.code != Status.OK:
+                status = Status(answer.code).name if answer.code in iter(Status) else "?"
+                raise BoardRunError(f"the board answered {command.name} with {status}")
+            return answer.payload
+        raise LinkError(
+            f"no intact answer to {command.name} in {self.retries} tries (last: {problem}): "
+            "check the serial port, the baud rate and that the board runs a Verdigris bitstream"
+        )
+
+    def _answer(self):
+        """The next frame from the transport; FrameError if it does not come whole."""
+        read = self.transport.read
+        while True:
+            byte = read(1, self.timeout)
+            if not byte:
+                raise FrameError("no answer")
+            if byte[0] == SYNC:
+                break
+        head = read(HEADER_BYTES - 1, self.timeout)
+        if len(head) < HEADER_BYTES - 1:
+            raise FrameError("an answer cut short in its header")
+        (length,) = struct.unpack_from("<H", head, 2)
+        if length > MAX_PAYLOAD:
+            raise FrameError(f"an answer says its payload is {length} bytes")
+        rest = read(length + CRC_BYTES, self.timeout)
+        return parse_frame(bytes([SYNC]) + head + rest)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """One job's outcome: the main-memory words of each read range (`HostJob.reads`), every
+    counter at `done`, and whether the core stopped on an error (then no words)."""
+
+    chunks: list[np.ndarray]
+    counters: dict[str, int]
+    error: bool
+
+
+class BoardHost:
+    """Jobs on the board behind `link`, which must run `config` (checked by IDENTIFY).
+
+    `poll_seconds` is the pause between two STATUS requests while a job runs.
+    """
+
+    def __init__(self, link: BoardLink, config: AccelConfig, *, poll_seconds: float = 0.0):
+        self.link = link
+        self.config = config
+        self.poll_seconds = poll_seconds
+        self._code: bytes | None = None  # the code this host loaded last
+        self._check_identity()
+
+    def _check_identity(self) -> None:
+        answer = self.link.request(Command.IDENTIFY)
+        version, fingerprint = struct.unpack_from("<BI", answer)
+        name = answer[5:].decode(errors="replace")
+        if version != PROTOCOL_VERSION:
+            raise BoardRunError(
+                f"the board speaks host-port protocol {version}, this host {PROTOCOL_VERSION}: "
+                "build and flash a bitstream from this version of Verdigris"
+            )
+        if fingerprint != config_fingerprint(self.config):
+            raise BoardRunError(
+                f"the board runs config '{name}', not '{self.config.name}' (or another "
+                f"version of it): compile for '{name}', or build and flash a bitstream of "
+                f"'{self.config.name}'"
+            )
+
+    def load_bytes(self, jobs: Sequence[HostJob]) -> int:
+        """The bytes `run` sends to load `jobs` one after another: each memory image, and
+        the code of each job whose code is not the one the board holds already."""
+        total, code = 0, self._code
+        for job in jobs:
+            total += job.memory.size + (len(job.code) if job.code != code else 0)
+            code = job.code
+        return total
+
+    def run(self, job: HostJob, *, progress: Callable[[int], None] | None = None) -> JobResult:
+        """Load, run and read back one job. The code is sent only when it is not the code
+        this host loaded last (nothing else writes the code memory). `progress(sent)` hears
+        the bytes sent so far while loading."""
+        link, dma = self.link, self.config.dma_bytes
+        code, memory = job.code, np.asarray(job.memory, np.uint8).tobytes()
+        sent = 0
+        if code != self._code:
+            self._code = None  # until all of it is there
+            step = (MAX_PAYLOAD - ADDRESS_BYTES) // INSTRUCTION_BYTES
+            for first in range(0, len(code) // INSTRUCTION_BYTES, step):
+                chunk = code[first * INSTRUCTION_BYTES : (first + step) * INSTRUCTION_BYTES]
+                link.request(Command.WRITE_CODE, write_code_payload(first, chunk))
+                sent += len(chunk)
+                if progress:
+                    progress(sent)
+            self._code = code
+        step = (MAX_PAYLOAD - ADDRESS_BYTES) // dma
+        for first in range(0, len(memory) // dma, step):
+            chunk = memory[first * dma : (first + step) * dma]
+            link.request(Command.WRITE_MAIN, write_main_payload(first, chunk, dma))
+            sent += len(chunk)
+            if progress:
+                progress(sent)
+        link.request(Command.RUN)
+        flags = self._wait(job.watchdog)
+        counters = counter_values(link.request(Command.READ_COUNTERS))
+        if flags & 4:  # the core's error status: reset it, no outputs
+            link.request(Command.RESET)
+            return JobResult([], counters, True)
+        chunks = [self._read_main(first, count) for first, count in job.reads]
+        return JobResult(chunks, counters, False)
+
+    def _wait(self, watchdog: int) -> int:
+        """The status flags once the core is done; BoardRunError after `watchdog` cycles of the
+        config's clock (or a tenth of a second) of wall time."""
+        clock = self.link.transport.clock
+        deadline = clock() + max(0.1, watchdog / (self.config.clock_mhz * 1e6))
+        while True:
+            (flags,) = self.link.request(Command.STATUS)
+            if flags & 2:
+                return flags
+            if clock() > deadline:
+                self.link.request(Command.RESET)
+                raise BoardRunError(
+                    f"the program did not finish within {watchdog:,} cycles; the core was reset"
+                )
+            if self.poll_seconds:
+                time.sleep(self.poll_seconds)
+
+    def _read_main(self, first: int, count: int) -> np.ndarray:
+        dma, words = self.config.dma_bytes, MAX_PAYLOAD // self.config.dma_bytes
+        parts = []
+        for start in range(first, first + count, words):
+            n = min(words, first + count - start)
+            parts.append(self.link.request(Command.READ_MAIN, read_main_payload(start, n)))
+        data = np.frombuffer(b"".join(parts), np.uint8)
+        if data.size != count * dma:
+            raise BoardRunError(f"READ_MAIN answered {data.size} bytes, not {count * dma}")
+        return data

@@ -1,0 +1,103 @@
+"""Fitting a board before synthesis (boards/fit.py): the estimates against what yosys and
+nextpnr used, the largest config of each board, the refusals, and every board's SoC
+elaborated for its platform (Amaranth's build files, without running the tools)."""
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from verdigris.arch.config import load_config
+from verdigris.boards.build import BuildError, build_bitstream
+from verdigris.boards.catalog import BOARDS, board
+from verdigris.boards.fit import DEVICES, FitError, board_config, check_fit, needs
+from verdigris.boards.top import BoardTop
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "boards.md"
+
+
+def test_estimates_against_the_builds():
+    """DSPs and block RAM as yosys used them (tiny on an 85F; ulx3s-25f's 2x2 config); LUT4s
+    within 15 % above nextpnr's count (docs/boards.md)."""
+    tiny, small = needs(load_config("tiny")), needs(board_config(board("ulx3s-25f")))
+    assert (tiny.dsp, tiny.ebr) == (46, 99)
+    assert (small.dsp, small.ebr) == (22, 47)
+    assert 16_237 <= tiny.lut4 <= 1.15 * 16_237
+    assert 11_619 <= small.lut4 <= 1.15 * 11_619
+    assert needs(load_config("default")).dsp == 118
+
+
+def test_every_board_has_a_largest_config_that_fits_it_or_says_none():
+    for name, known in BOARDS.items():
+        for bits in (8, 4, 2, 1):
+            if DEVICES[known.device].lut4 < 20_000:
+                with pytest.raises(FitError, match="not even a 2x2 array fits the ulx3s-12f"):
+                    board_config(known, bits)
+                continue
+            config = board_config(known, bits)
+            assert (config.name, config.operand_bits) == (name, bits)
+            check_fit(known, config)
+            bigger = dataclasses.replace(config, rows=2 * config.rows, cols=2 * config.cols)
+            with pytest.raises(FitError):
+                check_fit(known, bigger)
+
+
+def test_the_docs_table_of_largest_configs_is_the_code_s():
+    rows = re.findall(
+        r"^\| (\d+F) \(`([^`]+)`.*?\| 8, 4, 2, 1 \| (\d+)\u00d7\d+ \| (\d+) KiB \| ([\d,]+) \|",
+        DOCS.read_text(),
+        re.M,
+    )
+    assert len(rows) == 3
+    for _size, name, dim, kib, instructions in rows:
+        for bits in (8, 4, 2, 1):
+            config = board_config(board(name), bits)
+            assert config.rows == int(dim) and config.main_memory_bytes == 1024 * int(kib)
+            assert config.instruction_capacity == int(instructions.replace(",", ""))
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "message"),
+    [
+        ("ulx3s-25f", "tiny", "46 DSPs of its 28 and about 99 block RAMs of its 56; without "
+         "--config, `verdigris bitstream --board ulx3s-25f` builds the largest that fits (2x2, "
+         "16 KiB of main memory, 4096 instructions)"),
+        ("ulx3s-85f", "default", "about 223 block RAMs of its 208"),
+        ("ulx3s-12f", "tiny", "no config fits it"),
+    ],
+)  # fmt: skip
+def test_a_config_that_does_not_fit_is_refused_with_what_fits(name, config, message):
+    with pytest.raises(FitError) as raised:
+        check_fit(board(name), load_config(config))
+    assert message in str(raised.value)
+
+
+def test_a_board_without_a_serial_port_is_refused_before_yosys(tmp_path):
+    orangecrab = board("orangecrab-25f")
+    with pytest.raises(BuildError, match="no serial port wired to its FPGA"):
+        build_bitstream(orangecrab, board_config(orangecrab), tmp_path, baud=115_200)
+    assert not any(tmp_path.iterdir())
+
+
+# One board of each platform class and size: the SoC of its largest config elaborated with
+# its pins (Amaranth writes the RTLIL and the build script, no tool runs).
+SERIAL_BOARDS = [n for n in BOARDS if not n.startswith(("orangecrab", "ulx3s-12f"))]
+
+
+@pytest.mark.parametrize("name", SERIAL_BOARDS)
+def test_every_board_elaborates_with_its_largest_config(name, tmp_path):
+    known = board(name)
+    platform = known.platform_class()()
+    config = board_config(known)
+    top = BoardTop(config, clock_hz=platform.default_clk_frequency, baud=115_200)
+    plan = platform.prepare(top, name="top", nextpnr_opts="--seed 1")
+    plan.extract(str(tmp_path))
+    lpf = (tmp_path / "top.lpf").read_text()
+    uart = platform.lookup("uart", 0)
+    for pin in (
+        subsignal.ios[0].names[0] for subsignal in uart.ios if subsignal.name in ("rx", "tx")
+    ):
+        assert f'SITE "{pin}"' in lpf  # the UART is on its pins
+    assert "--seed 1" in (tmp_path / "build_top.sh").read_text()
+    assert (tmp_path / "top.il").stat().st_size > 100_000
