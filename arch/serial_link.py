@@ -35,11 +35,17 @@ __all__ = [
     "ADDRESS_BYTES",
     "COUNTER_BYTES",
     "CRC_BYTES",
+    "CRC_INIT",
+    "CRC_POLYNOMIAL",
     "HEADER_BYTES",
     "MAX_PAYLOAD",
     "PROTOCOL_VERSION",
+    "RECORD_WORDS",
+    "RECORD_WORD_BYTES",
     "SYNC",
+    "TARGET_BITS",
     "Command",
+    "Flag",
     "Frame",
     "FrameError",
     "Status",
@@ -50,6 +56,7 @@ __all__ = [
     "identity_payload",
     "parse_frame",
     "read_main_payload",
+    "targets_payload",
     "write_code_payload",
     "write_main_payload",
 ]
@@ -58,24 +65,43 @@ SYNC = 0x56  # "V": the first byte of every frame
 PROTOCOL_VERSION = 1
 HEADER_BYTES = 5  # SYNC, command or status, sequence, length
 CRC_BYTES = 2
+CRC_POLYNOMIAL = 0x1021  # CRC-16/CCITT-FALSE: this polynomial, from CRC_INIT, no reflection
+CRC_INIT = 0xFFFF
 # The largest payload of a request or a response: the bridge holds one request's payload
 # in a block RAM of this many bytes before it acts on it.
 MAX_PAYLOAD = 1024
 COUNTER_BYTES = 8  # each counter is sent as a u64
 ADDRESS_BYTES = 4  # the first word or instruction of a write or a read
+# A layer boundary's target: its four completion counts (COMPLETION_COUNTERS order), u32.
+TARGET_BITS = 128
+# A record of the layer tracker: the low 32 bits of every counter of COUNTERS, in order, in
+# a block of this many u32 words (record r from word r * RECORD_WORDS).
+RECORD_WORDS = 64
+RECORD_WORD_BYTES = 4
 
 
 class Command(IntEnum):
     """What a request asks for (its payload; the response's payload)."""
 
-    IDENTIFY = 0  # (); PROTOCOL_VERSION, config_fingerprint u32, the config's name
+    IDENTIFY = 0  # (); PROTOCOL_VERSION, config_fingerprint u32, targets u16, config name
     WRITE_CODE = 1  # first instruction u32, whole instructions; ()
     WRITE_MAIN = 2  # first word u32, whole words of dma_bytes; ()
     READ_MAIN = 3  # first word u32, word count u16; the words
     RUN = 4  # (); (): starts the program at instruction 0, once per sequence number
-    STATUS = 5  # (); one byte: bit 0 running, bit 1 done, bit 2 error
+    STATUS = 5  # (); flags u8 (Flag), records u16 (the layer tracker's, this run)
     READ_COUNTERS = 6  # (); every counter of COUNTERS, in order, as u64
     RESET = 7  # (); (): resets the core (after an error); memories keep their contents
+    WRITE_TARGETS = 8  # first target u32, whole targets of TARGET_BITS; ()
+    READ_RECORDS = 9  # first word u32, word count u16; the tracker's record words (u32)
+
+
+class Flag(IntEnum):
+    """The bits of STATUS's flags."""
+
+    RUNNING = 1
+    DONE = 2
+    ERROR = 4
+    OVERRUN = 8  # the layer tracker lost a record this run
 
 
 class Status(IntEnum):
@@ -101,8 +127,8 @@ class Frame:
 
 
 def crc16(data: bytes) -> int:
-    """CRC-16/CCITT-FALSE of `data` (binascii's CRC-CCITT, started at 0xFFFF)."""
-    return binascii.crc_hqx(data, 0xFFFF)
+    """CRC-16/CCITT-FALSE of `data` (binascii's CRC-CCITT is CRC_POLYNOMIAL's)."""
+    return binascii.crc_hqx(data, CRC_INIT)
 
 
 def encode_frame(code: int, sequence: int, payload: bytes = b"") -> bytes:
@@ -134,10 +160,10 @@ def config_fingerprint(config: AccelConfig) -> int:
     return zlib.crc32(config.to_toml().encode())
 
 
-def identity_payload(config: AccelConfig) -> bytes:
-    """What the bridge of `config` answers to IDENTIFY."""
-    name = config.name.encode()[: MAX_PAYLOAD - 5]
-    return struct.pack("<BI", PROTOCOL_VERSION, config_fingerprint(config)) + name
+def identity_payload(config: AccelConfig, targets: int) -> bytes:
+    """What the bridge of `config` answers to IDENTIFY, its tracker holding `targets`."""
+    name = config.name.encode()[: MAX_PAYLOAD - 7]
+    return struct.pack("<BIH", PROTOCOL_VERSION, config_fingerprint(config), targets) + name
 
 
 def write_code_payload(first: int, code: bytes) -> bytes:
@@ -153,7 +179,13 @@ def write_main_payload(first: int, words: bytes, dma_bytes: int) -> bytes:
 
 
 def read_main_payload(first: int, count: int) -> bytes:
+    """READ_MAIN's and READ_RECORDS's payload: the first word and the word count."""
     return struct.pack("<IH", first, count)
+
+
+def targets_payload(first: int, targets) -> bytes:
+    """WRITE_TARGETS's payload: targets (four completion counts each) from `first`."""
+    return struct.pack("<I", first) + b"".join(struct.pack("<4I", *t) for t in targets)
 
 
 def counter_values(payload: bytes) -> dict[str, int]:

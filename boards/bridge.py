@@ -4,7 +4,8 @@ docs/host-port.md "Over a serial line").
 It takes request frames byte by byte from the UART receiver, holds a request's payload in a
 block RAM until the frame's CRC is known good, acts on it through the host port of
 `CoreWithMemories` (writing the code memory and main memory a word at a time, reading main
-memory and the counters, starting and resetting the core) and sends the response frame to
+memory and the counters, starting and resetting the core) and of the layer tracker
+(writing its targets, reading its records), and sends the response frame to
 the UART transmitter, its CRC computed on the way. A request with a bad CRC, a payload too
 long, an unknown command or a bad length is answered BAD_FRAME and not acted on; a frame
 whose bytes stop arriving for `idle_cycles` is forgotten without an answer (the host times
@@ -12,7 +13,7 @@ out and sends it again). A RUN is acted on once per sequence number: the host's 
 RUN whose answer was lost answers OK without starting the program again.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, C, Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -24,8 +25,13 @@ from verdigris.arch.memory import main_memory_words
 from verdigris.arch.serial_link import (
     ADDRESS_BYTES,
     COUNTER_BYTES,
+    CRC_INIT,
+    CRC_POLYNOMIAL,
     MAX_PAYLOAD,
+    RECORD_WORD_BYTES,
+    RECORD_WORDS,
     SYNC,
+    TARGET_BITS,
     Command,
     Status,
     identity_payload,
@@ -33,13 +39,11 @@ from verdigris.arch.serial_link import (
 
 __all__ = ["Bridge", "crc16_step"]
 
-_CRC_POLY = 0x1021
-
 
 def _crc16_step_bits(crc: int, byte: int) -> int:
     value = crc ^ byte << 8
     for _ in range(8):
-        value = (value << 1 ^ (_CRC_POLY if value & 0x8000 else 0)) & 0xFFFF
+        value = (value << 1 ^ (CRC_POLYNOMIAL if value & 0x8000 else 0)) & 0xFFFF
     return value
 
 
@@ -71,6 +75,8 @@ class Bridge(wiring.Component):
         The width of each counter port of COUNTERS (the core's own).
     idle_cycles : int
         Cycles without a byte after which a frame is given up.
+    max_targets : int
+        The layer tracker's targets (boards/tracker.py).
 
     Members
     -------
@@ -83,13 +89,18 @@ class Bridge(wiring.Component):
         `CoreWithMemories`'s host port, seen from the host's side.
     core_reset : Out(1)
         Resets the core (RESET); the memories keep their contents.
+    target_addr, target_data, target_we, record_addr, record_data, records, overrun
+        The layer tracker's host side (`LayerTracker`).
     activity : Out(1)
         High in a cycle that takes a byte in or sends one out (for an LED).
     """
 
-    def __init__(self, config: AccelConfig, counter_shapes: dict, *, idle_cycles: int):
+    def __init__(
+        self, config: AccelConfig, counter_shapes: dict, *, idle_cycles: int, max_targets: int
+    ):
         self.config = config
         self.idle_cycles = idle_cycles
+        self.max_targets = max_targets
         self.counter_names = tuple(COUNTERS)
         members = {
             "rx_data": In(8),
@@ -110,6 +121,13 @@ class Bridge(wiring.Component):
             "error": In(1),
             "core_reset": Out(1),
             "activity": Out(1),
+            "target_addr": Out(range(max_targets)),
+            "target_data": Out(TARGET_BITS),
+            "target_we": Out(1),
+            "record_addr": Out(range(max_targets * RECORD_WORDS)),
+            "record_data": In(8 * RECORD_WORD_BYTES),
+            "records": In(16),
+            "overrun": In(1),
         }
         members |= {name: In(counter_shapes[name]) for name in self.counter_names}
         super().__init__(members)
@@ -118,8 +136,9 @@ class Bridge(wiring.Component):
         m = Module()
         config = self.config
         dma = config.dma_bytes
-        identity = identity_payload(config)
-        word_bytes = max(INSTRUCTION_BYTES, dma, COUNTER_BYTES)
+        identity = identity_payload(config, self.max_targets)
+        word_bytes = max(INSTRUCTION_BYTES, dma, COUNTER_BYTES, TARGET_BITS // 8)
+        main_words = main_memory_words(config)
 
         m.submodules.payload = payload = Memory(shape=8, depth=MAX_PAYLOAD, init=[])
         store, load = payload.write_port(), payload.read_port(transparent_for=())
@@ -132,7 +151,7 @@ class Bridge(wiring.Component):
         crc = Signal(16)
         received_crc = Signal(16)
         first = Signal(32)  # the payload's first four bytes: the first word or instruction
-        count = Signal(16)  # READ_MAIN's word count (payload bytes 4 and 5)
+        count = Signal(16)  # a read's word count (payload bytes 4 and 5)
         idle = Signal(range(self.idle_cycles + 1))
         last_run = Signal(9)  # bit 8: the sequence number in bits 0-7 has started the core
 
@@ -146,24 +165,35 @@ class Bridge(wiring.Component):
         k = Signal(16)  # words done (written, or read and sent)
         pointer = Signal(range(MAX_PAYLOAD + 1))  # the next payload byte to read
 
-        command_is = {c: command == c for c in Command}
-        writes = command_is[Command.WRITE_CODE] | command_is[Command.WRITE_MAIN]
-        write_unit = Mux(command_is[Command.WRITE_CODE], INSTRUCTION_BYTES, dma)
-        write_words = Mux(
-            command_is[Command.WRITE_CODE],
-            (length - ADDRESS_BYTES) >> (INSTRUCTION_BYTES.bit_length() - 1),
-            (length - ADDRESS_BYTES) >> (dma.bit_length() - 1),
-        )
-        unit_mask = write_unit - 1  # both are powers of two
+        # What each write and read reaches: its unit (bytes, a power of two), the units its
+        # memory holds, and the write enable or the read data (the cycle after the address).
+        write_to = {
+            Command.WRITE_CODE: (INSTRUCTION_BYTES, config.instruction_capacity, self.imem_we),
+            Command.WRITE_MAIN: (dma, main_words, self.main_we),
+            Command.WRITE_TARGETS: (TARGET_BITS // 8, self.max_targets, self.target_we),
+        }
+        read_from = {
+            Command.READ_MAIN: (dma, main_words, self.main_rdata),
+            Command.READ_RECORDS: (
+                RECORD_WORD_BYTES,
+                self.max_targets * RECORD_WORDS,
+                self.record_data,
+            ),
+        }
         counters = Array(getattr(self, name) for name in self.counter_names)
         identity_rom = Array(Const(b, 8) for b in identity)
-        main_words = main_memory_words(config)
+        flags = Cat(self.running, self.done, self.error, self.overrun)
+        # STATUS's answer: the flags, then the tracker's records (u16).
+        status_word = Cat(flags, C(0, 8 - len(flags)), self.records)
 
         m.d.comb += [
             self.main_addr.eq(first + k),
             self.imem_addr.eq(first + k),
+            self.target_addr.eq(first + k),
+            self.record_addr.eq(first + k),
             self.main_wdata.eq(word[-8 * dma :]),
             self.imem_wdata.eq(word[-8 * INSTRUCTION_BYTES :]),
+            self.target_data.eq(word[-TARGET_BITS:]),
             load.addr.eq(pointer),
             store.data.eq(self.rx_data),
             store.addr.eq(index),
@@ -176,12 +206,12 @@ class Bridge(wiring.Component):
 
         def answer(code, n_words, n_unit):
             m.d.sync += [status.eq(code), words.eq(n_words), unit.eq(n_unit), header.eq(0)]
-            m.d.sync += [k.eq(0), crc.eq(0xFFFF), sent.eq(0)]
+            m.d.sync += [k.eq(0), crc.eq(CRC_INIT), sent.eq(0)]
             m.next = "header"
 
         with m.FSM():
             with m.State("sync"), m.If(self.rx_valid & (self.rx_data == SYNC)):
-                m.d.sync += [crc.eq(0xFFFF), index.eq(0), idle.eq(0)]
+                m.d.sync += [crc.eq(CRC_INIT), index.eq(0), idle.eq(0)]
                 m.next = "head"
 
             # A frame whose bytes stop coming is forgotten.
@@ -248,55 +278,60 @@ class Bridge(wiring.Component):
                 m.d.sync += [pointer.eq(ADDRESS_BYTES), k.eq(0), sent.eq(0)]
                 # A RUN is forgotten by any other intact request: the next RUN with the same
                 # sequence number (256 requests on) starts the core again.
-                with m.If(~command_is[Command.RUN]):
+                with m.If(command != Command.RUN):
                     m.d.sync += last_run.eq(0)
-                with m.If(writes):
-                    limit = Mux(
-                        command_is[Command.WRITE_CODE], config.instruction_capacity, main_words
-                    )
-                    with m.If(
-                        (length <= ADDRESS_BYTES) | ((length - ADDRESS_BYTES) & unit_mask != 0)
-                    ):
+                with m.Switch(command):
+                    for code, (size, capacity, _) in write_to.items():
+                        with m.Case(code):
+                            body = length - ADDRESS_BYTES
+                            n = body >> (size.bit_length() - 1)
+                            with m.If((length <= ADDRESS_BYTES) | (body & (size - 1) != 0)):
+                                answer(Status.BAD_FRAME, 0, 0)
+                            with m.Elif(self.running):
+                                answer(Status.BUSY, 0, 0)
+                            with m.Elif(first + n > capacity):
+                                answer(Status.OUT_OF_RANGE, 0, 0)
+                            with m.Else():
+                                m.d.sync += [words.eq(n), unit.eq(size)]
+                                m.next = "fetch"
+                    for code, (size, capacity, _) in read_from.items():
+                        with m.Case(code):
+                            with m.If((length != ADDRESS_BYTES + 2) | (count == 0)):
+                                answer(Status.BAD_FRAME, 0, 0)
+                            with m.Elif(count > MAX_PAYLOAD // size):
+                                answer(Status.BAD_FRAME, 0, 0)
+                            with m.Elif(self.running):
+                                answer(Status.BUSY, 0, 0)
+                            with m.Elif(first + count > capacity):
+                                answer(Status.OUT_OF_RANGE, 0, 0)
+                            with m.Else():
+                                answer(Status.OK, count, size)
+                    with m.Case(Command.RUN):
+                        with m.If(length != 0):
+                            answer(Status.BAD_FRAME, 0, 0)
+                        with m.Elif(last_run == (1 << 8 | sequence)):
+                            answer(Status.OK, 0, 0)  # a retry: started already
+                        with m.Elif(self.running):
+                            answer(Status.BUSY, 0, 0)
+                        with m.Else():
+                            m.d.sync += [self.run.eq(1), last_run.eq(1 << 8 | sequence)]
+                            answer(Status.OK, 0, 0)
+                    simple = {
+                        Command.RESET: (0, 0),
+                        Command.STATUS: (1, 3),
+                        Command.READ_COUNTERS: (len(self.counter_names), COUNTER_BYTES),
+                        Command.IDENTIFY: (len(identity), 1),
+                    }
+                    for code, (n_words, n_unit) in simple.items():
+                        with m.Case(code):
+                            with m.If(length != 0):
+                                answer(Status.BAD_FRAME, 0, 0)
+                            with m.Else():
+                                if code is Command.RESET:
+                                    m.d.sync += self.core_reset.eq(1)
+                                answer(Status.OK, n_words, n_unit)
+                    with m.Default():
                         answer(Status.BAD_FRAME, 0, 0)
-                    with m.Elif(self.running):
-                        answer(Status.BUSY, 0, 0)
-                    with m.Elif(first + write_words > limit):
-                        answer(Status.OUT_OF_RANGE, 0, 0)
-                    with m.Else():
-                        m.d.sync += [words.eq(write_words), unit.eq(write_unit)]
-                        m.next = "fetch"
-                with m.Elif(command_is[Command.READ_MAIN]):
-                    with m.If((length != ADDRESS_BYTES + 2) | (count == 0)):
-                        answer(Status.BAD_FRAME, 0, 0)
-                    with m.Elif(count > MAX_PAYLOAD // dma):
-                        answer(Status.BAD_FRAME, 0, 0)
-                    with m.Elif(self.running):
-                        answer(Status.BUSY, 0, 0)
-                    with m.Elif(first + count > main_words):
-                        answer(Status.OUT_OF_RANGE, 0, 0)
-                    with m.Else():
-                        answer(Status.OK, count, dma)
-                with m.Elif(length != 0):
-                    answer(Status.BAD_FRAME, 0, 0)
-                with m.Elif(command_is[Command.RUN]):
-                    with m.If(last_run == (1 << 8 | sequence)):
-                        answer(Status.OK, 0, 0)  # a retry: started already
-                    with m.Elif(self.running):
-                        answer(Status.BUSY, 0, 0)
-                    with m.Else():
-                        m.d.sync += [self.run.eq(1), last_run.eq(1 << 8 | sequence)]
-                        answer(Status.OK, 0, 0)
-                with m.Elif(command_is[Command.RESET]):
-                    m.d.sync += self.core_reset.eq(1)
-                    answer(Status.OK, 0, 0)
-                with m.Elif(command_is[Command.STATUS]):
-                    answer(Status.OK, 1, 1)
-                with m.Elif(command_is[Command.READ_COUNTERS]):
-                    answer(Status.OK, len(self.counter_names), COUNTER_BYTES)
-                with m.Elif(command_is[Command.IDENTIFY]):
-                    answer(Status.OK, len(identity), 1)
-                with m.Else():
-                    answer(Status.BAD_FRAME, 0, 0)
 
             # A write: read the payload a byte every two cycles (address, then data) into
             # the top of `word`, and write each whole word.
@@ -313,10 +348,10 @@ class Bridge(wiring.Component):
                 with m.Else():
                     m.next = "fetch"
             with m.State("write"):
-                with m.If(command_is[Command.WRITE_CODE]):
-                    m.d.comb += self.imem_we.eq(1)
-                with m.Else():
-                    m.d.comb += self.main_we.eq(1)
+                with m.Switch(command):
+                    for code, (_, _, enable) in write_to.items():
+                        with m.Case(code):
+                            m.d.comb += enable.eq(1)
                 m.d.sync += [k.eq(k + 1), sent.eq(0)]
                 with m.If(k + 1 == words):
                     answer(Status.OK, 0, 0)
@@ -336,17 +371,19 @@ class Bridge(wiring.Component):
                         m.next = "address"
                         with m.If(words == 0):
                             m.next = "trailer"
-            with m.State("address"):  # main memory answers the cycle after its address
+            with m.State("address"):  # a memory answers the cycle after its address
                 m.next = "latch"
             with m.State("latch"):
-                with m.If(command_is[Command.READ_MAIN]):
-                    m.d.sync += word.eq(self.main_rdata)
-                with m.Elif(command_is[Command.READ_COUNTERS]):
-                    m.d.sync += word.eq(counters[k])
-                with m.Elif(command_is[Command.IDENTIFY]):
-                    m.d.sync += word.eq(identity_rom[k])
-                with m.Else():
-                    m.d.sync += word.eq(self.running | self.done << 1 | self.error << 2)
+                with m.Switch(command):
+                    for code, (_, _, data) in read_from.items():
+                        with m.Case(code):
+                            m.d.sync += word.eq(data)
+                    with m.Case(Command.READ_COUNTERS):
+                        m.d.sync += word.eq(counters[k])
+                    with m.Case(Command.IDENTIFY):
+                        m.d.sync += word.eq(identity_rom[k])
+                    with m.Case(Command.STATUS):
+                        m.d.sync += word.eq(status_word)
                 m.d.sync += [k.eq(k + 1), sent.eq(0)]
                 m.next = "send"
             with m.State("send"):

@@ -2,8 +2,9 @@
 and its build script for the board's platform, and the script runs yosys, nextpnr-ecp5 and
 ecppack from the YoWASP wheels (no vendor tool).
 
-The build is reproducible: nextpnr places and routes with a fixed seed, so the same config,
-board, baud rate and tool versions give the same bitstream bytes. The nextpnr report gives
+The build is reproducible: the design carries no source paths and nextpnr places and routes
+with a fixed seed, so the same config, board, baud rate and tool versions give the same
+bitstream bytes, from any checkout. The nextpnr report gives
 the utilization and the Fmax of the clock; a build whose Fmax is below the board's clock
 fails, with both numbers, and leaves its logs but no bitstream.
 """
@@ -116,7 +117,9 @@ def build_bitstream(
     env = _tool_environment(tool_dir)
     # --timing-allow-fail: the Fmax is checked here, with a message, from the report.
     options = f"--seed {seed} --timing-allow-fail --report report.json"
-    plan = platform.prepare(top, name="top", nextpnr_opts=options)
+    # Without source locations in the RTLIL, the bitstream does not depend on where the
+    # sources are: any checkout of the same version gives the same bytes.
+    plan = platform.prepare(top, name="top", nextpnr_opts=options, emit_src=False)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ("top.json", "top.config", "top.bit", "report.json"):
         (folder / stale).unlink(missing_ok=True)

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import INSTRUCTION_BYTES, Buffer, buffer_rows, element_bits, row_bits
-from verdigris.arch.serial_link import MAX_PAYLOAD
+from verdigris.arch.serial_link import MAX_PAYLOAD, RECORD_WORDS, TARGET_BITS
 from verdigris.boards.catalog import Board
+from verdigris.boards.soc import TRACKER_TARGETS
 
 __all__ = ["DEVICES", "FitError", "Needs", "board_config", "check_fit", "needs"]
 
@@ -57,10 +58,11 @@ DEVICES = {
 EBR_SHARE = 0.95
 LUT_SHARE = 0.85
 
-# LUT4s (nextpnr's TRELLIS_COMB): `tiny` used 16,237 on an 85F; yosys's cells of `default`
+# LUT4s (nextpnr's TRELLIS_COMB): `tiny` used 16,237 on an 85F before the layer tracker,
+# which added 2,714 on the ulx3s-25f's build (14,333 in all); yosys's cells of `default`
 # grow by 253 a PE at the same ratio. A PE that also computes narrower operands costs what
 # bench/precision.py measures on top (its LUT4s and twice its carry cells, over int8's).
-_LUT_FIXED = 12_200
+_LUT_FIXED = 14_900
 _LUT_PER_PE = {8: 255, 4: 255 + 98, 2: 255 + 350, 1: 255 + 330}
 
 _EBR_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 8), (1024, 16), (512, 32))
@@ -89,6 +91,8 @@ def needs(config: AccelConfig) -> Needs:
         (8 * config.dma_bytes, config.main_memory_bytes // config.dma_bytes),
         (8 * INSTRUCTION_BYTES, config.instruction_capacity),
         (8, MAX_PAYLOAD),
+        (TARGET_BITS, TRACKER_TARGETS),  # the layer tracker's targets (LUT RAM)
+        (32, TRACKER_TARGETS * RECORD_WORDS),  # and its records
     ]
     return Needs(
         lut4=_LUT_FIXED + _LUT_PER_PE[config.operand_bits] * dim * dim,

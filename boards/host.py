@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from verdigris.arch.config import AccelConfig
-from verdigris.arch.host_port import HostJob
+from verdigris.arch.counters import COUNTERS
+from verdigris.arch.host_port import HostJob, snapshots_from_records
 from verdigris.arch.isa import INSTRUCTION_BYTES
 from verdigris.arch.serial_link import (
     ADDRESS_BYTES,
@@ -28,8 +29,10 @@ from verdigris.arch.serial_link import (
     HEADER_BYTES,
     MAX_PAYLOAD,
     PROTOCOL_VERSION,
+    RECORD_WORDS,
     SYNC,
     Command,
+    Flag,
     FrameError,
     Status,
     config_fingerprint,
@@ -37,6 +40,7 @@ from verdigris.arch.serial_link import (
     encode_frame,
     parse_frame,
     read_main_payload,
+    targets_payload,
     write_code_payload,
     write_main_payload,
 )
@@ -44,6 +48,9 @@ from verdigris.arch.serial_link import (
 __all__ = ["BoardHost", "BoardLink", "BoardRunError", "JobResult", "LinkError"]
 
 logger = logging.getLogger(__name__)
+
+# A layer boundary no run reaches: it ends the tracker's targets.
+_NEVER = (2**32 - 1,) * 4
 
 
 class BoardRunError(RuntimeError):
@@ -124,11 +131,13 @@ class BoardLink:
 @dataclass(frozen=True)
 class JobResult:
     """One job's outcome: the main-memory words of each read range (`HostJob.reads`), every
-    counter at `done`, and whether the core stopped on an error (then no words)."""
+    counter at `done`, whether the core stopped on an error (then no words), and the
+    counters at each layer boundary (None when the tracker could not give them)."""
 
     chunks: list[np.ndarray]
     counters: dict[str, int]
     error: bool
+    snapshots: list[dict[str, int]] | None
 
 
 class BoardHost:
@@ -146,8 +155,8 @@ class BoardHost:
 
     def _check_identity(self) -> None:
         answer = self.link.request(Command.IDENTIFY)
-        version, fingerprint = struct.unpack_from("<BI", answer)
-        name = answer[5:].decode(errors="replace")
+        version, fingerprint, self.max_targets = struct.unpack_from("<BIH", answer)
+        name = answer[7:].decode(errors="replace")
         if version != PROTOCOL_VERSION:
             raise BoardRunError(
                 f"the board speaks host-port protocol {version}, this host {PROTOCOL_VERSION}: "
@@ -193,24 +202,51 @@ class BoardHost:
             sent += len(chunk)
             if progress:
                 progress(sent)
+        # The layer tracker's targets, ended by one no run reaches; a Program with more
+        # boundaries than the tracker holds gets that one only (and no layers).
+        tracked = len(job.boundaries) < self.max_targets
+        targets = [*(job.boundaries if tracked else ()), _NEVER]
+        link.request(Command.WRITE_TARGETS, targets_payload(0, targets))
         link.request(Command.RUN)
-        flags = self._wait(job.watchdog)
+        flags, records = self._wait(job.watchdog)
         counters = counter_values(link.request(Command.READ_COUNTERS))
-        if flags & 4:  # the core's error status: reset it, no outputs
+        if flags & Flag.ERROR:  # reset the core; no outputs, no layers
             link.request(Command.RESET)
-            return JobResult([], counters, True)
+            return JobResult([], counters, True, None)
         chunks = [self._read_main(first, count) for first, count in job.reads]
-        return JobResult(chunks, counters, False)
+        snapshots = None
+        if tracked and not flags & Flag.OVERRUN:
+            snapshots = snapshots_from_records(
+                job.boundaries, counters, [self._read_record(r) for r in range(records)]
+            )
+        if snapshots is None and job.boundaries:
+            logger.warning(
+                "no per-layer counters for this run (%d boundaries, the tracker holds %d; "
+                "records lost: %s): the Activity is the run's total",
+                len(job.boundaries),
+                self.max_targets - 1,
+                bool(flags & Flag.OVERRUN),
+            )
+        return JobResult(chunks, counters, False, snapshots)
 
-    def _wait(self, watchdog: int) -> int:
-        """The status flags once the core is done; BoardRunError after `watchdog` cycles of the
-        config's clock (or a tenth of a second) of wall time."""
+    def _read_record(self, record: int) -> dict[str, int]:
+        """One record of the layer tracker: the low 32 bits of every counter."""
+        payload = read_main_payload(record * RECORD_WORDS, len(COUNTERS))
+        words = struct.unpack(
+            f"<{len(COUNTERS)}I", self.link.request(Command.READ_RECORDS, payload)
+        )
+        return dict(zip(COUNTERS, words, strict=True))
+
+    def _wait(self, watchdog: int) -> tuple[int, int]:
+        """The status flags and the tracker's records once the core is done; BoardRunError
+        after `watchdog` cycles of the config's clock (or a tenth of a second) of the
+        transport's time."""
         clock = self.link.transport.clock
         deadline = clock() + max(0.1, watchdog / (self.config.clock_mhz * 1e6))
         while True:
-            (flags,) = self.link.request(Command.STATUS)
-            if flags & 2:
-                return flags
+            flags, records = struct.unpack("<BH", self.link.request(Command.STATUS))
+            if flags & Flag.DONE:
+                return flags, records
             if clock() > deadline:
                 self.link.request(Command.RESET)
                 raise BoardRunError(

@@ -1,5 +1,6 @@
 """The SoC a board runs: the core with its memories in block RAM (`CoreWithMemories`), the
-UART bridge that serves its host port over a serial line (boards/bridge.py) and status
+UART bridge that serves its host port over a serial line (boards/bridge.py), the layer
+tracker that records the counters at each layer boundary (boards/tracker.py) and status
 LEDs. A board's platform (boards/catalog.py) gives the pins; this top takes plain signals,
 so that the same design runs under Amaranth's simulator and Verilator (`board-sim`).
 """
@@ -9,14 +10,19 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from verdigris.arch.config import AccelConfig
+from verdigris.arch.counters import COUNTERS
 from verdigris.boards.bridge import Bridge
+from verdigris.boards.tracker import LayerTracker
 from verdigris.boards.uart import UartReceiver, UartTransmitter
 from verdigris.hw.core_memories import CoreWithMemories
 
-__all__ = ["LEDS", "BridgedCore", "Soc"]
+__all__ = ["LEDS", "TRACKER_TARGETS", "BridgedCore", "Soc"]
 
 # What each LED shows, from LED 0.
 LEDS = ("running", "done", "error", "serial activity")
+# The layer tracker's targets: Programs of up to 16 layers get per-layer counters (its
+# records take two block RAMs).
+TRACKER_TARGETS = 16
 
 
 class BridgedCore(wiring.Component):
@@ -56,12 +62,25 @@ class BridgedCore(wiring.Component):
             for name, member in core.signature.members.items()
             if member.flow is Out
         }
-        m.submodules.bridge = bridge = Bridge(self.config, shapes, idle_cycles=self.idle_cycles)
+        m.submodules.bridge = bridge = Bridge(
+            self.config, shapes, idle_cycles=self.idle_cycles, max_targets=TRACKER_TARGETS
+        )
         m.submodules.core = ResetInserter(bridge.core_reset)(core)
+        m.submodules.tracker = tracker = LayerTracker(shapes, max_targets=TRACKER_TARGETS)
+        # The bridge drives the core's host port and reads its status and counters.
         for name, member in bridge.signature.members.items():
             if hasattr(core, name):
                 outer, inner = getattr(bridge, name), getattr(core, name)
                 m.d.comb += inner.eq(outer) if member.flow is Out else outer.eq(inner)
+        # The tracker watches the core's run and counters; the bridge loads its targets and
+        # reads its records.
+        m.d.comb += [tracker.start.eq(bridge.run), tracker.done.eq(core.done)]
+        for name in COUNTERS:
+            m.d.comb += getattr(tracker, name).eq(getattr(core, name))
+        for name in ("target_addr", "target_data", "target_we", "record_addr"):
+            m.d.comb += getattr(tracker, name).eq(getattr(bridge, name))
+        for name in ("record_data", "records", "overrun"):
+            m.d.comb += getattr(bridge, name).eq(getattr(tracker, name))
         for name, member in self.signature.members.items():
             outer, inner = getattr(self, name), getattr(bridge, name)
             m.d.comb += inner.eq(outer) if member.flow is In else outer.eq(inner)

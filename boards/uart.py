@@ -29,6 +29,12 @@ def baud_divisor(clock_hz: float, baud: int) -> int:
     return divisor
 
 
+def _checked(divisor: int) -> int:
+    if divisor < MIN_DIVISOR:
+        raise ValueError(f"a UART bit takes at least {MIN_DIVISOR} cycles, not {divisor}")
+    return divisor
+
+
 class UartReceiver(wiring.Component):
     """Members: `rx` In(1), the line (idle high); `data` Out(8) and `valid` Out(1), a
     one-cycle strobe for each byte received with its stop bit high."""
@@ -38,9 +44,7 @@ class UartReceiver(wiring.Component):
     valid: Out(1)
 
     def __init__(self, divisor: int):
-        if divisor < MIN_DIVISOR:
-            raise ValueError(f"a UART bit takes at least {MIN_DIVISOR} cycles, not {divisor}")
-        self.divisor = divisor
+        self.divisor = _checked(divisor)
         super().__init__()
 
     def elaborate(self, _platform):
@@ -85,9 +89,7 @@ class UartTransmitter(wiring.Component):
     tx: Out(1, init=1)
 
     def __init__(self, divisor: int):
-        if divisor < MIN_DIVISOR:
-            raise ValueError(f"a UART bit takes at least {MIN_DIVISOR} cycles, not {divisor}")
-        self.divisor = divisor
+        self.divisor = _checked(divisor)
         super().__init__()
 
     def elaborate(self, _platform):

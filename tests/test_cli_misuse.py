@@ -268,7 +268,7 @@ def test_options_a_command_does_not_use_are_noted(work):
     ("arguments", "message"),
     [
         (["--board", "ulx3s-25f", "--config", "tiny"], "config 'tiny' does not fit the ulx3s-25f"),
-        (["--board", "ulx3s-85f", "--config", "default"], "about 22"),
+        (["--board", "ulx3s-85f", "--config", "default"], "about 225 block RAMs of its 208"),
         (["--board", "ulx3s-45f", "--baud", "3000000"], "3000000 baud cannot be made from a 25"),
         (["--board", "nope"], "unknown board 'nope'"),
     ],

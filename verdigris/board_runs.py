@@ -9,7 +9,6 @@ board's /dev/ttyUSB0, and every byte crosses the UART at `SIM_DIVISOR` cycles a 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import subprocess
 import time
@@ -21,7 +20,7 @@ import numpy as np
 import verdigris.boards
 from verdigris.arch.config import AccelConfig
 from verdigris.arch.counters import activity_from_counters
-from verdigris.arch.host_port import host_jobs, read_outputs
+from verdigris.arch.host_port import host_jobs, layer_activity, read_outputs
 from verdigris.arch.program import Program
 from verdigris.boards.host import BoardHost, BoardLink
 from verdigris.boards.serial_port import SerialPort
@@ -101,8 +100,9 @@ def run_on_board(
     progress: Callable[[int, int], None] | None = None,
 ) -> list[RtlResult]:
     """Run each (program, device inputs) on the board at serial `port`, one after another.
-    Programs with host calls run stage by stage, as on the RTL. The Activity is the total of
-    the counters at `done` (a board has no per-layer counters yet). `transport` may wrap the
+    Programs with host calls run stage by stage, as on the RTL. The Activity has its layers
+    from the SoC's layer tracker (the total only for a Program of more layers than it
+    holds). `transport` may wrap the
     serial port (the tests damage bytes with it); `progress(done, total)` hears the bytes
     loaded so far of all the jobs."""
     if any(program.host_calls for program, _ in jobs):
@@ -126,7 +126,10 @@ def run_on_board(
                 heard = lambda sent, before=before: progress(before + sent, total)  # noqa: E731
             before += host.load_bytes([job])
             done = host.run(job, progress=heard)
-            activity = dataclasses.replace(activity_from_counters(done.counters), layers=())
+            if done.snapshots is None:  # the total only
+                activity = activity_from_counters(done.counters)
+            else:
+                activity = layer_activity(program, done.counters, done.snapshots)
             outputs = {} if done.error else read_outputs(program, done.chunks)
             seconds = time.monotonic() - start
             results.append(RtlResult(outputs, activity, done.error, seconds, done.counters))

@@ -491,7 +491,7 @@ def _run(args: argparse.Namespace) -> int:
             f"{config.rows}x{config.cols}"
         )
     if activity is not None and not activity.layers:
-        print("  (a board counts no layers yet: the Activity is the run's total)")
+        print("  (no per-layer counters for this run: the Activity is its total)")
     differ = _check_outputs(args, graph if program is not model else None, program, inputs, outputs)
     if output is not None:
         written = write_outputs(output, outputs, protect=(Path(args.input), args.model))

@@ -17,16 +17,20 @@ from verdigris.arch.counters import activity_from_counters
 from verdigris.arch.host_port import host_jobs, read_outputs
 from verdigris.arch.serial_link import (
     MAX_PAYLOAD,
+    RECORD_WORDS,
     Command,
+    Flag,
     Status,
     crc16,
     encode_frame,
     parse_frame,
     read_main_payload,
+    targets_payload,
     write_code_payload,
     write_main_payload,
 )
 from verdigris.boards.host import BoardHost, BoardLink, BoardRunError, LinkError
+from verdigris.boards.soc import TRACKER_TARGETS
 from verdigris.compiler.backend import compile_graph
 from verdigris.compiler.frontend import import_model
 from verdigris.sim.host import quantize_input
@@ -113,9 +117,9 @@ def test_a_retried_run_does_not_start_the_program_again(conv_job):
     board.write(run)  # the host's retry
     assert parse_frame(board.read(7, ANSWER_CYCLES * board.period)).code == Status.OK
     link.sequence += 1
-    assert link.request(Command.STATUS) == b"\x02"  # done, not running
+    assert link.request(Command.STATUS)[0] == Flag.DONE  # done, not running
     link.request(Command.RUN)
-    assert link.request(Command.STATUS)[0] & 1  # a new RUN starts it
+    assert link.request(Command.STATUS)[0] & Flag.RUNNING  # a new RUN starts it
     assert activity.cycles > ANSWER_CYCLES // 4  # long enough to be seen running
 
 
@@ -152,13 +156,19 @@ def test_bad_requests_are_refused_and_not_acted_on():
             Command.WRITE_CODE, 11, write_code_payload(CONFIG.instruction_capacity, bytes(16))
         ),
         "a read": encode_frame(Command.READ_MAIN, 12, read_main_payload(words - 1, 2)),
+        "the targets": encode_frame(
+            Command.WRITE_TARGETS, 13, targets_payload(TRACKER_TARGETS - 1, [(0,) * 4] * 2)
+        ),
+        "the records": encode_frame(
+            Command.READ_RECORDS, 14, read_main_payload(TRACKER_TARGETS * RECORD_WORDS - 1, 2)
+        ),
     }
     for what, frame in past.items():
         assert _exchange(board, frame).code == Status.OUT_OF_RANGE, what
     # A header saying 60,000 bytes: refused once the line has been quiet, then all is well.
     board.write(b"\x56\x02\x0d\x60\xea" + bytes(100))
     assert parse_frame(board.read(7, ANSWER_CYCLES * board.period)).code == Status.BAD_FRAME
-    assert _exchange(board, encode_frame(Command.STATUS, 14), 8).payload == b"\x00"
+    assert _exchange(board, encode_frame(Command.STATUS, 14), 10).payload == bytes(3)
 
 
 def test_a_frame_cut_short_is_given_up_and_the_next_one_served():
@@ -166,7 +176,7 @@ def test_a_frame_cut_short_is_given_up_and_the_next_one_served():
     frame = encode_frame(Command.STATUS, 1)
     board.write(frame[:4])
     assert board.read(1, ANSWER_CYCLES * board.period) == b""
-    assert _exchange(board, frame, 8).payload == b"\x00"
+    assert _exchange(board, frame, 10).payload == bytes(3)
 
 
 def test_a_board_of_another_config_is_refused_by_name():
