@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--operand-bits", default="8")
     args = parser.parse_args()
     table = load_table("ecp5")
+    failed = False
     image = np.load(ROOT / "examples" / "digits_samples.npy")[:1]
     for name in args.boards.split(","):
         target = board(name)
@@ -62,6 +63,7 @@ def main() -> None:
                 result = build_bitstream(target, config, folder, baud=115_200)
             except BuildError as error:
                 print(f"   build failed after {time.monotonic() - start:.0f} s: {error}")
+                failed = True
                 continue
             for resource, (used, available) in result.used.items():
                 print(f"   {resource:<5} {used:>7,} of {available:>7,}")
@@ -73,6 +75,8 @@ def main() -> None:
             )
             for model, text in _energy(config, table, image).items():
                 print(f"   {model:<14} {text}")
+    if failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -70,12 +71,11 @@ class BuildResult:
     folder: Path
 
 
-def _tool_environment(tool_dir: Path | None) -> dict[str, str]:
+def _tool_environment() -> dict[str, str]:
     """The environment of the build script: the YoWASP commands, found next to this Python
-    (a venv) or on PATH; BuildError naming what is missing."""
+    (a venv, activated or not) or on PATH; BuildError naming what is missing."""
     env = dict(os.environ, AMARANTH_USE_YOSYS="builtin")
-    if tool_dir is not None:
-        env["PATH"] = f"{tool_dir}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     for variable, command in TOOLS.items():
         found = shutil.which(command, path=env.get("PATH"))
         if found is None:
@@ -91,14 +91,12 @@ def build_bitstream(
     *,
     baud: int,
     seed: int = 1,
-    tool_dir: Path | None = None,
     progress: BuildProgress | None = None,
 ) -> BuildResult:
     """Build the SoC of `config` for `board` in `folder` (made; its files are replaced) and
     return the result. The config is checked against the board first (FitError, before
     yosys runs). `progress(step, done, total)` hears the step that runs (and how many of the
-    three are done) at its start and every two seconds, then "built"; `tool_dir` is
-    searched for the tools first."""
+    three are done) at its start and every two seconds, then "built"."""
     check_fit(board, config)
     platform = board.platform_class()()
     try:
@@ -114,7 +112,7 @@ def build_bitstream(
         top = BoardTop(config, clock_hz=clock_hz, baud=baud)
     except ValueError as error:  # a baud rate the board's clock cannot make
         raise BuildError(str(error)) from None
-    env = _tool_environment(tool_dir)
+    env = _tool_environment()
     # --timing-allow-fail: the Fmax is checked here, with a message, from the report.
     options = f"--seed {seed} --timing-allow-fail --report report.json"
     # Without source locations in the RTLIL, the bitstream does not depend on where the

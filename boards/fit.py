@@ -65,6 +65,9 @@ LUT_SHARE = 0.85
 _LUT_FIXED = 14_900
 _LUT_PER_PE = {8: 255, 4: 255 + 98, 2: 255 + 350, 1: 255 + 330}
 
+# The buffers a narrower array than tiny's makes deeper (the lookup tables are per lane).
+_SCALED_BUFFERS = ("inp_rows", "wgt_rows", "acc_rows", "req_rows")
+
 _EBR_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 8), (1024, 16), (512, 32))
 _LUTRAM_DEPTH = 32  # memories this shallow go to LUT RAM, not block RAM
 
@@ -137,7 +140,8 @@ def check_fit(board: Board, config: AccelConfig) -> Needs:
 
 def board_config(board: Board, operand_bits: int = 8) -> AccelConfig:
     """The largest config for `board` at `operand_bits`: the widest array (2x2 at least,
-    powers of two) whose SoC fits, with `tiny`'s buffers, then as much code memory (up to
+    powers of two) whose SoC fits, with `tiny`'s buffers (as many elements in a narrower
+    array), then as much code memory (up to
     `tiny`'s 8192 instructions) and main memory as the remaining block RAM holds. Named
     after the board. FitError if not even 2x2 fits."""
     base = dataclasses.replace(
@@ -149,7 +153,15 @@ def board_config(board: Board, operand_bits: int = 8) -> AccelConfig:
     )
     best = None
     for dim in (2, 4, 8, 16, 32):
-        scaled = dataclasses.replace(base, rows=dim, cols=dim)
+        # Narrower than tiny, the buffers keep tiny's elements in more rows (a 64-channel
+        # layer needs 32 requant rows at 2 lanes).
+        deeper = max(1, _TINY.dim // dim)
+        scaled = dataclasses.replace(
+            base,
+            rows=dim,
+            cols=dim,
+            **{key: deeper * getattr(_TINY, key) for key in _SCALED_BUFFERS},
+        )
         if _problems(scaled, board.device):
             break
         best = scaled

@@ -26,8 +26,8 @@ TRACKER_TARGETS = 16
 
 
 class BridgedCore(wiring.Component):
-    """`CoreWithMemories` behind the UART bridge, its serial side as bytes: the SoC without
-    its UART and LEDs (what the tests simulate a byte a cycle).
+    """`CoreWithMemories` and its layer tracker behind the UART bridge, the serial side as
+    bytes: the SoC without its UART and LEDs (what the tests simulate a byte a cycle).
 
     Members
     -------
@@ -88,7 +88,7 @@ class BridgedCore(wiring.Component):
 
 
 class Soc(wiring.Component):
-    """Core, memories, UART bridge and LEDs (see the module docstring).
+    """Core, memories, UART bridge, layer tracker and LEDs (see the module docstring).
 
     Parameters
     ----------

@@ -865,7 +865,6 @@ def _bitstream(args: argparse.Namespace) -> int:
         folder,
         baud=args.baud,
         seed=args.seed,
-        tool_dir=Path(sys.executable).parent,
         progress=_BuildProgress("bitstream"),
     )
     (folder / "config.toml").write_text(config.to_toml())
