@@ -160,7 +160,8 @@ def run_program(
     Backend `board` runs on the board at serial `port` (`baud`), `board-sim` on the
     simulated board (the Verilated SoC behind a pseudo-terminal; `progress` hears its
     build); `load_progress(done, total)` hears the bytes of each job as they load. A board
-    counts no layers: their Activity is the total only."""
+    counts the layers with the SoC's layer tracker (a Program of more layers than it holds
+    gets the total only)."""
     from verdigris.sim.host import (
         InputError,
         check_batches,
