@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import struct
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -141,15 +140,11 @@ class JobResult:
 
 
 class BoardHost:
-    """Jobs on the board behind `link`, which must run `config` (checked by IDENTIFY).
+    """Jobs on the board behind `link`, which must run `config` (checked by IDENTIFY)."""
 
-    `poll_seconds` is the pause between two STATUS requests while a job runs.
-    """
-
-    def __init__(self, link: BoardLink, config: AccelConfig, *, poll_seconds: float = 0.0):
+    def __init__(self, link: BoardLink, config: AccelConfig):
         self.link = link
         self.config = config
-        self.poll_seconds = poll_seconds
         self._code: bytes | None = None  # the code this host loaded last
         self._check_identity()
 
@@ -252,8 +247,6 @@ class BoardHost:
                 raise BoardRunError(
                     f"the program did not finish within {watchdog:,} cycles; the core was reset"
                 )
-            if self.poll_seconds:
-                time.sleep(self.poll_seconds)
 
     def _read_main(self, first: int, count: int) -> np.ndarray:
         dma, words = self.config.dma_bytes, MAX_PAYLOAD // self.config.dma_bytes

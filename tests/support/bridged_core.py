@@ -35,7 +35,6 @@ class SimulatedBoard:
         self.inbox: deque[int] = deque()
         self.outbox = bytearray()
         self.now = 0.0
-        self.cycles = 0
         self.sim = Simulator(self.dut)
         self.sim.add_clock(self.period)
         self.sim.add_testbench(self._serve, background=True)
@@ -52,7 +51,6 @@ class SimulatedBoard:
             if ctx.get(dut.tx_valid):
                 self.outbox.extend(self.to_host(bytes([ctx.get(dut.tx_data)])))
             await ctx.tick()
-            self.cycles += 1
 
     def _step(self, cycles: int) -> None:
         self.now += cycles * self.period
