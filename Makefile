@@ -30,7 +30,7 @@ demo: $(STAMP)
 
 # The default suite: unit tests plus the Verilator benches (each design is built once).
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not synth and not board and not slow"
+	$(BIN)/python -m pytest -m "not synth and not board and not slow" --durations=15
 
 # Everything that can run without a board, including synthesis.
 test-all: $(STAMP)
@@ -59,7 +59,7 @@ bitstream: $(STAMP)
 
 # The real bitstream CI builds (a 25F board's largest config, checked by unpacking it).
 ci-bitstream: $(STAMP)
-	$(BIN)/python -m pytest -m synth -s tests/boards/test_bitstream.py -k real_bitstream
+	$(BIN)/python -m pytest -m synth -s tests/boards/test_bitstream.py -k "real_bitstream or pll"
 
 flash: $(STAMP)
 	$(BIN)/verdigris flash --board $(BOARD) $(if $(BITSTREAM),--bitstream $(BITSTREAM))

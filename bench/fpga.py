@@ -69,7 +69,7 @@ def main() -> None:
                 print(f"   {resource:<5} {used:>7,} of {available:>7,}")
             products = config.rows * config.cols * (8 // bits)
             print(
-                f"   Fmax {result.fmax_mhz:.1f} MHz (board clock {result.clock_mhz:g} MHz), "
+                f"   Fmax {result.fmax_mhz:.1f} MHz (clock {result.clock_mhz:g} MHz), "
                 f"built in {result.seconds:.0f} s, peak "
                 f"{2 * products * result.fmax_mhz / 1e3:.2f} GOPS at Fmax"
             )

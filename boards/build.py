@@ -5,13 +5,15 @@ ecppack from the YoWASP wheels (no vendor tool).
 The build is reproducible: the design carries no source paths and nextpnr places and routes
 with a fixed seed, so the same config, board, baud rate and tool versions give the same
 bitstream bytes, from any checkout. The nextpnr report gives
-the utilization and the Fmax of the clock; a build whose Fmax is below the board's clock
-fails, with both numbers, and leaves its logs but no bitstream.
+the utilization and the Fmax of the SoC's clock, the config's `clock_mhz` (boards/pll.py); a
+build whose Fmax is below it fails, with both numbers, and leaves its logs but no bitstream.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import shutil
 import subprocess
@@ -26,10 +28,13 @@ from amaranth.build import ResourceError
 
 from verdigris.arch.config import AccelConfig
 from verdigris.boards.catalog import Board
-from verdigris.boards.fit import check_fit
-from verdigris.boards.top import BoardTop
+from verdigris.boards.fit import BOARD_CLOCK_MHZ, SOC_FMAX_MHZ, check_fit
+from verdigris.boards.pll import PllSettings
+from verdigris.boards.top import board_top
 
-__all__ = ["TOOLS", "BuildError", "BuildResult", "build_bitstream"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["TOOLS", "BuildError", "BuildResult", "build_bitstream", "tool_environment"]
 
 # (step, done, total): the shape of verdigris.sim.rtl.verilator.BuildProgress
 BuildProgress = Callable[[str, int, int], None]
@@ -60,18 +65,20 @@ class BuildError(RuntimeError):
 @dataclass(frozen=True)
 class BuildResult:
     """A finished build: the bitstream, the resources used and available (by our names:
-    LUT4, FF, DSP, EBR), the Fmax the router reached and the clock it had to meet (MHz),
-    how long it took, and the folder with its logs (`top.rpt` yosys, `top.tim` nextpnr)."""
+    LUT4, FF, DSP, EBR), the Fmax the router reached and the clock it had to meet (MHz, the
+    config's, made by `pll`), how long it took, and the folder with its logs (`top.rpt`
+    yosys, `top.tim` nextpnr)."""
 
     bitstream: Path
     used: dict[str, tuple[int, int]]
     fmax_mhz: float
     clock_mhz: float
+    pll: PllSettings | None  # None: the board's oscillator runs at clock_mhz
     seconds: float
     folder: Path
 
 
-def _tool_environment() -> dict[str, str]:
+def tool_environment() -> dict[str, str]:
     """The environment of the build script: the YoWASP commands, found next to this Python
     (a venv, activated or not) or on PATH; BuildError naming what is missing."""
     env = dict(os.environ, AMARANTH_USE_YOSYS="builtin")
@@ -103,16 +110,25 @@ def build_bitstream(
         platform.lookup("uart", 0)
     except ResourceError:
         raise BuildError(
-            f"the {board.name} has no serial port wired to its FPGA (its USB port is the "
-            "FPGA's own, which would need a USB serial core: not built yet); choose a board "
-            "with one"
+            f"the {board.name}'s platform ({board.platform}) has no `uart` resource, which "
+            "carries the SoC's host port: add one on the pins of its serial port"
         ) from None
-    clock_hz = platform.default_clk_frequency
+    env = tool_environment()
     try:
-        top = BoardTop(config, clock_hz=clock_hz, baud=baud)
-    except ValueError as error:  # a baud rate the board's clock cannot make
+        top = board_top(config, oscillator_hz=platform.default_clk_frequency, baud=baud)
+    except ValueError as error:  # a clock the PLL cannot make, a rate the clock cannot make
         raise BuildError(str(error)) from None
-    env = _tool_environment()
+    fastest = SOC_FMAX_MHZ.get(platform.speed, min(SOC_FMAX_MHZ.values()))
+    if config.clock_mhz > fastest:
+        logger.warning(
+            "the SoC has reached at most %g MHz on a speed grade %s ECP5 so far "
+            "(docs/boards.md): at %g MHz its build will likely miss timing; --clock-mhz %g "
+            "is safe",
+            fastest,
+            platform.speed,
+            config.clock_mhz,
+            BOARD_CLOCK_MHZ,
+        )
     # --timing-allow-fail: the Fmax is checked here, with a message, from the report.
     options = f"--seed {seed} --timing-allow-fail --report report.json"
     # Without source locations in the RTLIL, the bitstream does not depend on where the
@@ -129,15 +145,24 @@ def build_bitstream(
         ours: (report["utilization"][theirs]["used"], report["utilization"][theirs]["available"])
         for theirs, ours in _RESOURCES.items()
     }
-    clock_mhz = clock_hz / 1e6
+    clock_mhz = config.clock_mhz
     fmax = min((net["achieved"] for net in report["fmax"].values()), default=0.0)
     if fmax < clock_mhz:
         (folder / "top.bit").unlink(missing_ok=True)
         raise BuildError(
-            f"timing not met: the design reaches {fmax:.1f} MHz, the {board.name}'s clock is "
-            f"{clock_mhz:g} MHz (logs in {folder}); a smaller config, or another seed, may meet it"
+            f"timing not met: the design reaches {fmax:.1f} MHz, the config's clock_mhz is "
+            f"{clock_mhz:g} MHz (logs in {folder}); a lower clock_mhz (at most "
+            f"{math.floor(fmax)}), a smaller config or another seed may meet it"
         )
-    return BuildResult(folder / "top.bit", used, fmax, clock_mhz, time.monotonic() - start, folder)
+    return BuildResult(
+        bitstream=folder / "top.bit",
+        used=used,
+        fmax_mhz=fmax,
+        clock_mhz=clock_mhz,
+        pll=top.pll,
+        seconds=time.monotonic() - start,
+        folder=folder,
+    )
 
 
 def _run_script(folder: Path, env: dict, progress) -> None:

@@ -43,7 +43,7 @@ def _ulx3s(size: str) -> Board:
     return Board(f"ulx3s-{size}f", "amaranth_boards.ulx3s", f"ULX3S_{size}F_Platform", "ulx3s")
 
 
-_ORANGECRAB = "amaranth_boards.orangecrab_r0_2"
+_ORANGECRAB = "verdigris.boards.orangecrab"  # with a serial port on its Feather header
 _COLORLIGHT = "verdigris.boards.colorlight"
 
 
@@ -51,8 +51,8 @@ BOARDS: dict[str, Board] = {
     b.name: b
     for b in (
         *(_ulx3s(size) for size in ("12", "25", "45", "85")),
-        Board("orangecrab-25f", _ORANGECRAB, "OrangeCrabR0_2_25FPlatform", "orangeCrab"),
-        Board("orangecrab-85f", _ORANGECRAB, "OrangeCrabR0_2_85FPlatform", "orangeCrab"),
+        Board("orangecrab-25f", _ORANGECRAB, "OrangeCrabSerial25FPlatform", "orangeCrab"),
+        Board("orangecrab-85f", _ORANGECRAB, "OrangeCrabSerial85FPlatform", "orangeCrab"),
         Board("ecpix5-45f", "amaranth_boards.ecpix5", "ECPIX545Platform", "ecpix5"),
         Board("ecpix5-85f", "amaranth_boards.ecpix5", "ECPIX585Platform", "ecpix5"),
         Board("colorlight-i5", _COLORLIGHT, "ColorlightI5Platform", "colorlight-i5"),

@@ -28,9 +28,19 @@ from verdigris.arch.config import AccelConfig
 from verdigris.arch.isa import INSTRUCTION_BYTES, Buffer, buffer_rows, element_bits, row_bits
 from verdigris.arch.serial_link import MAX_PAYLOAD, RECORD_WORDS, TARGET_BITS
 from verdigris.boards.catalog import Board
+from verdigris.boards.pll import fastest_clock
 from verdigris.boards.soc import TRACKER_TARGETS
 
-__all__ = ["DEVICES", "FitError", "Needs", "board_config", "check_fit", "needs"]
+__all__ = [
+    "BOARD_CLOCK_MHZ",
+    "DEVICES",
+    "SOC_FMAX_MHZ",
+    "FitError",
+    "Needs",
+    "board_config",
+    "check_fit",
+    "needs",
+]
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,12 @@ _SIZES = {
 DEVICES = {
     f"{family}-{size}": have for family in ("LFE5U", "LFE5UM5G") for size, have in _SIZES.items()
 }
+# The SoC's highest Fmax on the builds (docs/boards.md), by the ECP5's speed grade: the
+# ULX3S's and the Colorlights' -6, the ECPIX-5's and the OrangeCrab's -8.
+SOC_FMAX_MHZ = {"6": 35.0, "8": 47.7}
+# The clock of the boards' own configs: below the Fmax of every grade, and the ULX3S's and
+# the Colorlights' oscillator, so they need no PLL.
+BOARD_CLOCK_MHZ = 25.0
 # The shares of a device a design may use: EBR is estimated a few percent low on large
 # configs, and nextpnr needs free LUTs to place and route.
 EBR_SHARE = 0.95
@@ -62,7 +78,8 @@ LUT_SHARE = 0.85
 # which added 2,714 on the ulx3s-25f's build (14,333 in all); yosys's cells of `default`
 # grow by 253 a PE at the same ratio. A PE that also computes narrower operands costs what
 # bench/precision.py measures on top (its LUT4s and twice its carry cells, over int8's).
-_LUT_FIXED = 14_900
+# The ECPIX-5's 4x4 (with the PLL, on a grade 8 part) used 19,024, the most of the builds.
+_LUT_FIXED = 14_950
 _LUT_PER_PE = {8: 255, 4: 255 + 98, 2: 255 + 350, 1: 255 + 330}
 
 # The buffers a narrower array than tiny's makes deeper (the lookup tables are per lane).
@@ -139,14 +156,16 @@ def check_fit(board: Board, config: AccelConfig) -> Needs:
 
 
 def board_config(board: Board, operand_bits: int = 8) -> AccelConfig:
-    """The largest config for `board` at `operand_bits`: the widest array (2x2 at least,
-    powers of two) whose SoC fits, with `tiny`'s buffers (as many elements in a narrower
-    array), then as much code memory (up to
-    `tiny`'s 8192 instructions) and main memory as the remaining block RAM holds. Named
-    after the board. FitError if not even 2x2 fits."""
+    """The largest config for `board` at `operand_bits`, clocked at BOARD_CLOCK_MHZ (or the
+    fastest clock below it that the board makes: 24 MHz from the OrangeCrab's 48): the
+    widest array (2x2 at least, powers of two) whose SoC fits, with `tiny`'s buffers (as
+    many elements in a narrower array), then as much code memory (up to `tiny`'s 8192
+    instructions) and main memory as the remaining block RAM holds. Named after the board.
+    FitError if not even 2x2 fits."""
     base = dataclasses.replace(
         _TINY,
         name=board.name,
+        clock_mhz=fastest_clock(_oscillator_mhz(board), BOARD_CLOCK_MHZ),
         operand_bits=operand_bits,
         main_memory_bytes=16 * 1024,
         instruction_capacity=1024,
@@ -180,6 +199,10 @@ def board_config(board: Board, operand_bits: int = 8) -> AccelConfig:
             break
         best = grown
     return best
+
+
+def _oscillator_mhz(board: Board) -> float:
+    return board.platform_class()().default_clk_frequency / 1e6
 
 
 def _tiny() -> AccelConfig:

@@ -51,9 +51,13 @@ def flash(board: Board, bitstream: Path, tool: str, *, to_flash: bool = False) -
             "enabled, or load the board through a JTAG cable it supports (FT232H, FT2232)"
         )
     if any(words in output for words in _NO_BOARD):
+        # The OrangeCrab takes a bitstream only in its DFU bootloader.
+        dfu = (
+            ", holding its button as you plug it in" if board.openfpgaloader == "orangeCrab" else ""
+        )
         raise FlashError(
             f"no {board.name} found on USB (openFPGALoader: {last.strip()}). Connect the board's "
-            "programming USB port, check the cable, and on Linux give your user access to the "
-            "device (udev rules, or the plugdev group)"
+            f"programming USB port{dfu}, check the cable, and on Linux give your user access "
+            "to the device (udev rules, or the plugdev group)"
         )
     raise FlashError(f"openFPGALoader failed (exit code {done.returncode}): {last.strip()}")

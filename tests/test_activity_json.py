@@ -49,7 +49,10 @@ def test_run_writes_the_activity_per_layer(tmp_path, two_samples, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--backend", "golden"], "--activity-json needs --backend isasim or rtl"),
+        (
+            ["--backend", "golden"],
+            "--activity-json needs --backend isasim, rtl, board or board-sim",
+        ),
         (["--backend", "isasim", "--activity-json", "a.txt"], "must be a .json file"),
     ],
 )

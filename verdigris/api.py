@@ -514,23 +514,28 @@ def energy_report_of(
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
     batch: int | None = None,
     simulation_progress: Callable[[int, int], None] | None = None,
+    port: str | None = None,
+    baud: int = DEFAULT_BAUD,
+    load_progress: Callable[[int, int], None] | None = None,
 ) -> EnergyRun:
     """Run `model` (an ONNX path, an imported graph, or a Program or .vgp path) on the
-    user's `inputs` (arrays by input name, or a .npy/.npz file) on isasim or rtl, and price
-    the run's Activity with `table` (a shipped table's name, a TOML file or an
-    EnergyTable): `energy_report` with the Program, so per layer with its floor.
+    user's `inputs` (arrays by input name, or a .npy/.npz file) on a Program backend
+    (isasim, rtl, board or board-sim), and price the run's Activity with `table` (a shipped
+    table's name, a TOML file or an EnergyTable): `energy_report` with the Program, so per
+    layer with its floor.
 
     A model is compiled for `config` (default: `default`); a Program runs on its own config,
     which `config`, when given, must match. Every sample of the inputs is one inference:
     zero-operand MACs depend on the data, so the inputs should be real ones (constant
     inputs, such as all zeros, are logged as a warning). `grid_intensity` is gCO2 per
-    kWh (default: Ember's 2023 world average, 480). `progress` and `simulation_progress`
-    as for `run_program`."""
+    kWh (default: Ember's 2023 world average, 480). `progress`, `simulation_progress`,
+    `port`, `baud` and `load_progress` as for `run_program`."""
     from verdigris.energy import DEFAULT_GRID_INTENSITY, energy_report, load_table
 
-    if backend not in ("isasim", "rtl"):
+    if backend not in PROGRAM_BACKENDS:
         raise ValueError(
-            f"backend {backend!r} counts no cycles or bytes to price; use isasim or rtl"
+            f"backend {backend!r} counts no cycles or bytes to price; use "
+            f"{', '.join(PROGRAM_BACKENDS)}"
         )
     if not isinstance(table, EnergyTable):
         table = load_table(table)
@@ -552,6 +557,9 @@ def energy_report_of(
         backend=backend,
         progress=progress,
         simulation_progress=simulation_progress,
+        port=port,
+        baud=baud,
+        load_progress=load_progress,
     )
     program_batch = program.inputs[0].shape[0] if program.inputs else 1
     inferences = max(samples) if samples else program_batch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -515,7 +516,7 @@ def _check_board_options(args: argparse.Namespace) -> None:
         )
     if args.port and args.backend != "board":
         raise _CliError(f"--port goes with --backend board, not {args.backend}")
-    if args.check and args.backend == "golden":
+    if getattr(args, "check", False) and args.backend == "golden":
         raise _CliError("--check compares a backend with the golden model: choose --backend")
 
 
@@ -546,17 +547,17 @@ def _check_outputs(args, graph, program, inputs, outputs) -> bool:
 
 
 def _activity_file(args: argparse.Namespace) -> Path | None:
-    """The JSON file `run --activity-json` asked for, checked before anything runs: only
-    isasim and rtl report Activity, and the name must be a .json file that is not one of
-    the inputs."""
+    """The JSON file `run --activity-json` asked for, checked before anything runs: every
+    backend but golden reports Activity, and the name must be a .json file that is not one
+    of the inputs."""
     from verdigris.api import ACTIVITY_SUFFIXES
 
     if args.activity_json is None:
         return None
     if args.backend == "golden":
         raise _CliError(
-            "--activity-json needs --backend isasim or rtl (the golden model counts no "
-            "cycles), not golden"
+            "--activity-json needs --backend isasim, rtl, board or board-sim (the golden "
+            "model counts no cycles), not golden"
         )
     inputs = (Path(args.input), args.model)
     # A .json name cannot clash with --output (.npy/.npz) or --trace (.fst).
@@ -637,8 +638,10 @@ def _report(args: argparse.Namespace) -> int:
 
     if args.backend == "golden":
         raise _CliError(
-            "the golden model counts no cycles or bytes to price: use --backend isasim or rtl"
+            "the golden model counts no cycles or bytes to price: use --backend isasim, rtl, "
+            "board or board-sim"
         )
+    _check_board_options(args)
     check_input_file(args.input, "input")
     inputs = (Path(args.input), args.model)
     json_path = plots = None
@@ -649,7 +652,10 @@ def _report(args: argparse.Namespace) -> int:
     table = load_table(args.table)  # a bad table stops here, before anything runs
     if _is_program(args.model):
         _note_program_options(args)
-    progress = _BuildProgress("rtl: building the core (once per config)")
+    design = "SoC" if args.backend == "board-sim" else "core"
+    progress = _BuildProgress(
+        f"{args.backend}: building the {design} (once per config)", design=design
+    )
     run = energy_report_of(
         args.model,
         args.input,
@@ -663,6 +669,9 @@ def _report(args: argparse.Namespace) -> int:
         input_shapes=None if _is_program(args.model) else _input_shapes(args),
         batch=None if _is_program(args.model) else args.batch,
         simulation_progress=_WorkProgress("isasim: simulating", "instructions"),
+        port=args.port,
+        baud=args.baud,
+        load_progress=_WorkProgress(f"{args.backend}: loading", "bytes"),
     )
     report, config = run.report, run.program.config
     samples = report.inferences
@@ -853,11 +862,14 @@ def _bitstream(args: argparse.Namespace) -> int:
     target = board(args.board)
     # Without --config, the largest config that fits the board.
     config = load_config(args.config) if args.config else board_config(target, args.operand_bits)
+    if args.clock_mhz is not None:
+        config = dataclasses.replace(config, clock_mhz=args.clock_mhz)
     folder = args.output or _bitstream_folder(target.name, config.name)
     _protect_folder(folder, ("top.bit", "config.toml", "top.il"))
     print(
         f"building the SoC of '{config.name}' ({config.rows}x{config.cols}, int"
-        f"{config.operand_bits}) for the {target.name} ({target.device}) in {folder}"
+        f"{config.operand_bits}, {config.clock_mhz:g} MHz) for the {target.name} "
+        f"({target.device}) in {folder}"
     )
     result = build_bitstream(
         target,
@@ -872,9 +884,8 @@ def _bitstream(args: argparse.Namespace) -> int:
     for resource, (used, available) in result.used.items():
         print(f"  {resource:<5} {used:>7,} of {available:>7,} ({used / available:.0%})")
     print(
-        f"  Fmax  {result.fmax_mhz:.1f} MHz; the SoC runs at the board's "
-        f"{result.clock_mhz:g} MHz clock (the config's clock_mhz, {config.clock_mhz:g}, "
-        "would need a PLL: not built yet)"
+        f"  Fmax  {result.fmax_mhz:.1f} MHz; the SoC runs at the config's {result.clock_mhz:g} "
+        f"MHz ({_clock_source(result.pll)})"
     )
     print(f"  UART  {args.baud} baud; the config is in {folder / 'config.toml'}:")
     print(f"  verdigris flash --board {target.name} --bitstream {result.bitstream}")
@@ -883,6 +894,12 @@ def _bitstream(args: argparse.Namespace) -> int:
         f"--backend board --port PORT --baud {args.baud} --check"
     )
     return 0
+
+
+def _clock_source(pll) -> str:
+    if pll is None:
+        return "the board's oscillator"
+    return f"the PLL, from the board's {pll.input_mhz:g} MHz oscillator"
 
 
 def _bitstream_folder(board: str, config: str) -> Path:
@@ -963,6 +980,21 @@ def _add_input_shape(command: argparse.ArgumentParser) -> None:
         metavar="N",
         help="compile for N samples at once (every input's first dimension): each weight "
         "tile then serves N times the rows",
+    )
+
+
+def _add_port_options(parser: argparse.ArgumentParser) -> None:
+    """--port and --baud, for --backend board."""
+    from verdigris.api import DEFAULT_BAUD
+
+    parser.add_argument(
+        "--port", help="with --backend board: its serial port (/dev/ttyUSB0, /dev/ttyACM0)"
+    )
+    parser.add_argument(
+        "--baud",
+        type=int,
+        default=DEFAULT_BAUD,
+        help="with --backend board: the rate its bitstream was built for (default: %(default)s)",
     )
 
 
@@ -1049,15 +1081,7 @@ def _parser() -> argparse.ArgumentParser:
         "instruction simulator; rtl: the Verilated core; board: an ECP5 board over --port; "
         "board-sim: the simulated board, UART included (default: %(default)s)",
     )
-    run.add_argument(
-        "--port", help="with --backend board: its serial port (/dev/ttyUSB0, /dev/ttyACM0)"
-    )
-    run.add_argument(
-        "--baud",
-        type=int,
-        default=DEFAULT_BAUD,
-        help="with --backend board: the rate its bitstream was built for (default: %(default)s)",
-    )
+    _add_port_options(run)
     run.add_argument(
         "--check",
         action="store_true",
@@ -1087,7 +1111,7 @@ def _parser() -> argparse.ArgumentParser:
         "--activity-json",
         type=Path,
         metavar="FILE",
-        help="with --backend isasim or rtl: write the Activity (cycles, busy, stall, MACs, "
+        help="with any backend but golden: write the Activity (cycles, busy, stall, MACs, "
         "bytes), in total and per layer, to FILE (.json)",
     )
     run.set_defaults(handler=_run)
@@ -1109,10 +1133,12 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--backend",
         default="isasim",
-        choices=("golden", "isasim", "rtl"),
-        help="isasim: the instruction simulator; rtl: the Verilated core's counters "
-        "(golden counts nothing to price) (default: %(default)s)",
+        choices=BACKENDS,
+        help="isasim: the instruction simulator; rtl: the Verilated core's counters; board: "
+        "an ECP5 board's over --port; board-sim: the simulated board's (golden counts nothing "
+        "to price) (default: %(default)s)",
     )
+    _add_port_options(report)
     report.add_argument(
         "--table",
         default="asic-45nm",
@@ -1241,6 +1267,12 @@ def _parser() -> argparse.ArgumentParser:
         default=8,
         help="without --config: the board's largest config at this operand width "
         "(default: %(default)s)",
+    )
+    bitstream.add_argument(
+        "--clock-mhz",
+        type=float,
+        help="the SoC's clock, made by the board's PLL (default: the config's clock_mhz; the "
+        "boards' own configs run at 25)",
     )
     bitstream.add_argument(
         "--baud", type=int, default=DEFAULT_BAUD, help="the UART's rate (default: %(default)s)"

@@ -1,17 +1,21 @@
 """Real bitstreams with the open flow (`synth`: minutes of yosys and nextpnr; CI runs the
-first through `make ci-bitstream`): the ulx3s-25f's largest config, built by the CLI and
-checked by unpacking it with yowasp-ecpunpack; and the build is reproducible, byte for byte
-(`slow` too: two builds)."""
+first two through `make ci-bitstream`): the ulx3s-25f's largest config, built by the CLI and
+checked by unpacking it with yowasp-ecpunpack; the PLL that clocks the SoC, in a small
+design; and the build is reproducible, byte for byte (`slow` too: two builds)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.lib import io
 
-from verdigris.boards.build import TOOLS
+from verdigris.boards.build import TOOLS, tool_environment
 from verdigris.boards.catalog import board
 from verdigris.boards.fit import board_config
+from verdigris.boards.pll import add_sync_from_pll, pll_settings
 from verdigris.sim.rtl.tools import find_tool, not_found
 
 pytestmark = pytest.mark.synth
@@ -32,6 +36,19 @@ def _build(folder: Path) -> subprocess.CompletedProcess:
     )
 
 
+def _unpack(folder: Path) -> str:
+    """The bitstream in `folder` unpacked by yowasp-ecpunpack: the chip's configuration."""
+    unpack = subprocess.run(
+        [find_tool("yowasp-ecpunpack"), "top.bit", "unpacked.config"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert unpack.returncode == 0, unpack.stderr
+    return (folder / "unpacked.config").read_text()
+
+
 def test_a_real_bitstream_for_a_25f(tmp_path):
     _tools()
     folder = tmp_path / "build"
@@ -44,15 +61,7 @@ def test_a_real_bitstream_for_a_25f(tmp_path):
     assert "bitstream: built in" in result.stderr
     assert (folder / "config.toml").read_text() == config.to_toml()
     # The bitstream unpacks into the configuration of the board's device.
-    unpack = subprocess.run(
-        [find_tool("yowasp-ecpunpack"), "top.bit", "unpacked.config"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert unpack.returncode == 0, unpack.stderr
-    unpacked = (folder / "unpacked.config").read_text()
+    unpacked = _unpack(folder)
     assert unpacked.startswith(f".device {board(BOARD).device}")
     assert unpacked.count(".tile ") > 1000  # a design, not an empty chip
     print(result.stdout)
@@ -65,3 +74,41 @@ def test_the_same_inputs_give_the_same_bitstream_bytes(tmp_path):
     for folder in (first, second):
         assert _build(folder).returncode == 0
     assert (first / "top.bit").read_bytes() == (second / "top.bit").read_bytes()
+
+
+class _Blink(Elaboratable):
+    """A counter on an LED, clocked through the PLL as the SoC is."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def elaborate(self, platform):
+        m = Module()
+        add_sync_from_pll(m, platform, self.settings)
+        count = Signal(24)
+        m.d.sync += count.eq(count + 1)
+        m.submodules.led = led = io.Buffer("o", platform.request("rgb_led", 0, dir="-").r)
+        m.d.comb += led.o.eq(count[-1])
+        return m
+
+
+def test_the_pll_clocks_the_design_at_the_configs_clock(tmp_path):
+    _tools()
+    # From the ECPIX-5's oscillator; 30 MHz has no divider of 1, which the chip stores as 0
+    # and ecpunpack leaves out.
+    settings = pll_settings(100, 30)
+    platform = board("ecpix5-45f").platform_class()()
+    options = "--seed 1 --report report.json"
+    plan = platform.prepare(_Blink(settings), name="top", nextpnr_opts=options, emit_src=False)
+    plan.execute_local(str(tmp_path), env=tool_environment())
+    # nextpnr times the PLL's output at 30 MHz, not the oscillator's 100.
+    fmax = json.loads((tmp_path / "report.json").read_text())["fmax"]
+    assert [round(net["constraint"], 3) for net in fmax.values()] == [30]
+    # The chip's PLL holds the dividers (each stored less one).
+    unpacked = _unpack(tmp_path)
+    for word, value in (
+        ("CLKI_DIV", settings.input_div - 1),
+        ("CLKFB_DIV", settings.feedback_div - 1),
+        ("CLKOP_DIV", settings.output_div - 1),
+    ):
+        assert f"word: {word} {value:07b}" in unpacked

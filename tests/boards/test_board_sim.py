@@ -3,6 +3,7 @@ SoC (core, memories, UART bridge, layer tracker; `--backend board-sim`). Every s
 gives isasim's outputs and counters, per layer too, also when the serial line damages,
 drops and adds bytes."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from tests.support.line_faults import DamagingLine, byte_faults, frame_faults
 from verdigris.arch.config import load_config
 from verdigris.board_runs import SIM_BAUD, run_on_board, simulated_board
+from verdigris.cli import main
 from verdigris.compiler.backend import compile_graph
 from verdigris.compiler.frontend import import_model
 from verdigris.sim.host import quantize_input
@@ -24,8 +26,8 @@ CONFIG = load_config("tiny")
 
 
 @pytest.fixture(scope="module")
-def board_port(tmp_path_factory):
-    with simulated_board(CONFIG, build_root=tmp_path_factory.mktemp("rtl")) as port:
+def board_port(rtl_build_root):
+    with simulated_board(CONFIG, build_root=rtl_build_root) as port:
         yield port
 
 
@@ -69,3 +71,22 @@ def test_a_damaged_line_is_retried_and_nothing_is_believed_wrong(board_port):
     )
     _assert_like_isasim(models, expected, results)
     assert all(board_hits.values()) and all(host_hits.values()), (board_hits, host_hits)
+
+
+def test_report_prices_the_simulated_boards_counters(rtl_build_root, tmp_path, monkeypatch):
+    """`verdigris report --backend board-sim` (the SoC the tests above built, from the
+    session's build folder) gives isasim's report, per layer."""
+    if rtl_build_root is not None:
+        monkeypatch.setenv("VERDIGRIS_BUILD_DIR", str(rtl_build_root))
+    model, samples = EXAMPLES / "models" / "lenet_qdq.onnx", EXAMPLES / "digits_samples.npy"
+    reports = {}
+    for backend in ("isasim", "board-sim"):
+        path = tmp_path / f"{backend}.json"
+        code = main(
+            ["report", str(model), "--input", str(samples), "--config", "tiny",
+             "--backend", backend, "--table", "ecp5", "--json", str(path)]
+        )  # fmt: skip
+        assert code == 0
+        reports[backend] = json.loads(path.read_text())
+    assert reports["board-sim"] == reports["isasim"]
+    assert len(reports["isasim"]["layers"]) > 1

@@ -10,9 +10,9 @@ import pytest
 
 from verdigris.arch.config import load_config
 from verdigris.boards.build import BuildError, build_bitstream
-from verdigris.boards.catalog import BOARDS, board
+from verdigris.boards.catalog import BOARDS, Board, board
 from verdigris.boards.fit import DEVICES, FitError, board_config, check_fit, needs
-from verdigris.boards.top import BoardTop
+from verdigris.boards.top import board_top
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "boards.md"
 
@@ -31,9 +31,17 @@ def test_estimates_against_the_builds():
     assert (tiny.dsp, tiny.ebr) == (46, 99 + 2)
     assert 16_237 + 2_714 <= tiny.lut4 <= 1.15 * (16_237 + 2_714)
     assert needs(load_config("default")).dsp == 118
-    # The 25F and 45F boards' configs as built by bench/fpga.py: 53 and 93 block RAMs, 14,875
-    # and 18,932 LUT4s.
-    for name, ebr, lut4 in (("ulx3s-25f", 53, 14_875), ("ulx3s-45f", 93, 18_932)):
+    # The 25F and 45F boards' configs as built by bench/fpga.py and `verdigris bitstream`
+    # (the OrangeCrab and the ECPIX-5 with the PLL): block RAMs and LUT4s.
+    builds = (
+        ("ulx3s-25f", 53, 14_875),
+        ("ulx3s-25f", 53, 14_809),  # at 25 MHz (the config's clock is in its fingerprint)
+        ("orangecrab-25f", 53, 14_805),
+        ("ulx3s-45f", 93, 18_932),
+        ("ecpix5-45f", 93, 19_024),  # before its RGB LED was wired
+        ("ecpix5-45f", 93, 18_988),
+    )
+    for name, ebr, lut4 in builds:
         estimate = needs(board_config(board(name)))
         assert 0.95 * ebr <= estimate.ebr <= ebr
         assert lut4 <= estimate.lut4 <= 1.15 * lut4
@@ -84,16 +92,22 @@ def test_a_config_that_does_not_fit_is_refused_with_what_fits(name, config, mess
     assert message in str(raised.value)
 
 
-def test_a_board_without_a_serial_port_is_refused_before_yosys(tmp_path):
-    orangecrab = board("orangecrab-25f")
-    with pytest.raises(BuildError, match="no serial port wired to its FPGA"):
-        build_bitstream(orangecrab, board_config(orangecrab), tmp_path, baud=115_200)
+def test_a_platform_without_a_serial_port_is_refused_before_yosys(tmp_path):
+    # amaranth-boards' own OrangeCrab, without the serial port ours adds on its Feather pins
+    bare = Board(
+        "orangecrab-bare",
+        "amaranth_boards.orangecrab_r0_2",
+        "OrangeCrabR0_2_25FPlatform",
+        "orangeCrab",
+    )
+    with pytest.raises(BuildError, match="has no `uart` resource"):
+        build_bitstream(bare, board_config(board("orangecrab-25f")), tmp_path, baud=115_200)
     assert not any(tmp_path.iterdir())
 
 
 # One board of each platform class and size: the SoC of its largest config elaborated with
 # its pins (Amaranth writes the RTLIL and the build script, no tool runs).
-SERIAL_BOARDS = [n for n in BOARDS if not n.startswith(("orangecrab", "ulx3s-12f"))]
+SERIAL_BOARDS = [n for n in BOARDS if n != "ulx3s-12f"]
 
 
 @pytest.mark.parametrize("name", SERIAL_BOARDS)
@@ -101,14 +115,25 @@ def test_every_board_elaborates_with_its_largest_config(name, tmp_path):
     known = board(name)
     platform = known.platform_class()()
     config = board_config(known)
-    top = BoardTop(config, clock_hz=platform.default_clk_frequency, baud=115_200)
+    top = board_top(config, oscillator_hz=platform.default_clk_frequency, baud=115_200)
     plan = platform.prepare(top, name="top", nextpnr_opts="--seed 1")
     plan.extract(str(tmp_path))
     lpf = (tmp_path / "top.lpf").read_text()
+    rtlil = (tmp_path / "top.il").read_text()
+    # The SoC runs at the config's clock: through the PLL, constrained at that clock, when
+    # the board's oscillator runs at another.
+    pll = platform.default_clk_frequency != config.clock_mhz * 1e6
+    assert ("EHXPLLL" in rtlil) == pll
+    assert (f"{config.clock_mhz * 1e6} HZ" in lpf) or not pll
     uart = platform.lookup("uart", 0)
     for pin in (
         subsignal.ios[0].names[0] for subsignal in uart.ios if subsignal.name in ("rx", "tx")
     ):
         assert f'SITE "{pin}"' in lpf  # the UART is on its pins
+    # The status LEDs: the board's first LED, or its RGB LED's three.
+    leds = [platform.lookup("led", 0)] if ("led", 0) in platform.resources else []
+    leds = leds or [c for c in platform.lookup("rgb_led", 0).ios if c.name in ("r", "g", "b")]
+    for led in leds:
+        assert f'SITE "{led.ios[0].names[0]}"' in lpf
     assert "--seed 1" in (tmp_path / "build_top.sh").read_text()
     assert (tmp_path / "top.il").stat().st_size > 100_000

@@ -75,6 +75,8 @@ def test_without_a_board_on_usb_the_cli_says_what_to_check(name, tmp_path):
     # A developer's machine may have the board attached: the junk bitstream fails then.
     assert f"no {name} found on USB" in result.stderr or "openFPGALoader failed" in result.stderr
     assert result.stdout.startswith(f"loading top.bit into the configuration SRAM of the {name}")
+    dfu = "holding its button as you plug it in"  # the OrangeCrab's bootloader
+    assert (dfu in result.stderr) == name.startswith("orangecrab") or "failed" in result.stderr
 
 
 def test_a_cable_this_openfpgaloader_lacks_is_named_with_the_way_out(tmp_path):
