@@ -55,7 +55,10 @@ def test_a_real_bitstream_for_a_25f(tmp_path):
     result = _build(folder)
     assert result.returncode == 0, result.stderr[-3000:]
     config = board_config(board(BOARD))
-    assert f"building the SoC of '{BOARD}' ({config.rows}x{config.cols}, int8)" in result.stdout
+    shape = f"{config.rows}x{config.cols}, int8, {config.clock_mhz:g} MHz"
+    assert f"building the SoC of '{BOARD}' ({shape})" in result.stdout
+    # The ULX3S's 25 MHz oscillator is the config's clock: no PLL.
+    assert "the SoC runs at the config's 25 MHz (the board's oscillator)" in result.stdout
     for resource in ("LUT4", "FF", "DSP", "EBR", "Fmax"):
         assert f"  {resource} " in result.stdout
     assert "bitstream: built in" in result.stderr
