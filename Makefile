@@ -28,13 +28,14 @@ demo: $(STAMP)
 	$(BIN)/verdigris doctor
 	$(BIN)/verdigris demo
 
-# The default suite: unit tests plus the Verilator benches (each design is built once).
+# The default suite: unit tests plus the Verilator benches (each design is built once), a
+# worker per core, each test file on one worker (its module fixtures are set up once).
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not synth and not board and not slow" --durations=15
+	$(BIN)/python -m pytest -n auto --dist loadfile -m "not synth and not board and not slow" --durations=15
 
 # Everything that can run without a board, including synthesis.
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -m "not board"
+	$(BIN)/python -m pytest -n auto --dist loadfile -m "not board"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -38,7 +38,13 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def rtl_build_root(tmp_path_factory):
     """Where Verilator builds go: $VERDIGRIS_BUILD_DIR when set (reused across sessions,
-    keyed by the Verilog hash), else a fresh folder for this session."""
+    keyed by the Verilog hash), else a fresh folder for this session, one for all of its
+    pytest-xdist workers (each design is built once, by the first worker that needs it)."""
     if "VERDIGRIS_BUILD_DIR" in os.environ:
         return None  # the harness reads the variable itself
-    return tmp_path_factory.mktemp("rtl")
+    base = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        base = base.parent  # the workers' folders are beside each other in the session's
+    root = base / "rtl"
+    root.mkdir(exist_ok=True)
+    return root

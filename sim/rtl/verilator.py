@@ -18,6 +18,7 @@ power loss) is removed the next time the same cache folder is used.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import importlib.metadata
 import inspect
@@ -216,9 +217,12 @@ def _cached_build(
         logger.debug("reusing Verilator build %s", final)
         progress("cached", 1, 1)
         return final
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.pid{os.getpid()}.", dir=root))
-    start = time.monotonic()
-    with _ending_signals_as_exception():
+    with _ending_signals_as_exception(), _build_lock(root / f".{final.name}.lock"):
+        if (final / binary).exists():  # another process built it while this one waited
+            progress("cached", 1, 1)
+            return final
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.pid{os.getpid()}.", dir=root))
+        start = time.monotonic()
         try:
             logger.info("building %s with Verilator (once per design)", name)
             build(staging)
@@ -237,6 +241,25 @@ def _cached_build(
     # Verilator bakes the build folder into its makefiles, but the simulator binary itself
     # is relocatable, which is all that runs.
     return final
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path) -> Iterator[None]:
+    """Within the block, no other process builds the same design: two test workers or two
+    CLI runs that want one model wait for one build instead of each making it. Only that:
+    the rename into place is what keeps the cache consistent. The lock file goes when the
+    build is over, so that a cache folder holds only builds; a process that opened it just
+    before may then build beside a third one, which costs time, not correctness."""
+    with open(path, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("waiting for another process building %s", path.name[1:-5])
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
 
 
 def _prune(folder: Path, keep: set[str]) -> None:

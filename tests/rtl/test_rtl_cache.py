@@ -1,5 +1,6 @@
 """The Verilator build cache: a cached design is found without generating its Verilog, a
-build keeps only what runs, interrupted builds leave nothing behind, and bench results in
+build keeps only what runs, two processes wanting one design build it once, interrupted
+builds leave nothing behind, and bench results in
 temporary folders are removed unless a test failed."""
 
 import dataclasses
@@ -172,6 +173,23 @@ def test_a_signal_during_a_build_leaves_no_staging_folder(signum, tmp_path):
     while _processes_mentioning(str(root)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _processes_mentioning(str(root)) == []
+
+
+def test_two_processes_wanting_one_design_build_it_once(tmp_path):
+    harness, root = tmp_path / "main.cpp", tmp_path / "builds"
+    harness.write_text(PE_MAIN)
+    command = [sys.executable, "-c", BUILD_AND_REPORT, str(harness), str(root)]
+    with (
+        subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as first,
+        subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as second,
+    ):
+        steps = [first.stdout.read().split(), second.stdout.read().split()]
+    assert (first.returncode, second.returncode) == (0, 0)
+    # One built it (generating Verilog, verilating, compiling); the other waited and found it.
+    assert sorted(len(s) > 1 for s in steps) == [False, True]
+    assert sorted(s[-1] for s in steps) == ["built", "cached"]
+    (build,) = root.iterdir()  # the build alone: no staging folder, no lock file
+    assert (build / "harness").exists()
 
 
 def test_a_cached_core_runs_without_generating_verilog(rtl_build_root, monkeypatch):
