@@ -38,6 +38,11 @@ class Board:
         """The ECP5 part on the board (`LFE5U-85F`)."""
         return self.platform_class().device
 
+    @property
+    def oscillator_mhz(self) -> float:
+        """The board's oscillator (its platform's default clock), MHz."""
+        return self.platform_class()().default_clk_frequency / 1e6
+
 
 def _ulx3s(size: str) -> Board:
     return Board(f"ulx3s-{size}f", "amaranth_boards.ulx3s", f"ULX3S_{size}F_Platform", "ulx3s")

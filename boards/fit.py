@@ -165,7 +165,7 @@ def board_config(board: Board, operand_bits: int = 8) -> AccelConfig:
     base = dataclasses.replace(
         _TINY,
         name=board.name,
-        clock_mhz=fastest_clock(_oscillator_mhz(board), BOARD_CLOCK_MHZ),
+        clock_mhz=fastest_clock(board.oscillator_mhz, BOARD_CLOCK_MHZ),
         operand_bits=operand_bits,
         main_memory_bytes=16 * 1024,
         instruction_capacity=1024,
@@ -199,10 +199,6 @@ def board_config(board: Board, operand_bits: int = 8) -> AccelConfig:
             break
         best = grown
     return best
-
-
-def _oscillator_mhz(board: Board) -> float:
-    return board.platform_class()().default_clk_frequency / 1e6
 
 
 def _tiny() -> AccelConfig:

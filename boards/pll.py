@@ -30,6 +30,8 @@ OUTPUT_MHZ = (3.125, 400.0)
 _INPUT_DIVS = range(1, 129)
 _FEEDBACK_DIVS = range(1, 81)
 _OUTPUT_DIVS = range(1, 129)
+# Lattice's tools put the VCO nearest the middle of its range.
+_VCO_MID_MHZ = sum(VCO_MHZ) / 2
 # A clock within this share of the one asked for is taken: the config's cycles are turned
 # into time at `clock_mhz`, so the board must run at it, as closely as its crystal keeps time
 # (50 to 100 ppm).
@@ -61,7 +63,7 @@ class PllSettings:
 def _all_settings(input_mhz: float) -> list[PllSettings]:
     """Every pair of input and feedback dividers the chip allows from `input_mhz`, each with
     the output divider that puts the VCO nearest the middle of its range (Lattice's choice)."""
-    found, mid = [], sum(VCO_MHZ) / 2
+    found = []
     for input_div in _INPUT_DIVS:
         pfd = input_mhz / input_div
         if not PFD_MHZ[0] <= pfd <= PFD_MHZ[1]:
@@ -72,7 +74,7 @@ def _all_settings(input_mhz: float) -> list[PllSettings]:
             low = max(_OUTPUT_DIVS.start, -int(-VCO_MHZ[0] // out))
             high = min(_OUTPUT_DIVS.stop - 1, int(VCO_MHZ[1] // out))
             if low <= high and OUTPUT_MHZ[0] <= out <= OUTPUT_MHZ[1]:
-                output_div = min(range(low, high + 1), key=lambda d: abs(out * d - mid))
+                output_div = min(range(low, high + 1), key=lambda d: abs(out * d - _VCO_MID_MHZ))
                 found.append(PllSettings(input_div, feedback_div, output_div, input_mhz))
     return found
 
@@ -99,8 +101,7 @@ def pll_settings(input_mhz: float, output_mhz: float) -> PllSettings:
             f"oscillator; the nearest clocks it makes are {' or '.join(nearest)}: set the "
             "config's clock_mhz to one of them"
         )
-    mid = sum(VCO_MHZ) / 2
-    return min(exact, key=lambda s: (abs(s.vco_mhz - mid), s.input_div))
+    return min(exact, key=lambda s: (abs(s.vco_mhz - _VCO_MID_MHZ), s.input_div))
 
 
 def fastest_clock(input_mhz: float, limit_mhz: float) -> float:
